@@ -1,0 +1,335 @@
+//! The TOML configuration: types that mirror the file (serde, `deny_unknown_fields`), and validation that
+//! turns them into a [`Plan`] or into errors naming the key, its line and the reason.
+//!
+//! docs/configuration.md documents every key.
+
+mod locate;
+mod plan;
+
+pub use plan::{OpKind, OpPlan, Plan, SinkPlan, SourcePlan, SourceKindPlan, StreamDef, StreamKind, SynthPlan};
+
+use crate::pipeline::Wait;
+use crate::time::{Dur, TimeUnit};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The embedded default job (`ticklane run` without `--config`): a paced synthetic feed, 1 s bars on stdout.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// A configuration error, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {}{reason}", key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file (or `<default>` for the embedded configuration).
+    pub origin: String,
+    /// 1-based line and column of the key (or of what could not be parsed).
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the key, e.g. `window[1].slide` (arrays of tables are indexed from 0).
+    pub key: Option<String>,
+    pub reason: String,
+}
+
+/// Several errors, printed one per line.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigError>),
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default, rename = "window")]
+    pub windows: Vec<WindowConfig>,
+    #[serde(default, rename = "continuous")]
+    pub continuous: Vec<ContinuousConfig>,
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// `[pipeline]`: threads, rings, waiting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Shard worker threads.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// Slots per SPSC ring.
+    #[serde(default = "ring_capacity")]
+    pub ring_capacity: usize,
+    /// How consumers wait on empty rings: "spin", "spin-then-yield", "park".
+    #[serde(default)]
+    pub wait: Wait,
+    /// On SIGINT/SIGTERM, fire every open window (as if the input had ended) instead of leaving them.
+    #[serde(default)]
+    pub fire_on_shutdown: bool,
+    /// Most distinct instruments (or other keys); a record with one more is rejected.
+    #[serde(default = "max_instruments")]
+    pub max_instruments: usize,
+    /// Optional core pinning.
+    #[serde(default)]
+    pub cores: CoresConfig,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            ring_capacity: ring_capacity(),
+            wait: Wait::default(),
+            fire_on_shutdown: false,
+            max_instruments: max_instruments(),
+            cores: CoresConfig::default(),
+        }
+    }
+}
+
+/// `[pipeline.cores]`: which core each thread is pinned to (unlisted threads are not pinned).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoresConfig {
+    /// One core per source, in `[[source]]` order.
+    #[serde(default)]
+    pub sources: Vec<usize>,
+    /// One core per shard worker.
+    #[serde(default)]
+    pub workers: Vec<usize>,
+    pub emitter: Option<usize>,
+    pub metrics: Option<usize>,
+}
+
+/// `[metrics]`: latency histograms and the live line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Histogram interval (live line, interval log).
+    #[serde(default = "one_second")]
+    pub interval: Dur,
+    /// HdrHistogram interval log to write (none by default).
+    pub histogram_log: Option<PathBuf>,
+    /// Print a line of throughput, lag and latency to stderr every interval.
+    #[serde(default = "yes")]
+    pub live: bool,
+    /// Time every n-th event (1 = every event).
+    #[serde(default = "one_u32")]
+    pub latency_sample: u32,
+    /// Print the latency table at exit.
+    #[serde(default = "yes")]
+    pub summary: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    Csv,
+    Jsonl,
+    Synthetic,
+}
+
+/// `[[source]]`. Which keys apply depends on `type` (docs/configuration.md); the others are rejected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: SourceType,
+    /// Files: the path.
+    pub path: Option<PathBuf>,
+    /// Unit of integer timestamps (and of the timestamps in this source's results): s, ms, us, ns.
+    pub ts_unit: Option<TimeUnit>,
+    /// CSV: the first line is a header (default true).
+    pub header: Option<bool>,
+    /// The watermark's bound: `W = max_ts − bound − 1`.
+    #[serde(default)]
+    pub max_out_of_orderness: Dur,
+    /// A partition without events for this long stops holding the watermark back.
+    pub idle_timeout: Option<Dur>,
+    /// Files: replay paced at recorded speed × this factor (absent: as fast as possible).
+    pub speed: Option<f64>,
+    /// JSON lines: field names.
+    pub fields: Option<FieldNames>,
+    /// Name of the stream malformed records go to (default `<name>_rejects`).
+    pub rejects: Option<String>,
+    // --- synthetic ---
+    /// Number of events (0 = unbounded).
+    pub events: Option<u64>,
+    /// Events per second of wall-clock time (0 = unpaced). Paced events carry wall-clock event times.
+    pub rate: Option<u64>,
+    pub instruments: Option<u32>,
+    pub partitions: Option<u32>,
+    /// Unpaced: events per second of event time.
+    pub event_rate: Option<u64>,
+    /// How far behind the newest event a disordered one may be.
+    pub disorder: Option<Dur>,
+    /// Fraction of events displaced by up to `disorder`.
+    pub disorder_fraction: Option<f64>,
+    /// Fraction of very late events (5–120 s behind).
+    pub late_fraction: Option<f64>,
+    pub seed: Option<u64>,
+    /// Zipf exponent of instrument popularity (0 = uniform).
+    pub zipf: Option<f64>,
+    /// Unpaced: first event time, in `ts_unit` since the epoch.
+    pub start: Option<i64>,
+}
+
+/// JSON field names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldNames {
+    #[serde(default = "f_ts")]
+    pub ts: String,
+    #[serde(default = "f_symbol")]
+    pub symbol: String,
+    #[serde(default = "f_price")]
+    pub price: String,
+    #[serde(default = "f_qty")]
+    pub qty: String,
+    #[serde(default = "f_side")]
+    pub side: String,
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        Self { ts: f_ts(), symbol: f_symbol(), price: f_price(), qty: f_qty(), side: f_side() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowType {
+    Tumbling,
+    Sliding,
+    Session,
+}
+
+/// `[[window]]`: a keyed event-time window; its results are the stream `name`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: WindowType,
+    /// Source name (default: every source).
+    pub input: Option<String>,
+    pub size: Option<Dur>,
+    pub slide: Option<Dur>,
+    pub gap: Option<Dur>,
+    pub offset: Option<Dur>,
+    #[serde(default)]
+    pub allowed_lateness: Dur,
+    /// Aggregates to compute and write, in order (default: open, high, low, close, volume, vwap, twap, count).
+    pub aggregates: Option<Vec<String>>,
+    /// Name of the late side output stream (default `<name>_late`).
+    pub late: Option<String>,
+}
+
+/// `[[continuous]]`: per-trade running VWAP and EMA; its results are the stream `name`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuousConfig {
+    pub name: String,
+    pub input: Option<String>,
+    #[serde(default = "one_second")]
+    pub ema_half_life: Dur,
+    /// Length of a trading session: the running VWAP starts again at each session start.
+    pub session_reset: Option<Dur>,
+    /// Where sessions start, from the epoch modulo `session_reset`.
+    pub session_offset: Option<Dur>,
+    /// Name of the stream for trades of an already replaced session (default `<name>_late`).
+    pub late: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkType {
+    Csv,
+    Jsonl,
+    Stdout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+/// `[[sink]]`: where one stream goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    pub stream: String,
+    #[serde(rename = "type")]
+    pub kind: SinkType,
+    pub path: Option<PathBuf>,
+    /// stdout: csv (default) or jsonl.
+    pub format: Option<Format>,
+    /// Columns and their order (default: the stream's schema, docs/formats.md).
+    pub columns: Option<Vec<String>>,
+    /// CSV: write a header line (default true).
+    pub header: Option<bool>,
+}
+
+fn one() -> usize {
+    1
+}
+fn one_u32() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn ring_capacity() -> usize {
+    1 << 16
+}
+fn max_instruments() -> usize {
+    1 << 20
+}
+fn one_second() -> Dur {
+    Dur(1_000_000_000)
+}
+fn f_ts() -> String {
+    "ts".into()
+}
+fn f_symbol() -> String {
+    "symbol".into()
+}
+fn f_price() -> String {
+    "price".into()
+}
+fn f_qty() -> String {
+    "qty".into()
+}
+fn f_side() -> String {
+    "side".into()
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Plan, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses and validates config text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Plan, LoadError> {
+    let cfg: Config = toml::from_str(text).map_err(|e| LoadError::Invalid(vec![locate::from_toml(text, origin, &e)]))?;
+    plan::plan(&cfg).map_err(|errs| {
+        LoadError::Invalid(errs.into_iter().map(|(key, reason)| locate::at_key(text, origin, &key, reason)).collect())
+    })
+}

@@ -1,0 +1,230 @@
+//! Domain types every stage shares: timestamps, fixed-point prices, keys and the events themselves.
+//!
+//! Everything here is `Copy` and fixed-size so events travel through the SPSC rings by value, with no
+//! heap allocation per event. Strings (instrument symbols) never enter the hot path: a source interns them
+//! into dense [`KeyId`]s through [`crate::symbols::Symbols`] and the emitter turns ids back into text.
+
+use std::fmt;
+
+/// Event time or a duration, in integer nanoseconds (since the Unix epoch for instants).
+pub type Nanos = i64;
+
+/// The watermark before any event has been seen (Flink's `Long.MIN_VALUE`).
+pub const WATERMARK_MIN: Nanos = i64::MIN;
+/// The watermark that ends a bounded input: fires every window (Flink's `Long.MAX_VALUE`).
+pub const WATERMARK_MAX: Nanos = i64::MAX;
+
+/// Integer quantity (shares, contracts, lots: whatever the venue counts in).
+pub type Qty = i64;
+
+/// A dense interned key: an instrument, or (for later event kinds) an account or a currency.
+///
+/// Ids are assigned 0, 1, 2 … in order of first appearance, so per-key state can live in a `Vec`
+/// indexed by id.
+pub type KeyId = u32;
+
+/// A fixed-point price: the raw value is the price times [`Price::SCALE`] (10⁹, "nano-units").
+///
+/// 10⁹ represents every tick size in use (equities 10⁻⁴, FX 10⁻⁵, crypto 10⁻⁸) exactly, and still
+/// covers prices up to ±9.2 × 10⁹. Sums of `price × qty` are kept in `i128` ([`Notional`]) so they are
+/// exact too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Price(pub i64);
+
+/// `Σ price × qty` in raw price units (scale 10⁹), exact.
+pub type Notional = i128;
+
+impl Price {
+    /// Raw units per 1.0.
+    pub const SCALE: i64 = 1_000_000_000;
+    /// Number of decimal digits the scale represents.
+    pub const DECIMALS: u32 = 9;
+
+    /// A price from whole units (for tests and examples).
+    pub const fn from_units(units: i64) -> Price {
+        Price(units * Self::SCALE)
+    }
+
+    /// Round `num / den` (both in raw units × something) to the nearest raw unit, halves away from zero.
+    /// Used for VWAP and TWAP, which are ratios of exact sums.
+    pub fn from_ratio(num: i128, den: i128) -> Price {
+        debug_assert!(den > 0);
+        let q = num / den;
+        let r = num % den;
+        let adj = if 2 * r.abs() >= den { num.signum() } else { 0 };
+        Price((q + adj) as i64)
+    }
+
+    /// Writes the exact decimal value with trailing zeros trimmed (`321.5324`, `10`, `-0.5`).
+    pub fn write_to(self, out: &mut Vec<u8>) {
+        write_fixed(self.0 as i128, Self::DECIMALS, out);
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut v = Vec::with_capacity(24);
+        self.write_to(&mut v);
+        f.write_str(std::str::from_utf8(&v).expect("ascii"))
+    }
+}
+
+/// Writes `raw / 10^decimals` as an exact decimal, trimming trailing fractional zeros. No allocation
+/// beyond `out`'s own growth.
+pub fn write_fixed(raw: i128, decimals: u32, out: &mut Vec<u8>) {
+    let scale = 10i128.pow(decimals);
+    if raw < 0 {
+        out.push(b'-');
+    }
+    let abs = raw.unsigned_abs();
+    let int = abs / scale as u128;
+    let mut frac = abs % scale as u128;
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(int).as_bytes());
+    if frac == 0 {
+        return;
+    }
+    let mut digits = decimals;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    out.push(b'.');
+    let s = buf.format(frac);
+    for _ in s.len()..digits as usize {
+        out.push(b'0');
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Aggressor side of a trade, where the venue says it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Side {
+    #[default]
+    Unknown = 0,
+    Buy = 1,
+    Sell = 2,
+}
+
+impl Side {
+    /// The text written by sinks (empty when unknown).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Unknown => "",
+            Side::Buy => "B",
+            Side::Sell => "S",
+        }
+    }
+
+    /// Parses the spellings venues and files use: `B`/`S`, `buy`/`sell`, `1`/`-1` (any case), empty = unknown.
+    pub fn parse(s: &[u8]) -> Option<Side> {
+        match s {
+            b"" => Some(Side::Unknown),
+            b"B" | b"b" | b"1" | b"+1" => Some(Side::Buy),
+            b"S" | b"s" | b"-1" => Some(Side::Sell),
+            _ if s.eq_ignore_ascii_case(b"buy") => Some(Side::Buy),
+            _ if s.eq_ignore_ascii_case(b"sell") => Some(Side::Sell),
+            _ => None,
+        }
+    }
+}
+
+/// One trade print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trade {
+    /// Event time, ns since the epoch.
+    pub ts: Nanos,
+    pub price: Price,
+    pub qty: Qty,
+    /// The source's record index (0-based, per source partition): a file's data-row number, the
+    /// generator's event number. Carried to the late output so a late row can be traced to its input.
+    pub seq: u64,
+    pub instrument: KeyId,
+    pub side: Side,
+}
+
+/// What a stream is keyed (and so sharded) by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyBy {
+    /// The instrument: all state of one instrument lives on one shard.
+    #[default]
+    Instrument,
+}
+
+/// Every kind of event the engine processes.
+///
+/// New kinds (quotes, book deltas, order events keyed by account, reference data, FX rates) are added
+/// here as variants; operators match on the kinds they consume and ignore the rest, so adding a kind does
+/// not touch the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    Trade(Trade),
+}
+
+impl Event {
+    /// Event time.
+    #[inline]
+    pub fn ts(&self) -> Nanos {
+        match self {
+            Event::Trade(t) => t.ts,
+        }
+    }
+
+    /// The key this event is sharded by.
+    #[inline]
+    pub fn key(&self, by: KeyBy) -> KeyId {
+        match (self, by) {
+            (Event::Trade(t), KeyBy::Instrument) => t.instrument,
+        }
+    }
+
+    /// The source's record index.
+    #[inline]
+    pub fn seq(&self) -> u64 {
+        match self {
+            Event::Trade(t) => t.seq,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(p: Price) -> String {
+        p.to_string()
+    }
+
+    #[test]
+    fn price_prints_exactly() {
+        assert_eq!(s(Price(321_532_400_000)), "321.5324");
+        assert_eq!(s(Price(10 * Price::SCALE)), "10");
+        assert_eq!(s(Price(-500_000_000)), "-0.5");
+        assert_eq!(s(Price(1)), "0.000000001");
+        assert_eq!(s(Price(0)), "0");
+    }
+
+    #[test]
+    fn ratio_rounds_half_away_from_zero() {
+        assert_eq!(Price::from_ratio(5, 2), Price(3));
+        assert_eq!(Price::from_ratio(-5, 2), Price(-3));
+        assert_eq!(Price::from_ratio(4, 3), Price(1));
+        assert_eq!(Price::from_ratio(7, 7), Price(1));
+    }
+
+    #[test]
+    fn side_spellings() {
+        assert_eq!(Side::parse(b"BUY"), Some(Side::Buy));
+        assert_eq!(Side::parse(b"-1"), Some(Side::Sell));
+        assert_eq!(Side::parse(b""), Some(Side::Unknown));
+        assert_eq!(Side::parse(b"x"), None);
+    }
+
+    #[test]
+    fn events_are_small_and_copy() {
+        fn is_copy<T: Copy>() {}
+        is_copy::<Event>();
+        assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
+    }
+}

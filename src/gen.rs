@@ -1,0 +1,153 @@
+//! The synthetic trade generator behind `ticklane gen` and the in-process `synthetic` source.
+//!
+//! Deterministic for a seed. Event time follows a clock (given by the caller: a fixed step per event, or
+//! the wall clock when paced); on top of it:
+//! * with probability `disorder_fraction` an event is displaced up to `disorder` behind the clock, so a
+//!   watermark bound of `disorder` covers it (it is never more than `disorder` behind the newest event);
+//! * with probability `late_fraction` it is 5–120 s behind the newest event (very late: for the late
+//!   side output);
+//! * instruments are drawn with Zipf popularity; each has its own price random walk (~5 bp steps, ticks of
+//!   0.0001) and quantities are 1–1000 skewed to small.
+
+use crate::event::{Nanos, Price, Qty, Side};
+
+/// One generated trade (instrument as an index `0..instruments`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenTrade {
+    pub ts: Nanos,
+    pub instrument: u32,
+    pub price: Price,
+    pub qty: Qty,
+    pub side: Side,
+}
+
+/// Generator parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenParams {
+    pub instruments: u32,
+    pub disorder: Nanos,
+    pub disorder_fraction: f64,
+    pub late_fraction: f64,
+    pub zipf: f64,
+    pub seed: u64,
+    /// Timestamps are floored to a multiple of this (the output unit), in ns.
+    pub granularity: Nanos,
+}
+
+/// The generator state.
+pub struct TradeGen {
+    p: GenParams,
+    rng: fastrand::Rng,
+    cdf: Vec<f64>,
+    /// Current price per instrument, in ticks of 0.0001.
+    ticks: Vec<i64>,
+    max_seen: Nanos,
+    first: Nanos,
+}
+
+const TICK: i64 = Price::SCALE / 10_000;
+const LATE_MIN: Nanos = 5_000_000_000;
+const LATE_MAX: Nanos = 120_000_000_000;
+
+impl TradeGen {
+    pub fn new(p: GenParams) -> Self {
+        let mut rng = fastrand::Rng::with_seed(p.seed);
+        let k = p.instruments.max(1) as usize;
+        let w: Vec<f64> = (0..k).map(|i| 1.0 / ((i + 1) as f64).powf(p.zipf)).collect();
+        let total: f64 = w.iter().sum();
+        let mut acc = 0.0;
+        let mut cdf: Vec<f64> = w
+            .iter()
+            .map(|x| {
+                acc += x;
+                acc / total
+            })
+            .collect();
+        *cdf.last_mut().expect("at least one instrument") = 1.0;
+        let ticks = (0..k).map(|_| 100_000 + rng.i64(0..4_900_000)).collect();
+        Self { p, rng, cdf, ticks, max_seen: Nanos::MIN, first: Nanos::MIN }
+    }
+
+    /// The symbol of instrument `i`.
+    pub fn symbol(i: u32) -> String {
+        format!("SYM{i:04}")
+    }
+
+    /// The next trade, its event time derived from `clock` (ns).
+    #[inline]
+    pub fn next(&mut self, clock: Nanos) -> GenTrade {
+        if self.first == Nanos::MIN {
+            self.first = clock;
+        }
+        let u = self.rng.f64();
+        let mut ts = clock;
+        if u < self.p.late_fraction && self.max_seen != Nanos::MIN && self.max_seen - self.first >= LATE_MIN {
+            ts = (self.max_seen - self.rng.i64(LATE_MIN..=LATE_MAX)).max(self.first);
+        } else if u < self.p.late_fraction + self.p.disorder_fraction && self.p.disorder > 0 {
+            // Behind the clock by up to `disorder`, and never further behind the newest event than that.
+            let back = self.rng.i64(0..=self.p.disorder);
+            let floor = self.max_seen.max(clock).saturating_sub(self.p.disorder);
+            ts = (clock - back).max(floor).max(self.first);
+        }
+        let g = self.p.granularity.max(1);
+        ts -= ts.rem_euclid(g);
+        if ts > self.max_seen {
+            self.max_seen = ts;
+        }
+        let s = self.cdf.partition_point(|&c| c < self.rng.f64()).min(self.cdf.len() - 1);
+        let t = &mut self.ticks[s];
+        let vol = (*t / 2000).max(1);
+        *t = (*t + self.rng.i64(-vol..=vol)).max(1);
+        let r = self.rng.f64();
+        let qty = 1 + (r * r * r * 999.0) as i64;
+        let side = if self.rng.bool() { Side::Buy } else { Side::Sell };
+        GenTrade { ts, instrument: s as u32, price: Price(*t * TICK), qty, side }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(seed: u64) -> GenParams {
+        GenParams {
+            instruments: 50,
+            disorder: 2_000_000_000,
+            disorder_fraction: 0.2,
+            late_fraction: 0.01,
+            zipf: 1.0,
+            seed,
+            granularity: 1_000_000,
+        }
+    }
+
+    #[test]
+    fn deterministic_for_a_seed() {
+        let (mut a, mut b) = (TradeGen::new(params(7)), TradeGen::new(params(7)));
+        for i in 0..1000 {
+            assert_eq!(a.next(i * 1_000_000), b.next(i * 1_000_000));
+        }
+    }
+
+    #[test]
+    fn disorder_is_bounded_except_for_the_very_late() {
+        let mut g = TradeGen::new(params(1));
+        let mut max = i64::MIN;
+        let (mut late, mut disordered) = (0, 0);
+        for i in 0..200_000i64 {
+            let t = g.next(1_000_000_000_000 + i * 500_000);
+            assert_eq!(t.ts % 1_000_000, 0, "floored to the granularity");
+            assert!(t.qty >= 1 && t.qty <= 1000 && t.price.0 > 0);
+            if max != i64::MIN && t.ts < max {
+                if max - t.ts > 2_000_000_000 {
+                    assert!(max - t.ts >= LATE_MIN - 1_000_000);
+                    late += 1;
+                } else {
+                    disordered += 1;
+                }
+            }
+            max = max.max(t.ts);
+        }
+        assert!(late > 1000 && disordered > 10_000, "{late} {disordered}");
+    }
+}

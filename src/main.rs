@@ -1,0 +1,255 @@
+//! The `ticklane` command: parses arguments, loads the config, calls the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use ticklane::config::{self, Plan};
+use ticklane::gen::{GenParams, TradeGen};
+use ticklane::metrics::{hdrlog, percentile_table, STAGES};
+use ticklane::time::{parse_duration, TimeUnit};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "ticklane", version, about = "Low-latency event-time stream processor for market data")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a pipeline (the embedded default job without --config).
+    Run {
+        /// The TOML file describing the pipeline.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file: exit 0 if it is valid, else print every error (key, line, reason).
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Write a synthetic trade file (CSV: ts,symbol,price,qty,side).
+    Gen {
+        /// Output file ("-" for stdout).
+        #[arg(long, short, default_value = "trades.csv")]
+        out: PathBuf,
+        /// Number of trades.
+        #[arg(long, short = 'n', default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1000)]
+        instruments: u32,
+        /// Event-time span of the whole file (default: 2,000 trades per second of event time).
+        #[arg(long)]
+        span: Option<String>,
+        /// First timestamp, in --unit since the epoch.
+        #[arg(long, default_value_t = 1_700_000_000_000)]
+        start: i64,
+        /// How far behind the newest trade a disordered trade may be.
+        #[arg(long, default_value = "2s")]
+        disorder: String,
+        /// Fraction of trades displaced by up to --disorder.
+        #[arg(long, default_value_t = 0.2)]
+        disorder_fraction: f64,
+        /// Fraction of very late trades (5–120 s behind).
+        #[arg(long, default_value_t = 0.001)]
+        late_fraction: f64,
+        /// Zipf exponent of instrument popularity (0 = uniform).
+        #[arg(long, default_value_t = 1.0)]
+        zipf: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Timestamp unit: s, ms, us, ns.
+        #[arg(long, default_value = "ms")]
+        unit: String,
+    },
+    /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log.
+    Stats {
+        /// The log (metrics.histogram_log).
+        file: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.cmd.unwrap_or(Cmd::Run { config: None }) {
+        Cmd::Run { config } => run(config),
+        Cmd::Check { config } => check(&config),
+        Cmd::Gen { out, events, instruments, span, start, disorder, disorder_fraction, late_fraction, zipf, seed, unit } => gen(GenArgs {
+            out,
+            events,
+            instruments,
+            span,
+            start,
+            disorder,
+            disorder_fraction,
+            late_fraction,
+            zipf,
+            seed,
+            unit,
+        }),
+        Cmd::Stats { file } => stats(&file),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Plan> {
+    match path {
+        Some(p) => config::load(p).map_err(|e| anyhow::anyhow!("{e}")),
+        None => config::parse(config::DEFAULT_TOML, "<default>").map_err(|e| anyhow::anyhow!("{e}")),
+    }
+}
+
+fn check(path: &PathBuf) -> Result<()> {
+    let plan = load(Some(path))?;
+    println!(
+        "{}: ok ({} source{}, {} operator{}, {} sink{}, {} worker{})",
+        path.display(),
+        plan.sources.len(),
+        if plan.sources.len() == 1 { "" } else { "s" },
+        plan.operators.len(),
+        if plan.operators.len() == 1 { "" } else { "s" },
+        plan.sinks.len(),
+        if plan.sinks.len() == 1 { "" } else { "s" },
+        plan.pipeline.workers,
+        if plan.pipeline.workers == 1 { "" } else { "s" },
+    );
+    Ok(())
+}
+
+fn run(path: Option<PathBuf>) -> Result<()> {
+    let plan = load(path.as_ref())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while draining exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let out = ticklane::pipeline::run(&plan, stop.clone())?;
+    let m = &out.metrics;
+    let secs = out.elapsed.as_secs_f64();
+    let events = m.events_in();
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "\nticklane: {} events in {:.2} s ({:.0} events/s){}; {} rows out, {} late, {} rejected",
+        events,
+        secs,
+        events as f64 / secs.max(1e-9),
+        if out.stopped { ", stopped by signal" } else { "" },
+        m.rows_out(),
+        m.late(),
+        m.rejects()
+    )?;
+    for (name, rows) in m.stream_names.iter().zip(&m.stream_rows) {
+        let n = rows.load(Ordering::Relaxed);
+        if n > 0 {
+            writeln!(err, "  {name:<24} {n:>12} rows")?;
+        }
+    }
+    let blocked: u64 = m.sources.iter().map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed)).sum::<u64>()
+        + m.shards.iter().map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed)).sum::<u64>();
+    let waits: u64 = m.sources.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>()
+        + m.shards.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>();
+    writeln!(err, "  backpressure: {waits} full-ring waits, {:.3} s blocked", blocked as f64 / 1e9)?;
+    if plan.metrics.summary {
+        let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES.iter().copied().zip(out.hists.0.iter()).collect();
+        writeln!(err, "\nlatency (sampled every {} event{}):", plan.metrics.latency_sample, if plan.metrics.latency_sample == 1 { "" } else { "s" })?;
+        write!(err, "{}", percentile_table(&rows))?;
+    }
+    Ok(())
+}
+
+struct GenArgs {
+    out: PathBuf,
+    events: u64,
+    instruments: u32,
+    span: Option<String>,
+    start: i64,
+    disorder: String,
+    disorder_fraction: f64,
+    late_fraction: f64,
+    zipf: f64,
+    seed: u64,
+    unit: String,
+}
+
+fn gen(a: GenArgs) -> Result<()> {
+    let unit: TimeUnit = serde_json::from_value(serde_json::Value::String(a.unit.clone())).map_err(|_| anyhow::anyhow!("--unit must be s, ms, us or ns, not `{}`", a.unit))?;
+    let disorder = parse_duration(&a.disorder).map_err(|e| anyhow::anyhow!("--disorder: {e}"))?;
+    let span = match &a.span {
+        Some(s) => parse_duration(s).map_err(|e| anyhow::anyhow!("--span: {e}"))?,
+        None => (a.events as i64 / 2).max(1) * 1_000_000,
+    };
+    if a.instruments == 0 {
+        bail!("--instruments must be at least 1");
+    }
+    for (name, f) in [("--disorder-fraction", a.disorder_fraction), ("--late-fraction", a.late_fraction)] {
+        if !(0.0..=1.0).contains(&f) {
+            bail!("{name} must be between 0 and 1");
+        }
+    }
+    let start = unit.to_nanos(a.start).context("--start does not fit in i64 nanoseconds")?;
+    let mut g = TradeGen::new(GenParams {
+        instruments: a.instruments,
+        disorder,
+        disorder_fraction: a.disorder_fraction,
+        late_fraction: a.late_fraction,
+        zipf: a.zipf,
+        seed: a.seed,
+        granularity: unit.nanos(),
+    });
+    let symbols: Vec<String> = (0..a.instruments).map(TradeGen::symbol).collect();
+    let sink: Box<dyn Write> = if a.out.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?)
+    };
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, sink);
+    writeln!(w, "ts,symbol,price,qty,side")?;
+    let mut line = Vec::with_capacity(64);
+    let mut ib = itoa::Buffer::new();
+    for i in 0..a.events {
+        let clock = start + (i as i128 * span as i128 / a.events.max(1) as i128) as i64;
+        let t = g.next(clock);
+        line.clear();
+        line.extend_from_slice(ib.format(unit.from_nanos(t.ts)).as_bytes());
+        line.push(b',');
+        line.extend_from_slice(symbols[t.instrument as usize].as_bytes());
+        line.push(b',');
+        t.price.write_to(&mut line);
+        line.push(b',');
+        line.extend_from_slice(ib.format(t.qty).as_bytes());
+        line.push(b',');
+        line.extend_from_slice(t.side.as_str().as_bytes());
+        line.push(b'\n');
+        w.write_all(&line)?;
+    }
+    w.flush()?;
+    if a.out.as_os_str() != "-" {
+        eprintln!("wrote {} trades of {} instruments to {}", a.events, a.instruments, a.out.display());
+    }
+    Ok(())
+}
+
+fn stats(file: &PathBuf) -> Result<()> {
+    let hists = hdrlog::read_log(file)?;
+    if hists.is_empty() {
+        bail!("{}: no histograms in this log", file.display());
+    }
+    let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = hists.iter().map(|(t, h)| (if t.is_empty() { "(untagged)" } else { t.as_str() }, h)).collect();
+    print!("{}", percentile_table(&rows));
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Metrics: latency histograms recorded per thread without locks or allocation, counters, and the thread
+//! that merges them, writes the HdrHistogram interval log and prints the live line and the summary.
+//!
+//! Each hot thread records into its own [`Hists`] through a [`LatencyRecorder`]. Once per interval the
+//! metrics thread bumps an epoch; a recorder that sees the new epoch hands its full histograms over an SPSC
+//! ring and takes a cleared set from a second ring. Recording is an array increment; rotating is two ring
+//! operations. Nothing is allocated after start-up and no thread ever waits for another.
+
+pub mod hdrlog;
+mod report;
+
+pub use report::{percentile_table, Report};
+
+use crate::event::Nanos;
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The latency stages, in pipeline order. The names are the interval log's tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Stage {
+    /// Source hands the event to its shard ring → the shard takes it.
+    IngestToShard = 0,
+    /// The shard's processing of one event (all operators).
+    Shard = 1,
+    /// The shard emits a result → the emitter has written it to its sinks.
+    ShardToSink = 2,
+    /// Source → result written to the sinks (for results, the event that caused them).
+    EndToEnd = 3,
+}
+
+pub const STAGES: [&str; 4] = ["ingest_to_shard", "shard", "shard_to_sink", "end_to_end"];
+
+/// Latencies above this (60 s) are recorded as this.
+pub const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds")
+}
+
+/// One histogram per stage.
+pub struct Hists(pub [Histogram<u64>; 4]);
+
+impl Hists {
+    pub fn new() -> Box<Hists> {
+        Box::new(Hists(std::array::from_fn(|_| new_histogram())))
+    }
+
+    pub fn add(&mut self, o: &Hists) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            a.add(b).expect("same bounds");
+        }
+    }
+
+    pub fn reset(&mut self) {
+        for h in &mut self.0 {
+            h.reset();
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|h| h.is_empty())
+    }
+}
+
+/// A thread's end of the histogram exchange.
+pub struct LatencyRecorder {
+    cur: Option<Box<Hists>>,
+    full: rtrb::Producer<Box<Hists>>,
+    free: rtrb::Consumer<Box<Hists>>,
+    epoch: Arc<CachePadded<AtomicU64>>,
+    seen: u64,
+}
+
+impl LatencyRecorder {
+    #[inline]
+    pub fn record(&mut self, stage: Stage, ns: u64) {
+        if let Some(h) = &mut self.cur {
+            h.0[stage as usize].saturating_record(ns.max(1));
+        }
+    }
+
+    /// Hands the histograms over if the metrics thread started a new interval. Call it often (it is one
+    /// relaxed load when nothing is due).
+    #[inline]
+    pub fn tick(&mut self) {
+        let e = self.epoch.load(Ordering::Relaxed);
+        if e != self.seen {
+            self.rotate(e);
+        }
+    }
+
+    #[cold]
+    fn rotate(&mut self, e: u64) {
+        if let Ok(fresh) = self.free.pop() {
+            let full = self.cur.replace(fresh).expect("recorder has histograms");
+            if let Err(rtrb::PushError::Full(h)) = self.full.push(full) {
+                // Cannot happen: there are as many slots as histogram sets. Keep recording into it.
+                self.cur = Some(h);
+            }
+            self.seen = e;
+        }
+        // No free set yet (the metrics thread is behind): keep recording, try again next tick.
+    }
+
+    /// Hands over what was recorded since the last rotation (at thread exit).
+    pub fn finish(mut self) {
+        if let Some(h) = self.cur.take() {
+            let _ = self.full.push(h);
+        }
+    }
+}
+
+struct Slot {
+    full: rtrb::Consumer<Box<Hists>>,
+    free: rtrb::Producer<Box<Hists>>,
+}
+
+/// The metrics thread's end: hands out recorders and collects their histograms.
+pub struct LatencyHub {
+    epoch: Arc<CachePadded<AtomicU64>>,
+    slots: Vec<Slot>,
+}
+
+impl Default for LatencyHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyHub {
+    pub fn new() -> Self {
+        Self { epoch: Arc::new(CachePadded::new(AtomicU64::new(0))), slots: Vec::new() }
+    }
+
+    /// A recorder for one thread, with its histogram sets allocated now.
+    pub fn recorder(&mut self) -> LatencyRecorder {
+        const SETS: usize = 3;
+        let (full_tx, full_rx) = rtrb::RingBuffer::new(SETS);
+        let (mut free_tx, free_rx) = rtrb::RingBuffer::new(SETS);
+        for _ in 0..SETS - 1 {
+            free_tx.push(Hists::new()).ok().expect("ring has room");
+        }
+        self.slots.push(Slot { full: full_rx, free: free_tx });
+        LatencyRecorder { cur: Some(Hists::new()), full: full_tx, free: free_rx, epoch: self.epoch.clone(), seen: 0 }
+    }
+
+    /// Starts a new interval: recorders hand over at their next tick.
+    pub fn next_interval(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds every histogram set handed over so far into `into`, and gives the sets back cleared.
+    pub fn collect(&mut self, into: &mut Hists) {
+        for s in &mut self.slots {
+            while let Ok(mut h) = s.full.pop() {
+                into.add(&h);
+                h.reset();
+                let _ = s.free.push(h);
+            }
+        }
+    }
+}
+
+/// Adds `n` to a counter that only the calling thread writes (no locked read-modify-write).
+#[inline]
+pub fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Backpressure seen by a ring producer.
+#[derive(Debug, Default)]
+pub struct Backpressure {
+    /// Pushes that found the ring full.
+    pub full_waits: AtomicU64,
+    /// Time spent waiting for room, ns.
+    pub blocked_ns: AtomicU64,
+}
+
+/// Counters of one source.
+#[derive(Debug, Default)]
+pub struct SourceMetrics {
+    pub name: String,
+    pub events: AtomicU64,
+    pub rejects: AtomicU64,
+    pub backpressure: Backpressure,
+    pub partitions: Vec<PartitionMetrics>,
+    pub done: AtomicBool,
+}
+
+/// Watermark of one source partition.
+#[derive(Debug)]
+pub struct PartitionMetrics {
+    pub watermark: AtomicI64,
+    pub idle: AtomicBool,
+}
+
+impl Default for PartitionMetrics {
+    fn default() -> Self {
+        Self { watermark: AtomicI64::new(Nanos::MIN), idle: AtomicBool::new(false) }
+    }
+}
+
+/// Counters of one shard.
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    pub events: AtomicU64,
+    pub outputs: AtomicU64,
+    pub late: AtomicU64,
+    pub watermark: AtomicI64,
+    pub open_windows: AtomicU64,
+    pub backpressure: Backpressure,
+}
+
+/// Counters of the emitter.
+#[derive(Debug, Default)]
+pub struct EmitterMetrics {
+    pub rows: AtomicU64,
+    pub rejects: AtomicU64,
+    /// Records of streams no sink takes (counted, not written).
+    pub unrouted: AtomicU64,
+}
+
+/// All counters of a running pipeline, shared with the metrics thread.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub sources: Vec<CachePadded<SourceMetrics>>,
+    pub shards: Vec<CachePadded<ShardMetrics>>,
+    pub emitter: CachePadded<EmitterMetrics>,
+    /// Rows written per output stream, by stream id.
+    pub stream_rows: Vec<AtomicU64>,
+    pub stream_names: Vec<String>,
+}
+
+impl Metrics {
+    pub fn events_in(&self) -> u64 {
+        self.sources.iter().map(|s| s.events.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn rejects(&self) -> u64 {
+        self.sources.iter().map(|s| s.rejects.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn late(&self) -> u64 {
+        self.shards.iter().map(|s| s.late.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn rows_out(&self) -> u64 {
+        self.emitter.rows.load(Ordering::Relaxed)
+    }
+
+    /// The lowest watermark over all source partitions that are not idle.
+    pub fn min_watermark(&self) -> Option<Nanos> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.partitions.iter())
+            .filter(|p| !p.idle.load(Ordering::Relaxed))
+            .map(|p| p.watermark.load(Ordering::Relaxed))
+            .filter(|&w| w != Nanos::MIN)
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorder_hands_over_on_new_interval() {
+        let mut hub = LatencyHub::new();
+        let mut r = hub.recorder();
+        r.record(Stage::Shard, 100);
+        r.tick();
+        let mut into = Hists::new();
+        hub.collect(&mut into);
+        assert!(into.is_empty(), "nothing handed over before the interval ends");
+        hub.next_interval();
+        r.tick();
+        r.record(Stage::Shard, 200);
+        hub.collect(&mut into);
+        assert_eq!(into.0[Stage::Shard as usize].len(), 1);
+        r.finish();
+        hub.collect(&mut into);
+        assert_eq!(into.0[Stage::Shard as usize].len(), 2);
+    }
+
+    #[test]
+    fn recorder_survives_a_slow_metrics_thread() {
+        let mut hub = LatencyHub::new();
+        let mut r = hub.recorder();
+        for i in 0..10 {
+            hub.next_interval();
+            r.tick();
+            r.record(Stage::EndToEnd, 10 + i);
+        }
+        let mut into = Hists::new();
+        r.finish();
+        hub.collect(&mut into);
+        assert_eq!(into.0[Stage::EndToEnd as usize].len(), 10, "nothing lost");
+    }
+}

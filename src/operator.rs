@@ -1,0 +1,22 @@
+//! The operator interface a shard drives: events in key order per key, watermarks in between.
+
+use crate::event::{Event, Nanos};
+use crate::record::Collector;
+
+/// A keyed, event-time operator living on one shard (windows, continuous aggregates; later books,
+/// enrichment and pattern detection). It owns the state of the keys routed to its shard and nothing else.
+///
+/// The shard calls [`Operator::on_watermark`] whenever the watermark advances and then [`Operator::on_event`]
+/// for each event, so an event is judged against the watermark made by the events before it. Operators
+/// ignore the event kinds they do not consume.
+pub trait Operator: Send {
+    /// Processes one event. `arrival` increases by one per event on this shard: it breaks ties between equal
+    /// timestamps by arrival order.
+    fn on_event(&mut self, ev: &Event, arrival: u64, out: &mut dyn Collector);
+
+    /// The watermark advanced to `wm`: fire what is due, purge what is expired.
+    fn on_watermark(&mut self, wm: Nanos, out: &mut dyn Collector);
+
+    /// Number of open windows (or keys with state), for metrics.
+    fn open_state(&self) -> usize;
+}

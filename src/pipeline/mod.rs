@@ -1,0 +1,343 @@
+//! The threaded pipeline: sources → N shard workers → one emitter → sinks, connected by SPSC rings; plus a
+//! metrics thread. Builds it from a [`Plan`], runs it to the end of its input (or a stop signal) and
+//! reports what happened.
+//!
+//! Data flows one way. Each source has a ring to every shard (an event goes to the shard that owns its
+//! key; watermarks go to all) and a ring of rejects to the emitter; each shard has a ring to the emitter.
+//! Shutdown flows the same way: a source that finishes sends end-of-input down its rings, a shard finishes
+//! when all its inputs have, the emitter when all shards and sources have. A thread that fails drops its
+//! rings; the threads next to it see that and wind down, and the first error is reported.
+
+mod emitter;
+pub mod ring;
+mod shard;
+
+pub use ring::{Disconnected, Doorbell, Idler, Sender, Wait};
+
+use crate::config::{OpKind, Plan, SourceKindPlan, StreamKind};
+use crate::continuous::Continuous;
+use crate::event::{Event, Nanos};
+use crate::metrics::hdrlog::IntervalLog;
+use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics};
+use crate::operator::Operator;
+use crate::record::{Record, RejectRow, StreamId};
+use crate::sink::{Sink, TextSink};
+use crate::source::{CsvSource, JsonlSource, Poll, Source, SourceOut, SyntheticSource};
+use crate::symbols::{Interner, SymbolCache, Symbols};
+use crate::time::watermark::PartitionWatermarks;
+use crate::window::{AlignedWindows, SessionWindows, WindowKind};
+use anyhow::Context;
+use crossbeam_utils::CachePadded;
+use shard::{OpSlot, ShardWorker};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Source → shard.
+#[derive(Debug, Clone, Copy)]
+pub enum ShardMsg {
+    /// An event, with the watermark of its source before it (what it is judged against) and its ingest
+    /// time (monotonic ns; 0 = not timed).
+    Event { ev: Event, wm: Nanos, t0: u64 },
+    /// Watermark progress (or idleness) of the source.
+    Watermark { wm: Nanos, idle: bool },
+    /// The source has ended.
+    End,
+}
+
+/// Shard → emitter.
+#[derive(Debug, Clone, Copy)]
+pub enum EmitMsg {
+    /// A result: its stream, the ingest time of the event that caused it and when the shard emitted it.
+    Out { stream: StreamId, rec: Record, t0: u64, t1: u64 },
+    End,
+}
+
+/// Source → emitter: malformed input records.
+#[derive(Debug, Clone, Copy)]
+pub enum RejectMsg {
+    Row(RejectRow),
+    End,
+}
+
+/// What a run did.
+pub struct RunOutcome {
+    pub elapsed: Duration,
+    pub metrics: Arc<Metrics>,
+    /// Latency histograms over the whole run.
+    pub hists: Box<Hists>,
+    /// Stopped by a signal rather than by the end of the input.
+    pub stopped: bool,
+}
+
+impl RunOutcome {
+    pub fn events_in(&self) -> u64 {
+        self.metrics.events_in()
+    }
+}
+
+fn pin(core: Option<usize>, what: &str) {
+    if let Some(id) = core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+            tracing::warn!(core = id, thread = what, "could not pin thread to core");
+        }
+    }
+}
+
+fn build_operators(plan: &Plan) -> Vec<OpSlot> {
+    plan.operators
+        .iter()
+        .map(|o| {
+            let op: Box<dyn Operator> = match &o.kind {
+                OpKind::Window(spec) => match spec.kind {
+                    WindowKind::Session { .. } => Box::new(SessionWindows::new(spec, o.stream, o.late_stream)),
+                    _ => Box::new(AlignedWindows::new(spec, o.stream, o.late_stream)),
+                },
+                OpKind::Continuous { half_life, reset } => Box::new(Continuous::new(*half_life, *reset, o.stream, o.late_stream)),
+            };
+            OpSlot { op, inputs: o.inputs }
+        })
+        .collect()
+}
+
+fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<Box<dyn Source>> {
+    let s = &plan.sources[i];
+    let mut interner = Interner::new(symbols.clone(), plan.pipeline.max_instruments);
+    Ok(match &s.kind {
+        SourceKindPlan::Csv { path, header, speed } => Box::new(CsvSource::open(&s.name, path, *header, s.unit, interner, *speed)?),
+        SourceKindPlan::Jsonl { path, fields, speed } => Box::new(JsonlSource::open(&s.name, path, fields, s.unit, interner, *speed)?),
+        SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
+    })
+}
+
+/// Runs a source until its input ends, `stop` is set, or the pipeline breaks.
+fn run_source(mut src: Box<dyn Source>, mut out: SourceOut, stop: &AtomicBool, fire_on_shutdown: bool) -> anyhow::Result<()> {
+    let mut polls = 0u32;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            out.finish(fire_on_shutdown)?;
+            return Ok(());
+        }
+        let p = match src.poll(&mut out) {
+            Ok(p) => p,
+            Err(e) => {
+                // Stop everything else; the shards see this source's rings dropped.
+                stop.store(true, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        };
+        polls = polls.wrapping_add(1);
+        match p {
+            Poll::Done => {
+                out.tick(crate::time::mono_now())?;
+                out.finish(true)?;
+                return Ok(());
+            }
+            Poll::Idle => out.tick(crate::time::mono_now())?,
+            Poll::More => {
+                if polls % 64 == 0 {
+                    out.tick(crate::time::mono_now())?;
+                }
+            }
+        }
+    }
+}
+
+/// Builds the pipeline of `plan` and runs it until its input ends or `stop` is set (SIGINT/SIGTERM).
+pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
+    crate::time::init_clock();
+    let started = Instant::now();
+    let p = &plan.pipeline;
+    let n_shards = p.workers;
+    let n_sources = plan.sources.len();
+    let symbols = Symbols::new();
+
+    // Open everything that can fail on the user's input before starting any thread.
+    let mut sources = Vec::with_capacity(n_sources);
+    for i in 0..n_sources {
+        sources.push(open_source(plan, i, &symbols)?);
+    }
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
+    for sp in &plan.sinks {
+        let def = &plan.streams[sp.stream as usize];
+        let sink = TextSink::open(sp, def).with_context(|| format!("opening the sink of stream `{}`", def.name))?;
+        routes[sp.stream as usize].push(sinks.len());
+        sinks.push(Box::new(sink));
+    }
+    let mut log = match &plan.metrics.histogram_log {
+        Some(path) => Some(IntervalLog::create(path, SystemTime::now()).with_context(|| format!("creating histogram log {}", path.display()))?),
+        None => None,
+    };
+
+    let metrics = Arc::new(Metrics {
+        sources: sources
+            .iter()
+            .zip(&plan.sources)
+            .map(|(s, sp)| {
+                CachePadded::new(SourceMetrics {
+                    name: sp.name.clone(),
+                    partitions: (0..s.partitions()).map(|_| PartitionMetrics::default()).collect(),
+                    ..Default::default()
+                })
+            })
+            .collect(),
+        shards: (0..n_shards).map(|_| CachePadded::new(ShardMetrics::default())).collect(),
+        emitter: Default::default(),
+        stream_rows: plan.streams.iter().map(|_| AtomicU64::new(0)).collect(),
+        stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
+    });
+
+    // Rings. Doorbells only when consumers park.
+    let park = p.wait == Wait::Park;
+    let bell = || park.then(Doorbell::new);
+    let shard_bells: Vec<Option<Arc<Doorbell>>> = (0..n_shards).map(|_| bell()).collect();
+    let emitter_bell = bell();
+    let cap = p.ring_capacity;
+    let mut shard_inputs: Vec<Vec<rtrb::Consumer<ShardMsg>>> = (0..n_shards).map(|_| Vec::new()).collect();
+    let mut source_outs = Vec::with_capacity(n_sources);
+    let mut reject_rings = Vec::with_capacity(n_sources);
+    for (i, src) in sources.iter().enumerate() {
+        let mut txs = Vec::with_capacity(n_shards);
+        for (s, inputs) in shard_inputs.iter_mut().enumerate() {
+            let (tx, rx) = rtrb::RingBuffer::new(cap);
+            txs.push(Sender::new(tx, shard_bells[s].clone()));
+            inputs.push(rx);
+        }
+        let (rtx, rrx) = rtrb::RingBuffer::new(1024);
+        reject_rings.push((rrx, plan.sources[i].reject_stream));
+        let sp = &plan.sources[i];
+        let wms = PartitionWatermarks::new(src.partitions(), sp.bound, sp.idle_timeout);
+        source_outs.push(SourceOut::new(
+            i,
+            sp.name.clone(),
+            txs,
+            Sender::new(rtx, emitter_bell.clone()),
+            wms,
+            plan.metrics.latency_sample,
+            metrics.clone(),
+        ));
+    }
+    let mut emit_rx = Vec::with_capacity(n_shards);
+    let mut emit_tx = Vec::with_capacity(n_shards);
+    for _ in 0..n_shards {
+        let (tx, rx) = rtrb::RingBuffer::new(cap);
+        emit_tx.push(Sender::new(tx, emitter_bell.clone()));
+        emit_rx.push(rx);
+    }
+
+    let mut hub = LatencyHub::new();
+    let cores = &p.cores;
+    let mut handles: Vec<(String, std::thread::JoinHandle<anyhow::Result<()>>)> = Vec::new();
+    let spawn = |name: String, f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| -> anyhow::Result<(String, std::thread::JoinHandle<anyhow::Result<()>>)> {
+        let h = std::thread::Builder::new().name(name.clone()).spawn(f).with_context(|| format!("spawning thread {name}"))?;
+        Ok((name, h))
+    };
+
+    // Emitter.
+    let emitter = emitter::Emitter {
+        shards: emit_rx,
+        rejects: reject_rings,
+        sinks,
+        routes,
+        stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
+        symbols: SymbolCache::new(symbols.clone()),
+        idler: Idler::new(p.wait, None),
+        recorder: hub.recorder(),
+        metrics: metrics.clone(),
+    };
+    let core = cores.emitter;
+    let wait = p.wait;
+    handles.push(spawn(
+        "tl-emitter".into(),
+        Box::new(move || {
+            pin(core, "emitter");
+            let e = emitter::Emitter { idler: Idler::new(wait, emitter_bell), ..emitter };
+            e.run().map_err(anyhow::Error::from)
+        }),
+    )?);
+
+    // Shards.
+    for (id, (inputs, tx)) in shard_inputs.into_iter().zip(emit_tx).enumerate() {
+        let ops = build_operators(plan);
+        let recorder = hub.recorder();
+        let m = metrics.clone();
+        let bell = shard_bells[id].clone();
+        let core = cores.workers.get(id).copied();
+        handles.push(spawn(
+            format!("tl-shard-{id}"),
+            Box::new(move || {
+                pin(core, "shard");
+                let w = ShardWorker::new(id, inputs, ops, tx, Idler::new(wait, bell), recorder, m);
+                w.run().map_err(anyhow::Error::from)
+            }),
+        )?);
+    }
+
+    // Sources.
+    for (i, (src, out)) in sources.into_iter().zip(source_outs).enumerate() {
+        let stop = stop.clone();
+        let fire = p.fire_on_shutdown;
+        let core = cores.sources.get(i).copied();
+        handles.push(spawn(
+            format!("tl-source-{}", plan.sources[i].name),
+            Box::new(move || {
+                pin(core, "source");
+                run_source(src, out, &stop, fire)
+            }),
+        )?);
+    }
+
+    // Metrics.
+    let metrics_stop = Arc::new(AtomicBool::new(false));
+    let report = Report {
+        hub,
+        metrics: metrics.clone(),
+        log: log.take(),
+        interval: Duration::from_nanos(plan.metrics.interval.0 as u64),
+        live: plan.metrics.live,
+        total: Hists::new(),
+    };
+    let ms = metrics_stop.clone();
+    let mcore = cores.metrics;
+    let metrics_thread = std::thread::Builder::new()
+        .name("tl-metrics".into())
+        .spawn(move || {
+            pin(mcore, "metrics");
+            report.run(&ms)
+        })
+        .context("spawning the metrics thread")?;
+
+    // Join in reverse order of the data flow's start: sources finish first, the emitter last.
+    let mut errors: Vec<anyhow::Error> = Vec::new();
+    for (name, h) in handles.into_iter().rev() {
+        let res = h.join().unwrap_or_else(|panic| {
+            let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            Err(anyhow::anyhow!("thread {name} panicked: {msg}"))
+        });
+        if let Err(e) = res {
+            stop.store(true, Ordering::Relaxed);
+            errors.push(e);
+        }
+    }
+    metrics_stop.store(true, Ordering::Release);
+    let (hists, _log) = metrics_thread.join().map_err(|_| anyhow::anyhow!("metrics thread panicked"))?;
+    if !errors.is_empty() {
+        // A failing sink or shard makes the threads upstream of it fail with "stopped": report the cause.
+        let consequence = |e: &anyhow::Error| {
+            e.chain().any(|c| c.is::<shard::EmitterGone>() || matches!(c.downcast_ref::<crate::source::SourceError>(), Some(crate::source::SourceError::Disconnected(_))))
+        };
+        let root = errors.iter().position(|e| !consequence(e)).unwrap_or(0);
+        return Err(errors.swap_remove(root));
+    }
+    let unrouted = metrics.emitter.unrouted.load(Ordering::Relaxed);
+    if unrouted > 0 {
+        for (i, def) in plan.streams.iter().enumerate() {
+            let n = metrics.stream_rows[i].load(Ordering::Relaxed);
+            if n > 0 && !plan.sinks.iter().any(|s| s.stream as usize == i) && def.kind != StreamKind::Reject {
+                tracing::warn!(stream = %def.name, records = n, "records of a stream with no [[sink]] were counted but not written");
+            }
+        }
+    }
+    Ok(RunOutcome { elapsed: started.elapsed(), metrics, hists, stopped: stop.load(Ordering::Relaxed) })
+}

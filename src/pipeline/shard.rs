@@ -1,0 +1,179 @@
+//! A shard worker: owns the state of the keys hashed to it, drives its operators with events and
+//! watermarks, and pushes their results to the emitter.
+
+use super::ring::{Idler, Sender};
+use super::{EmitMsg, ShardMsg};
+use crate::event::Nanos;
+use crate::metrics::{LatencyRecorder, Metrics, Stage};
+use crate::operator::Operator;
+use crate::record::{Collector, Record, StreamId};
+use crate::time::mono_now;
+use crate::time::watermark::Frontier;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// An operator and the sources (bit i = input ring i) it consumes.
+pub struct OpSlot {
+    pub op: Box<dyn Operator>,
+    pub inputs: u64,
+}
+
+/// The shard's side of the ring to the emitter, as operators see it.
+struct Out {
+    tx: Sender<EmitMsg>,
+    /// Ingest time of the event (or watermark) being processed; 0 if not timed.
+    t0: u64,
+    outputs: u64,
+    late: u64,
+    broken: bool,
+}
+
+impl Collector for Out {
+    #[inline]
+    fn emit(&mut self, stream: StreamId, rec: Record) {
+        let t1 = if self.t0 != 0 { mono_now() } else { 0 };
+        if matches!(rec, Record::Late(_)) {
+            self.late += 1;
+        }
+        self.outputs += 1;
+        if self.tx.send(EmitMsg::Out { stream, rec, t0: self.t0, t1 }).is_err() {
+            self.broken = true;
+        }
+    }
+}
+
+/// Messages taken from one input ring before looking at the next.
+const BATCH: usize = 256;
+
+pub struct ShardWorker {
+    pub id: usize,
+    inputs: Vec<rtrb::Consumer<ShardMsg>>,
+    ended: Vec<bool>,
+    frontier: Frontier,
+    ops: Vec<OpSlot>,
+    out: Out,
+    idler: Idler,
+    recorder: LatencyRecorder,
+    metrics: Arc<Metrics>,
+    arrival: u64,
+}
+
+/// The emitter stopped (its error is reported by its own thread).
+#[derive(Debug, thiserror::Error)]
+#[error("shard {0}: the emitter stopped")]
+pub struct EmitterGone(pub usize);
+
+impl ShardWorker {
+    pub fn new(
+        id: usize,
+        inputs: Vec<rtrb::Consumer<ShardMsg>>,
+        ops: Vec<OpSlot>,
+        tx: Sender<EmitMsg>,
+        idler: Idler,
+        recorder: LatencyRecorder,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let n = inputs.len();
+        Self {
+            id,
+            inputs,
+            ended: vec![false; n],
+            frontier: Frontier::new(n),
+            ops,
+            out: Out { tx, t0: 0, outputs: 0, late: 0, broken: false },
+            idler,
+            recorder,
+            metrics,
+            arrival: 0,
+        }
+    }
+
+    /// Runs until every input has ended, then tells the emitter.
+    pub fn run(mut self) -> Result<(), EmitterGone> {
+        let mut events = 0u64;
+        loop {
+            let mut got = false;
+            for i in 0..self.inputs.len() {
+                if self.ended[i] {
+                    continue;
+                }
+                for _ in 0..BATCH {
+                    let Ok(msg) = self.inputs[i].pop() else {
+                        if self.inputs[i].is_abandoned() && self.inputs[i].is_empty() {
+                            // The source thread is gone without saying goodbye (it failed): stop waiting for it.
+                            self.ended[i] = true;
+                        }
+                        break;
+                    };
+                    got = true;
+                    match msg {
+                        ShardMsg::Event { ev, wm, t0 } => {
+                            let t_in = if t0 != 0 { mono_now() } else { 0 };
+                            self.out.t0 = t0;
+                            if let Some(w) = self.frontier.update(i, wm, false) {
+                                self.advance(w);
+                            }
+                            let arrival = self.arrival;
+                            self.arrival += 1;
+                            for slot in &mut self.ops {
+                                if slot.inputs & (1 << i) != 0 {
+                                    slot.op.on_event(&ev, arrival, &mut self.out);
+                                }
+                            }
+                            events += 1;
+                            if t0 != 0 {
+                                let t_done = mono_now();
+                                self.recorder.record(Stage::IngestToShard, t_in.saturating_sub(t0));
+                                self.recorder.record(Stage::Shard, t_done - t_in);
+                            }
+                        }
+                        ShardMsg::Watermark { wm, idle } => {
+                            self.out.t0 = 0;
+                            if let Some(w) = self.frontier.update(i, wm, idle) {
+                                self.advance(w);
+                            }
+                        }
+                        ShardMsg::End => {
+                            self.ended[i] = true;
+                            break;
+                        }
+                    }
+                }
+                if self.out.broken {
+                    return Err(EmitterGone(self.id));
+                }
+            }
+            self.recorder.tick();
+            if got {
+                self.publish(events);
+                self.idler.reset();
+            } else if self.ended.iter().all(|&e| e) {
+                break;
+            } else {
+                let inputs = &self.inputs;
+                self.idler.idle(|| inputs.iter().all(|c| c.is_empty()));
+            }
+        }
+        self.publish(events);
+        let Self { out, recorder, id, .. } = self;
+        let mut tx = out.tx;
+        recorder.finish();
+        tx.send(EmitMsg::End).map_err(|_| EmitterGone(id))
+    }
+
+    fn advance(&mut self, wm: Nanos) {
+        for slot in &mut self.ops {
+            slot.op.on_watermark(wm, &mut self.out);
+        }
+        self.metrics.shards[self.id].watermark.store(wm, Ordering::Relaxed);
+    }
+
+    fn publish(&self, events: u64) {
+        let m = &self.metrics.shards[self.id];
+        m.events.store(events, Ordering::Relaxed);
+        m.outputs.store(self.out.outputs, Ordering::Relaxed);
+        m.late.store(self.out.late, Ordering::Relaxed);
+        m.open_windows.store(self.ops.iter().map(|s| s.op.open_state() as u64).sum(), Ordering::Relaxed);
+        self.out.tx.publish(&m.backpressure);
+    }
+}

@@ -1,0 +1,257 @@
+//! Sources: read or generate events at the edge and hand them to the shards.
+//!
+//! A source only decodes; [`SourceOut`] does the rest the same way for every source: it stamps each event
+//! with the watermark made by the events before it, routes it to the shard that owns its key, keeps the
+//! per-partition watermarks (with idleness), broadcasts watermark progress to the other shards, and sends
+//! malformed records to the rejects stream.
+
+mod csv;
+mod jsonl;
+mod lines;
+pub mod parse;
+mod synthetic;
+
+pub use self::csv::CsvSource;
+pub use jsonl::JsonlSource;
+pub use lines::LineReader;
+pub use synthetic::SyntheticSource;
+
+use crate::event::{Event, KeyBy, Nanos, WATERMARK_MAX};
+use crate::metrics::Metrics;
+use crate::pipeline::{RejectMsg, Sender, ShardMsg};
+use crate::record::RejectRow;
+use crate::time::watermark::PartitionWatermarks;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What a poll found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Events were handed over; call again.
+    More,
+    /// Nothing available right now (the caller checks idleness and comes back).
+    Idle,
+    /// The input is exhausted (bounded sources only).
+    Done,
+}
+
+/// Why a source stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source `{source_name}`: {context}: {error}")]
+    Io { source_name: String, context: String, error: std::io::Error },
+    #[error("source `{0}`: the pipeline stopped")]
+    Disconnected(String),
+}
+
+impl SourceError {
+    pub fn io(name: &str, context: impl Into<String>, error: std::io::Error) -> Self {
+        SourceError::Io { source_name: name.to_string(), context: context.into(), error }
+    }
+}
+
+/// An event producer at the edge.
+pub trait Source: Send {
+    /// Number of watermark partitions (a file has one).
+    fn partitions(&self) -> usize {
+        1
+    }
+
+    /// Reads or generates a batch of events and hands them to `out`.
+    fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError>;
+}
+
+/// Watermark broadcasts to shards that did not get the latest event happen at most once per this many
+/// events (and whenever the source pauses), so quiet shards still fire their windows promptly.
+const BROADCAST_EVERY: u32 = 256;
+
+/// A source's hand-off into the pipeline.
+pub struct SourceOut {
+    idx: usize,
+    name: String,
+    shards: Vec<Sender<ShardMsg>>,
+    rejects: Sender<RejectMsg>,
+    key_by: KeyBy,
+    wms: PartitionWatermarks,
+    wm_dirty: bool,
+    since_broadcast: u32,
+    sample_every: u32,
+    sample_ctr: u32,
+    events: u64,
+    rejected: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl SourceOut {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        idx: usize,
+        name: String,
+        shards: Vec<Sender<ShardMsg>>,
+        rejects: Sender<RejectMsg>,
+        wms: PartitionWatermarks,
+        sample_every: u32,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            idx,
+            name,
+            shards,
+            rejects,
+            key_by: KeyBy::Instrument,
+            wms,
+            wm_dirty: false,
+            since_broadcast: 0,
+            sample_every: sample_every.max(1),
+            sample_ctr: 0,
+            events: 0,
+            rejected: 0,
+            metrics,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The shard that owns `key` (a multiplicative hash, so dense ids spread evenly).
+    #[inline]
+    pub fn shard_of(key: u32, shards: usize) -> usize {
+        if shards == 1 {
+            0
+        } else {
+            (((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
+        }
+    }
+
+    /// Hands one event of `partition` to its shard. `intended` is when it was due (monotonic ns, for
+    /// paced sources: latency is measured from there so a stalled pipeline cannot hide its delay), or 0
+    /// to measure from now.
+    #[inline]
+    pub fn emit(&mut self, partition: usize, ev: Event, intended: u64) -> Result<(), SourceError> {
+        let t0 = if self.sample_ctr == 0 {
+            if intended != 0 {
+                intended
+            } else {
+                crate::time::mono_now()
+            }
+        } else {
+            0
+        };
+        self.sample_ctr += 1;
+        if self.sample_ctr == self.sample_every {
+            self.sample_ctr = 0;
+        }
+        let wm = self.wms.current();
+        let shard = Self::shard_of(ev.key(self.key_by), self.shards.len());
+        self.shards[shard].send(ShardMsg::Event { ev, wm, t0 }).map_err(|_| self.disconnected())?;
+        self.events += 1;
+        if self.wms.on_event(partition, ev.ts()) {
+            self.wm_dirty = true;
+        }
+        self.since_broadcast += 1;
+        if self.wm_dirty && self.since_broadcast >= BROADCAST_EVERY {
+            self.broadcast()?;
+        }
+        Ok(())
+    }
+
+    /// Sends a malformed record to the rejects stream (waiting for room: rejects are never dropped).
+    pub fn reject(&mut self, row: RejectRow) -> Result<(), SourceError> {
+        self.rejected += 1;
+        self.rejects.send(RejectMsg::Row(row)).map_err(|_| self.disconnected())
+    }
+
+    fn disconnected(&self) -> SourceError {
+        SourceError::Disconnected(self.name.clone())
+    }
+
+    fn broadcast(&mut self) -> Result<(), SourceError> {
+        let (wm, idle) = (self.wms.current(), self.wms.is_idle());
+        for s in &mut self.shards {
+            s.send(ShardMsg::Watermark { wm, idle }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        }
+        self.wm_dirty = false;
+        self.since_broadcast = 0;
+        Ok(())
+    }
+
+    /// Periodic housekeeping (after every poll): idleness, watermark broadcast, counters.
+    pub fn tick(&mut self, now: u64) -> Result<(), SourceError> {
+        if self.wms.check_idle(now) {
+            self.wm_dirty = true;
+        }
+        if self.wm_dirty {
+            self.broadcast()?;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let m = &self.metrics.sources[self.idx];
+        m.events.store(self.events, Ordering::Relaxed);
+        m.rejects.store(self.rejected, Ordering::Relaxed);
+        let (mut waits, mut blocked) = (0, 0);
+        for s in &self.shards {
+            waits += s.full_waits;
+            blocked += s.blocked_ns;
+        }
+        m.backpressure.full_waits.store(waits, Ordering::Relaxed);
+        m.backpressure.blocked_ns.store(blocked, Ordering::Relaxed);
+        for (p, pm) in m.partitions.iter().enumerate() {
+            pm.watermark.store(self.wms.partition(p), Ordering::Relaxed);
+            pm.idle.store(self.wms.partition_is_idle(p), Ordering::Relaxed);
+        }
+    }
+
+    /// Ends this source's input: with `final_watermark`, first a watermark of +∞ (bounded input ended: fire
+    /// every window, as Flink does); then end-of-input to every shard and the emitter.
+    pub fn finish(&mut self, final_watermark: bool) -> Result<(), SourceError> {
+        if final_watermark {
+            for s in &mut self.shards {
+                s.send(ShardMsg::Watermark { wm: WATERMARK_MAX, idle: false }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+            }
+        }
+        for s in &mut self.shards {
+            s.send(ShardMsg::End).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        }
+        self.rejects.send(RejectMsg::End).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        self.publish();
+        self.metrics.sources[self.idx].done.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The combined watermark now.
+    pub fn watermark(&self) -> Nanos {
+        self.wms.current()
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+}
+
+/// Paces a file replay at recorded speed × `speed`: an event is due `(ts − first_ts) / speed` after the
+/// first, measured on the largest timestamp so far (a disordered event is not waited for).
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    speed: f64,
+    first: Option<(Nanos, u64)>,
+    max_ts: Nanos,
+}
+
+impl Pacer {
+    pub fn new(speed: f64) -> Self {
+        Self { speed, first: None, max_ts: Nanos::MIN }
+    }
+
+    /// Waits until the event at `ts` is due; returns its due time (monotonic ns).
+    pub fn wait(&mut self, ts: Nanos) -> u64 {
+        let (t0, m0) = *self.first.get_or_insert((ts, crate::time::mono_now()));
+        self.max_ts = self.max_ts.max(ts);
+        let due = m0 + ((self.max_ts - t0).max(0) as f64 / self.speed) as u64;
+        crate::time::wait_until(due);
+        due
+    }
+}

@@ -1,0 +1,314 @@
+//! Watermarks: per-partition bounded out-of-orderness with idleness, and the frontier (minimum over inputs).
+//!
+//! These follow Flink exactly, because users compare results with Flink's:
+//! * [`BoundedOutOfOrderness`] is `WatermarkStrategy.forBoundedOutOfOrderness(bound)` with a generator that
+//!   emits on every event: `W = max_ts − bound − 1` (1 ns here, 1 ms in Flink; the firing and lateness
+//!   conditions come out identical for millisecond timestamps because every comparison is shifted by the
+//!   same one unit).
+//! * [`PartitionWatermarks`] is Flink's split-level watermark multiplexer with `withIdleness`: the combined
+//!   watermark is the minimum over partitions that are not idle, it never goes backwards, and when every
+//!   partition is idle the source is idle (it holds nobody back).
+//! * [`Frontier`] is the same minimum taken again downstream, over the inputs of a stage (one per source).
+//!
+//! Nothing here reads a clock per event: idleness counts events per partition and is checked by
+//! [`PartitionWatermarks::check_idle`], which the source calls periodically with the time (Flink's
+//! `IdlenessTimer` works the same way), so tests can drive it with a fake clock.
+
+use crate::event::{Nanos, WATERMARK_MAX, WATERMARK_MIN};
+
+/// `W = max_ts − bound − 1`, advanced by every event.
+#[derive(Clone, Copy, Debug)]
+pub struct BoundedOutOfOrderness {
+    bound: Nanos,
+    max_ts: Nanos,
+}
+
+impl BoundedOutOfOrderness {
+    pub fn new(bound: Nanos) -> Self {
+        assert!(bound >= 0, "bound must not be negative");
+        Self { bound, max_ts: WATERMARK_MIN }
+    }
+
+    /// Observes an event's timestamp.
+    #[inline]
+    pub fn on_event(&mut self, ts: Nanos) {
+        if ts > self.max_ts {
+            self.max_ts = ts;
+        }
+    }
+
+    /// The current watermark (`WATERMARK_MIN` before the first event).
+    #[inline]
+    pub fn current(&self) -> Nanos {
+        if self.max_ts == WATERMARK_MIN {
+            WATERMARK_MIN
+        } else {
+            self.max_ts.saturating_sub(self.bound).saturating_sub(1)
+        }
+    }
+
+    /// The largest timestamp seen.
+    pub fn max_ts(&self) -> Nanos {
+        self.max_ts
+    }
+
+    /// Restores the largest timestamp seen (from a checkpoint).
+    pub fn set_max_ts(&mut self, ts: Nanos) {
+        self.max_ts = ts;
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Partition {
+    gen: BoundedOutOfOrderness,
+    /// Events seen; compared between idleness checks.
+    events: u64,
+    events_at_check: u64,
+    /// When `events` last changed, as seen by a check (monotonic ns).
+    active_at: u64,
+    idle: bool,
+}
+
+/// The watermark of one source over its partitions (a file is one partition; a Kafka partition is one;
+/// the synthetic generator may have several).
+#[derive(Clone, Debug)]
+pub struct PartitionWatermarks {
+    parts: Vec<Partition>,
+    idle_timeout: Option<u64>,
+    combined: Nanos,
+    all_idle: bool,
+}
+
+impl PartitionWatermarks {
+    /// `partitions` partitions, each with the same bound; `idle_timeout` in ns (`None` = never idle).
+    pub fn new(partitions: usize, bound: Nanos, idle_timeout: Option<Nanos>) -> Self {
+        let p = Partition {
+            gen: BoundedOutOfOrderness::new(bound),
+            events: 0,
+            events_at_check: 0,
+            active_at: 0,
+            idle: false,
+        };
+        Self {
+            parts: vec![p; partitions.max(1)],
+            idle_timeout: idle_timeout.map(|t| t.max(0) as u64),
+            combined: WATERMARK_MIN,
+            all_idle: false,
+        }
+    }
+
+    /// The combined watermark: what the next event is judged against.
+    #[inline]
+    pub fn current(&self) -> Nanos {
+        self.combined
+    }
+
+    /// True when every partition is idle: downstream must not wait for this source.
+    pub fn is_idle(&self) -> bool {
+        self.all_idle
+    }
+
+    /// The watermark of one partition (for metrics).
+    pub fn partition(&self, p: usize) -> Nanos {
+        self.parts[p].gen.current()
+    }
+
+    pub fn partition_is_idle(&self, p: usize) -> bool {
+        self.parts[p].idle
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Observes an event of partition `p`. Returns true if the combined watermark advanced (or the source
+    /// stopped being idle).
+    #[inline]
+    pub fn on_event(&mut self, p: usize, ts: Nanos) -> bool {
+        let part = &mut self.parts[p];
+        part.events += 1;
+        let before = part.gen.current();
+        part.gen.on_event(ts);
+        let was_idle = part.idle;
+        part.idle = false;
+        if self.parts.len() == 1 {
+            // The common case (a file, one Kafka partition): no minimum to take.
+            let w = self.parts[0].gen.current();
+            let changed = was_idle && self.all_idle;
+            self.all_idle = false;
+            if w > self.combined {
+                self.combined = w;
+                return true;
+            }
+            return changed;
+        }
+        if was_idle || self.parts[p].gen.current() != before {
+            return self.recombine() || was_idle;
+        }
+        false
+    }
+
+    /// Marks partitions idle whose event count has not changed for `idle_timeout`, given the monotonic time
+    /// `now`. Returns true if the combined watermark advanced or the source became idle.
+    pub fn check_idle(&mut self, now: u64) -> bool {
+        let Some(timeout) = self.idle_timeout else { return false };
+        let mut changed = false;
+        for part in &mut self.parts {
+            if part.events != part.events_at_check || part.active_at == 0 {
+                part.events_at_check = part.events;
+                part.active_at = now;
+            } else if !part.idle && now.saturating_sub(part.active_at) >= timeout {
+                part.idle = true;
+                changed = true;
+            }
+        }
+        if changed {
+            let was_idle = self.all_idle;
+            return self.recombine() || (self.all_idle && !was_idle);
+        }
+        false
+    }
+
+    /// Restores a partition's largest timestamp (checkpoint restore) and recombines.
+    pub fn restore(&mut self, p: usize, max_ts: Nanos, combined: Nanos) {
+        self.parts[p].gen.set_max_ts(max_ts);
+        self.combined = combined;
+        self.recombine();
+    }
+
+    fn recombine(&mut self) -> bool {
+        let mut min = WATERMARK_MAX;
+        let mut all_idle = true;
+        for part in &self.parts {
+            if !part.idle {
+                all_idle = false;
+                min = min.min(part.gen.current());
+            }
+        }
+        self.all_idle = all_idle;
+        if !all_idle && min > self.combined {
+            self.combined = min;
+            return true;
+        }
+        false
+    }
+}
+
+/// The minimum over a stage's inputs, each with a watermark and an idle flag; monotonic. An input that has
+/// ended reports `WATERMARK_MAX` and never holds the frontier back.
+#[derive(Clone, Debug)]
+pub struct Frontier {
+    inputs: Vec<(Nanos, bool)>,
+    current: Nanos,
+}
+
+impl Frontier {
+    pub fn new(inputs: usize) -> Self {
+        Self { inputs: vec![(WATERMARK_MIN, false); inputs.max(1)], current: WATERMARK_MIN }
+    }
+
+    #[inline]
+    pub fn current(&self) -> Nanos {
+        self.current
+    }
+
+    /// Updates input `i`; returns the new frontier if it advanced.
+    #[inline]
+    pub fn update(&mut self, i: usize, wm: Nanos, idle: bool) -> Option<Nanos> {
+        let slot = &mut self.inputs[i];
+        if slot.0 >= wm && slot.1 == idle {
+            return None;
+        }
+        slot.0 = slot.0.max(wm);
+        slot.1 = idle;
+        let mut min = WATERMARK_MAX;
+        let mut any_active = false;
+        for &(w, idle) in &self.inputs {
+            if !idle {
+                any_active = true;
+                min = min.min(w);
+            }
+        }
+        if any_active && min > self.current {
+            self.current = min;
+            Some(min)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_out_of_orderness_is_max_minus_bound_minus_one() {
+        let mut g = BoundedOutOfOrderness::new(2000);
+        assert_eq!(g.current(), WATERMARK_MIN);
+        g.on_event(10_000);
+        assert_eq!(g.current(), 7_999);
+        g.on_event(9_000); // out of order: no change
+        assert_eq!(g.current(), 7_999);
+        g.on_event(10_001);
+        assert_eq!(g.current(), 8_000);
+    }
+
+    #[test]
+    fn combined_is_min_over_partitions_and_monotonic() {
+        let mut w = PartitionWatermarks::new(2, 0, None);
+        assert!(!w.on_event(0, 100));
+        assert_eq!(w.current(), WATERMARK_MIN, "partition 1 holds it back until it has data");
+        assert!(w.on_event(1, 50));
+        assert_eq!(w.current(), 49);
+        assert!(w.on_event(1, 500));
+        assert_eq!(w.current(), 99);
+    }
+
+    #[test]
+    fn idle_partition_stops_holding_back_and_rejoins() {
+        let ms = 1_000_000u64;
+        let mut w = PartitionWatermarks::new(2, 0, Some(5 * ms as i64));
+        w.on_event(0, 1_000);
+        w.on_event(1, 10);
+        assert_eq!(w.current(), 9);
+        w.check_idle(ms);
+        // partition 1 goes quiet; partition 0 keeps going
+        w.on_event(0, 2_000);
+        w.check_idle(3 * ms);
+        assert_eq!(w.current(), 9);
+        w.on_event(0, 3_000);
+        assert!(w.check_idle(7 * ms), "partition 1 idle for 6 ms > 5 ms");
+        assert_eq!(w.current(), 2_999);
+        assert!(w.partition_is_idle(1));
+        // it rejoins with old data: the combined watermark does not go back
+        w.on_event(1, 20);
+        assert!(!w.partition_is_idle(1));
+        assert_eq!(w.current(), 2_999);
+        w.on_event(0, 5_000);
+        assert_eq!(w.current(), 2_999, "now held back by partition 1 again");
+        w.on_event(1, 4_000);
+        assert_eq!(w.current(), 3_999);
+    }
+
+    #[test]
+    fn all_idle_source_is_idle() {
+        let mut w = PartitionWatermarks::new(1, 0, Some(10));
+        w.on_event(0, 5);
+        w.check_idle(1);
+        assert!(w.check_idle(100));
+        assert!(w.is_idle());
+        assert!(w.on_event(0, 6));
+        assert!(!w.is_idle());
+    }
+
+    #[test]
+    fn frontier_ignores_idle_and_ended_inputs() {
+        let mut f = Frontier::new(2);
+        assert_eq!(f.update(0, 100, false), None);
+        assert_eq!(f.update(1, 50, false), Some(50));
+        assert_eq!(f.update(1, 50, true), Some(100));
+        assert_eq!(f.update(0, WATERMARK_MAX, false), Some(WATERMARK_MAX));
+        assert_eq!(f.update(1, 60, false), None, "never goes backwards");
+    }
+}

@@ -1,0 +1,384 @@
+//! Tumbling and sliding event-time windows over panes.
+//!
+//! A tumbling window is a sliding window whose slide equals its size, so one implementation serves both.
+//! Per key the operator keeps the panes (width `gcd(size, slide)`) that hold data and, for every window
+//! that has received an element, its emission count. An element updates one pane and registers each of
+//! its (at most `size / slide`) windows; a window's result is the merge of its panes when it fires.
+//!
+//! Why the panes give exactly Flink's per-window contents: a window is late exactly when its state would
+//! be purged (`maxTimestamp + lateness ≤ watermark`), and lateness only grows as the watermark advances.
+//! So every element in a pane of a live window was added while that window was live, which is when Flink
+//! would have added it to that window; an element that was late for some of a pane's windows only reached
+//! the pane after those windows were purged, and purged windows are never emitted again.
+
+use super::{cleanup_time, is_late, max_timestamp, window_start, Timer, TimerKind, WindowKind, WindowSpec};
+use crate::agg::twap::{TwapFold, VecPool};
+use crate::agg::{Bar, Twap};
+use crate::event::{Event, KeyId, Nanos, Price, Trade};
+use crate::operator::Operator;
+use crate::record::{Collector, LateReason, LateRow, Record, StreamId, WindowRow};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+#[derive(Debug)]
+struct Pane {
+    start: Nanos,
+    bar: Bar,
+    twap: Twap,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Win {
+    start: Nanos,
+    /// Emissions so far (the next emission's `fire`).
+    fires: u32,
+}
+
+#[derive(Debug, Default)]
+struct KeyState {
+    /// Sorted by start.
+    panes: VecDeque<Pane>,
+    /// Windows that hold data, sorted by start.
+    windows: VecDeque<Win>,
+}
+
+/// Tumbling or sliding windows for one output stream.
+#[derive(Debug)]
+pub struct AlignedWindows {
+    size: Nanos,
+    slide: Nanos,
+    offset: Nanos,
+    pane: Nanos,
+    lateness: Nanos,
+    twap: bool,
+    stream: StreamId,
+    late_stream: StreamId,
+    wm: Nanos,
+    keys: Vec<KeyState>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    pool: VecPool<(Nanos, Price)>,
+    open: usize,
+}
+
+impl AlignedWindows {
+    /// # Panics
+    /// If `spec` is a session window or has a non-positive size or slide (the config rejects those).
+    pub fn new(spec: &WindowSpec, stream: StreamId, late_stream: StreamId) -> Self {
+        let (size, slide, offset) = match spec.kind {
+            WindowKind::Tumbling { size, offset } => (size, size, offset),
+            WindowKind::Sliding { size, slide, offset } => (size, slide, offset),
+            WindowKind::Session { .. } => panic!("AlignedWindows needs a tumbling or sliding window"),
+        };
+        assert!(size > 0 && slide > 0, "window size and slide must be positive");
+        Self {
+            size,
+            slide,
+            offset: offset.rem_euclid(slide),
+            pane: super::gcd(size, slide),
+            lateness: spec.lateness,
+            twap: spec.twap,
+            stream,
+            late_stream,
+            wm: crate::event::WATERMARK_MIN,
+            keys: Vec::new(),
+            timers: BinaryHeap::new(),
+            pool: VecPool::default(),
+            open: 0,
+        }
+    }
+
+    fn on_trade(&mut self, t: &Trade, arrival: u64, out: &mut dyn Collector) {
+        let wm = self.wm;
+        let last_start = window_start(t.ts, self.offset, self.slide);
+        // Windows are visited newest first; the newest is the least late, so if it is late all are.
+        if is_late(last_start.saturating_add(self.size), self.lateness, wm) {
+            out.emit(self.late_stream, Record::Late(LateRow { trade: *t, watermark: wm, reason: LateReason::BehindWatermark }));
+            return;
+        }
+        let key = t.instrument as usize;
+        if key >= self.keys.len() {
+            self.keys.resize_with(key + 1, KeyState::default);
+        }
+        let ks = &mut self.keys[key];
+
+        // 1. the element's pane
+        let pstart = window_start(t.ts, self.offset, self.pane);
+        let pi = match ks.panes.iter().rposition(|p| p.start <= pstart) {
+            Some(i) if ks.panes[i].start == pstart => {
+                ks.panes[i].bar.add(t, arrival);
+                i
+            }
+            found => {
+                let i = found.map_or(0, |i| i + 1);
+                let twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
+                ks.panes.insert(i, Pane { start: pstart, bar: Bar::of(t, arrival), twap });
+                i
+            }
+        };
+        if self.twap {
+            ks.panes[pi].twap.add(t.ts, t.price);
+        }
+
+        // 2. its windows, newest first (Flink's assigner order)
+        let oldest_exclusive = t.ts.saturating_sub(self.size);
+        let mut s = last_start;
+        while s > oldest_exclusive {
+            let end = s.saturating_add(self.size);
+            if is_late(end, self.lateness, wm) {
+                break;
+            }
+            let max_ts = max_timestamp(end);
+            let wi = match ks.windows.iter().rposition(|w| w.start <= s) {
+                Some(i) if ks.windows[i].start == s => i,
+                found => {
+                    let i = found.map_or(0, |i| i + 1);
+                    ks.windows.insert(i, Win { start: s, fires: 0 });
+                    self.open += 1;
+                    if max_ts > wm {
+                        self.timers.push(Reverse(Timer { at: max_ts, key: key as KeyId, id: s, kind: TimerKind::Fire }));
+                    } else if let Some(at) = cleanup_time(end, self.lateness) {
+                        // Created after its end but within the allowed lateness: fires now (below), purged later.
+                        self.timers.push(Reverse(Timer { at, key: key as KeyId, id: s, kind: TimerKind::Cleanup }));
+                    }
+                    i
+                }
+            };
+            if max_ts <= wm {
+                // EventTimeTrigger.onElement: the watermark is past the window, fire at once.
+                let fire = ks.windows[wi].fires;
+                ks.windows[wi].fires += 1;
+                emit(ks, key as KeyId, s, self.size, self.twap, fire, self.stream, out);
+            }
+            s -= self.slide;
+        }
+    }
+
+    /// Drops window `start` of `key` and the panes no live window of that key still covers.
+    fn purge(&mut self, key: usize, start: Nanos) {
+        let ks = &mut self.keys[key];
+        if let Some(i) = ks.windows.iter().position(|w| w.start == start) {
+            ks.windows.remove(i);
+            self.open -= 1;
+        }
+        // Windows of one key are purged in start order, so no remaining window starts before `start + slide`.
+        let keep_from = start + self.slide;
+        while let Some(p) = ks.panes.front() {
+            if p.start >= keep_from {
+                break;
+            }
+            let p = ks.panes.pop_front().expect("front exists");
+            self.pool.put(p.twap.into_vec());
+        }
+    }
+}
+
+/// Emits window `[start, start + size)` of `key`, merging its panes.
+#[allow(clippy::too_many_arguments)]
+fn emit(ks: &KeyState, key: KeyId, start: Nanos, size: Nanos, twap: bool, fire: u32, stream: StreamId, out: &mut dyn Collector) {
+    let end = start.saturating_add(size);
+    let first = ks.panes.partition_point(|p| p.start < start);
+    let mut bar: Option<Bar> = None;
+    let mut fold = TwapFold::default();
+    for p in ks.panes.range(first..) {
+        if p.start >= end {
+            break;
+        }
+        match &mut bar {
+            None => bar = Some(p.bar),
+            Some(b) => b.merge(&p.bar),
+        }
+        if twap {
+            fold.extend(p.twap.points());
+        }
+    }
+    if let Some(bar) = bar {
+        let twap = if twap { fold.finish(end) } else { None };
+        out.emit(stream, Record::Window(WindowRow { key, start, end, bar, twap, fire }));
+    }
+}
+
+impl Operator for AlignedWindows {
+    #[inline]
+    fn on_event(&mut self, ev: &Event, arrival: u64, out: &mut dyn Collector) {
+        match ev {
+            Event::Trade(t) => self.on_trade(t, arrival, out),
+        }
+    }
+
+    fn on_watermark(&mut self, wm: Nanos, out: &mut dyn Collector) {
+        if wm <= self.wm {
+            return;
+        }
+        self.wm = wm;
+        while let Some(&Reverse(t)) = self.timers.peek() {
+            if t.at > wm {
+                break;
+            }
+            self.timers.pop();
+            let key = t.key as usize;
+            match t.kind {
+                TimerKind::Fire => {
+                    let ks = &mut self.keys[key];
+                    let Some(w) = ks.windows.iter_mut().find(|w| w.start == t.id) else { continue };
+                    let fire = w.fires;
+                    w.fires += 1;
+                    emit(ks, t.key, t.id, self.size, self.twap, fire, self.stream, out);
+                    let end = t.id.saturating_add(self.size);
+                    match cleanup_time(end, self.lateness) {
+                        Some(at) if at == t.at => self.purge(key, t.id),
+                        Some(at) => self.timers.push(Reverse(Timer { at, kind: TimerKind::Cleanup, ..t })),
+                        None => {}
+                    }
+                }
+                TimerKind::Cleanup => self.purge(key, t.id),
+            }
+        }
+    }
+
+    fn open_state(&self) -> usize {
+        self.open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Side, WATERMARK_MAX};
+
+    const S: StreamId = 0;
+    const LATE: StreamId = 1;
+
+    fn trade(ts: Nanos, price: i64, seq: u64) -> Event {
+        Event::Trade(Trade { ts, price: Price::from_units(price), qty: 1, seq, instrument: 0, side: Side::Unknown })
+    }
+
+    /// Runs events through the operator with Flink's watermark (max − bound − 1, judged before each event).
+    fn run(op: &mut AlignedWindows, bound: Nanos, evs: &[(Nanos, i64)]) -> Vec<(StreamId, Record)> {
+        let mut out = Vec::new();
+        let mut max = i64::MIN;
+        for (i, &(ts, p)) in evs.iter().enumerate() {
+            if max != i64::MIN {
+                op.on_watermark(max - bound - 1, &mut out);
+            }
+            op.on_event(&trade(ts, p, i as u64), i as u64, &mut out);
+            max = max.max(ts);
+        }
+        op.on_watermark(WATERMARK_MAX, &mut out);
+        out
+    }
+
+    fn windows(out: &[(StreamId, Record)]) -> Vec<(Nanos, Nanos, u64, u32)> {
+        out.iter()
+            .filter_map(|(_, r)| match r {
+                Record::Window(w) => Some((w.start, w.end, w.bar.count, w.fire)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lates(out: &[(StreamId, Record)]) -> Vec<Nanos> {
+        out.iter()
+            .filter_map(|(s, r)| match r {
+                Record::Late(l) => {
+                    assert_eq!(*s, LATE);
+                    Some(l.trade.ts)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn tumbling(size: Nanos, lateness: Nanos) -> AlignedWindows {
+        AlignedWindows::new(&WindowSpec { kind: WindowKind::Tumbling { size, offset: 0 }, lateness, twap: true }, S, LATE)
+    }
+
+    #[test]
+    fn boundary_timestamp_belongs_to_the_window_that_starts_there() {
+        let mut op = tumbling(1000, 0);
+        let out = run(&mut op, 0, &[(999, 1), (1000, 2), (1999, 3), (2000, 4)]);
+        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (1000, 2000, 2, 0), (2000, 3000, 1, 0)]);
+    }
+
+    #[test]
+    fn fires_when_watermark_reaches_max_timestamp() {
+        let mut op = tumbling(1000, 0);
+        let mut out = Vec::new();
+        op.on_event(&trade(10, 1, 0), 0, &mut out);
+        op.on_watermark(998, &mut out);
+        assert!(out.is_empty());
+        op.on_watermark(999, &mut out);
+        assert_eq!(windows(&out), vec![(0, 1000, 1, 0)]);
+    }
+
+    #[test]
+    fn exactly_late_goes_to_the_late_output() {
+        // bound 0: after ts 1000 the watermark is 999 = maxTimestamp of [0,1000): that window is late.
+        let mut op = tumbling(1000, 0);
+        let out = run(&mut op, 0, &[(1000, 1), (999, 2), (998, 3)]);
+        assert_eq!(lates(&out), vec![999, 998]);
+        assert_eq!(windows(&out), vec![(1000, 2000, 1, 0)]);
+        // with one more unit of bound it is on time
+        let mut op = tumbling(1000, 0);
+        let out = run(&mut op, 1, &[(1000, 1), (999, 2)]);
+        assert!(lates(&out).is_empty());
+        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (1000, 2000, 1, 0)]);
+    }
+
+    #[test]
+    fn allowed_lateness_refires_with_full_contents_then_drops() {
+        let mut op = tumbling(1000, 500);
+        // 1200 → wm 1199 fires [0,1000); 500 re-fires it (2 elements); 1600 → wm 1599 ≥ 999+500 purges it;
+        // 400 is then late.
+        let out = run(&mut op, 0, &[(100, 1), (1200, 2), (500, 3), (1600, 4), (400, 5)]);
+        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (0, 1000, 2, 1), (1000, 2000, 2, 0)]);
+        assert_eq!(lates(&out), vec![400]);
+    }
+
+    #[test]
+    fn late_element_creates_an_unfired_window_within_lateness() {
+        let mut op = tumbling(1000, 2000);
+        // [0,1000) never had data; the element at 10 arrives after wm 2499 but within lateness: fire 0.
+        let out = run(&mut op, 0, &[(2500, 1), (10, 2)]);
+        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (2000, 3000, 1, 0)]);
+    }
+
+    #[test]
+    fn sliding_windows_late_for_some_count_in_others() {
+        // size 3000, slide 1000; element at 1500 after wm 2999: windows [-1000,2000), [0,3000) late,
+        // [1000,4000) not: it counts there and does not go to the late output.
+        let spec = WindowSpec { kind: WindowKind::Sliding { size: 3000, slide: 1000, offset: 0 }, lateness: 0, twap: false };
+        let mut op = AlignedWindows::new(&spec, S, LATE);
+        let out = run(&mut op, 0, &[(500, 1), (3000, 2), (1500, 3)]);
+        assert!(lates(&out).is_empty());
+        let w = windows(&out);
+        assert!(w.contains(&(1000, 4000, 2, 0)), "{w:?}");
+        assert!(w.contains(&(-2000, 1000, 1, 0)));
+        assert!(w.contains(&(0, 3000, 1, 0)));
+        assert_eq!(w.len(), 6, "{w:?}");
+    }
+
+    #[test]
+    fn twap_over_tumbling_window() {
+        let mut op = tumbling(100, 0);
+        // 10 stands 0..40, 20 stands 40..100 → 16
+        let out = run(&mut op, 100, &[(40, 20), (0, 10)]);
+        match &out[0].1 {
+            Record::Window(w) => {
+                assert_eq!(w.twap, Some(Price::from_units(16)));
+                assert_eq!(w.bar.open, Price::from_units(10));
+                assert_eq!(w.bar.close, Price::from_units(20));
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn infinite_watermark_fires_everything_and_frees_state() {
+        let spec = WindowSpec { kind: WindowKind::Sliding { size: 60_000, slide: 10_000, offset: 0 }, lateness: 3000, twap: true };
+        let mut op = AlignedWindows::new(&spec, S, LATE);
+        let out = run(&mut op, 2000, &[(1, 1), (70_000, 2), (5, 3)]);
+        assert_eq!(op.open_state(), 0);
+        assert!(op.keys[0].panes.is_empty());
+        assert_eq!(windows(&out).len(), 12);
+    }
+}

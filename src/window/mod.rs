@@ -1,0 +1,124 @@
+//! The event-time window engine: tumbling, sliding and session windows with Flink's DataStream semantics
+//! (`EventTimeTrigger`, allowed lateness, late side output). docs/semantics.md states the contract.
+//!
+//! * [`AlignedWindows`] serves tumbling and sliding windows. State is kept per *pane* (width
+//!   `gcd(size, slide)`), so an event costs one pane update however many windows overlap, and a window's
+//!   result is the merge of its panes when it fires.
+//! * [`SessionWindows`] keeps a few sessions per key and merges those an event's `[ts, ts + gap)` touches.
+//!
+//! Both keep event-time timers in a binary heap ordered by (time, key, window), which fixes the order in
+//! which one watermark advance emits results.
+
+mod aligned;
+mod session;
+
+pub use aligned::AlignedWindows;
+pub use session::SessionWindows;
+
+use crate::event::Nanos;
+
+/// What kind of window, with its sizes in ns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowKind {
+    /// `[k·size + offset, (k+1)·size + offset)`.
+    Tumbling { size: Nanos, offset: Nanos },
+    /// Windows of `size` starting every `slide`, at `k·slide + offset`.
+    Sliding { size: Nanos, slide: Nanos, offset: Nanos },
+    /// Sessions closed by `gap` of inactivity; windows `[ts, ts + gap)` that touch merge.
+    Session { gap: Nanos },
+}
+
+/// A window operator's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub kind: WindowKind,
+    /// Flink's `allowedLateness`: how long after firing a window still accepts elements (each re-fires it).
+    pub lateness: Nanos,
+    /// Keep the points needed for TWAP (the only aggregate that costs memory per trade).
+    pub twap: bool,
+}
+
+/// Flink's `TimeWindow.getWindowStartWithOffset`: the start of the window of width `size` (aligned to
+/// `offset`) that contains `ts`.
+#[inline]
+pub fn window_start(ts: Nanos, offset: Nanos, size: Nanos) -> Nanos {
+    let rem = (ts - offset) % size;
+    if rem < 0 {
+        ts - (rem + size)
+    } else {
+        ts - rem
+    }
+}
+
+/// A window `[_, end)`'s last timestamp (Flink's `maxTimestamp`).
+#[inline]
+pub fn max_timestamp(end: Nanos) -> Nanos {
+    end - 1
+}
+
+/// When a window's state is dropped: `maxTimestamp + lateness`, or never if that overflows (as Flink).
+#[inline]
+pub fn cleanup_time(end: Nanos, lateness: Nanos) -> Option<Nanos> {
+    max_timestamp(end).checked_add(lateness)
+}
+
+/// Flink's `isWindowLate`: the window's state is already gone (or would be) at watermark `wm`.
+#[inline]
+pub fn is_late(end: Nanos, lateness: Nanos, wm: Nanos) -> bool {
+    match cleanup_time(end, lateness) {
+        Some(t) => t <= wm,
+        None => false,
+    }
+}
+
+fn gcd(a: Nanos, b: Nanos) -> Nanos {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// An event-time timer: `(time, key, window id, kind)`; ordered so equal times fire by key then window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Nanos,
+    key: u32,
+    /// Window start (aligned windows) or session uid.
+    id: i64,
+    kind: TimerKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    /// Fire at `maxTimestamp`; with zero lateness also the cleanup.
+    Fire,
+    /// Drop the state at `maxTimestamp + lateness`.
+    Cleanup,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_start_matches_flink() {
+        assert_eq!(window_start(0, 0, 1000), 0);
+        assert_eq!(window_start(999, 0, 1000), 0);
+        assert_eq!(window_start(1000, 0, 1000), 1000);
+        assert_eq!(window_start(-1, 0, 1000), -1000);
+        assert_eq!(window_start(1250, 100, 1000), 1100);
+        assert_eq!(window_start(50, 100, 1000), -900);
+    }
+
+    #[test]
+    fn lateness_checks_saturate() {
+        assert!(is_late(1000, 0, 999));
+        assert!(!is_late(1000, 0, 998));
+        assert!(!is_late(1000, 5, 1000));
+        assert!(is_late(1000, 5, 1004));
+        assert!(!is_late(i64::MAX, 10, i64::MAX - 1));
+        assert_eq!(gcd(60, 10), 10);
+        assert_eq!(gcd(60, 25), 5);
+    }
+}

@@ -1,0 +1,290 @@
+//! Session windows: per key, the live sessions; an event's `[ts, ts + gap)` merges with every session it
+//! touches (Flink's `TimeWindow.intersects`: `a.start ≤ b.end && a.end ≥ b.start`, so events exactly `gap`
+//! apart are one session).
+//!
+//! Live sessions of a key never touch each other (they would have merged), so the sessions an event
+//! merges with are exactly those it touches directly, and they are adjacent in start order. A merged
+//! session gets a new uid; timers carry the uid they were set for, so timers of sessions that merged away
+//! are recognised and skipped when they come due (Flink deletes them; skipping is the same and cheaper).
+
+use super::{cleanup_time, is_late, max_timestamp, Timer, TimerKind, WindowKind, WindowSpec};
+use crate::agg::twap::{TwapFold, VecPool};
+use crate::agg::{Bar, Twap};
+use crate::event::{Event, KeyId, Nanos, Price, Trade};
+use crate::operator::Operator;
+use crate::record::{Collector, LateReason, LateRow, Record, StreamId, WindowRow};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+#[derive(Debug)]
+struct Session {
+    start: Nanos,
+    /// Exclusive: `last_ts + gap`.
+    end: Nanos,
+    bar: Bar,
+    twap: Twap,
+    /// Emissions so far (the most of the sessions merged into this one).
+    fires: u32,
+    uid: i64,
+}
+
+/// Session windows for one output stream.
+#[derive(Debug)]
+pub struct SessionWindows {
+    gap: Nanos,
+    lateness: Nanos,
+    twap: bool,
+    stream: StreamId,
+    late_stream: StreamId,
+    wm: Nanos,
+    /// Live sessions per key, sorted by start.
+    keys: Vec<Vec<Session>>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    pool: VecPool<(Nanos, Price)>,
+    next_uid: i64,
+    open: usize,
+}
+
+impl SessionWindows {
+    /// # Panics
+    /// If `spec` is not a session window or its gap is not positive (the config rejects those).
+    pub fn new(spec: &WindowSpec, stream: StreamId, late_stream: StreamId) -> Self {
+        let WindowKind::Session { gap } = spec.kind else { panic!("SessionWindows needs a session window") };
+        assert!(gap > 0, "session gap must be positive");
+        Self {
+            gap,
+            lateness: spec.lateness,
+            twap: spec.twap,
+            stream,
+            late_stream,
+            wm: crate::event::WATERMARK_MIN,
+            keys: Vec::new(),
+            timers: BinaryHeap::new(),
+            pool: VecPool::default(),
+            next_uid: 0,
+            open: 0,
+        }
+    }
+
+    fn uid(&mut self) -> i64 {
+        self.next_uid += 1;
+        self.next_uid
+    }
+
+    fn on_trade(&mut self, t: &Trade, arrival: u64, out: &mut dyn Collector) {
+        let wm = self.wm;
+        let (ns, ne) = (t.ts, t.ts.saturating_add(self.gap));
+        let key = t.instrument as usize;
+        if key >= self.keys.len() {
+            self.keys.resize_with(key + 1, Vec::new);
+        }
+        // Sessions touching [ns, ne) are a contiguous run in start order.
+        let sessions = &self.keys[key];
+        let lo = sessions.partition_point(|s| s.end < ns);
+        let hi = lo + sessions[lo..].iter().take_while(|s| s.start <= ne).count();
+
+        let new_window = if lo == hi {
+            // A session of its own; late if it would already be purged.
+            if is_late(ne, self.lateness, wm) {
+                out.emit(self.late_stream, Record::Late(LateRow { trade: *t, watermark: wm, reason: LateReason::BehindWatermark }));
+                return;
+            }
+            let uid = self.uid();
+            let mut twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
+            if self.twap {
+                twap.add(t.ts, t.price);
+            }
+            self.keys[key].insert(lo, Session { start: ns, end: ne, bar: Bar::of(t, arrival), twap, fires: 0, uid });
+            self.open += 1;
+            true
+        } else {
+            let uid = self.uid();
+            let sessions = &mut self.keys[key];
+            let (cs, ce) = (sessions[lo].start.min(ns), sessions[hi - 1].end.max(ne));
+            let extends = hi - lo > 1 || cs != sessions[lo].start || ce != sessions[lo].end;
+            // Merge sessions lo+1..hi into lo; they follow it in time, so their points append in order.
+            let (left, right) = sessions.split_at_mut(lo + 1);
+            let target = &mut left[lo];
+            for s in &right[..hi - lo - 1] {
+                target.bar.merge(&s.bar);
+                target.twap.append(&s.twap);
+                target.fires = target.fires.max(s.fires);
+            }
+            for s in sessions.drain(lo + 1..hi) {
+                self.pool.put(s.twap.into_vec());
+                self.open -= 1;
+            }
+            let s = &mut sessions[lo];
+            s.start = cs;
+            s.end = ce;
+            s.bar.add(t, arrival);
+            if self.twap {
+                s.twap.add(t.ts, t.price);
+            }
+            if extends {
+                // A different window now: timers set for the old ones no longer match its uid.
+                s.uid = uid;
+            }
+            extends
+        };
+
+        let s = &mut self.keys[key][lo];
+        let max_ts = max_timestamp(s.end);
+        if max_ts > wm {
+            if new_window {
+                self.timers.push(Reverse(Timer { at: max_ts, key: key as KeyId, id: s.uid, kind: TimerKind::Fire }));
+            }
+        } else {
+            // EventTimeTrigger.onElement: the watermark is already past the session: fire at once.
+            if new_window {
+                if let Some(at) = cleanup_time(s.end, self.lateness) {
+                    self.timers.push(Reverse(Timer { at, key: key as KeyId, id: s.uid, kind: TimerKind::Cleanup }));
+                }
+            }
+            let fire = s.fires;
+            s.fires += 1;
+            emit(s, key as KeyId, self.twap, fire, self.stream, out);
+        }
+    }
+
+    fn remove(&mut self, key: usize, i: usize) {
+        let s = self.keys[key].remove(i);
+        self.pool.put(s.twap.into_vec());
+        self.open -= 1;
+    }
+}
+
+fn emit(s: &Session, key: KeyId, twap: bool, fire: u32, stream: StreamId, out: &mut dyn Collector) {
+    let twap = if twap {
+        let mut f = TwapFold::default();
+        f.extend(s.twap.points());
+        f.finish(s.end)
+    } else {
+        None
+    };
+    out.emit(stream, Record::Window(WindowRow { key, start: s.start, end: s.end, bar: s.bar, twap, fire }));
+}
+
+impl Operator for SessionWindows {
+    #[inline]
+    fn on_event(&mut self, ev: &Event, arrival: u64, out: &mut dyn Collector) {
+        match ev {
+            Event::Trade(t) => self.on_trade(t, arrival, out),
+        }
+    }
+
+    fn on_watermark(&mut self, wm: Nanos, out: &mut dyn Collector) {
+        if wm <= self.wm {
+            return;
+        }
+        self.wm = wm;
+        while let Some(&Reverse(t)) = self.timers.peek() {
+            if t.at > wm {
+                break;
+            }
+            self.timers.pop();
+            let key = t.key as usize;
+            // A timer of a session that merged into another since is stale.
+            let Some(i) = self.keys[key].iter().position(|s| s.uid == t.id) else { continue };
+            match t.kind {
+                TimerKind::Fire => {
+                    let s = &mut self.keys[key][i];
+                    let fire = s.fires;
+                    s.fires += 1;
+                    emit(s, t.key, self.twap, fire, self.stream, out);
+                    match cleanup_time(s.end, self.lateness) {
+                        Some(at) if at == t.at => self.remove(key, i),
+                        Some(at) => self.timers.push(Reverse(Timer { at, kind: TimerKind::Cleanup, ..t })),
+                        None => {}
+                    }
+                }
+                TimerKind::Cleanup => self.remove(key, i),
+            }
+        }
+    }
+
+    fn open_state(&self) -> usize {
+        self.open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Side, WATERMARK_MAX};
+
+    fn trade(ts: Nanos, seq: u64) -> Event {
+        Event::Trade(Trade { ts, price: Price::from_units(10), qty: 1, seq, instrument: 0, side: Side::Unknown })
+    }
+
+    fn run(lateness: Nanos, bound: Nanos, gap: Nanos, evs: &[Nanos]) -> (Vec<(Nanos, Nanos, u64, u32)>, Vec<Nanos>) {
+        let spec = WindowSpec { kind: WindowKind::Session { gap }, lateness, twap: true };
+        let mut op = SessionWindows::new(&spec, 0, 1);
+        let mut out = Vec::new();
+        let mut max = i64::MIN;
+        for (i, &ts) in evs.iter().enumerate() {
+            if max != i64::MIN {
+                op.on_watermark(max - bound - 1, &mut out);
+            }
+            op.on_event(&trade(ts, i as u64), i as u64, &mut out);
+            max = max.max(ts);
+        }
+        op.on_watermark(WATERMARK_MAX, &mut out);
+        assert_eq!(op.open_state(), 0);
+        let mut w = Vec::new();
+        let mut l = Vec::new();
+        for (_, r) in out {
+            match r {
+                Record::Window(r) => w.push((r.start, r.end, r.bar.count, r.fire)),
+                Record::Late(r) => l.push(r.trade.ts),
+                _ => unreachable!(),
+            }
+        }
+        (w, l)
+    }
+
+    #[test]
+    fn touching_sessions_merge_and_one_more_unit_splits() {
+        let (w, _) = run(0, 10_000, 5000, &[0, 5000]);
+        assert_eq!(w, vec![(0, 10_000, 2, 0)]);
+        let (w, _) = run(0, 10_000, 5000, &[0, 5001]);
+        assert_eq!(w, vec![(0, 5000, 1, 0), (5001, 10_001, 1, 0)]);
+    }
+
+    #[test]
+    fn out_of_order_element_bridges_two_sessions() {
+        // 0 and 8000 are separate sessions until 4000 arrives and touches both.
+        let (w, l) = run(0, 10_000, 5000, &[0, 8000, 4000]);
+        assert_eq!(w, vec![(0, 13_000, 3, 0)]);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn session_fires_at_watermark_and_late_element_is_side_output() {
+        // bound 0: ts 20000 → wm 19999 ≥ 4999 fires [0,5000); 100 is then late (its own [100,5100) is late).
+        let (w, l) = run(0, 0, 5000, &[0, 20_000, 100]);
+        assert_eq!(w, vec![(0, 5000, 1, 0), (20_000, 25_000, 1, 0)]);
+        assert_eq!(l, vec![100]);
+    }
+
+    #[test]
+    fn lateness_refires_and_merges_across_a_late_element() {
+        // lateness 3000: after 9000 the wm is 8999 and [0,5000) fired (4999 ≤ 8999) but is kept until
+        // 7999 … it is already purged at 8999 (4999 + 3000 ≤ 8999). Use 7000 instead: wm 6999.
+        let (w, l) = run(3000, 0, 5000, &[0, 7000, 1000]);
+        // 1000 lands in the fired, unpurged [0,5000) and extends it to [0,6000): a new window, fired at
+        // once because its maxTimestamp 5999 ≤ 6999; then it touches nothing else ([7000,12000) starts at 7000 > 6000).
+        assert_eq!(w, vec![(0, 5000, 1, 0), (0, 6000, 2, 1), (7000, 12_000, 1, 0)]);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn purged_session_restarts_and_may_overlap() {
+        // lateness 1000: 0 fires at wm ≥ 4999 and is purged at ≥ 5999; 20000 makes wm 19999.
+        // 4000's own window [4000, 9000) has maxTimestamp 8999 + 1000 ≤ 19999: late.
+        // 16000 is on time: a new session.
+        let (w, l) = run(1000, 0, 5000, &[0, 20_000, 4000, 16_000]);
+        assert_eq!(l, vec![4000]);
+        assert_eq!(w, vec![(0, 5000, 1, 0), (16_000, 25_000, 2, 0)]);
+    }
+}
