@@ -15,7 +15,11 @@ use ticklane::time::{parse_duration, TimeUnit};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ticklane", version, about = "Low-latency event-time stream processor for market data")]
+#[command(
+    name = "ticklane",
+    version,
+    about = "Low-latency event-time stream processor for market data"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -77,14 +81,28 @@ enum Cmd {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let res = match cli.cmd.unwrap_or(Cmd::Run { config: None }) {
         Cmd::Run { config } => run(config),
         Cmd::Check { config } => check(&config),
-        Cmd::Gen { out, events, instruments, span, start, disorder, disorder_fraction, late_fraction, zipf, seed, unit } => gen(GenArgs {
+        Cmd::Gen {
+            out,
+            events,
+            instruments,
+            span,
+            start,
+            disorder,
+            disorder_fraction,
+            late_fraction,
+            zipf,
+            seed,
+            unit,
+        } => gen(GenArgs {
             out,
             events,
             instruments,
@@ -108,12 +126,14 @@ fn main() {
 fn load(path: Option<&PathBuf>) -> Result<Plan> {
     match path {
         Some(p) => config::load(p).map_err(|e| anyhow::anyhow!("{e}")),
-        None => config::parse(config::DEFAULT_TOML, "<default>").map_err(|e| anyhow::anyhow!("{e}")),
+        None => {
+            config::parse(config::DEFAULT_TOML, "<default>").map_err(|e| anyhow::anyhow!("{e}"))
+        }
     }
 }
 
-fn check(path: &PathBuf) -> Result<()> {
-    let plan = load(Some(path))?;
+fn check(path: &std::path::Path) -> Result<()> {
+    let plan = load(Some(&path.to_path_buf()))?;
     println!(
         "{}: ok ({} source{}, {} operator{}, {} sink{}, {} worker{})",
         path.display(),
@@ -134,7 +154,8 @@ fn run(path: Option<PathBuf>) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while draining exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let out = ticklane::pipeline::run(&plan, stop.clone())?;
@@ -148,7 +169,11 @@ fn run(path: Option<PathBuf>) -> Result<()> {
         events,
         secs,
         events as f64 / secs.max(1e-9),
-        if out.stopped { ", stopped by signal" } else { "" },
+        if out.stopped {
+            ", stopped by signal"
+        } else {
+            ""
+        },
         m.rows_out(),
         m.late(),
         m.rejects()
@@ -159,14 +184,42 @@ fn run(path: Option<PathBuf>) -> Result<()> {
             writeln!(err, "  {name:<24} {n:>12} rows")?;
         }
     }
-    let blocked: u64 = m.sources.iter().map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed)).sum::<u64>()
-        + m.shards.iter().map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed)).sum::<u64>();
-    let waits: u64 = m.sources.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>()
-        + m.shards.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>();
-    writeln!(err, "  backpressure: {waits} full-ring waits, {:.3} s blocked", blocked as f64 / 1e9)?;
+    let blocked: u64 = m
+        .sources
+        .iter()
+        .map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed))
+        .sum::<u64>()
+        + m.shards
+            .iter()
+            .map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed))
+            .sum::<u64>();
+    let waits: u64 = m
+        .sources
+        .iter()
+        .map(|s| s.backpressure.full_waits.load(Ordering::Relaxed))
+        .sum::<u64>()
+        + m.shards
+            .iter()
+            .map(|s| s.backpressure.full_waits.load(Ordering::Relaxed))
+            .sum::<u64>();
+    writeln!(
+        err,
+        "  backpressure: {waits} full-ring waits, {:.3} s blocked",
+        blocked as f64 / 1e9
+    )?;
     if plan.metrics.summary {
-        let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES.iter().copied().zip(out.hists.0.iter()).collect();
-        writeln!(err, "\nlatency (sampled every {} event{}):", plan.metrics.latency_sample, if plan.metrics.latency_sample == 1 { "" } else { "s" })?;
+        let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> =
+            STAGES.iter().copied().zip(out.hists.0.iter()).collect();
+        writeln!(
+            err,
+            "\nlatency (sampled every {} event{}):",
+            plan.metrics.latency_sample,
+            if plan.metrics.latency_sample == 1 {
+                ""
+            } else {
+                "s"
+            }
+        )?;
         write!(err, "{}", percentile_table(&rows))?;
     }
     Ok(())
@@ -187,7 +240,8 @@ struct GenArgs {
 }
 
 fn gen(a: GenArgs) -> Result<()> {
-    let unit: TimeUnit = serde_json::from_value(serde_json::Value::String(a.unit.clone())).map_err(|_| anyhow::anyhow!("--unit must be s, ms, us or ns, not `{}`", a.unit))?;
+    let unit: TimeUnit = serde_json::from_value(serde_json::Value::String(a.unit.clone()))
+        .map_err(|_| anyhow::anyhow!("--unit must be s, ms, us or ns, not `{}`", a.unit))?;
     let disorder = parse_duration(&a.disorder).map_err(|e| anyhow::anyhow!("--disorder: {e}"))?;
     let span = match &a.span {
         Some(s) => parse_duration(s).map_err(|e| anyhow::anyhow!("--span: {e}"))?,
@@ -196,12 +250,17 @@ fn gen(a: GenArgs) -> Result<()> {
     if a.instruments == 0 {
         bail!("--instruments must be at least 1");
     }
-    for (name, f) in [("--disorder-fraction", a.disorder_fraction), ("--late-fraction", a.late_fraction)] {
+    for (name, f) in [
+        ("--disorder-fraction", a.disorder_fraction),
+        ("--late-fraction", a.late_fraction),
+    ] {
         if !(0.0..=1.0).contains(&f) {
             bail!("{name} must be between 0 and 1");
         }
     }
-    let start = unit.to_nanos(a.start).context("--start does not fit in i64 nanoseconds")?;
+    let start = unit
+        .to_nanos(a.start)
+        .context("--start does not fit in i64 nanoseconds")?;
     let mut g = TradeGen::new(GenParams {
         instruments: a.instruments,
         disorder,
@@ -215,7 +274,10 @@ fn gen(a: GenArgs) -> Result<()> {
     let sink: Box<dyn Write> = if a.out.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?)
+        Box::new(
+            std::fs::File::create(&a.out)
+                .with_context(|| format!("creating {}", a.out.display()))?,
+        )
     };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, sink);
     writeln!(w, "ts,symbol,price,qty,side")?;
@@ -239,17 +301,34 @@ fn gen(a: GenArgs) -> Result<()> {
     }
     w.flush()?;
     if a.out.as_os_str() != "-" {
-        eprintln!("wrote {} trades of {} instruments to {}", a.events, a.instruments, a.out.display());
+        eprintln!(
+            "wrote {} trades of {} instruments to {}",
+            a.events,
+            a.instruments,
+            a.out.display()
+        );
     }
     Ok(())
 }
 
-fn stats(file: &PathBuf) -> Result<()> {
+fn stats(file: &std::path::Path) -> Result<()> {
     let hists = hdrlog::read_log(file)?;
     if hists.is_empty() {
         bail!("{}: no histograms in this log", file.display());
     }
-    let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = hists.iter().map(|(t, h)| (if t.is_empty() { "(untagged)" } else { t.as_str() }, h)).collect();
+    let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = hists
+        .iter()
+        .map(|(t, h)| {
+            (
+                if t.is_empty() {
+                    "(untagged)"
+                } else {
+                    t.as_str()
+                },
+                h,
+            )
+        })
+        .collect();
     print!("{}", percentile_table(&rows));
     Ok(())
 }

@@ -6,7 +6,9 @@
 mod locate;
 mod plan;
 
-pub use plan::{OpKind, OpPlan, Plan, SinkPlan, SourcePlan, SourceKindPlan, StreamDef, StreamKind, SynthPlan};
+pub use plan::{
+    OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef, StreamKind, SynthPlan,
+};
 
 use crate::pipeline::Wait;
 use crate::time::{Dur, TimeUnit};
@@ -34,7 +36,10 @@ pub struct ConfigError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigError>),
 }
@@ -67,9 +72,10 @@ pub struct PipelineConfig {
     /// Slots per SPSC ring.
     #[serde(default = "ring_capacity")]
     pub ring_capacity: usize,
-    /// How consumers wait on empty rings: "spin", "spin-then-yield", "park".
+    /// How consumers wait on empty rings: "spin", "spin-then-yield" or "park" for every consumer, or a
+    /// table `{ workers = …, emitter = … }`.
     #[serde(default)]
-    pub wait: Wait,
+    pub wait: WaitConfig,
     /// On SIGINT/SIGTERM, fire every open window (as if the input had ended) instead of leaving them.
     #[serde(default)]
     pub fire_on_shutdown: bool,
@@ -86,12 +92,52 @@ impl Default for PipelineConfig {
         Self {
             workers: 1,
             ring_capacity: ring_capacity(),
-            wait: Wait::default(),
+            wait: WaitConfig::default(),
             fire_on_shutdown: false,
             max_instruments: max_instruments(),
             cores: CoresConfig::default(),
         }
     }
+}
+
+/// `pipeline.wait`: one strategy for every ring consumer, or one per role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum WaitConfig {
+    All(Wait),
+    PerRole(WaitPerRole),
+}
+
+impl Default for WaitConfig {
+    fn default() -> Self {
+        WaitConfig::All(Wait::default())
+    }
+}
+
+impl WaitConfig {
+    pub fn workers(&self) -> Wait {
+        match self {
+            WaitConfig::All(w) => *w,
+            WaitConfig::PerRole(r) => r.workers,
+        }
+    }
+
+    pub fn emitter(&self) -> Wait {
+        match self {
+            WaitConfig::All(w) => *w,
+            WaitConfig::PerRole(r) => r.emitter,
+        }
+    }
+}
+
+/// `[pipeline.wait]` as a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitPerRole {
+    #[serde(default)]
+    pub workers: Wait,
+    #[serde(default)]
+    pub emitter: Wait,
 }
 
 /// `[pipeline.cores]`: which core each thread is pinned to (unlisted threads are not pinned).
@@ -130,7 +176,13 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true }
+        Self {
+            interval: one_second(),
+            histogram_log: None,
+            live: true,
+            latency_sample: 1,
+            summary: true,
+        }
     }
 }
 
@@ -206,7 +258,13 @@ pub struct FieldNames {
 
 impl Default for FieldNames {
     fn default() -> Self {
-        Self { ts: f_ts(), symbol: f_symbol(), price: f_price(), qty: f_qty(), side: f_side() }
+        Self {
+            ts: f_ts(),
+            symbol: f_symbol(),
+            price: f_price(),
+            qty: f_qty(),
+            side: f_side(),
+        }
     }
 }
 
@@ -261,6 +319,8 @@ pub enum SinkType {
     Csv,
     Jsonl,
     Stdout,
+    /// Counts and discards: for benchmarks, and to say on purpose that a stream is not wanted.
+    Null,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -322,14 +382,22 @@ fn f_side() -> String {
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Plan, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     parse(&text, &path.display().to_string())
 }
 
 /// Parses and validates config text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Plan, LoadError> {
-    let cfg: Config = toml::from_str(text).map_err(|e| LoadError::Invalid(vec![locate::from_toml(text, origin, &e)]))?;
+    let cfg: Config = toml::from_str(text)
+        .map_err(|e| LoadError::Invalid(vec![locate::from_toml(text, origin, &e)]))?;
     plan::plan(&cfg).map_err(|errs| {
-        LoadError::Invalid(errs.into_iter().map(|(key, reason)| locate::at_key(text, origin, &key, reason)).collect())
+        LoadError::Invalid(
+            errs.into_iter()
+                .map(|(key, reason)| locate::at_key(text, origin, &key, reason))
+                .collect(),
+        )
     })
 }

@@ -1,6 +1,9 @@
 //! Validation: the parsed config becomes a [`Plan`] (what to build), or a list of `(key, reason)` errors.
 
-use super::{Config, FieldNames, Format, MetricsConfig, PipelineConfig, SinkType, SourceConfig, SourceType, WindowType};
+use super::{
+    Config, FieldNames, Format, MetricsConfig, PipelineConfig, SinkType, SourceConfig, SourceType,
+    WindowType,
+};
 use crate::continuous::SessionReset;
 use crate::event::Nanos;
 use crate::record::StreamId;
@@ -34,8 +37,16 @@ pub struct SourcePlan {
 
 #[derive(Debug, Clone)]
 pub enum SourceKindPlan {
-    Csv { path: PathBuf, header: bool, speed: Option<f64> },
-    Jsonl { path: PathBuf, fields: FieldNames, speed: Option<f64> },
+    Csv {
+        path: PathBuf,
+        header: bool,
+        speed: Option<f64>,
+    },
+    Jsonl {
+        path: PathBuf,
+        fields: FieldNames,
+        speed: Option<f64>,
+    },
     Synthetic(SynthPlan),
 }
 
@@ -72,7 +83,10 @@ pub struct OpPlan {
 #[derive(Debug, Clone)]
 pub enum OpKind {
     Window(WindowSpec),
-    Continuous { half_life: Nanos, reset: Option<SessionReset> },
+    Continuous {
+        half_life: Nanos,
+        reset: Option<SessionReset>,
+    },
 }
 
 /// The kinds of record a stream carries (its schema).
@@ -106,8 +120,12 @@ pub struct SinkPlan {
 
 pub const MAX_SOURCES: usize = 64;
 
-const DEFAULT_AGGREGATES: [&str; 8] = ["open", "high", "low", "close", "volume", "vwap", "twap", "count"];
-const AGGREGATES: [&str; 11] = ["open", "high", "low", "close", "volume", "vwap", "twap", "count", "pv", "first_ts", "last_ts"];
+const DEFAULT_AGGREGATES: [&str; 8] = [
+    "open", "high", "low", "close", "volume", "vwap", "twap", "count",
+];
+const AGGREGATES: [&str; 11] = [
+    "open", "high", "low", "close", "volume", "vwap", "twap", "count", "pv", "first_ts", "last_ts",
+];
 
 type Errors = Vec<(String, String)>;
 
@@ -129,8 +147,15 @@ impl Streams {
 }
 
 fn check_name(key: String, name: &str, errs: &mut Errors) {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-        errs.push((key, format!("`{name}` is not a valid name (letters, digits, `_`, `-`, `.`)")));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        errs.push((
+            key,
+            format!("`{name}` is not a valid name (letters, digits, `_`, `-`, `.`)"),
+        ));
     }
 }
 
@@ -194,7 +219,10 @@ fn window_type_name(t: WindowType) -> &'static str {
 /// Validates `cfg`.
 pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     let mut errs: Errors = Vec::new();
-    let mut streams = Streams { defs: Vec::new(), by_name: HashMap::new() };
+    let mut streams = Streams {
+        defs: Vec::new(),
+        by_name: HashMap::new(),
+    };
     let p = &cfg.pipeline;
 
     // --- pipeline ---
@@ -202,31 +230,54 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         errs.push(("pipeline.workers".into(), "must be at least 1".into()));
     }
     if p.workers > 1024 {
-        errs.push(("pipeline.workers".into(), format!("{} shard workers is more than 1024", p.workers)));
+        errs.push((
+            "pipeline.workers".into(),
+            format!("{} shard workers is more than 1024", p.workers),
+        ));
     }
     if p.ring_capacity < 2 {
         errs.push(("pipeline.ring_capacity".into(), "must be at least 2".into()));
     }
     if p.max_instruments == 0 || p.max_instruments > u32::MAX as usize {
-        errs.push(("pipeline.max_instruments".into(), "must be between 1 and 4294967295".into()));
+        errs.push((
+            "pipeline.max_instruments".into(),
+            "must be between 1 and 4294967295".into(),
+        ));
     }
-    let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let check_core = |key: String, c: usize, errs: &mut Errors| {
         if !cores.contains(&c) {
-            errs.push((key, format!("core {c} does not exist on this machine (cores: {cores:?})")));
+            errs.push((
+                key,
+                format!("core {c} does not exist on this machine (cores: {cores:?})"),
+            ));
         }
     };
     for (i, &c) in p.cores.sources.iter().enumerate() {
         check_core(format!("pipeline.cores.sources[{i}]"), c, &mut errs);
     }
     if p.cores.sources.len() > cfg.sources.len() {
-        errs.push(("pipeline.cores.sources".into(), format!("{} cores for {} sources", p.cores.sources.len(), cfg.sources.len())));
+        errs.push((
+            "pipeline.cores.sources".into(),
+            format!(
+                "{} cores for {} sources",
+                p.cores.sources.len(),
+                cfg.sources.len()
+            ),
+        ));
     }
     for (i, &c) in p.cores.workers.iter().enumerate() {
         check_core(format!("pipeline.cores.workers[{i}]"), c, &mut errs);
     }
     if p.cores.workers.len() > p.workers {
-        errs.push(("pipeline.cores.workers".into(), format!("{} cores for {} workers", p.cores.workers.len(), p.workers)));
+        errs.push((
+            "pipeline.cores.workers".into(),
+            format!("{} cores for {} workers", p.cores.workers.len(), p.workers),
+        ));
     }
     if let Some(c) = p.cores.emitter {
         check_core("pipeline.cores.emitter".into(), c, &mut errs);
@@ -240,12 +291,18 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         errs.push(("metrics.interval".into(), "must be at least 1ms".into()));
     }
     if cfg.metrics.latency_sample == 0 {
-        errs.push(("metrics.latency_sample".into(), "must be at least 1 (1 = time every event)".into()));
+        errs.push((
+            "metrics.latency_sample".into(),
+            "must be at least 1 (1 = time every event)".into(),
+        ));
     }
 
     // --- sources ---
     if cfg.sources.is_empty() {
-        errs.push(("source".into(), "no [[source]]: a pipeline needs at least one".into()));
+        errs.push((
+            "source".into(),
+            "no [[source]]: a pipeline needs at least one".into(),
+        ));
     }
     if cfg.sources.len() > MAX_SOURCES {
         errs.push(("source".into(), format!("at most {MAX_SOURCES} sources")));
@@ -256,45 +313,86 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         let k = |f: &str| format!("source[{i}].{f}");
         check_name(k("name"), &s.name, &mut errs);
         if source_idx.insert(&s.name, i).is_some() {
-            errs.push((k("name"), format!("source name `{}` is already used", s.name)));
+            errs.push((
+                k("name"),
+                format!("source name `{}` is already used", s.name),
+            ));
         }
         for f in foreign_keys(s) {
-            errs.push((k(f), format!("does not apply to a {} source", source_type_name(s.kind))));
+            errs.push((
+                k(f),
+                format!("does not apply to a {} source", source_type_name(s.kind)),
+            ));
         }
-        let unit = s.ts_unit.unwrap_or(if s.kind == SourceType::Synthetic { TimeUnit::Nanos } else { TimeUnit::Millis });
+        let unit = s.ts_unit.unwrap_or(if s.kind == SourceType::Synthetic {
+            TimeUnit::Nanos
+        } else {
+            TimeUnit::Millis
+        });
         let bound = s.max_out_of_orderness.0;
-        multiple_of(k("max_out_of_orderness"), "max_out_of_orderness", bound, unit, &mut errs);
+        multiple_of(
+            k("max_out_of_orderness"),
+            "max_out_of_orderness",
+            bound,
+            unit,
+            &mut errs,
+        );
         if let Some(t) = s.idle_timeout {
             if t.0 <= 0 {
-                errs.push((k("idle_timeout"), "must be positive (leave it out to never mark partitions idle)".into()));
+                errs.push((
+                    k("idle_timeout"),
+                    "must be positive (leave it out to never mark partitions idle)".into(),
+                ));
             }
         }
         if let Some(sp) = s.speed {
             if !(sp.is_finite() && sp > 0.0) {
-                errs.push((k("speed"), format!("{sp} is not a positive factor (1.0 = recorded speed)")));
+                errs.push((
+                    k("speed"),
+                    format!("{sp} is not a positive factor (1.0 = recorded speed)"),
+                ));
             }
         }
-        let rejects = s.rejects.clone().unwrap_or_else(|| format!("{}_rejects", s.name));
+        let rejects = s
+            .rejects
+            .clone()
+            .unwrap_or_else(|| format!("{}_rejects", s.name));
         check_name(k("rejects"), &rejects, &mut errs);
         let reject_stream = streams.add(
             k("rejects"),
-            StreamDef { name: rejects, kind: StreamKind::Reject, unit, default_columns: Column::defaults(StreamKind::Reject, &[]) },
+            StreamDef {
+                name: rejects,
+                kind: StreamKind::Reject,
+                unit,
+                default_columns: Column::defaults(StreamKind::Reject, &[]),
+            },
             &mut errs,
         );
         let need_path = |errs: &mut Errors| -> PathBuf {
             match &s.path {
                 Some(p) => p.clone(),
                 None => {
-                    errs.push((k("path"), format!("a {} source needs a path", source_type_name(s.kind))));
+                    errs.push((
+                        k("path"),
+                        format!("a {} source needs a path", source_type_name(s.kind)),
+                    ));
                     PathBuf::new()
                 }
             }
         };
         let kind = match s.kind {
-            SourceType::Csv => SourceKindPlan::Csv { path: need_path(&mut errs), header: s.header.unwrap_or(true), speed: s.speed },
+            SourceType::Csv => SourceKindPlan::Csv {
+                path: need_path(&mut errs),
+                header: s.header.unwrap_or(true),
+                speed: s.speed,
+            },
             SourceType::Jsonl => {
                 let fields = s.fields.clone().unwrap_or_default();
-                SourceKindPlan::Jsonl { path: need_path(&mut errs), fields, speed: s.speed }
+                SourceKindPlan::Jsonl {
+                    path: need_path(&mut errs),
+                    fields,
+                    speed: s.speed,
+                }
             }
             SourceType::Synthetic => {
                 let frac = |key: &str, v: Option<f64>, d: f64, errs: &mut Errors| {
@@ -311,32 +409,55 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                     partitions: s.partitions.unwrap_or(1),
                     event_rate: s.event_rate.unwrap_or(1_000_000),
                     disorder: s.disorder.map_or(0, |d| d.0),
-                    disorder_fraction: frac("disorder_fraction", s.disorder_fraction, 0.2, &mut errs),
+                    disorder_fraction: frac(
+                        "disorder_fraction",
+                        s.disorder_fraction,
+                        0.2,
+                        &mut errs,
+                    ),
                     late_fraction: frac("late_fraction", s.late_fraction, 0.0, &mut errs),
                     seed: s.seed.unwrap_or(42),
                     zipf: s.zipf.unwrap_or(1.0),
                     start: match s.start {
                         Some(v) => unit.to_nanos(v).unwrap_or_else(|| {
-                            errs.push((k("start"), format!("{v} {} does not fit in i64 nanoseconds", unit.name())));
+                            errs.push((
+                                k("start"),
+                                format!("{v} {} does not fit in i64 nanoseconds", unit.name()),
+                            ));
                             0
                         }),
                         None => 1_700_000_000_000_000_000,
                     },
                 };
                 if sp.disorder_fraction + sp.late_fraction > 1.0 {
-                    errs.push((k("late_fraction"), "disorder_fraction + late_fraction exceeds 1".into()));
+                    errs.push((
+                        k("late_fraction"),
+                        "disorder_fraction + late_fraction exceeds 1".into(),
+                    ));
                 }
                 if sp.instruments == 0 || sp.instruments as usize > p.max_instruments {
-                    errs.push((k("instruments"), format!("must be between 1 and pipeline.max_instruments ({})", p.max_instruments)));
+                    errs.push((
+                        k("instruments"),
+                        format!(
+                            "must be between 1 and pipeline.max_instruments ({})",
+                            p.max_instruments
+                        ),
+                    ));
                 }
                 if sp.partitions == 0 || sp.partitions > 1024 {
                     errs.push((k("partitions"), "must be between 1 and 1024".into()));
                 }
                 if sp.event_rate == 0 || sp.event_rate > 1_000_000_000 {
-                    errs.push((k("event_rate"), "must be between 1 and 1000000000 events per second of event time".into()));
+                    errs.push((
+                        k("event_rate"),
+                        "must be between 1 and 1000000000 events per second of event time".into(),
+                    ));
                 }
                 if sp.rate > 100_000_000 {
-                    errs.push((k("rate"), "more than 100000000 events/s cannot be paced; use 0 for unpaced".into()));
+                    errs.push((
+                        k("rate"),
+                        "more than 100000000 events/s cannot be paced; use 0 for unpaced".into(),
+                    ));
                 }
                 if !(sp.zipf.is_finite() && sp.zipf >= 0.0) {
                     errs.push((k("zipf"), "must be a non-negative exponent".into()));
@@ -347,14 +468,26 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 SourceKindPlan::Synthetic(sp)
             }
         };
-        sources.push(SourcePlan { name: s.name.clone(), unit, bound, idle_timeout: s.idle_timeout.map(|d| d.0), reject_stream, kind });
+        sources.push(SourcePlan {
+            name: s.name.clone(),
+            unit,
+            bound,
+            idle_timeout: s.idle_timeout.map(|d| d.0),
+            reject_stream,
+            kind,
+        });
     }
 
     // The inputs of an operator and the time unit its results are written in.
     let inputs_of = |key: String, input: &Option<String>, errs: &mut Errors| -> (u64, TimeUnit) {
         match input {
             Some(name) => match source_idx.get(name.as_str()) {
-                Some(&i) => (1u64 << i, sources.get(i).map_or(TimeUnit::Millis, |s: &SourcePlan| s.unit)),
+                Some(&i) => (
+                    1u64 << i,
+                    sources
+                        .get(i)
+                        .map_or(TimeUnit::Millis, |s: &SourcePlan| s.unit),
+                ),
                 None => {
                     errs.push((key, format!("no source is named `{name}`")));
                     (0, TimeUnit::Millis)
@@ -363,9 +496,20 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             None => {
                 let unit = sources.first().map_or(TimeUnit::Millis, |s| s.unit);
                 if sources.iter().any(|s| s.unit != unit) {
-                    errs.push((key, "the sources have different ts_unit: name the one this reads with `input`".into()));
+                    errs.push((
+                        key,
+                        "the sources have different ts_unit: name the one this reads with `input`"
+                            .into(),
+                    ));
                 }
-                (if sources.len() >= 64 { u64::MAX } else { (1u64 << sources.len()) - 1 }, unit)
+                (
+                    if sources.len() >= 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << sources.len()) - 1
+                    },
+                    unit,
+                )
             }
         }
     };
@@ -379,7 +523,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         let pos = |key: &str, d: Option<crate::time::Dur>, errs: &mut Errors| -> Nanos {
             match d {
                 None => {
-                    errs.push((k(key), format!("a {} window needs `{key}`", window_type_name(w.kind))));
+                    errs.push((
+                        k(key),
+                        format!("a {} window needs `{key}`", window_type_name(w.kind)),
+                    ));
                     1
                 }
                 Some(d) if d.0 <= 0 => {
@@ -394,7 +541,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         };
         let not_for = |key: &str, set: bool, errs: &mut Errors| {
             if set {
-                errs.push((k(key), format!("does not apply to a {} window", window_type_name(w.kind))));
+                errs.push((
+                    k(key),
+                    format!("does not apply to a {} window", window_type_name(w.kind)),
+                ));
             }
         };
         let offset = w.offset.map_or(0, |d| d.0);
@@ -404,7 +554,13 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 not_for("gap", w.gap.is_some(), &mut errs);
                 let size = pos("size", w.size, &mut errs);
                 if offset.abs() >= size {
-                    errs.push((k("offset"), format!("|offset| must be smaller than the size ({})", format_duration(size))));
+                    errs.push((
+                        k("offset"),
+                        format!(
+                            "|offset| must be smaller than the size ({})",
+                            format_duration(size)
+                        ),
+                    ));
                 }
                 WindowKind::Tumbling { size, offset }
             }
@@ -413,18 +569,37 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 let size = pos("size", w.size, &mut errs);
                 let slide = pos("slide", w.slide, &mut errs);
                 if slide > size {
-                    errs.push((k("slide"), format!("slide {} is larger than size {}: windows would leave gaps", format_duration(slide), format_duration(size))));
+                    errs.push((
+                        k("slide"),
+                        format!(
+                            "slide {} is larger than size {}: windows would leave gaps",
+                            format_duration(slide),
+                            format_duration(size)
+                        ),
+                    ));
                 }
                 if offset.abs() >= slide {
-                    errs.push((k("offset"), format!("|offset| must be smaller than the slide ({})", format_duration(slide))));
+                    errs.push((
+                        k("offset"),
+                        format!(
+                            "|offset| must be smaller than the slide ({})",
+                            format_duration(slide)
+                        ),
+                    ));
                 }
-                WindowKind::Sliding { size, slide, offset }
+                WindowKind::Sliding {
+                    size,
+                    slide,
+                    offset,
+                }
             }
             WindowType::Session => {
                 not_for("size", w.size.is_some(), &mut errs);
                 not_for("slide", w.slide.is_some(), &mut errs);
                 not_for("offset", w.offset.is_some(), &mut errs);
-                WindowKind::Session { gap: pos("gap", w.gap, &mut errs) }
+                WindowKind::Session {
+                    gap: pos("gap", w.gap, &mut errs),
+                }
             }
         };
         if offset != 0 {
@@ -433,25 +608,64 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         if w.allowed_lateness.0 < 0 {
             errs.push((k("allowed_lateness"), "must not be negative".into()));
         }
-        multiple_of(k("allowed_lateness"), "allowed_lateness", w.allowed_lateness.0, unit, &mut errs);
-        let aggs: Vec<String> = w.aggregates.clone().unwrap_or_else(|| DEFAULT_AGGREGATES.iter().map(|s| s.to_string()).collect());
+        multiple_of(
+            k("allowed_lateness"),
+            "allowed_lateness",
+            w.allowed_lateness.0,
+            unit,
+            &mut errs,
+        );
+        let aggs: Vec<String> = w
+            .aggregates
+            .clone()
+            .unwrap_or_else(|| DEFAULT_AGGREGATES.iter().map(|s| s.to_string()).collect());
         for (j, a) in aggs.iter().enumerate() {
             if !AGGREGATES.contains(&a.as_str()) {
-                errs.push((format!("window[{i}].aggregates[{j}]"), format!("unknown aggregate `{a}` (one of: {})", AGGREGATES.join(", "))));
+                errs.push((
+                    format!("window[{i}].aggregates[{j}]"),
+                    format!(
+                        "unknown aggregate `{a}` (one of: {})",
+                        AGGREGATES.join(", ")
+                    ),
+                ));
             }
         }
         let twap = aggs.iter().any(|a| a == "twap");
-        let spec = WindowSpec { kind, lateness: w.allowed_lateness.0, twap };
+        let spec = WindowSpec {
+            kind,
+            lateness: w.allowed_lateness.0,
+            twap,
+        };
         let cols = Column::defaults(StreamKind::Window, &aggs);
-        let stream = streams.add(k("name"), StreamDef { name: w.name.clone(), kind: StreamKind::Window, unit, default_columns: cols }, &mut errs);
+        let stream = streams.add(
+            k("name"),
+            StreamDef {
+                name: w.name.clone(),
+                kind: StreamKind::Window,
+                unit,
+                default_columns: cols,
+            },
+            &mut errs,
+        );
         let late_name = w.late.clone().unwrap_or_else(|| format!("{}_late", w.name));
         check_name(k("late"), &late_name, &mut errs);
         let late_stream = streams.add(
             k("late"),
-            StreamDef { name: late_name, kind: StreamKind::Late, unit, default_columns: Column::defaults(StreamKind::Late, &[]) },
+            StreamDef {
+                name: late_name,
+                kind: StreamKind::Late,
+                unit,
+                default_columns: Column::defaults(StreamKind::Late, &[]),
+            },
             &mut errs,
         );
-        operators.push(OpPlan { name: w.name.clone(), kind: OpKind::Window(spec), stream, late_stream, inputs });
+        operators.push(OpPlan {
+            name: w.name.clone(),
+            kind: OpKind::Window(spec),
+            stream,
+            late_stream,
+            inputs,
+        });
     }
 
     // --- continuous ---
@@ -467,7 +681,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 if every.0 <= 0 {
                     errs.push((k("session_reset"), "must be positive".into()));
                 }
-                Some(SessionReset { every: every.0.max(1), offset: off.map_or(0, |d| d.0) })
+                Some(SessionReset {
+                    every: every.0.max(1),
+                    offset: off.map_or(0, |d| d.0),
+                })
             }
             (None, Some(_)) => {
                 errs.push((k("session_offset"), "needs session_reset".into()));
@@ -477,18 +694,31 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         };
         let stream = streams.add(
             k("name"),
-            StreamDef { name: c.name.clone(), kind: StreamKind::Tick, unit, default_columns: Column::defaults(StreamKind::Tick, &[]) },
+            StreamDef {
+                name: c.name.clone(),
+                kind: StreamKind::Tick,
+                unit,
+                default_columns: Column::defaults(StreamKind::Tick, &[]),
+            },
             &mut errs,
         );
         let late_name = c.late.clone().unwrap_or_else(|| format!("{}_late", c.name));
         let late_stream = streams.add(
             k("late"),
-            StreamDef { name: late_name, kind: StreamKind::Late, unit, default_columns: Column::defaults(StreamKind::Late, &[]) },
+            StreamDef {
+                name: late_name,
+                kind: StreamKind::Late,
+                unit,
+                default_columns: Column::defaults(StreamKind::Late, &[]),
+            },
             &mut errs,
         );
         operators.push(OpPlan {
             name: c.name.clone(),
-            kind: OpKind::Continuous { half_life: c.ema_half_life.0.max(1), reset },
+            kind: OpKind::Continuous {
+                half_life: c.ema_half_life.0.max(1),
+                reset,
+            },
             stream,
             late_stream,
             inputs,
@@ -503,22 +733,36 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         let Some(&stream) = streams.by_name.get(&s.stream) else {
             let mut names: Vec<&str> = streams.defs.iter().map(|d| d.name.as_str()).collect();
             names.sort();
-            errs.push((k("stream"), format!("no stream is named `{}` (streams: {})", s.stream, names.join(", "))));
+            errs.push((
+                k("stream"),
+                format!(
+                    "no stream is named `{}` (streams: {})",
+                    s.stream,
+                    names.join(", ")
+                ),
+            ));
             continue;
         };
         let def = &streams.defs[stream as usize];
         let format = match (s.kind, s.format) {
-            (SinkType::Stdout, f) => f.unwrap_or(Format::Csv),
+            (SinkType::Stdout | SinkType::Null, f) => f.unwrap_or(Format::Csv),
             (SinkType::Csv, None) => Format::Csv,
             (SinkType::Jsonl, None) => Format::Jsonl,
             (_, Some(_)) => {
-                errs.push((k("format"), "only applies to a stdout sink (csv and jsonl sinks say it in `type`)".into()));
+                errs.push((
+                    k("format"),
+                    "only applies to a stdout sink (csv and jsonl sinks say it in `type`)".into(),
+                ));
                 Format::Csv
             }
         };
         match (s.kind, &s.path) {
-            (SinkType::Stdout, Some(_)) => errs.push((k("path"), "a stdout sink takes no path".into())),
-            (SinkType::Csv | SinkType::Jsonl, None) => errs.push((k("path"), "a file sink needs a path".into())),
+            (SinkType::Stdout | SinkType::Null, Some(_)) => {
+                errs.push((k("path"), "a stdout or null sink takes no path".into()))
+            }
+            (SinkType::Csv | SinkType::Jsonl, None) => {
+                errs.push((k("path"), "a file sink needs a path".into()))
+            }
             (SinkType::Csv | SinkType::Jsonl, Some(p)) => {
                 if let Some(j) = paths.insert(p.clone(), i) {
                     errs.push((k("path"), format!("sink[{j}] writes to the same file")));
@@ -545,11 +789,25 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 v
             }
         };
-        sinks.push(SinkPlan { stream, kind: s.kind, path: s.path.clone(), format, columns, header: s.header.unwrap_or(true) });
+        sinks.push(SinkPlan {
+            stream,
+            kind: s.kind,
+            path: s.path.clone(),
+            format,
+            columns,
+            header: s.header.unwrap_or(true),
+        });
     }
 
     if errs.is_empty() {
-        Ok(Plan { pipeline: cfg.pipeline.clone(), metrics: cfg.metrics.clone(), sources, operators, streams: streams.defs, sinks })
+        Ok(Plan {
+            pipeline: cfg.pipeline.clone(),
+            metrics: cfg.metrics.clone(),
+            sources,
+            operators,
+            streams: streams.defs,
+            sinks,
+        })
     } else {
         Err(errs)
     }

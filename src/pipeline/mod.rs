@@ -18,10 +18,12 @@ use crate::config::{OpKind, Plan, SourceKindPlan, StreamKind};
 use crate::continuous::Continuous;
 use crate::event::{Event, Nanos};
 use crate::metrics::hdrlog::IntervalLog;
-use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics};
+use crate::metrics::{
+    Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics,
+};
 use crate::operator::Operator;
 use crate::record::{Record, RejectRow, StreamId};
-use crate::sink::{Sink, TextSink};
+use crate::sink::Sink;
 use crate::source::{CsvSource, JsonlSource, Poll, Source, SourceOut, SyntheticSource};
 use crate::symbols::{Interner, SymbolCache, Symbols};
 use crate::time::watermark::PartitionWatermarks;
@@ -49,12 +51,19 @@ pub enum ShardMsg {
 #[derive(Debug, Clone, Copy)]
 pub enum EmitMsg {
     /// A result: its stream, the ingest time of the event that caused it and when the shard emitted it.
-    Out { stream: StreamId, rec: Record, t0: u64, t1: u64 },
+    Out {
+        stream: StreamId,
+        rec: Record,
+        t0: u64,
+        t1: u64,
+    },
     End,
 }
 
-/// Source → emitter: malformed input records.
+/// Source → emitter: malformed input records. The record is carried inline (a ring slot is preallocated;
+/// boxing it would allocate per reject).
 #[derive(Debug, Clone, Copy)]
+#[allow(clippy::large_enum_variant)]
 pub enum RejectMsg {
     Row(RejectRow),
     End,
@@ -90,12 +99,19 @@ fn build_operators(plan: &Plan) -> Vec<OpSlot> {
         .map(|o| {
             let op: Box<dyn Operator> = match &o.kind {
                 OpKind::Window(spec) => match spec.kind {
-                    WindowKind::Session { .. } => Box::new(SessionWindows::new(spec, o.stream, o.late_stream)),
+                    WindowKind::Session { .. } => {
+                        Box::new(SessionWindows::new(spec, o.stream, o.late_stream))
+                    }
                     _ => Box::new(AlignedWindows::new(spec, o.stream, o.late_stream)),
                 },
-                OpKind::Continuous { half_life, reset } => Box::new(Continuous::new(*half_life, *reset, o.stream, o.late_stream)),
+                OpKind::Continuous { half_life, reset } => {
+                    Box::new(Continuous::new(*half_life, *reset, o.stream, o.late_stream))
+                }
             };
-            OpSlot { op, inputs: o.inputs }
+            OpSlot {
+                op,
+                inputs: o.inputs,
+            }
         })
         .collect()
 }
@@ -104,14 +120,33 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
     let s = &plan.sources[i];
     let mut interner = Interner::new(symbols.clone(), plan.pipeline.max_instruments);
     Ok(match &s.kind {
-        SourceKindPlan::Csv { path, header, speed } => Box::new(CsvSource::open(&s.name, path, *header, s.unit, interner, *speed)?),
-        SourceKindPlan::Jsonl { path, fields, speed } => Box::new(JsonlSource::open(&s.name, path, fields, s.unit, interner, *speed)?),
-        SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
+        SourceKindPlan::Csv {
+            path,
+            header,
+            speed,
+        } => Box::new(CsvSource::open(
+            &s.name, path, *header, s.unit, interner, *speed,
+        )?),
+        SourceKindPlan::Jsonl {
+            path,
+            fields,
+            speed,
+        } => Box::new(JsonlSource::open(
+            &s.name, path, fields, s.unit, interner, *speed,
+        )?),
+        SourceKindPlan::Synthetic(sp) => {
+            Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?)
+        }
     })
 }
 
 /// Runs a source until its input ends, `stop` is set, or the pipeline breaks.
-fn run_source(mut src: Box<dyn Source>, mut out: SourceOut, stop: &AtomicBool, fire_on_shutdown: bool) -> anyhow::Result<()> {
+fn run_source(
+    mut src: Box<dyn Source>,
+    mut out: SourceOut,
+    stop: &AtomicBool,
+    fire_on_shutdown: bool,
+) -> anyhow::Result<()> {
     let mut polls = 0u32;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -161,12 +196,16 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
     for sp in &plan.sinks {
         let def = &plan.streams[sp.stream as usize];
-        let sink = TextSink::open(sp, def).with_context(|| format!("opening the sink of stream `{}`", def.name))?;
+        let sink = crate::sink::open(sp, def)
+            .with_context(|| format!("opening the sink of stream `{}`", def.name))?;
         routes[sp.stream as usize].push(sinks.len());
-        sinks.push(Box::new(sink));
+        sinks.push(sink);
     }
     let mut log = match &plan.metrics.histogram_log {
-        Some(path) => Some(IntervalLog::create(path, SystemTime::now()).with_context(|| format!("creating histogram log {}", path.display()))?),
+        Some(path) => Some(
+            IntervalLog::create(path, SystemTime::now())
+                .with_context(|| format!("creating histogram log {}", path.display()))?,
+        ),
         None => None,
     };
 
@@ -177,24 +216,30 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
             .map(|(s, sp)| {
                 CachePadded::new(SourceMetrics {
                     name: sp.name.clone(),
-                    partitions: (0..s.partitions()).map(|_| PartitionMetrics::default()).collect(),
+                    partitions: (0..s.partitions())
+                        .map(|_| PartitionMetrics::default())
+                        .collect(),
                     ..Default::default()
                 })
             })
             .collect(),
-        shards: (0..n_shards).map(|_| CachePadded::new(ShardMetrics::default())).collect(),
+        shards: (0..n_shards)
+            .map(|_| CachePadded::new(ShardMetrics::default()))
+            .collect(),
         emitter: Default::default(),
         stream_rows: plan.streams.iter().map(|_| AtomicU64::new(0)).collect(),
         stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
     });
 
     // Rings. Doorbells only when consumers park.
-    let park = p.wait == Wait::Park;
-    let bell = || park.then(Doorbell::new);
-    let shard_bells: Vec<Option<Arc<Doorbell>>> = (0..n_shards).map(|_| bell()).collect();
-    let emitter_bell = bell();
+    let (worker_wait, emitter_wait) = (p.wait.workers(), p.wait.emitter());
+    let shard_bells: Vec<Option<Arc<Doorbell>>> = (0..n_shards)
+        .map(|_| (worker_wait == Wait::Park).then(Doorbell::new))
+        .collect();
+    let emitter_bell = (emitter_wait == Wait::Park).then(Doorbell::new);
     let cap = p.ring_capacity;
-    let mut shard_inputs: Vec<Vec<rtrb::Consumer<ShardMsg>>> = (0..n_shards).map(|_| Vec::new()).collect();
+    let mut shard_inputs: Vec<Vec<rtrb::Consumer<ShardMsg>>> =
+        (0..n_shards).map(|_| Vec::new()).collect();
     let mut source_outs = Vec::with_capacity(n_sources);
     let mut reject_rings = Vec::with_capacity(n_sources);
     for (i, src) in sources.iter().enumerate() {
@@ -229,8 +274,13 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     let mut hub = LatencyHub::new();
     let cores = &p.cores;
     let mut handles: Vec<(String, std::thread::JoinHandle<anyhow::Result<()>>)> = Vec::new();
-    let spawn = |name: String, f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| -> anyhow::Result<(String, std::thread::JoinHandle<anyhow::Result<()>>)> {
-        let h = std::thread::Builder::new().name(name.clone()).spawn(f).with_context(|| format!("spawning thread {name}"))?;
+    let spawn = |name: String,
+                 f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>|
+     -> anyhow::Result<(String, std::thread::JoinHandle<anyhow::Result<()>>)> {
+        let h = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(f)
+            .with_context(|| format!("spawning thread {name}"))?;
         Ok((name, h))
     };
 
@@ -242,17 +292,19 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         routes,
         stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
         symbols: SymbolCache::new(symbols.clone()),
-        idler: Idler::new(p.wait, None),
+        idler: Idler::new(emitter_wait, None),
         recorder: hub.recorder(),
         metrics: metrics.clone(),
     };
     let core = cores.emitter;
-    let wait = p.wait;
     handles.push(spawn(
         "tl-emitter".into(),
         Box::new(move || {
             pin(core, "emitter");
-            let e = emitter::Emitter { idler: Idler::new(wait, emitter_bell), ..emitter };
+            let e = emitter::Emitter {
+                idler: Idler::new(emitter_wait, emitter_bell),
+                ..emitter
+            };
             e.run().map_err(anyhow::Error::from)
         }),
     )?);
@@ -268,7 +320,15 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
             format!("tl-shard-{id}"),
             Box::new(move || {
                 pin(core, "shard");
-                let w = ShardWorker::new(id, inputs, ops, tx, Idler::new(wait, bell), recorder, m);
+                let w = ShardWorker::new(
+                    id,
+                    inputs,
+                    ops,
+                    tx,
+                    Idler::new(worker_wait, bell),
+                    recorder,
+                    m,
+                );
                 w.run().map_err(anyhow::Error::from)
             }),
         )?);
@@ -312,7 +372,11 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     let mut errors: Vec<anyhow::Error> = Vec::new();
     for (name, h) in handles.into_iter().rev() {
         let res = h.join().unwrap_or_else(|panic| {
-            let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             Err(anyhow::anyhow!("thread {name} panicked: {msg}"))
         });
         if let Err(e) = res {
@@ -321,11 +385,19 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         }
     }
     metrics_stop.store(true, Ordering::Release);
-    let (hists, _log) = metrics_thread.join().map_err(|_| anyhow::anyhow!("metrics thread panicked"))?;
+    let (hists, _log) = metrics_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("metrics thread panicked"))?;
     if !errors.is_empty() {
         // A failing sink or shard makes the threads upstream of it fail with "stopped": report the cause.
         let consequence = |e: &anyhow::Error| {
-            e.chain().any(|c| c.is::<shard::EmitterGone>() || matches!(c.downcast_ref::<crate::source::SourceError>(), Some(crate::source::SourceError::Disconnected(_))))
+            e.chain().any(|c| {
+                c.is::<shard::EmitterGone>()
+                    || matches!(
+                        c.downcast_ref::<crate::source::SourceError>(),
+                        Some(crate::source::SourceError::Disconnected(_))
+                    )
+            })
         };
         let root = errors.iter().position(|e| !consequence(e)).unwrap_or(0);
         return Err(errors.swap_remove(root));
@@ -334,10 +406,18 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     if unrouted > 0 {
         for (i, def) in plan.streams.iter().enumerate() {
             let n = metrics.stream_rows[i].load(Ordering::Relaxed);
-            if n > 0 && !plan.sinks.iter().any(|s| s.stream as usize == i) && def.kind != StreamKind::Reject {
+            if n > 0
+                && !plan.sinks.iter().any(|s| s.stream as usize == i)
+                && def.kind != StreamKind::Reject
+            {
                 tracing::warn!(stream = %def.name, records = n, "records of a stream with no [[sink]] were counted but not written");
             }
         }
     }
-    Ok(RunOutcome { elapsed: started.elapsed(), metrics, hists, stopped: stop.load(Ordering::Relaxed) })
+    Ok(RunOutcome {
+        elapsed: started.elapsed(),
+        metrics,
+        hists,
+        stopped: stop.load(Ordering::Relaxed),
+    })
 }

@@ -13,7 +13,12 @@ const BATCH: usize = 1024;
 
 /// Decodes one CSV line into a trade (`seq` and the interned id filled in).
 #[inline]
-pub fn parse_line(line: &[u8], unit: TimeUnit, seq: u64, interner: &mut Interner) -> Result<Trade, RejectReason> {
+pub fn parse_line(
+    line: &[u8],
+    unit: TimeUnit,
+    seq: u64,
+    interner: &mut Interner,
+) -> Result<Trade, RejectReason> {
     let mut f = line.split(|&c| c == b',');
     let ts = f.next().ok_or(RejectReason::MissingField("ts"))?;
     let sym = f.next().ok_or(RejectReason::MissingField("symbol"))?;
@@ -35,7 +40,14 @@ pub fn parse_line(line: &[u8], unit: TimeUnit, seq: u64, interner: &mut Interner
         return Err(RejectReason::BadUtf8);
     }
     let instrument = interner.id(sym).ok_or(RejectReason::TooManyInstruments)?;
-    Ok(Trade { ts, price, qty, seq, instrument, side })
+    Ok(Trade {
+        ts,
+        price,
+        qty,
+        seq,
+        instrument,
+        side,
+    })
 }
 
 /// A CSV file replayed as one partition.
@@ -50,9 +62,25 @@ pub struct CsvSource {
 }
 
 impl CsvSource {
-    pub fn open(name: &str, path: &Path, header: bool, unit: TimeUnit, interner: Interner, speed: Option<f64>) -> Result<Self, SourceError> {
-        let reader = LineReader::open(path).map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
-        Ok(Self { name: name.to_string(), reader, skip_header: header, unit, interner, pacer: speed.map(Pacer::new), seq: 0 })
+    pub fn open(
+        name: &str,
+        path: &Path,
+        header: bool,
+        unit: TimeUnit,
+        interner: Interner,
+        speed: Option<f64>,
+    ) -> Result<Self, SourceError> {
+        let reader = LineReader::open(path)
+            .map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
+        Ok(Self {
+            name: name.to_string(),
+            reader,
+            skip_header: header,
+            unit,
+            interner,
+            pacer: speed.map(Pacer::new),
+            seq: 0,
+        })
     }
 }
 
@@ -62,7 +90,13 @@ impl Source for CsvSource {
             let (line_no, line) = match self.reader.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => return Ok(Poll::Done),
-                Err(e) => return Err(SourceError::io(&self.name, format!("read error after line {}", self.reader.line_number()), e)),
+                Err(e) => {
+                    return Err(SourceError::io(
+                        &self.name,
+                        format!("read error after line {}", self.reader.line_number()),
+                        e,
+                    ))
+                }
             };
             if self.skip_header {
                 self.skip_header = false;
@@ -98,7 +132,17 @@ mod tests {
     fn parses_and_rejects_with_reasons() {
         let mut i = Interner::new(Symbols::new(), 2);
         let t = parse_line(b"1700000000000,SYM1,12.5,10,S", TimeUnit::Millis, 4, &mut i).unwrap();
-        assert_eq!((t.ts, t.price, t.qty, t.seq, t.instrument, t.side), (1_700_000_000_000_000_000, Price(12_500_000_000), 10, 4, 0, Side::Sell));
+        assert_eq!(
+            (t.ts, t.price, t.qty, t.seq, t.instrument, t.side),
+            (
+                1_700_000_000_000_000_000,
+                Price(12_500_000_000),
+                10,
+                4,
+                0,
+                Side::Sell
+            )
+        );
         let mut bad = |l: &[u8]| parse_line(l, TimeUnit::Millis, 0, &mut i).unwrap_err();
         assert_eq!(bad(b"x,SYM1,1,1"), RejectReason::BadTimestamp);
         assert_eq!(bad(b"1,SYM1,1.2.3,1"), RejectReason::BadPrice);
@@ -107,9 +151,15 @@ mod tests {
         assert_eq!(bad(b"1,,1,1"), RejectReason::EmptySymbol);
         assert_eq!(bad(b"1,SYM1,1,1,Q"), RejectReason::BadSide);
         assert_eq!(bad(b"1,SYM1,1,1,B,extra"), RejectReason::TooManyFields);
-        assert_eq!(bad(b"99999999999999999,SYM1,1,1"), RejectReason::TimestampOutOfRange);
+        assert_eq!(
+            bad(b"99999999999999999,SYM1,1,1"),
+            RejectReason::TimestampOutOfRange
+        );
         assert_eq!(bad(b"1,SYM2,1,x"), RejectReason::BadQty);
         assert!(parse_line(b"1,SYM2,1,1", TimeUnit::Millis, 0, &mut i).is_ok());
-        assert_eq!(parse_line(b"1,SYM3,1,1", TimeUnit::Millis, 0, &mut i), Err(RejectReason::TooManyInstruments));
+        assert_eq!(
+            parse_line(b"1,SYM3,1,1", TimeUnit::Millis, 0, &mut i),
+            Err(RejectReason::TooManyInstruments)
+        );
     }
 }

@@ -74,9 +74,17 @@ fn scalar(raw: &RawValue) -> &[u8] {
 }
 
 /// Decodes one JSON line into a trade.
-pub fn parse_object(line: &[u8], names: &[&str; 5], unit: TimeUnit, seq: u64, interner: &mut Interner) -> Result<Trade, RejectReason> {
+pub fn parse_object(
+    line: &[u8],
+    names: &[&str; 5],
+    unit: TimeUnit,
+    seq: u64,
+    interner: &mut Interner,
+) -> Result<Trade, RejectReason> {
     let mut de = serde_json::Deserializer::from_slice(line);
-    let f = Fields(names).deserialize(&mut de).map_err(|_| RejectReason::BadJson)?;
+    let f = Fields(names)
+        .deserialize(&mut de)
+        .map_err(|_| RejectReason::BadJson)?;
     de.end().map_err(|_| RejectReason::BadJson)?;
     let ts = f[0].ok_or(RejectReason::MissingField("ts"))?;
     let sym = f[1].ok_or(RejectReason::MissingField("symbol"))?;
@@ -112,7 +120,14 @@ pub fn parse_object(line: &[u8], names: &[&str; 5], unit: TimeUnit, seq: u64, in
         }
         .ok_or(RejectReason::TooManyInstruments)?
     };
-    Ok(Trade { ts, price, qty, seq, instrument, side })
+    Ok(Trade {
+        ts,
+        price,
+        qty,
+        seq,
+        instrument,
+        side,
+    })
 }
 
 /// A JSON-lines file replayed as one partition.
@@ -127,10 +142,32 @@ pub struct JsonlSource {
 }
 
 impl JsonlSource {
-    pub fn open(name: &str, path: &Path, fields: &FieldNames, unit: TimeUnit, interner: Interner, speed: Option<f64>) -> Result<Self, SourceError> {
-        let reader = LineReader::open(path).map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
-        let names = [fields.ts.clone(), fields.symbol.clone(), fields.price.clone(), fields.qty.clone(), fields.side.clone()];
-        Ok(Self { name: name.to_string(), reader, names, unit, interner, pacer: speed.map(Pacer::new), seq: 0 })
+    pub fn open(
+        name: &str,
+        path: &Path,
+        fields: &FieldNames,
+        unit: TimeUnit,
+        interner: Interner,
+        speed: Option<f64>,
+    ) -> Result<Self, SourceError> {
+        let reader = LineReader::open(path)
+            .map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
+        let names = [
+            fields.ts.clone(),
+            fields.symbol.clone(),
+            fields.price.clone(),
+            fields.qty.clone(),
+            fields.side.clone(),
+        ];
+        Ok(Self {
+            name: name.to_string(),
+            reader,
+            names,
+            unit,
+            interner,
+            pacer: speed.map(Pacer::new),
+            seq: 0,
+        })
     }
 }
 
@@ -141,7 +178,13 @@ impl Source for JsonlSource {
             let (line_no, line) = match self.reader.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => return Ok(Poll::Done),
-                Err(e) => return Err(SourceError::io(&self.name, format!("read error after line {}", self.reader.line_number()), e)),
+                Err(e) => {
+                    return Err(SourceError::io(
+                        &self.name,
+                        format!("read error after line {}", self.reader.line_number()),
+                        e,
+                    ))
+                }
             };
             if line.iter().all(|c| c.is_ascii_whitespace()) {
                 continue;
@@ -172,9 +215,22 @@ mod tests {
     fn numbers_or_strings_exactly_and_extra_fields_ignored() {
         let mut i = Interner::new(Symbols::new(), 10);
         let t = parse_object(br#"{"t":1700000000000,"x":[1,{"a":2}],"s":"AAPL","p":"189.1234","q":100,"side":"sell"}"#, &N, TimeUnit::Millis, 7, &mut i).unwrap();
-        assert_eq!((t.price, t.qty, t.side, t.seq), (Price(189_123_400_000), 100, Side::Sell, 7));
-        let t = parse_object(br#"{"t":"5","s":"A\u0042","p":0.1,"q":"3"}"#, &N, TimeUnit::Seconds, 0, &mut i).unwrap();
-        assert_eq!((t.ts, t.price, t.side), (5_000_000_000, Price(100_000_000), Side::Unknown));
+        assert_eq!(
+            (t.price, t.qty, t.side, t.seq),
+            (Price(189_123_400_000), 100, Side::Sell, 7)
+        );
+        let t = parse_object(
+            br#"{"t":"5","s":"A\u0042","p":0.1,"q":"3"}"#,
+            &N,
+            TimeUnit::Seconds,
+            0,
+            &mut i,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.ts, t.price, t.side),
+            (5_000_000_000, Price(100_000_000), Side::Unknown)
+        );
         assert_eq!(i.shared().name(t.instrument).as_deref(), Some("AB"));
     }
 
@@ -183,10 +239,25 @@ mod tests {
         let mut i = Interner::new(Symbols::new(), 10);
         let mut bad = |l: &[u8]| parse_object(l, &N, TimeUnit::Millis, 0, &mut i).unwrap_err();
         assert_eq!(bad(b"not json"), RejectReason::BadJson);
-        assert_eq!(bad(br#"{"t":1,"s":"A","p":1}"#), RejectReason::MissingField("qty"));
-        assert_eq!(bad(br#"{"t":1,"s":"A","p":1e3,"q":1}"#), RejectReason::BadPrice);
-        assert_eq!(bad(br#"{"t":1.5,"s":"A","p":1,"q":1}"#), RejectReason::BadTimestamp);
-        assert_eq!(bad(br#"{"t":1,"s":7,"p":1,"q":1}"#), RejectReason::EmptySymbol);
-        assert_eq!(bad(br#"{"t":1,"s":"A","p":1,"q":1} trailing"#), RejectReason::BadJson);
+        assert_eq!(
+            bad(br#"{"t":1,"s":"A","p":1}"#),
+            RejectReason::MissingField("qty")
+        );
+        assert_eq!(
+            bad(br#"{"t":1,"s":"A","p":1e3,"q":1}"#),
+            RejectReason::BadPrice
+        );
+        assert_eq!(
+            bad(br#"{"t":1.5,"s":"A","p":1,"q":1}"#),
+            RejectReason::BadTimestamp
+        );
+        assert_eq!(
+            bad(br#"{"t":1,"s":7,"p":1,"q":1}"#),
+            RejectReason::EmptySymbol
+        );
+        assert_eq!(
+            bad(br#"{"t":1,"s":"A","p":1,"q":1} trailing"#),
+            RejectReason::BadJson
+        );
     }
 }

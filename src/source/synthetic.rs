@@ -23,7 +23,12 @@ pub struct SyntheticSource {
 }
 
 impl SyntheticSource {
-    pub fn new(name: &str, plan: &SynthPlan, unit: TimeUnit, interner: &mut Interner) -> Result<Self, SourceError> {
+    pub fn new(
+        name: &str,
+        plan: &SynthPlan,
+        unit: TimeUnit,
+        interner: &mut Interner,
+    ) -> Result<Self, SourceError> {
         let gen = TradeGen::new(GenParams {
             instruments: plan.instruments,
             disorder: plan.disorder,
@@ -36,11 +41,22 @@ impl SyntheticSource {
         let mut ids = Vec::with_capacity(plan.instruments as usize);
         for i in 0..plan.instruments {
             let id = interner.id(TradeGen::symbol(i).as_bytes()).ok_or_else(|| {
-                SourceError::io(name, "interning symbols", std::io::Error::other("more instruments than pipeline.max_instruments"))
+                SourceError::io(
+                    name,
+                    "interning symbols",
+                    std::io::Error::other("more instruments than pipeline.max_instruments"),
+                )
             })?;
             ids.push(id);
         }
-        Ok(Self { name: name.to_string(), plan: plan.clone(), gen, ids, i: 0, paced: None })
+        Ok(Self {
+            name: name.to_string(),
+            plan: plan.clone(),
+            gen,
+            ids,
+            i: 0,
+            paced: None,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -80,10 +96,21 @@ impl Source for SyntheticSource {
                     }
                     (due as Nanos + wall, due)
                 }
-                None => (self.plan.start + (self.i as i128 * 1_000_000_000 / self.plan.event_rate as i128) as Nanos, 0),
+                None => (
+                    self.plan.start
+                        + (self.i as i128 * 1_000_000_000 / self.plan.event_rate as i128) as Nanos,
+                    0,
+                ),
             };
             let g = self.gen.next(clock);
-            let t = Trade { ts: g.ts, price: g.price, qty: g.qty, seq: self.i, instrument: self.ids[g.instrument as usize], side: g.side };
+            let t = Trade {
+                ts: g.ts,
+                price: g.price,
+                qty: g.qty,
+                seq: self.i,
+                instrument: self.ids[g.instrument as usize],
+                side: g.side,
+            };
             let partition = (self.i % self.plan.partitions as u64) as usize;
             out.emit(partition, Event::Trade(t), due)?;
             self.i += 1;

@@ -26,7 +26,10 @@ pub struct BoundedOutOfOrderness {
 impl BoundedOutOfOrderness {
     pub fn new(bound: Nanos) -> Self {
         assert!(bound >= 0, "bound must not be negative");
-        Self { bound, max_ts: WATERMARK_MIN }
+        Self {
+            bound,
+            max_ts: WATERMARK_MIN,
+        }
     }
 
     /// Observes an event's timestamp.
@@ -151,7 +154,9 @@ impl PartitionWatermarks {
     /// Marks partitions idle whose event count has not changed for `idle_timeout`, given the monotonic time
     /// `now`. Returns true if the combined watermark advanced or the source became idle.
     pub fn check_idle(&mut self, now: u64) -> bool {
-        let Some(timeout) = self.idle_timeout else { return false };
+        let Some(timeout) = self.idle_timeout else {
+            return false;
+        };
         let mut changed = false;
         for part in &mut self.parts {
             if part.events != part.events_at_check || part.active_at == 0 {
@@ -204,7 +209,10 @@ pub struct Frontier {
 
 impl Frontier {
     pub fn new(inputs: usize) -> Self {
-        Self { inputs: vec![(WATERMARK_MIN, false); inputs.max(1)], current: WATERMARK_MIN }
+        Self {
+            inputs: vec![(WATERMARK_MIN, false); inputs.max(1)],
+            current: WATERMARK_MIN,
+        }
     }
 
     #[inline]
@@ -258,7 +266,11 @@ mod tests {
     fn combined_is_min_over_partitions_and_monotonic() {
         let mut w = PartitionWatermarks::new(2, 0, None);
         assert!(!w.on_event(0, 100));
-        assert_eq!(w.current(), WATERMARK_MIN, "partition 1 holds it back until it has data");
+        assert_eq!(
+            w.current(),
+            WATERMARK_MIN,
+            "partition 1 holds it back until it has data"
+        );
         assert!(w.on_event(1, 50));
         assert_eq!(w.current(), 49);
         assert!(w.on_event(1, 500));

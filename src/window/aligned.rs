@@ -11,14 +11,14 @@
 //! would have added it to that window; an element that was late for some of a pane's windows only reached
 //! the pane after those windows were purged, and purged windows are never emitted again.
 
-use super::{cleanup_time, is_late, max_timestamp, window_start, Timer, TimerKind, WindowKind, WindowSpec};
+use super::timers::BucketTimers;
+use super::{cleanup_time, is_late, max_timestamp, window_start, WindowKind, WindowSpec};
 use crate::agg::twap::{TwapFold, VecPool};
 use crate::agg::{Bar, Twap};
 use crate::event::{Event, KeyId, Nanos, Price, Trade};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, WindowRow};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 #[derive(Debug)]
 struct Pane {
@@ -55,7 +55,10 @@ pub struct AlignedWindows {
     late_stream: StreamId,
     wm: Nanos,
     keys: Vec<KeyState>,
-    timers: BinaryHeap<Reverse<Timer>>,
+    /// Keys whose window ending at `t + 1` fires at `t`.
+    fire: BucketTimers,
+    /// Keys whose window ending at `t + 1 − lateness` is dropped at `t` (only with allowed lateness).
+    cleanup: BucketTimers,
     pool: VecPool<(Nanos, Price)>,
     open: usize,
 }
@@ -66,10 +69,19 @@ impl AlignedWindows {
     pub fn new(spec: &WindowSpec, stream: StreamId, late_stream: StreamId) -> Self {
         let (size, slide, offset) = match spec.kind {
             WindowKind::Tumbling { size, offset } => (size, size, offset),
-            WindowKind::Sliding { size, slide, offset } => (size, slide, offset),
-            WindowKind::Session { .. } => panic!("AlignedWindows needs a tumbling or sliding window"),
+            WindowKind::Sliding {
+                size,
+                slide,
+                offset,
+            } => (size, slide, offset),
+            WindowKind::Session { .. } => {
+                panic!("AlignedWindows needs a tumbling or sliding window")
+            }
         };
-        assert!(size > 0 && slide > 0, "window size and slide must be positive");
+        assert!(
+            size > 0 && slide > 0,
+            "window size and slide must be positive"
+        );
         Self {
             size,
             slide,
@@ -81,73 +93,110 @@ impl AlignedWindows {
             late_stream,
             wm: crate::event::WATERMARK_MIN,
             keys: Vec::new(),
-            timers: BinaryHeap::new(),
+            fire: BucketTimers::default(),
+            cleanup: BucketTimers::default(),
             pool: VecPool::default(),
             open: 0,
         }
     }
 
+    #[inline]
     fn on_trade(&mut self, t: &Trade, arrival: u64, out: &mut dyn Collector) {
         let wm = self.wm;
-        let last_start = window_start(t.ts, self.offset, self.slide);
-        // Windows are visited newest first; the newest is the least late, so if it is late all are.
-        if is_late(last_start.saturating_add(self.size), self.lateness, wm) {
-            out.emit(self.late_stream, Record::Late(LateRow { trade: *t, watermark: wm, reason: LateReason::BehindWatermark }));
-            return;
-        }
         let key = t.instrument as usize;
         if key >= self.keys.len() {
             self.keys.resize_with(key + 1, KeyState::default);
         }
         let ks = &mut self.keys[key];
+        // The element's pane; most elements land in the key's newest pane, which saves a division.
+        let pstart = match ks.panes.back() {
+            Some(p) if t.ts >= p.start && t.ts - p.start < self.pane => p.start,
+            _ => window_start(t.ts, self.offset, self.pane),
+        };
+        let last_start = if self.pane == self.slide {
+            pstart
+        } else {
+            window_start(t.ts, self.offset, self.slide)
+        };
+        // Windows are visited newest first; the newest is the least late, so if it is late all are.
+        if is_late(last_start.saturating_add(self.size), self.lateness, wm) {
+            out.emit(
+                self.late_stream,
+                Record::Late(LateRow {
+                    trade: *t,
+                    watermark: wm,
+                    reason: LateReason::BehindWatermark,
+                }),
+            );
+            return;
+        }
 
         // 1. the element's pane
-        let pstart = window_start(t.ts, self.offset, self.pane);
-        let pi = match ks.panes.iter().rposition(|p| p.start <= pstart) {
-            Some(i) if ks.panes[i].start == pstart => {
-                ks.panes[i].bar.add(t, arrival);
-                i
-            }
-            found => {
-                let i = found.map_or(0, |i| i + 1);
-                let twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
-                ks.panes.insert(i, Pane { start: pstart, bar: Bar::of(t, arrival), twap });
-                i
-            }
-        };
+        let mut pi = ks.panes.len();
+        while pi > 0 && ks.panes[pi - 1].start > pstart {
+            pi -= 1;
+        }
+        if pi > 0 && ks.panes[pi - 1].start == pstart {
+            pi -= 1;
+            ks.panes[pi].bar.add(t, arrival);
+        } else {
+            let twap = Twap::with_vec(if self.twap {
+                self.pool.get()
+            } else {
+                Vec::new()
+            });
+            ks.panes.insert(
+                pi,
+                Pane {
+                    start: pstart,
+                    bar: Bar::of(t, arrival),
+                    twap,
+                },
+            );
+        }
         if self.twap {
             ks.panes[pi].twap.add(t.ts, t.price);
         }
 
-        // 2. its windows, newest first (Flink's assigner order)
+        // 2. its windows, newest first (Flink's assigner order); `wi` only moves towards older windows.
         let oldest_exclusive = t.ts.saturating_sub(self.size);
         let mut s = last_start;
+        let mut wi = ks.windows.len();
         while s > oldest_exclusive {
             let end = s.saturating_add(self.size);
             if is_late(end, self.lateness, wm) {
                 break;
             }
             let max_ts = max_timestamp(end);
-            let wi = match ks.windows.iter().rposition(|w| w.start <= s) {
-                Some(i) if ks.windows[i].start == s => i,
-                found => {
-                    let i = found.map_or(0, |i| i + 1);
-                    ks.windows.insert(i, Win { start: s, fires: 0 });
-                    self.open += 1;
-                    if max_ts > wm {
-                        self.timers.push(Reverse(Timer { at: max_ts, key: key as KeyId, id: s, kind: TimerKind::Fire }));
-                    } else if let Some(at) = cleanup_time(end, self.lateness) {
-                        // Created after its end but within the allowed lateness: fires now (below), purged later.
-                        self.timers.push(Reverse(Timer { at, key: key as KeyId, id: s, kind: TimerKind::Cleanup }));
-                    }
-                    i
+            while wi > 0 && ks.windows[wi - 1].start > s {
+                wi -= 1;
+            }
+            if wi > 0 && ks.windows[wi - 1].start == s {
+                wi -= 1;
+            } else {
+                ks.windows.insert(wi, Win { start: s, fires: 0 });
+                self.open += 1;
+                if max_ts > wm {
+                    self.fire.add(max_ts, key as KeyId);
+                } else if let Some(at) = cleanup_time(end, self.lateness) {
+                    // Created after its end but within the allowed lateness: fires now (below), dropped later.
+                    self.cleanup.add(at, key as KeyId);
                 }
-            };
+            }
             if max_ts <= wm {
                 // EventTimeTrigger.onElement: the watermark is past the window, fire at once.
                 let fire = ks.windows[wi].fires;
                 ks.windows[wi].fires += 1;
-                emit(ks, key as KeyId, s, self.size, self.twap, fire, self.stream, out);
+                emit(
+                    ks,
+                    key as KeyId,
+                    s,
+                    self.size,
+                    self.twap,
+                    fire,
+                    self.stream,
+                    out,
+                );
             }
             s -= self.slide;
         }
@@ -160,7 +209,7 @@ impl AlignedWindows {
             ks.windows.remove(i);
             self.open -= 1;
         }
-        // Windows of one key are purged in start order, so no remaining window starts before `start + slide`.
+        // Windows of one key are dropped in start order, so no remaining window starts before `start + slide`.
         let keep_from = start + self.slide;
         while let Some(p) = ks.panes.front() {
             if p.start >= keep_from {
@@ -170,11 +219,41 @@ impl AlignedWindows {
             self.pool.put(p.twap.into_vec());
         }
     }
+
+    /// Fires the windows ending at `at + 1` of `keys`.
+    fn fire_bucket(&mut self, at: Nanos, keys: &[KeyId], out: &mut dyn Collector) {
+        let end = at + 1;
+        let start = end - self.size;
+        let cleanup = cleanup_time(end, self.lateness);
+        for &key in keys {
+            let ks = &mut self.keys[key as usize];
+            let Some(w) = ks.windows.iter_mut().find(|w| w.start == start) else {
+                continue;
+            };
+            let fire = w.fires;
+            w.fires += 1;
+            emit(ks, key, start, self.size, self.twap, fire, self.stream, out);
+            match cleanup {
+                Some(c) if c == at => self.purge(key as usize, start),
+                Some(c) => self.cleanup.add(c, key),
+                None => {}
+            }
+        }
+    }
 }
 
 /// Emits window `[start, start + size)` of `key`, merging its panes.
 #[allow(clippy::too_many_arguments)]
-fn emit(ks: &KeyState, key: KeyId, start: Nanos, size: Nanos, twap: bool, fire: u32, stream: StreamId, out: &mut dyn Collector) {
+fn emit(
+    ks: &KeyState,
+    key: KeyId,
+    start: Nanos,
+    size: Nanos,
+    twap: bool,
+    fire: u32,
+    stream: StreamId,
+    out: &mut dyn Collector,
+) {
     let end = start.saturating_add(size);
     let first = ks.panes.partition_point(|p| p.start < start);
     let mut bar: Option<Bar> = None;
@@ -193,7 +272,17 @@ fn emit(ks: &KeyState, key: KeyId, start: Nanos, size: Nanos, twap: bool, fire: 
     }
     if let Some(bar) = bar {
         let twap = if twap { fold.finish(end) } else { None };
-        out.emit(stream, Record::Window(WindowRow { key, start, end, bar, twap, fire }));
+        out.emit(
+            stream,
+            Record::Window(WindowRow {
+                key,
+                start,
+                end,
+                bar,
+                twap,
+                fire,
+            }),
+        );
     }
 }
 
@@ -210,27 +299,26 @@ impl Operator for AlignedWindows {
             return;
         }
         self.wm = wm;
-        while let Some(&Reverse(t)) = self.timers.peek() {
-            if t.at > wm {
-                break;
-            }
-            self.timers.pop();
-            let key = t.key as usize;
-            match t.kind {
-                TimerKind::Fire => {
-                    let ks = &mut self.keys[key];
-                    let Some(w) = ks.windows.iter_mut().find(|w| w.start == t.id) else { continue };
-                    let fire = w.fires;
-                    w.fires += 1;
-                    emit(ks, t.key, t.id, self.size, self.twap, fire, self.stream, out);
-                    let end = t.id.saturating_add(self.size);
-                    match cleanup_time(end, self.lateness) {
-                        Some(at) if at == t.at => self.purge(key, t.id),
-                        Some(at) => self.timers.push(Reverse(Timer { at, kind: TimerKind::Cleanup, ..t })),
-                        None => {}
-                    }
+        // Fire and cleanup buckets in time order (a window's cleanup is never before its firing).
+        loop {
+            let f = self.fire.next_due().filter(|&t| t <= wm);
+            let c = self.cleanup.next_due().filter(|&t| t <= wm);
+            match (f, c) {
+                (Some(ft), c) if c.is_none_or(|ct| ft <= ct) => {
+                    let (at, keys) = self.fire.pop_due(wm).expect("due");
+                    self.fire_bucket(at, &keys, out);
+                    self.fire.recycle(keys);
                 }
-                TimerKind::Cleanup => self.purge(key, t.id),
+                (_, Some(_)) => {
+                    let (at, keys) = self.cleanup.pop_due(wm).expect("due");
+                    let start = at - self.lateness + 1 - self.size;
+                    for &k in &keys {
+                        self.purge(k as usize, start);
+                    }
+                    self.cleanup.recycle(keys);
+                }
+                (None, None) => break,
+                (Some(_), None) => unreachable!("covered above"),
             }
         }
     }
@@ -249,7 +337,14 @@ mod tests {
     const LATE: StreamId = 1;
 
     fn trade(ts: Nanos, price: i64, seq: u64) -> Event {
-        Event::Trade(Trade { ts, price: Price::from_units(price), qty: 1, seq, instrument: 0, side: Side::Unknown })
+        Event::Trade(Trade {
+            ts,
+            price: Price::from_units(price),
+            qty: 1,
+            seq,
+            instrument: 0,
+            side: Side::Unknown,
+        })
     }
 
     /// Runs events through the operator with Flink's watermark (max − bound − 1, judged before each event).
@@ -289,14 +384,25 @@ mod tests {
     }
 
     fn tumbling(size: Nanos, lateness: Nanos) -> AlignedWindows {
-        AlignedWindows::new(&WindowSpec { kind: WindowKind::Tumbling { size, offset: 0 }, lateness, twap: true }, S, LATE)
+        AlignedWindows::new(
+            &WindowSpec {
+                kind: WindowKind::Tumbling { size, offset: 0 },
+                lateness,
+                twap: true,
+            },
+            S,
+            LATE,
+        )
     }
 
     #[test]
     fn boundary_timestamp_belongs_to_the_window_that_starts_there() {
         let mut op = tumbling(1000, 0);
         let out = run(&mut op, 0, &[(999, 1), (1000, 2), (1999, 3), (2000, 4)]);
-        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (1000, 2000, 2, 0), (2000, 3000, 1, 0)]);
+        assert_eq!(
+            windows(&out),
+            vec![(0, 1000, 1, 0), (1000, 2000, 2, 0), (2000, 3000, 1, 0)]
+        );
     }
 
     #[test]
@@ -329,8 +435,15 @@ mod tests {
         let mut op = tumbling(1000, 500);
         // 1200 → wm 1199 fires [0,1000); 500 re-fires it (2 elements); 1600 → wm 1599 ≥ 999+500 purges it;
         // 400 is then late.
-        let out = run(&mut op, 0, &[(100, 1), (1200, 2), (500, 3), (1600, 4), (400, 5)]);
-        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (0, 1000, 2, 1), (1000, 2000, 2, 0)]);
+        let out = run(
+            &mut op,
+            0,
+            &[(100, 1), (1200, 2), (500, 3), (1600, 4), (400, 5)],
+        );
+        assert_eq!(
+            windows(&out),
+            vec![(0, 1000, 1, 0), (0, 1000, 2, 1), (1000, 2000, 2, 0)]
+        );
         assert_eq!(lates(&out), vec![400]);
     }
 
@@ -346,7 +459,15 @@ mod tests {
     fn sliding_windows_late_for_some_count_in_others() {
         // size 3000, slide 1000; element at 1500 after wm 2999: windows [-1000,2000), [0,3000) late,
         // [1000,4000) not: it counts there and does not go to the late output.
-        let spec = WindowSpec { kind: WindowKind::Sliding { size: 3000, slide: 1000, offset: 0 }, lateness: 0, twap: false };
+        let spec = WindowSpec {
+            kind: WindowKind::Sliding {
+                size: 3000,
+                slide: 1000,
+                offset: 0,
+            },
+            lateness: 0,
+            twap: false,
+        };
         let mut op = AlignedWindows::new(&spec, S, LATE);
         let out = run(&mut op, 0, &[(500, 1), (3000, 2), (1500, 3)]);
         assert!(lates(&out).is_empty());
@@ -374,7 +495,15 @@ mod tests {
 
     #[test]
     fn infinite_watermark_fires_everything_and_frees_state() {
-        let spec = WindowSpec { kind: WindowKind::Sliding { size: 60_000, slide: 10_000, offset: 0 }, lateness: 3000, twap: true };
+        let spec = WindowSpec {
+            kind: WindowKind::Sliding {
+                size: 60_000,
+                slide: 10_000,
+                offset: 0,
+            },
+            lateness: 3000,
+            twap: true,
+        };
         let mut op = AlignedWindows::new(&spec, S, LATE);
         let out = run(&mut op, 2000, &[(1, 1), (70_000, 2), (5, 3)]);
         assert_eq!(op.open_state(), 0);

@@ -6,11 +6,13 @@
 //!   result is the merge of its panes when it fires.
 //! * [`SessionWindows`] keeps a few sessions per key and merges those an event's `[ts, ts + gap)` touches.
 //!
-//! Both keep event-time timers in a binary heap ordered by (time, key, window), which fixes the order in
-//! which one watermark advance emits results.
+//! Timers: aligned windows keep buckets of keys per window end ([`timers::BucketTimers`]); sessions, whose
+//! ends differ per key, a binary heap ordered by (time, key, session). Either way the order in which one
+//! watermark advance emits results is fixed by the input (docs/semantics.md).
 
 mod aligned;
 mod session;
+mod timers;
 
 pub use aligned::AlignedWindows;
 pub use session::SessionWindows;
@@ -23,7 +25,11 @@ pub enum WindowKind {
     /// `[k·size + offset, (k+1)·size + offset)`.
     Tumbling { size: Nanos, offset: Nanos },
     /// Windows of `size` starting every `slide`, at `k·slide + offset`.
-    Sliding { size: Nanos, slide: Nanos, offset: Nanos },
+    Sliding {
+        size: Nanos,
+        slide: Nanos,
+        offset: Nanos,
+    },
     /// Sessions closed by `gap` of inactivity; windows `[ts, ts + gap)` that touch merge.
     Session { gap: Nanos },
 }

@@ -3,9 +3,14 @@
 //! apart are one session).
 //!
 //! Live sessions of a key never touch each other (they would have merged), so the sessions an event
-//! merges with are exactly those it touches directly, and they are adjacent in start order. A merged
-//! session gets a new uid; timers carry the uid they were set for, so timers of sessions that merged away
-//! are recognised and skipped when they come due (Flink deletes them; skipping is the same and cheaper).
+//! merges with are exactly those it touches directly, and they are adjacent in start order.
+//!
+//! Timers carry the uid of the session they were set for. Flink deletes and re-registers a session's timer
+//! every time it grows; here a session keeps its uid when it grows, and a fire timer that comes due for an
+//! end the session has since moved past is simply re-armed at the new end. Timers of sessions that merged
+//! into another are skipped when they come due, and so is a cleanup timer for an end that is no longer the
+//! session's. That keeps heap operations per session instead of per event (in-order events extend their
+//! session on almost every trade).
 
 use super::{cleanup_time, is_late, max_timestamp, Timer, TimerKind, WindowKind, WindowSpec};
 use crate::agg::twap::{TwapFold, VecPool};
@@ -25,7 +30,10 @@ struct Session {
     twap: Twap,
     /// Emissions so far (the most of the sessions merged into this one).
     fires: u32,
+    /// Identity for timers; kept when the session grows, so its pending timer can be re-armed lazily.
     uid: i64,
+    /// A fire timer is in the heap for this session (possibly for an earlier end).
+    fire_pending: bool,
 }
 
 /// Session windows for one output stream.
@@ -49,7 +57,9 @@ impl SessionWindows {
     /// # Panics
     /// If `spec` is not a session window or its gap is not positive (the config rejects those).
     pub fn new(spec: &WindowSpec, stream: StreamId, late_stream: StreamId) -> Self {
-        let WindowKind::Session { gap } = spec.kind else { panic!("SessionWindows needs a session window") };
+        let WindowKind::Session { gap } = spec.kind else {
+            panic!("SessionWindows needs a session window")
+        };
         assert!(gap > 0, "session gap must be positive");
         Self {
             gap,
@@ -83,25 +93,44 @@ impl SessionWindows {
         let lo = sessions.partition_point(|s| s.end < ns);
         let hi = lo + sessions[lo..].iter().take_while(|s| s.start <= ne).count();
 
-        let new_window = if lo == hi {
+        let grows = if lo == hi {
             // A session of its own; late if it would already be purged.
             if is_late(ne, self.lateness, wm) {
-                out.emit(self.late_stream, Record::Late(LateRow { trade: *t, watermark: wm, reason: LateReason::BehindWatermark }));
+                out.emit(
+                    self.late_stream,
+                    Record::Late(LateRow {
+                        trade: *t,
+                        watermark: wm,
+                        reason: LateReason::BehindWatermark,
+                    }),
+                );
                 return;
             }
             let uid = self.uid();
-            let mut twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
+            let mut twap = Twap::with_vec(if self.twap {
+                self.pool.get()
+            } else {
+                Vec::new()
+            });
             if self.twap {
                 twap.add(t.ts, t.price);
             }
-            self.keys[key].insert(lo, Session { start: ns, end: ne, bar: Bar::of(t, arrival), twap, fires: 0, uid });
+            let s = Session {
+                start: ns,
+                end: ne,
+                bar: Bar::of(t, arrival),
+                twap,
+                fires: 0,
+                uid,
+                fire_pending: false,
+            };
+            self.keys[key].insert(lo, s);
             self.open += 1;
             true
         } else {
-            let uid = self.uid();
             let sessions = &mut self.keys[key];
             let (cs, ce) = (sessions[lo].start.min(ns), sessions[hi - 1].end.max(ne));
-            let extends = hi - lo > 1 || cs != sessions[lo].start || ce != sessions[lo].end;
+            let grows = ce != sessions[lo].end;
             // Merge sessions lo+1..hi into lo; they follow it in time, so their points append in order.
             let (left, right) = sessions.split_at_mut(lo + 1);
             let target = &mut left[lo];
@@ -121,24 +150,32 @@ impl SessionWindows {
             if self.twap {
                 s.twap.add(t.ts, t.price);
             }
-            if extends {
-                // A different window now: timers set for the old ones no longer match its uid.
-                s.uid = uid;
-            }
-            extends
+            grows
         };
 
         let s = &mut self.keys[key][lo];
         let max_ts = max_timestamp(s.end);
         if max_ts > wm {
-            if new_window {
-                self.timers.push(Reverse(Timer { at: max_ts, key: key as KeyId, id: s.uid, kind: TimerKind::Fire }));
+            if !s.fire_pending {
+                self.timers.push(Reverse(Timer {
+                    at: max_ts,
+                    key: key as KeyId,
+                    id: s.uid,
+                    kind: TimerKind::Fire,
+                }));
+                s.fire_pending = true;
             }
         } else {
             // EventTimeTrigger.onElement: the watermark is already past the session: fire at once.
-            if new_window {
+            if grows {
+                // A new end: the cleanup set for the old one no longer matches.
                 if let Some(at) = cleanup_time(s.end, self.lateness) {
-                    self.timers.push(Reverse(Timer { at, key: key as KeyId, id: s.uid, kind: TimerKind::Cleanup }));
+                    self.timers.push(Reverse(Timer {
+                        at,
+                        key: key as KeyId,
+                        id: s.uid,
+                        kind: TimerKind::Cleanup,
+                    }));
                 }
             }
             let fire = s.fires;
@@ -162,7 +199,17 @@ fn emit(s: &Session, key: KeyId, twap: bool, fire: u32, stream: StreamId, out: &
     } else {
         None
     };
-    out.emit(stream, Record::Window(WindowRow { key, start: s.start, end: s.end, bar: s.bar, twap, fire }));
+    out.emit(
+        stream,
+        Record::Window(WindowRow {
+            key,
+            start: s.start,
+            end: s.end,
+            bar: s.bar,
+            twap,
+            fire,
+        }),
+    );
 }
 
 impl Operator for SessionWindows {
@@ -185,20 +232,37 @@ impl Operator for SessionWindows {
             self.timers.pop();
             let key = t.key as usize;
             // A timer of a session that merged into another since is stale.
-            let Some(i) = self.keys[key].iter().position(|s| s.uid == t.id) else { continue };
+            let Some(i) = self.keys[key].iter().position(|s| s.uid == t.id) else {
+                continue;
+            };
+            let s = &mut self.keys[key][i];
+            let max_ts = max_timestamp(s.end);
             match t.kind {
+                TimerKind::Fire if max_ts > t.at => {
+                    // The session grew since this timer was set: wait for its new end.
+                    self.timers.push(Reverse(Timer { at: max_ts, ..t }));
+                }
                 TimerKind::Fire => {
-                    let s = &mut self.keys[key][i];
+                    s.fire_pending = false;
                     let fire = s.fires;
                     s.fires += 1;
                     emit(s, t.key, self.twap, fire, self.stream, out);
                     match cleanup_time(s.end, self.lateness) {
                         Some(at) if at == t.at => self.remove(key, i),
-                        Some(at) => self.timers.push(Reverse(Timer { at, kind: TimerKind::Cleanup, ..t })),
+                        Some(at) => self.timers.push(Reverse(Timer {
+                            at,
+                            kind: TimerKind::Cleanup,
+                            ..t
+                        })),
                         None => {}
                     }
                 }
-                TimerKind::Cleanup => self.remove(key, i),
+                TimerKind::Cleanup => {
+                    // Only the cleanup for the session's current end counts.
+                    if cleanup_time(s.end, self.lateness) == Some(t.at) && !s.fire_pending {
+                        self.remove(key, i);
+                    }
+                }
             }
         }
     }
@@ -214,11 +278,25 @@ mod tests {
     use crate::event::{Side, WATERMARK_MAX};
 
     fn trade(ts: Nanos, seq: u64) -> Event {
-        Event::Trade(Trade { ts, price: Price::from_units(10), qty: 1, seq, instrument: 0, side: Side::Unknown })
+        Event::Trade(Trade {
+            ts,
+            price: Price::from_units(10),
+            qty: 1,
+            seq,
+            instrument: 0,
+            side: Side::Unknown,
+        })
     }
 
-    fn run(lateness: Nanos, bound: Nanos, gap: Nanos, evs: &[Nanos]) -> (Vec<(Nanos, Nanos, u64, u32)>, Vec<Nanos>) {
-        let spec = WindowSpec { kind: WindowKind::Session { gap }, lateness, twap: true };
+    /// (start, end, count, fire) per emitted session.
+    type Rows = Vec<(Nanos, Nanos, u64, u32)>;
+
+    fn run(lateness: Nanos, bound: Nanos, gap: Nanos, evs: &[Nanos]) -> (Rows, Vec<Nanos>) {
+        let spec = WindowSpec {
+            kind: WindowKind::Session { gap },
+            lateness,
+            twap: true,
+        };
         let mut op = SessionWindows::new(&spec, 0, 1);
         let mut out = Vec::new();
         let mut max = i64::MIN;
@@ -274,7 +352,10 @@ mod tests {
         let (w, l) = run(3000, 0, 5000, &[0, 7000, 1000]);
         // 1000 lands in the fired, unpurged [0,5000) and extends it to [0,6000): a new window, fired at
         // once because its maxTimestamp 5999 ≤ 6999; then it touches nothing else ([7000,12000) starts at 7000 > 6000).
-        assert_eq!(w, vec![(0, 5000, 1, 0), (0, 6000, 2, 1), (7000, 12_000, 1, 0)]);
+        assert_eq!(
+            w,
+            vec![(0, 5000, 1, 0), (0, 6000, 2, 1), (7000, 12_000, 1, 0)]
+        );
         assert!(l.is_empty());
     }
 
