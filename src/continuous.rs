@@ -27,20 +27,9 @@ pub struct Continuous {
 }
 
 impl Continuous {
-    pub fn new(
-        half_life: Nanos,
-        reset: Option<SessionReset>,
-        stream: StreamId,
-        late_stream: StreamId,
-    ) -> Self {
+    pub fn new(half_life: Nanos, reset: Option<SessionReset>, stream: StreamId, late_stream: StreamId) -> Self {
         assert!(half_life > 0, "half-life must be positive");
-        Self {
-            half_life,
-            reset,
-            stream,
-            late_stream,
-            keys: Vec::new(),
-        }
+        Self { half_life, reset, stream, late_stream, keys: Vec::new() }
     }
 
     #[inline]
@@ -53,19 +42,12 @@ impl Continuous {
         if let Some(reset) = self.reset {
             let session = (t.ts - reset.offset).div_euclid(reset.every);
             if r.count == 0 || session > r.session {
-                *r = Running {
-                    session,
-                    ..Running::default()
-                };
+                *r = Running { session, ..Running::default() };
             } else if session < r.session {
                 // A trade of a session that has already ended: it cannot change what was emitted.
                 out.emit(
                     self.late_stream,
-                    Record::Late(LateRow {
-                        trade: *t,
-                        watermark: i64::MIN,
-                        reason: LateReason::PreviousSession,
-                    }),
+                    Record::Late(LateRow { trade: *t, watermark: i64::MIN, reason: LateReason::PreviousSession }),
                 );
                 return;
             }
@@ -103,14 +85,7 @@ mod tests {
     use crate::event::{Price, Side};
 
     fn trade(ts: Nanos, price: i64, qty: i64) -> Event {
-        Event::Trade(Trade {
-            ts,
-            price: Price::from_units(price),
-            qty,
-            seq: 0,
-            instrument: 0,
-            side: Side::Unknown,
-        })
+        Event::Trade(Trade { ts, price: Price::from_units(price), qty, seq: 0, instrument: 0, side: Side::Unknown })
     }
 
     fn ticks(op: &mut Continuous, evs: &[Event]) -> Vec<Record> {
@@ -123,24 +98,8 @@ mod tests {
 
     #[test]
     fn running_vwap_every_trade_and_resets_per_session() {
-        let mut op = Continuous::new(
-            1_000,
-            Some(SessionReset {
-                every: 100,
-                offset: 0,
-            }),
-            0,
-            1,
-        );
-        let out = ticks(
-            &mut op,
-            &[
-                trade(10, 10, 1),
-                trade(20, 20, 1),
-                trade(110, 30, 2),
-                trade(50, 1, 1),
-            ],
-        );
+        let mut op = Continuous::new(1_000, Some(SessionReset { every: 100, offset: 0 }), 0, 1);
+        let out = ticks(&mut op, &[trade(10, 10, 1), trade(20, 20, 1), trade(110, 30, 2), trade(50, 1, 1)]);
         let vwaps: Vec<_> = out
             .iter()
             .filter_map(|r| match r {
@@ -148,17 +107,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(
-            vwaps,
-            vec![
-                Price::from_units(10),
-                Price::from_units(15),
-                Price::from_units(30)
-            ]
-        );
-        assert!(
-            matches!(out[3], Record::Late(_)),
-            "a trade of the previous session goes to the late output"
-        );
+        assert_eq!(vwaps, vec![Price::from_units(10), Price::from_units(15), Price::from_units(30)]);
+        assert!(matches!(out[3], Record::Late(_)), "a trade of the previous session goes to the late output");
     }
 }

@@ -225,10 +225,6 @@ mod tests {
     fn events_are_small_and_copy() {
         fn is_copy<T: Copy>() {}
         is_copy::<Event>();
-        assert!(
-            std::mem::size_of::<Event>() <= 48,
-            "{}",
-            std::mem::size_of::<Event>()
-        );
+        assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
     }
 }

@@ -53,9 +53,7 @@ impl TradeGen {
     pub fn new(p: GenParams) -> Self {
         let mut rng = fastrand::Rng::with_seed(p.seed);
         let k = p.instruments.max(1) as usize;
-        let w: Vec<f64> = (0..k)
-            .map(|i| 1.0 / ((i + 1) as f64).powf(p.zipf))
-            .collect();
+        let w: Vec<f64> = (0..k).map(|i| 1.0 / ((i + 1) as f64).powf(p.zipf)).collect();
         let total: f64 = w.iter().sum();
         let mut acc = 0.0;
         let mut cdf: Vec<f64> = w
@@ -67,14 +65,7 @@ impl TradeGen {
             .collect();
         *cdf.last_mut().expect("at least one instrument") = 1.0;
         let ticks = (0..k).map(|_| 100_000 + rng.i64(0..4_900_000)).collect();
-        Self {
-            p,
-            rng,
-            cdf,
-            ticks,
-            max_seen: Nanos::MIN,
-            first: Nanos::MIN,
-        }
+        Self { p, rng, cdf, ticks, max_seen: Nanos::MIN, first: Nanos::MIN }
     }
 
     /// The symbol of instrument `i`.
@@ -90,10 +81,7 @@ impl TradeGen {
         }
         let u = self.rng.f64();
         let mut ts = clock;
-        if u < self.p.late_fraction
-            && self.max_seen != Nanos::MIN
-            && self.max_seen - self.first >= LATE_MIN
-        {
+        if u < self.p.late_fraction && self.max_seen != Nanos::MIN && self.max_seen - self.first >= LATE_MIN {
             ts = (self.max_seen - self.rng.i64(LATE_MIN..=LATE_MAX)).max(self.first);
         } else if u < self.p.late_fraction + self.p.disorder_fraction && self.p.disorder > 0 {
             // Behind the clock by up to `disorder`, and never further behind the newest event than that.
@@ -106,27 +94,14 @@ impl TradeGen {
         if ts > self.max_seen {
             self.max_seen = ts;
         }
-        let s = self
-            .cdf
-            .partition_point(|&c| c < self.rng.f64())
-            .min(self.cdf.len() - 1);
+        let s = self.cdf.partition_point(|&c| c < self.rng.f64()).min(self.cdf.len() - 1);
         let t = &mut self.ticks[s];
         let vol = (*t / 2000).max(1);
         *t = (*t + self.rng.i64(-vol..=vol)).max(1);
         let r = self.rng.f64();
         let qty = 1 + (r * r * r * 999.0) as i64;
-        let side = if self.rng.bool() {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        GenTrade {
-            ts,
-            instrument: s as u32,
-            price: Price(*t * TICK),
-            qty,
-            side,
-        }
+        let side = if self.rng.bool() { Side::Buy } else { Side::Sell };
+        GenTrade { ts, instrument: s as u32, price: Price(*t * TICK), qty, side }
     }
 }
 

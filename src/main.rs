@@ -15,11 +15,7 @@ use ticklane::time::{parse_duration, TimeUnit};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "ticklane",
-    version,
-    about = "Low-latency event-time stream processor for market data"
-)]
+#[command(name = "ticklane", version, about = "Low-latency event-time stream processor for market data")]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -81,9 +77,7 @@ enum Cmd {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -126,9 +120,7 @@ fn main() {
 fn load(path: Option<&PathBuf>) -> Result<Plan> {
     match path {
         Some(p) => config::load(p).map_err(|e| anyhow::anyhow!("{e}")),
-        None => {
-            config::parse(config::DEFAULT_TOML, "<default>").map_err(|e| anyhow::anyhow!("{e}"))
-        }
+        None => config::parse(config::DEFAULT_TOML, "<default>").map_err(|e| anyhow::anyhow!("{e}")),
     }
 }
 
@@ -169,11 +161,7 @@ fn run(path: Option<PathBuf>) -> Result<()> {
         events,
         secs,
         events as f64 / secs.max(1e-9),
-        if out.stopped {
-            ", stopped by signal"
-        } else {
-            ""
-        },
+        if out.stopped { ", stopped by signal" } else { "" },
         m.rows_out(),
         m.late(),
         m.rejects()
@@ -184,41 +172,18 @@ fn run(path: Option<PathBuf>) -> Result<()> {
             writeln!(err, "  {name:<24} {n:>12} rows")?;
         }
     }
-    let blocked: u64 = m
-        .sources
-        .iter()
-        .map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed))
-        .sum::<u64>()
-        + m.shards
-            .iter()
-            .map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed))
-            .sum::<u64>();
-    let waits: u64 = m
-        .sources
-        .iter()
-        .map(|s| s.backpressure.full_waits.load(Ordering::Relaxed))
-        .sum::<u64>()
-        + m.shards
-            .iter()
-            .map(|s| s.backpressure.full_waits.load(Ordering::Relaxed))
-            .sum::<u64>();
-    writeln!(
-        err,
-        "  backpressure: {waits} full-ring waits, {:.3} s blocked",
-        blocked as f64 / 1e9
-    )?;
+    let blocked: u64 = m.sources.iter().map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed)).sum::<u64>()
+        + m.shards.iter().map(|s| s.backpressure.blocked_ns.load(Ordering::Relaxed)).sum::<u64>();
+    let waits: u64 = m.sources.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>()
+        + m.shards.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>();
+    writeln!(err, "  backpressure: {waits} full-ring waits, {:.3} s blocked", blocked as f64 / 1e9)?;
     if plan.metrics.summary {
-        let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> =
-            STAGES.iter().copied().zip(out.hists.0.iter()).collect();
+        let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES.iter().copied().zip(out.hists.0.iter()).collect();
         writeln!(
             err,
             "\nlatency (sampled every {} event{}):",
             plan.metrics.latency_sample,
-            if plan.metrics.latency_sample == 1 {
-                ""
-            } else {
-                "s"
-            }
+            if plan.metrics.latency_sample == 1 { "" } else { "s" }
         )?;
         write!(err, "{}", percentile_table(&rows))?;
     }
@@ -250,17 +215,12 @@ fn gen(a: GenArgs) -> Result<()> {
     if a.instruments == 0 {
         bail!("--instruments must be at least 1");
     }
-    for (name, f) in [
-        ("--disorder-fraction", a.disorder_fraction),
-        ("--late-fraction", a.late_fraction),
-    ] {
+    for (name, f) in [("--disorder-fraction", a.disorder_fraction), ("--late-fraction", a.late_fraction)] {
         if !(0.0..=1.0).contains(&f) {
             bail!("{name} must be between 0 and 1");
         }
     }
-    let start = unit
-        .to_nanos(a.start)
-        .context("--start does not fit in i64 nanoseconds")?;
+    let start = unit.to_nanos(a.start).context("--start does not fit in i64 nanoseconds")?;
     let mut g = TradeGen::new(GenParams {
         instruments: a.instruments,
         disorder,
@@ -274,10 +234,7 @@ fn gen(a: GenArgs) -> Result<()> {
     let sink: Box<dyn Write> = if a.out.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(
-            std::fs::File::create(&a.out)
-                .with_context(|| format!("creating {}", a.out.display()))?,
-        )
+        Box::new(std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?)
     };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, sink);
     writeln!(w, "ts,symbol,price,qty,side")?;
@@ -301,12 +258,7 @@ fn gen(a: GenArgs) -> Result<()> {
     }
     w.flush()?;
     if a.out.as_os_str() != "-" {
-        eprintln!(
-            "wrote {} trades of {} instruments to {}",
-            a.events,
-            a.instruments,
-            a.out.display()
-        );
+        eprintln!("wrote {} trades of {} instruments to {}", a.events, a.instruments, a.out.display());
     }
     Ok(())
 }
@@ -316,19 +268,8 @@ fn stats(file: &std::path::Path) -> Result<()> {
     if hists.is_empty() {
         bail!("{}: no histograms in this log", file.display());
     }
-    let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = hists
-        .iter()
-        .map(|(t, h)| {
-            (
-                if t.is_empty() {
-                    "(untagged)"
-                } else {
-                    t.as_str()
-                },
-                h,
-            )
-        })
-        .collect();
+    let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> =
+        hists.iter().map(|(t, h)| (if t.is_empty() { "(untagged)" } else { t.as_str() }, h)).collect();
     print!("{}", percentile_table(&rows));
     Ok(())
 }

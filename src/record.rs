@@ -82,13 +82,7 @@ impl RejectRow {
         let n = record.len().min(Self::TEXT);
         let mut text = [0u8; Self::TEXT];
         text[..n].copy_from_slice(&record[..n]);
-        RejectRow {
-            line,
-            reason,
-            text,
-            text_len: n as u16,
-            truncated: record.len() > n,
-        }
+        RejectRow { line, reason, text, text_len: n as u16, truncated: record.len() > n }
     }
 
     pub fn text(&self) -> &[u8] {
@@ -120,16 +114,10 @@ impl RejectReason {
                 out.extend_from_slice(f.as_bytes());
             }
             RejectReason::BadTimestamp => out.extend_from_slice(b"timestamp is not an integer"),
-            RejectReason::TimestampOutOfRange => {
-                out.extend_from_slice(b"timestamp out of range for i64 nanoseconds")
-            }
-            RejectReason::BadPrice => {
-                out.extend_from_slice(b"price is not a decimal with at most 9 fractional digits")
-            }
+            RejectReason::TimestampOutOfRange => out.extend_from_slice(b"timestamp out of range for i64 nanoseconds"),
+            RejectReason::BadPrice => out.extend_from_slice(b"price is not a decimal with at most 9 fractional digits"),
             RejectReason::BadQty => out.extend_from_slice(b"quantity is not an integer"),
-            RejectReason::BadSide => {
-                out.extend_from_slice(b"side is not one of B, S, buy, sell, 1, -1")
-            }
+            RejectReason::BadSide => out.extend_from_slice(b"side is not one of B, S, buy, sell, 1, -1"),
             RejectReason::EmptySymbol => out.extend_from_slice(b"empty symbol"),
             RejectReason::BadUtf8 => out.extend_from_slice(b"not UTF-8"),
             RejectReason::BadJson => out.extend_from_slice(b"not a JSON object"),

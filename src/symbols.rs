@@ -44,20 +44,11 @@ impl Symbols {
 
     /// The symbol of `id`, if assigned.
     pub fn name(&self, id: KeyId) -> Option<Arc<str>> {
-        self.inner
-            .lock()
-            .expect("symbol table poisoned")
-            .names
-            .get(id as usize)
-            .cloned()
+        self.inner.lock().expect("symbol table poisoned").names.get(id as usize).cloned()
     }
 
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .expect("symbol table poisoned")
-            .names
-            .len()
+        self.inner.lock().expect("symbol table poisoned").names.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,11 +72,7 @@ pub struct Interner {
 
 impl Interner {
     pub fn new(shared: Arc<Symbols>, limit: usize) -> Self {
-        Self {
-            shared,
-            local: FxHashMap::default(),
-            limit,
-        }
+        Self { shared, local: FxHashMap::default(), limit }
     }
 
     /// The id of a symbol given as bytes (must be UTF-8; the caller checks). `None` if the table is full.
@@ -119,10 +106,7 @@ pub struct SymbolCache {
 
 impl SymbolCache {
     pub fn new(shared: Arc<Symbols>) -> Self {
-        Self {
-            shared,
-            names: Vec::new(),
-        }
+        Self { shared, names: Vec::new() }
     }
 
     #[inline]

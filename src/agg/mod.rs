@@ -136,14 +136,7 @@ mod tests {
     use super::*;
 
     fn tr(ts: Nanos, price: i64, qty: Qty) -> Trade {
-        Trade {
-            ts,
-            price: Price::from_units(price),
-            qty,
-            seq: 0,
-            instrument: 0,
-            side: Default::default(),
-        }
+        Trade { ts, price: Price::from_units(price), qty, seq: 0, instrument: 0, side: Default::default() }
     }
 
     #[test]
@@ -162,13 +155,7 @@ mod tests {
 
     #[test]
     fn merge_equals_adding_everything() {
-        let trades = [
-            tr(3, 10, 2),
-            tr(1, 12, 3),
-            tr(3, 11, 1),
-            tr(2, 9, 5),
-            tr(1, 8, 1),
-        ];
+        let trades = [tr(3, 10, 2), tr(1, 12, 3), tr(3, 11, 1), tr(2, 9, 5), tr(1, 8, 1)];
         let mut all = Bar::of(&trades[0], 0);
         for (i, t) in trades.iter().enumerate().skip(1) {
             all.add(t, i as u64);

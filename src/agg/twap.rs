@@ -79,9 +79,7 @@ impl TwapFold {
     pub fn push(&mut self, ts: Nanos, price: Price) {
         match self.first {
             None => self.first = Some(ts),
-            Some(_) => {
-                self.integral += self.last_price.0 as Notional * (ts - self.last_ts) as Notional
-            }
+            Some(_) => self.integral += self.last_price.0 as Notional * (ts - self.last_ts) as Notional,
         }
         self.last_ts = ts;
         self.last_price = price;
@@ -100,8 +98,7 @@ impl TwapFold {
         if span <= 0 {
             return Some(self.last_price);
         }
-        let integral =
-            self.integral + self.last_price.0 as Notional * (end - self.last_ts) as Notional;
+        let integral = self.integral + self.last_price.0 as Notional * (end - self.last_ts) as Notional;
         Some(Price::from_ratio(integral, span as Notional))
     }
 }

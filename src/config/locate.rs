@@ -83,14 +83,9 @@ fn span_of(doc: &Spanned<DeTable<'_>>, path: &str) -> Range<usize> {
 fn key_at(doc: &Spanned<DeTable<'_>>, span: &Range<usize>) -> Option<String> {
     fn walk(t: &DeTable<'_>, span: &Range<usize>, prefix: &str) -> Option<String> {
         for (k, v) in t.iter() {
-            let name = if prefix.is_empty() {
-                k.get_ref().to_string()
-            } else {
-                format!("{prefix}.{}", k.get_ref())
-            };
+            let name = if prefix.is_empty() { k.get_ref().to_string() } else { format!("{prefix}.{}", k.get_ref()) };
             let (ks, vs) = (k.span(), v.span());
-            let inside =
-                |r: &Range<usize>| r.start <= span.start && span.end <= r.end.max(r.start + 1);
+            let inside = |r: &Range<usize>| r.start <= span.start && span.end <= r.end.max(r.start + 1);
             if inside(&ks) {
                 return Some(name);
             }
@@ -130,40 +125,25 @@ fn key_at(doc: &Spanned<DeTable<'_>>, span: &Range<usize>) -> Option<String> {
 
 /// An error from validation, about `key`.
 pub fn at_key(text: &str, origin: &str, key: &str, reason: String) -> ConfigError {
-    let span = DeTable::parse(text)
-        .map(|doc| span_of(&doc, key))
-        .unwrap_or(0..0);
+    let span = DeTable::parse(text).map(|doc| span_of(&doc, key)).unwrap_or(0..0);
     let (line, column) = line_col(text, span.start);
-    ConfigError {
-        origin: origin.to_string(),
-        line,
-        column,
-        key: Some(key.to_string()),
-        reason,
-    }
+    ConfigError { origin: origin.to_string(), line, column, key: Some(key.to_string()), reason }
 }
 
 /// A parse or type error from the TOML deserializer.
 pub fn from_toml(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
     let span = e.span().unwrap_or(0..0);
     let (line, column) = line_col(text, span.start);
-    let key = DeTable::parse(text)
-        .ok()
-        .and_then(|doc| key_at(&doc, &span));
-    ConfigError {
-        origin: origin.to_string(),
-        line,
-        column,
-        key,
-        reason: e.message().trim().to_string(),
-    }
+    let key = DeTable::parse(text).ok().and_then(|doc| key_at(&doc, &span));
+    ConfigError { origin: origin.to_string(), line, column, key, reason: e.message().trim().to_string() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DOC: &str = "[pipeline]\nworkers = 2\n\n[[window]]\nname = \"a\"\n\n[[window]]\nname = \"b\"\nslide = \"20s\"\n";
+    const DOC: &str =
+        "[pipeline]\nworkers = 2\n\n[[window]]\nname = \"a\"\n\n[[window]]\nname = \"b\"\nslide = \"20s\"\n";
 
     #[test]
     fn finds_keys_in_arrays_of_tables() {

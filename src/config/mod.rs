@@ -6,9 +6,7 @@
 mod locate;
 mod plan;
 
-pub use plan::{
-    OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef, StreamKind, SynthPlan,
-};
+pub use plan::{OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef, StreamKind, SynthPlan};
 
 use crate::pipeline::Wait;
 use crate::time::{Dur, TimeUnit};
@@ -36,10 +34,7 @@ pub struct ConfigError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigError>),
 }
@@ -176,13 +171,7 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self {
-            interval: one_second(),
-            histogram_log: None,
-            live: true,
-            latency_sample: 1,
-            summary: true,
-        }
+        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true }
     }
 }
 
@@ -258,13 +247,7 @@ pub struct FieldNames {
 
 impl Default for FieldNames {
     fn default() -> Self {
-        Self {
-            ts: f_ts(),
-            symbol: f_symbol(),
-            price: f_price(),
-            qty: f_qty(),
-            side: f_side(),
-        }
+        Self { ts: f_ts(), symbol: f_symbol(), price: f_price(), qty: f_qty(), side: f_side() }
     }
 }
 
@@ -382,22 +365,16 @@ fn f_side() -> String {
 
 /// Reads, parses and validates a config file.
 pub fn load(path: &Path) -> Result<Plan, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
     parse(&text, &path.display().to_string())
 }
 
 /// Parses and validates config text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Plan, LoadError> {
-    let cfg: Config = toml::from_str(text)
-        .map_err(|e| LoadError::Invalid(vec![locate::from_toml(text, origin, &e)]))?;
+    let cfg: Config =
+        toml::from_str(text).map_err(|e| LoadError::Invalid(vec![locate::from_toml(text, origin, &e)]))?;
     plan::plan(&cfg).map_err(|errs| {
-        LoadError::Invalid(
-            errs.into_iter()
-                .map(|(key, reason)| locate::at_key(text, origin, &key, reason))
-                .collect(),
-        )
+        LoadError::Invalid(errs.into_iter().map(|(key, reason)| locate::at_key(text, origin, &key, reason)).collect())
     })
 }

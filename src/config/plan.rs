@@ -1,8 +1,7 @@
 //! Validation: the parsed config becomes a [`Plan`] (what to build), or a list of `(key, reason)` errors.
 
 use super::{
-    Config, FieldNames, Format, MetricsConfig, PipelineConfig, SinkType, SourceConfig, SourceType,
-    WindowType,
+    Config, FieldNames, Format, MetricsConfig, PipelineConfig, SinkType, SourceConfig, SourceType, WindowType,
 };
 use crate::continuous::SessionReset;
 use crate::event::Nanos;
@@ -37,16 +36,8 @@ pub struct SourcePlan {
 
 #[derive(Debug, Clone)]
 pub enum SourceKindPlan {
-    Csv {
-        path: PathBuf,
-        header: bool,
-        speed: Option<f64>,
-    },
-    Jsonl {
-        path: PathBuf,
-        fields: FieldNames,
-        speed: Option<f64>,
-    },
+    Csv { path: PathBuf, header: bool, speed: Option<f64> },
+    Jsonl { path: PathBuf, fields: FieldNames, speed: Option<f64> },
     Synthetic(SynthPlan),
 }
 
@@ -83,10 +74,7 @@ pub struct OpPlan {
 #[derive(Debug, Clone)]
 pub enum OpKind {
     Window(WindowSpec),
-    Continuous {
-        half_life: Nanos,
-        reset: Option<SessionReset>,
-    },
+    Continuous { half_life: Nanos, reset: Option<SessionReset> },
 }
 
 /// The kinds of record a stream carries (its schema).
@@ -120,12 +108,9 @@ pub struct SinkPlan {
 
 pub const MAX_SOURCES: usize = 64;
 
-const DEFAULT_AGGREGATES: [&str; 8] = [
-    "open", "high", "low", "close", "volume", "vwap", "twap", "count",
-];
-const AGGREGATES: [&str; 11] = [
-    "open", "high", "low", "close", "volume", "vwap", "twap", "count", "pv", "first_ts", "last_ts",
-];
+const DEFAULT_AGGREGATES: [&str; 8] = ["open", "high", "low", "close", "volume", "vwap", "twap", "count"];
+const AGGREGATES: [&str; 11] =
+    ["open", "high", "low", "close", "volume", "vwap", "twap", "count", "pv", "first_ts", "last_ts"];
 
 type Errors = Vec<(String, String)>;
 
@@ -147,15 +132,8 @@ impl Streams {
 }
 
 fn check_name(key: String, name: &str, errs: &mut Errors) {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-    {
-        errs.push((
-            key,
-            format!("`{name}` is not a valid name (letters, digits, `_`, `-`, `.`)"),
-        ));
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        errs.push((key, format!("`{name}` is not a valid name (letters, digits, `_`, `-`, `.`)")));
     }
 }
 
@@ -163,7 +141,11 @@ fn multiple_of(key: String, what: &str, ns: Nanos, unit: TimeUnit, errs: &mut Er
     if ns % unit.nanos() != 0 {
         errs.push((
             key,
-            format!("{what} {} is not a whole number of the source's time unit ({}): results could not be written exactly", format_duration(ns), unit.name()),
+            format!(
+                "{what} {} is not a whole number of the source's time unit ({}): results could not be written exactly",
+                format_duration(ns),
+                unit.name()
+            ),
         ));
     }
 }
@@ -219,10 +201,7 @@ fn window_type_name(t: WindowType) -> &'static str {
 /// Validates `cfg`.
 pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     let mut errs: Errors = Vec::new();
-    let mut streams = Streams {
-        defs: Vec::new(),
-        by_name: HashMap::new(),
-    };
+    let mut streams = Streams { defs: Vec::new(), by_name: HashMap::new() };
     let p = &cfg.pipeline;
 
     // --- pipeline ---
@@ -230,31 +209,18 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         errs.push(("pipeline.workers".into(), "must be at least 1".into()));
     }
     if p.workers > 1024 {
-        errs.push((
-            "pipeline.workers".into(),
-            format!("{} shard workers is more than 1024", p.workers),
-        ));
+        errs.push(("pipeline.workers".into(), format!("{} shard workers is more than 1024", p.workers)));
     }
     if p.ring_capacity < 2 {
         errs.push(("pipeline.ring_capacity".into(), "must be at least 2".into()));
     }
     if p.max_instruments == 0 || p.max_instruments > u32::MAX as usize {
-        errs.push((
-            "pipeline.max_instruments".into(),
-            "must be between 1 and 4294967295".into(),
-        ));
+        errs.push(("pipeline.max_instruments".into(), "must be between 1 and 4294967295".into()));
     }
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let cores: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     let check_core = |key: String, c: usize, errs: &mut Errors| {
         if !cores.contains(&c) {
-            errs.push((
-                key,
-                format!("core {c} does not exist on this machine (cores: {cores:?})"),
-            ));
+            errs.push((key, format!("core {c} does not exist on this machine (cores: {cores:?})")));
         }
     };
     for (i, &c) in p.cores.sources.iter().enumerate() {
@@ -263,11 +229,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     if p.cores.sources.len() > cfg.sources.len() {
         errs.push((
             "pipeline.cores.sources".into(),
-            format!(
-                "{} cores for {} sources",
-                p.cores.sources.len(),
-                cfg.sources.len()
-            ),
+            format!("{} cores for {} sources", p.cores.sources.len(), cfg.sources.len()),
         ));
     }
     for (i, &c) in p.cores.workers.iter().enumerate() {
@@ -291,18 +253,12 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         errs.push(("metrics.interval".into(), "must be at least 1ms".into()));
     }
     if cfg.metrics.latency_sample == 0 {
-        errs.push((
-            "metrics.latency_sample".into(),
-            "must be at least 1 (1 = time every event)".into(),
-        ));
+        errs.push(("metrics.latency_sample".into(), "must be at least 1 (1 = time every event)".into()));
     }
 
     // --- sources ---
     if cfg.sources.is_empty() {
-        errs.push((
-            "source".into(),
-            "no [[source]]: a pipeline needs at least one".into(),
-        ));
+        errs.push(("source".into(), "no [[source]]: a pipeline needs at least one".into()));
     }
     if cfg.sources.len() > MAX_SOURCES {
         errs.push(("source".into(), format!("at most {MAX_SOURCES} sources")));
@@ -313,50 +269,26 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         let k = |f: &str| format!("source[{i}].{f}");
         check_name(k("name"), &s.name, &mut errs);
         if source_idx.insert(&s.name, i).is_some() {
-            errs.push((
-                k("name"),
-                format!("source name `{}` is already used", s.name),
-            ));
+            errs.push((k("name"), format!("source name `{}` is already used", s.name)));
         }
         for f in foreign_keys(s) {
-            errs.push((
-                k(f),
-                format!("does not apply to a {} source", source_type_name(s.kind)),
-            ));
+            errs.push((k(f), format!("does not apply to a {} source", source_type_name(s.kind))));
         }
-        let unit = s.ts_unit.unwrap_or(if s.kind == SourceType::Synthetic {
-            TimeUnit::Nanos
-        } else {
-            TimeUnit::Millis
-        });
+        let unit =
+            s.ts_unit.unwrap_or(if s.kind == SourceType::Synthetic { TimeUnit::Nanos } else { TimeUnit::Millis });
         let bound = s.max_out_of_orderness.0;
-        multiple_of(
-            k("max_out_of_orderness"),
-            "max_out_of_orderness",
-            bound,
-            unit,
-            &mut errs,
-        );
+        multiple_of(k("max_out_of_orderness"), "max_out_of_orderness", bound, unit, &mut errs);
         if let Some(t) = s.idle_timeout {
             if t.0 <= 0 {
-                errs.push((
-                    k("idle_timeout"),
-                    "must be positive (leave it out to never mark partitions idle)".into(),
-                ));
+                errs.push((k("idle_timeout"), "must be positive (leave it out to never mark partitions idle)".into()));
             }
         }
         if let Some(sp) = s.speed {
             if !(sp.is_finite() && sp > 0.0) {
-                errs.push((
-                    k("speed"),
-                    format!("{sp} is not a positive factor (1.0 = recorded speed)"),
-                ));
+                errs.push((k("speed"), format!("{sp} is not a positive factor (1.0 = recorded speed)")));
             }
         }
-        let rejects = s
-            .rejects
-            .clone()
-            .unwrap_or_else(|| format!("{}_rejects", s.name));
+        let rejects = s.rejects.clone().unwrap_or_else(|| format!("{}_rejects", s.name));
         check_name(k("rejects"), &rejects, &mut errs);
         let reject_stream = streams.add(
             k("rejects"),
@@ -372,27 +304,18 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             match &s.path {
                 Some(p) => p.clone(),
                 None => {
-                    errs.push((
-                        k("path"),
-                        format!("a {} source needs a path", source_type_name(s.kind)),
-                    ));
+                    errs.push((k("path"), format!("a {} source needs a path", source_type_name(s.kind))));
                     PathBuf::new()
                 }
             }
         };
         let kind = match s.kind {
-            SourceType::Csv => SourceKindPlan::Csv {
-                path: need_path(&mut errs),
-                header: s.header.unwrap_or(true),
-                speed: s.speed,
-            },
+            SourceType::Csv => {
+                SourceKindPlan::Csv { path: need_path(&mut errs), header: s.header.unwrap_or(true), speed: s.speed }
+            }
             SourceType::Jsonl => {
                 let fields = s.fields.clone().unwrap_or_default();
-                SourceKindPlan::Jsonl {
-                    path: need_path(&mut errs),
-                    fields,
-                    speed: s.speed,
-                }
+                SourceKindPlan::Jsonl { path: need_path(&mut errs), fields, speed: s.speed }
             }
             SourceType::Synthetic => {
                 let frac = |key: &str, v: Option<f64>, d: f64, errs: &mut Errors| {
@@ -409,39 +332,25 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                     partitions: s.partitions.unwrap_or(1),
                     event_rate: s.event_rate.unwrap_or(1_000_000),
                     disorder: s.disorder.map_or(0, |d| d.0),
-                    disorder_fraction: frac(
-                        "disorder_fraction",
-                        s.disorder_fraction,
-                        0.2,
-                        &mut errs,
-                    ),
+                    disorder_fraction: frac("disorder_fraction", s.disorder_fraction, 0.2, &mut errs),
                     late_fraction: frac("late_fraction", s.late_fraction, 0.0, &mut errs),
                     seed: s.seed.unwrap_or(42),
                     zipf: s.zipf.unwrap_or(1.0),
                     start: match s.start {
                         Some(v) => unit.to_nanos(v).unwrap_or_else(|| {
-                            errs.push((
-                                k("start"),
-                                format!("{v} {} does not fit in i64 nanoseconds", unit.name()),
-                            ));
+                            errs.push((k("start"), format!("{v} {} does not fit in i64 nanoseconds", unit.name())));
                             0
                         }),
                         None => 1_700_000_000_000_000_000,
                     },
                 };
                 if sp.disorder_fraction + sp.late_fraction > 1.0 {
-                    errs.push((
-                        k("late_fraction"),
-                        "disorder_fraction + late_fraction exceeds 1".into(),
-                    ));
+                    errs.push((k("late_fraction"), "disorder_fraction + late_fraction exceeds 1".into()));
                 }
                 if sp.instruments == 0 || sp.instruments as usize > p.max_instruments {
                     errs.push((
                         k("instruments"),
-                        format!(
-                            "must be between 1 and pipeline.max_instruments ({})",
-                            p.max_instruments
-                        ),
+                        format!("must be between 1 and pipeline.max_instruments ({})", p.max_instruments),
                     ));
                 }
                 if sp.partitions == 0 || sp.partitions > 1024 {
@@ -454,10 +363,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                     ));
                 }
                 if sp.rate > 100_000_000 {
-                    errs.push((
-                        k("rate"),
-                        "more than 100000000 events/s cannot be paced; use 0 for unpaced".into(),
-                    ));
+                    errs.push((k("rate"), "more than 100000000 events/s cannot be paced; use 0 for unpaced".into()));
                 }
                 if !(sp.zipf.is_finite() && sp.zipf >= 0.0) {
                     errs.push((k("zipf"), "must be a non-negative exponent".into()));
@@ -482,12 +388,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     let inputs_of = |key: String, input: &Option<String>, errs: &mut Errors| -> (u64, TimeUnit) {
         match input {
             Some(name) => match source_idx.get(name.as_str()) {
-                Some(&i) => (
-                    1u64 << i,
-                    sources
-                        .get(i)
-                        .map_or(TimeUnit::Millis, |s: &SourcePlan| s.unit),
-                ),
+                Some(&i) => (1u64 << i, sources.get(i).map_or(TimeUnit::Millis, |s: &SourcePlan| s.unit)),
                 None => {
                     errs.push((key, format!("no source is named `{name}`")));
                     (0, TimeUnit::Millis)
@@ -496,20 +397,9 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             None => {
                 let unit = sources.first().map_or(TimeUnit::Millis, |s| s.unit);
                 if sources.iter().any(|s| s.unit != unit) {
-                    errs.push((
-                        key,
-                        "the sources have different ts_unit: name the one this reads with `input`"
-                            .into(),
-                    ));
+                    errs.push((key, "the sources have different ts_unit: name the one this reads with `input`".into()));
                 }
-                (
-                    if sources.len() >= 64 {
-                        u64::MAX
-                    } else {
-                        (1u64 << sources.len()) - 1
-                    },
-                    unit,
-                )
+                (if sources.len() >= 64 { u64::MAX } else { (1u64 << sources.len()) - 1 }, unit)
             }
         }
     };
@@ -523,10 +413,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         let pos = |key: &str, d: Option<crate::time::Dur>, errs: &mut Errors| -> Nanos {
             match d {
                 None => {
-                    errs.push((
-                        k(key),
-                        format!("a {} window needs `{key}`", window_type_name(w.kind)),
-                    ));
+                    errs.push((k(key), format!("a {} window needs `{key}`", window_type_name(w.kind))));
                     1
                 }
                 Some(d) if d.0 <= 0 => {
@@ -541,10 +428,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         };
         let not_for = |key: &str, set: bool, errs: &mut Errors| {
             if set {
-                errs.push((
-                    k(key),
-                    format!("does not apply to a {} window", window_type_name(w.kind)),
-                ));
+                errs.push((k(key), format!("does not apply to a {} window", window_type_name(w.kind))));
             }
         };
         let offset = w.offset.map_or(0, |d| d.0);
@@ -556,10 +440,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 if offset.abs() >= size {
                     errs.push((
                         k("offset"),
-                        format!(
-                            "|offset| must be smaller than the size ({})",
-                            format_duration(size)
-                        ),
+                        format!("|offset| must be smaller than the size ({})", format_duration(size)),
                     ));
                 }
                 WindowKind::Tumbling { size, offset }
@@ -581,25 +462,16 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 if offset.abs() >= slide {
                     errs.push((
                         k("offset"),
-                        format!(
-                            "|offset| must be smaller than the slide ({})",
-                            format_duration(slide)
-                        ),
+                        format!("|offset| must be smaller than the slide ({})", format_duration(slide)),
                     ));
                 }
-                WindowKind::Sliding {
-                    size,
-                    slide,
-                    offset,
-                }
+                WindowKind::Sliding { size, slide, offset }
             }
             WindowType::Session => {
                 not_for("size", w.size.is_some(), &mut errs);
                 not_for("slide", w.slide.is_some(), &mut errs);
                 not_for("offset", w.offset.is_some(), &mut errs);
-                WindowKind::Session {
-                    gap: pos("gap", w.gap, &mut errs),
-                }
+                WindowKind::Session { gap: pos("gap", w.gap, &mut errs) }
             }
         };
         if offset != 0 {
@@ -608,43 +480,23 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         if w.allowed_lateness.0 < 0 {
             errs.push((k("allowed_lateness"), "must not be negative".into()));
         }
-        multiple_of(
-            k("allowed_lateness"),
-            "allowed_lateness",
-            w.allowed_lateness.0,
-            unit,
-            &mut errs,
-        );
-        let aggs: Vec<String> = w
-            .aggregates
-            .clone()
-            .unwrap_or_else(|| DEFAULT_AGGREGATES.iter().map(|s| s.to_string()).collect());
+        multiple_of(k("allowed_lateness"), "allowed_lateness", w.allowed_lateness.0, unit, &mut errs);
+        let aggs: Vec<String> =
+            w.aggregates.clone().unwrap_or_else(|| DEFAULT_AGGREGATES.iter().map(|s| s.to_string()).collect());
         for (j, a) in aggs.iter().enumerate() {
             if !AGGREGATES.contains(&a.as_str()) {
                 errs.push((
                     format!("window[{i}].aggregates[{j}]"),
-                    format!(
-                        "unknown aggregate `{a}` (one of: {})",
-                        AGGREGATES.join(", ")
-                    ),
+                    format!("unknown aggregate `{a}` (one of: {})", AGGREGATES.join(", ")),
                 ));
             }
         }
         let twap = aggs.iter().any(|a| a == "twap");
-        let spec = WindowSpec {
-            kind,
-            lateness: w.allowed_lateness.0,
-            twap,
-        };
+        let spec = WindowSpec { kind, lateness: w.allowed_lateness.0, twap };
         let cols = Column::defaults(StreamKind::Window, &aggs);
         let stream = streams.add(
             k("name"),
-            StreamDef {
-                name: w.name.clone(),
-                kind: StreamKind::Window,
-                unit,
-                default_columns: cols,
-            },
+            StreamDef { name: w.name.clone(), kind: StreamKind::Window, unit, default_columns: cols },
             &mut errs,
         );
         let late_name = w.late.clone().unwrap_or_else(|| format!("{}_late", w.name));
@@ -659,13 +511,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             },
             &mut errs,
         );
-        operators.push(OpPlan {
-            name: w.name.clone(),
-            kind: OpKind::Window(spec),
-            stream,
-            late_stream,
-            inputs,
-        });
+        operators.push(OpPlan { name: w.name.clone(), kind: OpKind::Window(spec), stream, late_stream, inputs });
     }
 
     // --- continuous ---
@@ -681,10 +527,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 if every.0 <= 0 {
                     errs.push((k("session_reset"), "must be positive".into()));
                 }
-                Some(SessionReset {
-                    every: every.0.max(1),
-                    offset: off.map_or(0, |d| d.0),
-                })
+                Some(SessionReset { every: every.0.max(1), offset: off.map_or(0, |d| d.0) })
             }
             (None, Some(_)) => {
                 errs.push((k("session_offset"), "needs session_reset".into()));
@@ -715,10 +558,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         );
         operators.push(OpPlan {
             name: c.name.clone(),
-            kind: OpKind::Continuous {
-                half_life: c.ema_half_life.0.max(1),
-                reset,
-            },
+            kind: OpKind::Continuous { half_life: c.ema_half_life.0.max(1), reset },
             stream,
             late_stream,
             inputs,
@@ -733,14 +573,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         let Some(&stream) = streams.by_name.get(&s.stream) else {
             let mut names: Vec<&str> = streams.defs.iter().map(|d| d.name.as_str()).collect();
             names.sort();
-            errs.push((
-                k("stream"),
-                format!(
-                    "no stream is named `{}` (streams: {})",
-                    s.stream,
-                    names.join(", ")
-                ),
-            ));
+            errs.push((k("stream"), format!("no stream is named `{}` (streams: {})", s.stream, names.join(", "))));
             continue;
         };
         let def = &streams.defs[stream as usize];
@@ -749,10 +582,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             (SinkType::Csv, None) => Format::Csv,
             (SinkType::Jsonl, None) => Format::Jsonl,
             (_, Some(_)) => {
-                errs.push((
-                    k("format"),
-                    "only applies to a stdout sink (csv and jsonl sinks say it in `type`)".into(),
-                ));
+                errs.push((k("format"), "only applies to a stdout sink (csv and jsonl sinks say it in `type`)".into()));
                 Format::Csv
             }
         };
@@ -760,9 +590,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             (SinkType::Stdout | SinkType::Null, Some(_)) => {
                 errs.push((k("path"), "a stdout or null sink takes no path".into()))
             }
-            (SinkType::Csv | SinkType::Jsonl, None) => {
-                errs.push((k("path"), "a file sink needs a path".into()))
-            }
+            (SinkType::Csv | SinkType::Jsonl, None) => errs.push((k("path"), "a file sink needs a path".into())),
             (SinkType::Csv | SinkType::Jsonl, Some(p)) => {
                 if let Some(j) = paths.insert(p.clone(), i) {
                     errs.push((k("path"), format!("sink[{j}] writes to the same file")));

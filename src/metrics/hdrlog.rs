@@ -3,9 +3,7 @@
 //! `ticklane stats`.
 
 use super::new_histogram;
-use hdrhistogram::serialization::interval_log::{
-    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
-};
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use std::io::{self, Write};
@@ -36,20 +34,13 @@ impl IntervalLog {
 
     /// Writes one interval's histogram for `tag`; `from` is when the interval began. Empty histograms are
     /// skipped.
-    pub fn write(
-        &mut self,
-        tag: &str,
-        h: &Histogram<u64>,
-        from: SystemTime,
-        len: Duration,
-    ) -> io::Result<()> {
+    pub fn write(&mut self, tag: &str, h: &Histogram<u64>, from: SystemTime, len: Duration) -> io::Result<()> {
         if h.is_empty() {
             return Ok(());
         }
         let mut w = IntervalLogWriterBuilder::new().begin_log_with(&mut self.out, &mut self.ser)?;
         let offset = from.duration_since(self.start).unwrap_or_default();
-        w.write_histogram(h, offset, len, Tag::new(tag))
-            .map_err(|e| io::Error::other(format!("{e:?}")))?;
+        w.write_histogram(h, offset, len, Tag::new(tag)).map_err(|e| io::Error::other(format!("{e:?}")))?;
         Ok(())
     }
 
@@ -61,28 +52,22 @@ impl IntervalLog {
 /// Reads an interval log and sums its histograms per tag (untagged ones under `""`), in order of first
 /// appearance.
 pub fn read_log(path: &Path) -> anyhow::Result<Vec<(String, Histogram<u64>)>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let mut out: Vec<(String, Histogram<u64>)> = Vec::new();
     let mut de = Deserializer::new();
     for (i, entry) in IntervalLogIterator::new(&bytes).enumerate() {
         let entry = entry.map_err(|e| {
-            anyhow::anyhow!(
-                "{}: entry {}: not an HdrHistogram interval log ({e:?})",
-                path.display(),
-                i + 1
-            )
+            anyhow::anyhow!("{}: entry {}: not an HdrHistogram interval log ({e:?})", path.display(), i + 1)
         })?;
         let LogEntry::Interval(ih) = entry else {
             continue;
         };
         let tag = ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
-        let raw = base64_decode(ih.encoded_histogram()).ok_or_else(|| {
-            anyhow::anyhow!("{}: interval {} ({tag}): bad base64", path.display(), i + 1)
-        })?;
-        let h: Histogram<u64> = de.deserialize(&mut io::Cursor::new(raw)).map_err(|e| {
-            anyhow::anyhow!("{}: interval {} ({tag}): {e:?}", path.display(), i + 1)
-        })?;
+        let raw = base64_decode(ih.encoded_histogram())
+            .ok_or_else(|| anyhow::anyhow!("{}: interval {} ({tag}): bad base64", path.display(), i + 1))?;
+        let h: Histogram<u64> = de
+            .deserialize(&mut io::Cursor::new(raw))
+            .map_err(|e| anyhow::anyhow!("{}: interval {} ({tag}): {e:?}", path.display(), i + 1))?;
         match out.iter_mut().find(|(t, _)| *t == tag) {
             Some((_, acc)) => acc.add(&h).map_err(|e| anyhow::anyhow!("{e:?}"))?,
             None => {
@@ -97,9 +82,7 @@ pub fn read_log(path: &Path) -> anyhow::Result<Vec<(String, Histogram<u64>)>> {
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .ok()
+    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
 }
 
 #[cfg(test)]
@@ -117,17 +100,9 @@ mod tests {
         a.record(2_000).unwrap();
         let mut b = new_histogram();
         b.record(5_000_000).unwrap();
-        log.write("shard", &a, start, Duration::from_secs(1))
-            .unwrap();
-        log.write("end_to_end", &b, start, Duration::from_secs(1))
-            .unwrap();
-        log.write(
-            "shard",
-            &a,
-            start + Duration::from_secs(1),
-            Duration::from_secs(1),
-        )
-        .unwrap();
+        log.write("shard", &a, start, Duration::from_secs(1)).unwrap();
+        log.write("end_to_end", &b, start, Duration::from_secs(1)).unwrap();
+        log.write("shard", &a, start + Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         log.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("Tag=shard,"), "{text}");

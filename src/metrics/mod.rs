@@ -132,10 +132,7 @@ impl Default for LatencyHub {
 
 impl LatencyHub {
     pub fn new() -> Self {
-        Self {
-            epoch: Arc::new(CachePadded::new(AtomicU64::new(0))),
-            slots: Vec::new(),
-        }
+        Self { epoch: Arc::new(CachePadded::new(AtomicU64::new(0))), slots: Vec::new() }
     }
 
     /// A recorder for one thread, with its histogram sets allocated now.
@@ -144,22 +141,10 @@ impl LatencyHub {
         let (full_tx, full_rx) = rtrb::RingBuffer::new(SETS);
         let (mut free_tx, free_rx) = rtrb::RingBuffer::new(SETS);
         for _ in 0..SETS - 1 {
-            assert!(
-                free_tx.push(Hists::new()).is_ok(),
-                "ring has room for every set"
-            );
+            assert!(free_tx.push(Hists::new()).is_ok(), "ring has room for every set");
         }
-        self.slots.push(Slot {
-            full: full_rx,
-            free: free_tx,
-        });
-        LatencyRecorder {
-            cur: Some(Hists::new()),
-            full: full_tx,
-            free: free_rx,
-            epoch: self.epoch.clone(),
-            seen: 0,
-        }
+        self.slots.push(Slot { full: full_rx, free: free_tx });
+        LatencyRecorder { cur: Some(Hists::new()), full: full_tx, free: free_rx, epoch: self.epoch.clone(), seen: 0 }
     }
 
     /// Starts a new interval: recorders hand over at their next tick.
@@ -214,10 +199,7 @@ pub struct PartitionMetrics {
 
 impl Default for PartitionMetrics {
     fn default() -> Self {
-        Self {
-            watermark: AtomicI64::new(Nanos::MIN),
-            idle: AtomicBool::new(false),
-        }
+        Self { watermark: AtomicI64::new(Nanos::MIN), idle: AtomicBool::new(false) }
     }
 }
 
@@ -254,24 +236,15 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn events_in(&self) -> u64 {
-        self.sources
-            .iter()
-            .map(|s| s.events.load(Ordering::Relaxed))
-            .sum()
+        self.sources.iter().map(|s| s.events.load(Ordering::Relaxed)).sum()
     }
 
     pub fn rejects(&self) -> u64 {
-        self.sources
-            .iter()
-            .map(|s| s.rejects.load(Ordering::Relaxed))
-            .sum()
+        self.sources.iter().map(|s| s.rejects.load(Ordering::Relaxed)).sum()
     }
 
     pub fn late(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.late.load(Ordering::Relaxed))
-            .sum()
+        self.shards.iter().map(|s| s.late.load(Ordering::Relaxed)).sum()
     }
 
     pub fn rows_out(&self) -> u64 {
@@ -302,10 +275,7 @@ mod tests {
         r.tick();
         let mut into = Hists::new();
         hub.collect(&mut into);
-        assert!(
-            into.is_empty(),
-            "nothing handed over before the interval ends"
-        );
+        assert!(into.is_empty(), "nothing handed over before the interval ends");
         hub.next_interval();
         r.tick();
         r.record(Stage::Shard, 200);

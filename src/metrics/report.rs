@@ -165,9 +165,6 @@ mod tests {
             h.record(v * 100).unwrap();
         }
         let t = percentile_table(&[("end_to_end", &h)]);
-        assert!(
-            t.contains("p99.99") && t.contains("end_to_end") && t.contains("10000"),
-            "{t}"
-        );
+        assert!(t.contains("p99.99") && t.contains("end_to_end") && t.contains("10000"), "{t}");
     }
 }

@@ -59,33 +59,24 @@ impl Emitter {
                     };
                     got = true;
                     match msg {
-                        EmitMsg::Out {
-                            stream,
-                            rec,
-                            t0,
-                            t1,
-                        } => {
+                        EmitMsg::Out { stream, rec, t0, t1 } => {
                             let route = &self.routes[stream as usize];
                             if route.is_empty() {
                                 unrouted += 1;
                             }
                             for &s in route {
-                                self.sinks[s]
-                                    .write(&rec, &mut self.symbols)
-                                    .map_err(|error| SinkError {
-                                        sink: self.sinks[s].describe(),
-                                        stream: self.stream_names[stream as usize].clone(),
-                                        error,
-                                    })?;
+                                self.sinks[s].write(&rec, &mut self.symbols).map_err(|error| SinkError {
+                                    sink: self.sinks[s].describe(),
+                                    stream: self.stream_names[stream as usize].clone(),
+                                    error,
+                                })?;
                             }
                             rows[stream as usize] += 1;
                             total += 1;
                             if t0 != 0 {
                                 let now = mono_now();
-                                self.recorder
-                                    .record(Stage::ShardToSink, now.saturating_sub(t1));
-                                self.recorder
-                                    .record(Stage::EndToEnd, now.saturating_sub(t0));
+                                self.recorder.record(Stage::ShardToSink, now.saturating_sub(t1));
+                                self.recorder.record(Stage::EndToEnd, now.saturating_sub(t0));
                             }
                         }
                         EmitMsg::End => {
@@ -144,9 +135,7 @@ impl Emitter {
                 continue;
             }
             let (shards, rej) = (&self.shards, &self.rejects);
-            self.idler.idle(|| {
-                shards.iter().all(|c| c.is_empty()) && rej.iter().all(|(c, _)| c.is_empty())
-            });
+            self.idler.idle(|| shards.iter().all(|c| c.is_empty()) && rej.iter().all(|(c, _)| c.is_empty()));
         }
         self.flush_all()?;
         self.publish(total, unrouted, rejects, &rows);
@@ -156,11 +145,7 @@ impl Emitter {
 
     fn flush_all(&mut self) -> Result<(), SinkError> {
         for s in &mut self.sinks {
-            s.flush().map_err(|error| SinkError {
-                sink: s.describe(),
-                stream: String::new(),
-                error,
-            })?;
+            s.flush().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
         }
         Ok(())
     }

@@ -18,9 +18,7 @@ use crate::config::{OpKind, Plan, SourceKindPlan, StreamKind};
 use crate::continuous::Continuous;
 use crate::event::{Event, Nanos};
 use crate::metrics::hdrlog::IntervalLog;
-use crate::metrics::{
-    Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics,
-};
+use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics};
 use crate::operator::Operator;
 use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
@@ -99,19 +97,14 @@ fn build_operators(plan: &Plan) -> Vec<OpSlot> {
         .map(|o| {
             let op: Box<dyn Operator> = match &o.kind {
                 OpKind::Window(spec) => match spec.kind {
-                    WindowKind::Session { .. } => {
-                        Box::new(SessionWindows::new(spec, o.stream, o.late_stream))
-                    }
+                    WindowKind::Session { .. } => Box::new(SessionWindows::new(spec, o.stream, o.late_stream)),
                     _ => Box::new(AlignedWindows::new(spec, o.stream, o.late_stream)),
                 },
                 OpKind::Continuous { half_life, reset } => {
                     Box::new(Continuous::new(*half_life, *reset, o.stream, o.late_stream))
                 }
             };
-            OpSlot {
-                op,
-                inputs: o.inputs,
-            }
+            OpSlot { op, inputs: o.inputs }
         })
         .collect()
 }
@@ -120,23 +113,13 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
     let s = &plan.sources[i];
     let mut interner = Interner::new(symbols.clone(), plan.pipeline.max_instruments);
     Ok(match &s.kind {
-        SourceKindPlan::Csv {
-            path,
-            header,
-            speed,
-        } => Box::new(CsvSource::open(
-            &s.name, path, *header, s.unit, interner, *speed,
-        )?),
-        SourceKindPlan::Jsonl {
-            path,
-            fields,
-            speed,
-        } => Box::new(JsonlSource::open(
-            &s.name, path, fields, s.unit, interner, *speed,
-        )?),
-        SourceKindPlan::Synthetic(sp) => {
-            Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?)
+        SourceKindPlan::Csv { path, header, speed } => {
+            Box::new(CsvSource::open(&s.name, path, *header, s.unit, interner, *speed)?)
         }
+        SourceKindPlan::Jsonl { path, fields, speed } => {
+            Box::new(JsonlSource::open(&s.name, path, fields, s.unit, interner, *speed)?)
+        }
+        SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
     })
 }
 
@@ -196,8 +179,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
     for sp in &plan.sinks {
         let def = &plan.streams[sp.stream as usize];
-        let sink = crate::sink::open(sp, def)
-            .with_context(|| format!("opening the sink of stream `{}`", def.name))?;
+        let sink = crate::sink::open(sp, def).with_context(|| format!("opening the sink of stream `{}`", def.name))?;
         routes[sp.stream as usize].push(sinks.len());
         sinks.push(sink);
     }
@@ -216,16 +198,12 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
             .map(|(s, sp)| {
                 CachePadded::new(SourceMetrics {
                     name: sp.name.clone(),
-                    partitions: (0..s.partitions())
-                        .map(|_| PartitionMetrics::default())
-                        .collect(),
+                    partitions: (0..s.partitions()).map(|_| PartitionMetrics::default()).collect(),
                     ..Default::default()
                 })
             })
             .collect(),
-        shards: (0..n_shards)
-            .map(|_| CachePadded::new(ShardMetrics::default()))
-            .collect(),
+        shards: (0..n_shards).map(|_| CachePadded::new(ShardMetrics::default())).collect(),
         emitter: Default::default(),
         stream_rows: plan.streams.iter().map(|_| AtomicU64::new(0)).collect(),
         stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
@@ -233,13 +211,11 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
 
     // Rings. Doorbells only when consumers park.
     let (worker_wait, emitter_wait) = (p.wait.workers(), p.wait.emitter());
-    let shard_bells: Vec<Option<Arc<Doorbell>>> = (0..n_shards)
-        .map(|_| (worker_wait == Wait::Park).then(Doorbell::new))
-        .collect();
+    let shard_bells: Vec<Option<Arc<Doorbell>>> =
+        (0..n_shards).map(|_| (worker_wait == Wait::Park).then(Doorbell::new)).collect();
     let emitter_bell = (emitter_wait == Wait::Park).then(Doorbell::new);
     let cap = p.ring_capacity;
-    let mut shard_inputs: Vec<Vec<rtrb::Consumer<ShardMsg>>> =
-        (0..n_shards).map(|_| Vec::new()).collect();
+    let mut shard_inputs: Vec<Vec<rtrb::Consumer<ShardMsg>>> = (0..n_shards).map(|_| Vec::new()).collect();
     let mut source_outs = Vec::with_capacity(n_sources);
     let mut reject_rings = Vec::with_capacity(n_sources);
     for (i, src) in sources.iter().enumerate() {
@@ -301,10 +277,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         "tl-emitter".into(),
         Box::new(move || {
             pin(core, "emitter");
-            let e = emitter::Emitter {
-                idler: Idler::new(emitter_wait, emitter_bell),
-                ..emitter
-            };
+            let e = emitter::Emitter { idler: Idler::new(emitter_wait, emitter_bell), ..emitter };
             e.run().map_err(anyhow::Error::from)
         }),
     )?);
@@ -320,15 +293,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
             format!("tl-shard-{id}"),
             Box::new(move || {
                 pin(core, "shard");
-                let w = ShardWorker::new(
-                    id,
-                    inputs,
-                    ops,
-                    tx,
-                    Idler::new(worker_wait, bell),
-                    recorder,
-                    m,
-                );
+                let w = ShardWorker::new(id, inputs, ops, tx, Idler::new(worker_wait, bell), recorder, m);
                 w.run().map_err(anyhow::Error::from)
             }),
         )?);
@@ -385,9 +350,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         }
     }
     metrics_stop.store(true, Ordering::Release);
-    let (hists, _log) = metrics_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("metrics thread panicked"))?;
+    let (hists, _log) = metrics_thread.join().map_err(|_| anyhow::anyhow!("metrics thread panicked"))?;
     if !errors.is_empty() {
         // A failing sink or shard makes the threads upstream of it fail with "stopped": report the cause.
         let consequence = |e: &anyhow::Error| {
@@ -406,18 +369,10 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     if unrouted > 0 {
         for (i, def) in plan.streams.iter().enumerate() {
             let n = metrics.stream_rows[i].load(Ordering::Relaxed);
-            if n > 0
-                && !plan.sinks.iter().any(|s| s.stream as usize == i)
-                && def.kind != StreamKind::Reject
-            {
+            if n > 0 && !plan.sinks.iter().any(|s| s.stream as usize == i) && def.kind != StreamKind::Reject {
                 tracing::warn!(stream = %def.name, records = n, "records of a stream with no [[sink]] were counted but not written");
             }
         }
     }
-    Ok(RunOutcome {
-        elapsed: started.elapsed(),
-        metrics,
-        hists,
-        stopped: stop.load(Ordering::Relaxed),
-    })
+    Ok(RunOutcome { elapsed: started.elapsed(), metrics, hists, stopped: stop.load(Ordering::Relaxed) })
 }

@@ -82,12 +82,7 @@ pub struct Sender<T> {
 impl<T> Sender<T> {
     /// Wraps a producer; `bell` is the consumer's doorbell when it parks.
     pub fn new(prod: rtrb::Producer<T>, bell: Option<Arc<Doorbell>>) -> Self {
-        Self {
-            prod,
-            bell,
-            full_waits: 0,
-            blocked_ns: 0,
-        }
+        Self { prod, bell, full_waits: 0, blocked_ns: 0 }
     }
 
     /// Pushes `v`, waiting for room if the ring is full.
@@ -159,11 +154,7 @@ impl Idler {
         if let Some(b) = &bell {
             b.register_current();
         }
-        Self {
-            wait,
-            bell,
-            backoff: Backoff::new(),
-        }
+        Self { wait, bell, backoff: Backoff::new() }
     }
 
     /// Something was found: the next wait starts from spinning again.

@@ -36,16 +36,7 @@ impl Collector for Out {
             self.late += 1;
         }
         self.outputs += 1;
-        if self
-            .tx
-            .send(EmitMsg::Out {
-                stream,
-                rec,
-                t0: self.t0,
-                t1,
-            })
-            .is_err()
-        {
+        if self.tx.send(EmitMsg::Out { stream, rec, t0: self.t0, t1 }).is_err() {
             self.broken = true;
         }
     }
@@ -89,13 +80,7 @@ impl ShardWorker {
             ended: vec![false; n],
             frontier: Frontier::new(n),
             ops,
-            out: Out {
-                tx,
-                t0: 0,
-                outputs: 0,
-                late: 0,
-                broken: false,
-            },
+            out: Out { tx, t0: 0, outputs: 0, late: 0, broken: false },
             idler,
             recorder,
             metrics,
@@ -138,8 +123,7 @@ impl ShardWorker {
                             events += 1;
                             if t0 != 0 {
                                 let t_done = mono_now();
-                                self.recorder
-                                    .record(Stage::IngestToShard, t_in.saturating_sub(t0));
+                                self.recorder.record(Stage::IngestToShard, t_in.saturating_sub(t0));
                                 self.recorder.record(Stage::Shard, t_done - t_in);
                             }
                         }
@@ -171,9 +155,7 @@ impl ShardWorker {
             }
         }
         self.publish(events);
-        let Self {
-            out, recorder, id, ..
-        } = self;
+        let Self { out, recorder, id, .. } = self;
         let mut tx = out.tx;
         recorder.finish();
         tx.send(EmitMsg::End).map_err(|_| EmitterGone(id))
@@ -183,9 +165,7 @@ impl ShardWorker {
         for slot in &mut self.ops {
             slot.op.on_watermark(wm, &mut self.out);
         }
-        self.metrics.shards[self.id]
-            .watermark
-            .store(wm, Ordering::Relaxed);
+        self.metrics.shards[self.id].watermark.store(wm, Ordering::Relaxed);
     }
 
     fn publish(&self, events: u64) {
@@ -193,10 +173,7 @@ impl ShardWorker {
         m.events.store(events, Ordering::Relaxed);
         m.outputs.store(self.out.outputs, Ordering::Relaxed);
         m.late.store(self.out.late, Ordering::Relaxed);
-        m.open_windows.store(
-            self.ops.iter().map(|s| s.op.open_state() as u64).sum(),
-            Ordering::Relaxed,
-        );
+        m.open_windows.store(self.ops.iter().map(|s| s.op.open_state() as u64).sum(), Ordering::Relaxed);
         self.out.tx.publish(&m.backpressure);
     }
 }

@@ -124,20 +124,12 @@ impl Column {
 
     pub fn parse(name: &str, kind: StreamKind) -> Result<Column, String> {
         let allowed = Self::allowed(kind);
-        allowed
-            .iter()
-            .copied()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "`{name}` is not a column of this stream (columns: {})",
-                    allowed
-                        .iter()
-                        .map(|c| c.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        allowed.iter().copied().find(|c| c.name() == name).ok_or_else(|| {
+            format!(
+                "`{name}` is not a column of this stream (columns: {})",
+                allowed.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 
     /// The default schema: for windows, symbol, window_start, window_end, the aggregates, fire, is_update.
@@ -145,11 +137,7 @@ impl Column {
         match kind {
             StreamKind::Window => {
                 let mut v = vec![Column::Symbol, Column::WindowStart, Column::WindowEnd];
-                v.extend(
-                    aggregates
-                        .iter()
-                        .filter_map(|a| Column::parse(a, kind).ok()),
-                );
+                v.extend(aggregates.iter().filter_map(|a| Column::parse(a, kind).ok()));
                 v.extend([Column::Fire, Column::IsUpdate]);
                 v
             }
@@ -331,10 +319,7 @@ fn write_csv(v: &Val<'_>, out: &mut Vec<u8>) {
         Val::Bool(false) => b"false",
         _ => b"",
     };
-    if bytes
-        .iter()
-        .any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r'))
-    {
+    if bytes.iter().any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         for &c in bytes {
             if c == b'"' {
@@ -399,14 +384,8 @@ mod tests {
     fn setup() -> (SymbolCache, Trade) {
         let s = Symbols::new();
         s.intern("AB,C", 10);
-        let t = Trade {
-            ts: 1_500_000_000,
-            price: Price(12_345_000_000),
-            qty: 7,
-            seq: 3,
-            instrument: 0,
-            side: Side::Buy,
-        };
+        let t =
+            Trade { ts: 1_500_000_000, price: Price(12_345_000_000), qty: 7, seq: 3, instrument: 0, side: Side::Buy };
         (SymbolCache::new(s), t)
     }
 
@@ -423,20 +402,17 @@ mod tests {
         });
         let enc = Encoder {
             format: Format::Csv,
-            columns: Column::defaults(
-                StreamKind::Window,
-                &["open".into(), "pv".into(), "twap".into()],
-            ),
+            columns: Column::defaults(StreamKind::Window, &["open".into(), "pv".into(), "twap".into()]),
             unit: TimeUnit::Millis,
         };
         let mut out = Vec::new();
         enc.header(&mut out);
         enc.encode(&rec, &mut syms, &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "symbol,window_start,window_end,open,pv,twap,fire,is_update\n\"AB,C\",1000,2000,12.345,86.415,,1,true\n");
-        let enc = Encoder {
-            format: Format::Jsonl,
-            ..enc
-        };
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "symbol,window_start,window_end,open,pv,twap,fire,is_update\n\"AB,C\",1000,2000,12.345,86.415,,1,true\n"
+        );
+        let enc = Encoder { format: Format::Jsonl, ..enc };
         let mut out = Vec::new();
         enc.encode(&rec, &mut syms, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -449,41 +425,23 @@ mod tests {
     #[test]
     fn late_row_without_watermark_is_empty() {
         let (mut syms, t) = setup();
-        let rec = Record::Late(LateRow {
-            trade: t,
-            watermark: WATERMARK_MIN,
-            reason: LateReason::PreviousSession,
-        });
-        let enc = Encoder {
-            format: Format::Csv,
-            columns: Column::defaults(StreamKind::Late, &[]),
-            unit: TimeUnit::Nanos,
-        };
+        let rec = Record::Late(LateRow { trade: t, watermark: WATERMARK_MIN, reason: LateReason::PreviousSession });
+        let enc =
+            Encoder { format: Format::Csv, columns: Column::defaults(StreamKind::Late, &[]), unit: TimeUnit::Nanos };
         let mut out = Vec::new();
         enc.encode(&rec, &mut syms, &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "1500000000,\"AB,C\",12.345,7,B,3,,previous_session\n"
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "1500000000,\"AB,C\",12.345,7,B,3,,previous_session\n");
     }
 
     #[test]
     fn reject_text_is_quoted_and_json_safe() {
         let r = RejectRow::new(12, RejectReason::BadPrice, b"1,X,\"1.2.3\",5\xff");
-        let enc = Encoder {
-            format: Format::Csv,
-            columns: Column::defaults(StreamKind::Reject, &[]),
-            unit: TimeUnit::Millis,
-        };
+        let enc =
+            Encoder { format: Format::Csv, columns: Column::defaults(StreamKind::Reject, &[]), unit: TimeUnit::Millis };
         let mut out = Vec::new();
         enc.encode_reject(&r, &mut out);
-        assert!(out.starts_with(
-            b"12,price is not a decimal with at most 9 fractional digits,\"1,X,\"\"1.2.3\"\",5"
-        ));
-        let enc = Encoder {
-            format: Format::Jsonl,
-            ..enc
-        };
+        assert!(out.starts_with(b"12,price is not a decimal with at most 9 fractional digits,\"1,X,\"\"1.2.3\"\",5"));
+        let enc = Encoder { format: Format::Jsonl, ..enc };
         let mut out = Vec::new();
         enc.encode_reject(&r, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

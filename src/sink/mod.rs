@@ -62,11 +62,7 @@ pub struct TextSink {
 impl TextSink {
     /// Opens the sink of `plan` for stream `def` (creating the file's directory) and writes the CSV header.
     pub fn open(plan: &SinkPlan, def: &StreamDef) -> io::Result<TextSink> {
-        let enc = Encoder {
-            format: plan.format,
-            columns: plan.columns.clone(),
-            unit: def.unit,
-        };
+        let enc = Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit };
         let (out, what): (Box<dyn Write + Send>, String) = match plan.kind {
             SinkType::Stdout => (Box::new(io::stdout()), "stdout".into()),
             SinkType::Null => unreachable!("null sinks are NullSink"),
@@ -74,35 +70,18 @@ impl TextSink {
                 let path: PathBuf = plan.path.clone().unwrap_or_default();
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| {
-                        io::Error::new(
-                            e.kind(),
-                            format!("cannot create directory {}: {e}", dir.display()),
-                        )
+                        io::Error::new(e.kind(), format!("cannot create directory {}: {e}", dir.display()))
                     })?;
                 }
-                let f = std::fs::File::create(&path).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
-                })?;
+                let f = std::fs::File::create(&path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
                 (
                     Box::new(f),
-                    format!(
-                        "{} file {}",
-                        if plan.format == Format::Csv {
-                            "csv"
-                        } else {
-                            "jsonl"
-                        },
-                        path.display()
-                    ),
+                    format!("{} file {}", if plan.format == Format::Csv { "csv" } else { "jsonl" }, path.display()),
                 )
             }
         };
-        let mut s = TextSink {
-            enc,
-            buf: Vec::with_capacity(BUFFER + 4096),
-            out,
-            what,
-        };
+        let mut s = TextSink { enc, buf: Vec::with_capacity(BUFFER + 4096), out, what };
         if plan.format == Format::Csv && plan.header {
             s.enc.header(&mut s.buf);
         }

@@ -13,12 +13,7 @@ const BATCH: usize = 1024;
 
 /// Decodes one CSV line into a trade (`seq` and the interned id filled in).
 #[inline]
-pub fn parse_line(
-    line: &[u8],
-    unit: TimeUnit,
-    seq: u64,
-    interner: &mut Interner,
-) -> Result<Trade, RejectReason> {
+pub fn parse_line(line: &[u8], unit: TimeUnit, seq: u64, interner: &mut Interner) -> Result<Trade, RejectReason> {
     let mut f = line.split(|&c| c == b',');
     let ts = f.next().ok_or(RejectReason::MissingField("ts"))?;
     let sym = f.next().ok_or(RejectReason::MissingField("symbol"))?;
@@ -40,14 +35,7 @@ pub fn parse_line(
         return Err(RejectReason::BadUtf8);
     }
     let instrument = interner.id(sym).ok_or(RejectReason::TooManyInstruments)?;
-    Ok(Trade {
-        ts,
-        price,
-        qty,
-        seq,
-        instrument,
-        side,
-    })
+    Ok(Trade { ts, price, qty, seq, instrument, side })
 }
 
 /// A CSV file replayed as one partition.
@@ -70,8 +58,8 @@ impl CsvSource {
         interner: Interner,
         speed: Option<f64>,
     ) -> Result<Self, SourceError> {
-        let reader = LineReader::open(path)
-            .map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
+        let reader =
+            LineReader::open(path).map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
         Ok(Self {
             name: name.to_string(),
             reader,
@@ -134,14 +122,7 @@ mod tests {
         let t = parse_line(b"1700000000000,SYM1,12.5,10,S", TimeUnit::Millis, 4, &mut i).unwrap();
         assert_eq!(
             (t.ts, t.price, t.qty, t.seq, t.instrument, t.side),
-            (
-                1_700_000_000_000_000_000,
-                Price(12_500_000_000),
-                10,
-                4,
-                0,
-                Side::Sell
-            )
+            (1_700_000_000_000_000_000, Price(12_500_000_000), 10, 4, 0, Side::Sell)
         );
         let mut bad = |l: &[u8]| parse_line(l, TimeUnit::Millis, 0, &mut i).unwrap_err();
         assert_eq!(bad(b"x,SYM1,1,1"), RejectReason::BadTimestamp);
@@ -151,15 +132,9 @@ mod tests {
         assert_eq!(bad(b"1,,1,1"), RejectReason::EmptySymbol);
         assert_eq!(bad(b"1,SYM1,1,1,Q"), RejectReason::BadSide);
         assert_eq!(bad(b"1,SYM1,1,1,B,extra"), RejectReason::TooManyFields);
-        assert_eq!(
-            bad(b"99999999999999999,SYM1,1,1"),
-            RejectReason::TimestampOutOfRange
-        );
+        assert_eq!(bad(b"99999999999999999,SYM1,1,1"), RejectReason::TimestampOutOfRange);
         assert_eq!(bad(b"1,SYM2,1,x"), RejectReason::BadQty);
         assert!(parse_line(b"1,SYM2,1,1", TimeUnit::Millis, 0, &mut i).is_ok());
-        assert_eq!(
-            parse_line(b"1,SYM3,1,1", TimeUnit::Millis, 0, &mut i),
-            Err(RejectReason::TooManyInstruments)
-        );
+        assert_eq!(parse_line(b"1,SYM3,1,1", TimeUnit::Millis, 0, &mut i), Err(RejectReason::TooManyInstruments));
     }
 }

@@ -82,9 +82,7 @@ pub fn parse_object(
     interner: &mut Interner,
 ) -> Result<Trade, RejectReason> {
     let mut de = serde_json::Deserializer::from_slice(line);
-    let f = Fields(names)
-        .deserialize(&mut de)
-        .map_err(|_| RejectReason::BadJson)?;
+    let f = Fields(names).deserialize(&mut de).map_err(|_| RejectReason::BadJson)?;
     de.end().map_err(|_| RejectReason::BadJson)?;
     let ts = f[0].ok_or(RejectReason::MissingField("ts"))?;
     let sym = f[1].ok_or(RejectReason::MissingField("symbol"))?;
@@ -120,14 +118,7 @@ pub fn parse_object(
         }
         .ok_or(RejectReason::TooManyInstruments)?
     };
-    Ok(Trade {
-        ts,
-        price,
-        qty,
-        seq,
-        instrument,
-        side,
-    })
+    Ok(Trade { ts, price, qty, seq, instrument, side })
 }
 
 /// A JSON-lines file replayed as one partition.
@@ -150,24 +141,11 @@ impl JsonlSource {
         interner: Interner,
         speed: Option<f64>,
     ) -> Result<Self, SourceError> {
-        let reader = LineReader::open(path)
-            .map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
-        let names = [
-            fields.ts.clone(),
-            fields.symbol.clone(),
-            fields.price.clone(),
-            fields.qty.clone(),
-            fields.side.clone(),
-        ];
-        Ok(Self {
-            name: name.to_string(),
-            reader,
-            names,
-            unit,
-            interner,
-            pacer: speed.map(Pacer::new),
-            seq: 0,
-        })
+        let reader =
+            LineReader::open(path).map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
+        let names =
+            [fields.ts.clone(), fields.symbol.clone(), fields.price.clone(), fields.qty.clone(), fields.side.clone()];
+        Ok(Self { name: name.to_string(), reader, names, unit, interner, pacer: speed.map(Pacer::new), seq: 0 })
     }
 }
 
@@ -214,23 +192,17 @@ mod tests {
     #[test]
     fn numbers_or_strings_exactly_and_extra_fields_ignored() {
         let mut i = Interner::new(Symbols::new(), 10);
-        let t = parse_object(br#"{"t":1700000000000,"x":[1,{"a":2}],"s":"AAPL","p":"189.1234","q":100,"side":"sell"}"#, &N, TimeUnit::Millis, 7, &mut i).unwrap();
-        assert_eq!(
-            (t.price, t.qty, t.side, t.seq),
-            (Price(189_123_400_000), 100, Side::Sell, 7)
-        );
         let t = parse_object(
-            br#"{"t":"5","s":"A\u0042","p":0.1,"q":"3"}"#,
+            br#"{"t":1700000000000,"x":[1,{"a":2}],"s":"AAPL","p":"189.1234","q":100,"side":"sell"}"#,
             &N,
-            TimeUnit::Seconds,
-            0,
+            TimeUnit::Millis,
+            7,
             &mut i,
         )
         .unwrap();
-        assert_eq!(
-            (t.ts, t.price, t.side),
-            (5_000_000_000, Price(100_000_000), Side::Unknown)
-        );
+        assert_eq!((t.price, t.qty, t.side, t.seq), (Price(189_123_400_000), 100, Side::Sell, 7));
+        let t = parse_object(br#"{"t":"5","s":"A\u0042","p":0.1,"q":"3"}"#, &N, TimeUnit::Seconds, 0, &mut i).unwrap();
+        assert_eq!((t.ts, t.price, t.side), (5_000_000_000, Price(100_000_000), Side::Unknown));
         assert_eq!(i.shared().name(t.instrument).as_deref(), Some("AB"));
     }
 
@@ -239,25 +211,10 @@ mod tests {
         let mut i = Interner::new(Symbols::new(), 10);
         let mut bad = |l: &[u8]| parse_object(l, &N, TimeUnit::Millis, 0, &mut i).unwrap_err();
         assert_eq!(bad(b"not json"), RejectReason::BadJson);
-        assert_eq!(
-            bad(br#"{"t":1,"s":"A","p":1}"#),
-            RejectReason::MissingField("qty")
-        );
-        assert_eq!(
-            bad(br#"{"t":1,"s":"A","p":1e3,"q":1}"#),
-            RejectReason::BadPrice
-        );
-        assert_eq!(
-            bad(br#"{"t":1.5,"s":"A","p":1,"q":1}"#),
-            RejectReason::BadTimestamp
-        );
-        assert_eq!(
-            bad(br#"{"t":1,"s":7,"p":1,"q":1}"#),
-            RejectReason::EmptySymbol
-        );
-        assert_eq!(
-            bad(br#"{"t":1,"s":"A","p":1,"q":1} trailing"#),
-            RejectReason::BadJson
-        );
+        assert_eq!(bad(br#"{"t":1,"s":"A","p":1}"#), RejectReason::MissingField("qty"));
+        assert_eq!(bad(br#"{"t":1,"s":"A","p":1e3,"q":1}"#), RejectReason::BadPrice);
+        assert_eq!(bad(br#"{"t":1.5,"s":"A","p":1,"q":1}"#), RejectReason::BadTimestamp);
+        assert_eq!(bad(br#"{"t":1,"s":7,"p":1,"q":1}"#), RejectReason::EmptySymbol);
+        assert_eq!(bad(br#"{"t":1,"s":"A","p":1,"q":1} trailing"#), RejectReason::BadJson);
     }
 }

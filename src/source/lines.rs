@@ -23,14 +23,7 @@ impl LineReader {
     }
 
     pub fn new(file: Box<dyn Read + Send>) -> LineReader {
-        LineReader {
-            file,
-            buf: vec![0; CHUNK],
-            start: 0,
-            end: 0,
-            eof: false,
-            line: 0,
-        }
+        LineReader { file, buf: vec![0; CHUNK], start: 0, end: 0, eof: false, line: 0 }
     }
 
     /// The number of the line last returned.
@@ -107,10 +100,7 @@ mod tests {
 
     #[test]
     fn splits_lines_and_keeps_a_last_unterminated_one() {
-        assert_eq!(
-            lines(b"a\r\nb\n\nc"),
-            vec![b"a".to_vec(), b"b".to_vec(), b"".to_vec(), b"c".to_vec()]
-        );
+        assert_eq!(lines(b"a\r\nb\n\nc"), vec![b"a".to_vec(), b"b".to_vec(), b"".to_vec(), b"c".to_vec()]);
         assert!(lines(b"").is_empty());
     }
 

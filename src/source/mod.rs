@@ -39,22 +39,14 @@ pub enum Poll {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("source `{source_name}`: {context}: {error}")]
-    Io {
-        source_name: String,
-        context: String,
-        error: std::io::Error,
-    },
+    Io { source_name: String, context: String, error: std::io::Error },
     #[error("source `{0}`: the pipeline stopped")]
     Disconnected(String),
 }
 
 impl SourceError {
     pub fn io(name: &str, context: impl Into<String>, error: std::io::Error) -> Self {
-        SourceError::Io {
-            source_name: name.to_string(),
-            context: context.into(),
-            error,
-        }
+        SourceError::Io { source_name: name.to_string(), context: context.into(), error }
     }
 }
 
@@ -152,9 +144,7 @@ impl SourceOut {
         }
         let wm = self.wms.current();
         let shard = Self::shard_of(ev.key(self.key_by), self.shards.len());
-        self.shards[shard]
-            .send(ShardMsg::Event { ev, wm, t0 })
-            .map_err(|_| self.disconnected())?;
+        self.shards[shard].send(ShardMsg::Event { ev, wm, t0 }).map_err(|_| self.disconnected())?;
         self.events += 1;
         if self.wms.on_event(partition, ev.ts()) {
             self.wm_dirty = true;
@@ -169,9 +159,7 @@ impl SourceOut {
     /// Sends a malformed record to the rejects stream (waiting for room: rejects are never dropped).
     pub fn reject(&mut self, row: RejectRow) -> Result<(), SourceError> {
         self.rejected += 1;
-        self.rejects
-            .send(RejectMsg::Row(row))
-            .map_err(|_| self.disconnected())
+        self.rejects.send(RejectMsg::Row(row)).map_err(|_| self.disconnected())
     }
 
     fn disconnected(&self) -> SourceError {
@@ -181,8 +169,7 @@ impl SourceOut {
     fn broadcast(&mut self) -> Result<(), SourceError> {
         let (wm, idle) = (self.wms.current(), self.wms.is_idle());
         for s in &mut self.shards {
-            s.send(ShardMsg::Watermark { wm, idle })
-                .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+            s.send(ShardMsg::Watermark { wm, idle }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
         }
         self.wm_dirty = false;
         self.since_broadcast = 0;
@@ -214,8 +201,7 @@ impl SourceOut {
         m.backpressure.blocked_ns.store(blocked, Ordering::Relaxed);
         for (p, pm) in m.partitions.iter().enumerate() {
             pm.watermark.store(self.wms.partition(p), Ordering::Relaxed);
-            pm.idle
-                .store(self.wms.partition_is_idle(p), Ordering::Relaxed);
+            pm.idle.store(self.wms.partition_is_idle(p), Ordering::Relaxed);
         }
     }
 
@@ -224,24 +210,16 @@ impl SourceOut {
     pub fn finish(&mut self, final_watermark: bool) -> Result<(), SourceError> {
         if final_watermark {
             for s in &mut self.shards {
-                s.send(ShardMsg::Watermark {
-                    wm: WATERMARK_MAX,
-                    idle: false,
-                })
-                .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+                s.send(ShardMsg::Watermark { wm: WATERMARK_MAX, idle: false })
+                    .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
             }
         }
         for s in &mut self.shards {
-            s.send(ShardMsg::End)
-                .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+            s.send(ShardMsg::End).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
         }
-        self.rejects
-            .send(RejectMsg::End)
-            .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        self.rejects.send(RejectMsg::End).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
         self.publish();
-        self.metrics.sources[self.idx]
-            .done
-            .store(true, Ordering::Relaxed);
+        self.metrics.sources[self.idx].done.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -266,11 +244,7 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(speed: f64) -> Self {
-        Self {
-            speed,
-            first: None,
-            max_ts: Nanos::MIN,
-        }
+        Self { speed, first: None, max_ts: Nanos::MIN }
     }
 
     /// Waits until the event at `ts` is due; returns its due time (monotonic ns).

@@ -38,10 +38,7 @@ pub fn parse_price(s: &[u8]) -> Option<Price> {
         Some(i) => (&body[..i], &body[i + 1..]),
         None => (body, &[][..]),
     };
-    if (int.is_empty() && frac.is_empty())
-        || frac.len() > Price::DECIMALS as usize
-        || int.len() > 10
-    {
+    if (int.is_empty() && frac.is_empty()) || frac.len() > Price::DECIMALS as usize || int.len() > 10 {
         return None;
     }
     let mut units: i64 = 0;
@@ -94,11 +91,7 @@ mod tests {
         assert_eq!(parse_price(b"1e5"), None);
         assert_eq!(parse_price(b"1.2.3"), None);
         assert_eq!(parse_price(b"."), None);
-        assert_eq!(
-            parse_price(b"99999999999"),
-            None,
-            "overflows i64 at scale 1e9"
-        );
+        assert_eq!(parse_price(b"99999999999"), None, "overflows i64 at scale 1e9");
     }
 
     proptest! {

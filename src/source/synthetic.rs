@@ -23,12 +23,7 @@ pub struct SyntheticSource {
 }
 
 impl SyntheticSource {
-    pub fn new(
-        name: &str,
-        plan: &SynthPlan,
-        unit: TimeUnit,
-        interner: &mut Interner,
-    ) -> Result<Self, SourceError> {
+    pub fn new(name: &str, plan: &SynthPlan, unit: TimeUnit, interner: &mut Interner) -> Result<Self, SourceError> {
         let gen = TradeGen::new(GenParams {
             instruments: plan.instruments,
             disorder: plan.disorder,
@@ -49,14 +44,7 @@ impl SyntheticSource {
             })?;
             ids.push(id);
         }
-        Ok(Self {
-            name: name.to_string(),
-            plan: plan.clone(),
-            gen,
-            ids,
-            i: 0,
-            paced: None,
-        })
+        Ok(Self { name: name.to_string(), plan: plan.clone(), gen, ids, i: 0, paced: None })
     }
 
     pub fn name(&self) -> &str {
@@ -96,11 +84,7 @@ impl Source for SyntheticSource {
                     }
                     (due as Nanos + wall, due)
                 }
-                None => (
-                    self.plan.start
-                        + (self.i as i128 * 1_000_000_000 / self.plan.event_rate as i128) as Nanos,
-                    0,
-                ),
+                None => (self.plan.start + (self.i as i128 * 1_000_000_000 / self.plan.event_rate as i128) as Nanos, 0),
             };
             let g = self.gen.next(clock);
             let t = Trade {

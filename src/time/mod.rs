@@ -57,9 +57,8 @@ impl TimeUnit {
 
 /// Parses a human duration (`"2s"`, `"500ms"`, `"1m 30s"`, `"250us"`, `"0s"`) into ns.
 pub fn parse_duration(s: &str) -> Result<Nanos, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("`{s}` is not a duration ({e}); write e.g. \"2s\", \"500ms\", \"10us\"")
-    })?;
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"2s\", \"500ms\", \"10us\""))?;
     i64::try_from(d.as_nanos()).map_err(|_| format!("`{s}` is too long"))
 }
 
@@ -75,9 +74,7 @@ pub struct Dur(pub Nanos);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(Dur)
-            .map_err(serde::de::Error::custom)
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
     }
 }
 
@@ -104,10 +101,7 @@ fn base() -> quanta::Instant {
 #[inline]
 pub fn mono_now() -> u64 {
     let b = base();
-    (quanta::Instant::now()
-        .saturating_duration_since(b)
-        .as_nanos() as u64)
-        | 1
+    (quanta::Instant::now().saturating_duration_since(b).as_nanos() as u64) | 1
 }
 
 /// Starts the monotonic clock (calibrates the TSC) so the first timed event does not pay for it.
@@ -117,10 +111,7 @@ pub fn init_clock() {
 
 /// Wall-clock ns since the epoch (for watermark lag and paced sources' event times).
 pub fn wall_now() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as Nanos)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as Nanos).unwrap_or(0)
 }
 
 /// Offset that turns [`mono_now`] into wall-clock ns: `wall ≈ mono + offset`. Taken once so paced sources
@@ -163,14 +154,8 @@ mod tests {
 
     #[test]
     fn units() {
-        assert_eq!(
-            TimeUnit::Millis.to_nanos(1_700_000_000_000),
-            Some(1_700_000_000_000_000_000)
-        );
-        assert_eq!(
-            TimeUnit::Millis.from_nanos(1_700_000_000_000_999_999),
-            1_700_000_000_000
-        );
+        assert_eq!(TimeUnit::Millis.to_nanos(1_700_000_000_000), Some(1_700_000_000_000_000_000));
+        assert_eq!(TimeUnit::Millis.from_nanos(1_700_000_000_000_999_999), 1_700_000_000_000);
         assert_eq!(TimeUnit::Millis.from_nanos(-1), -1);
         assert_eq!(TimeUnit::Seconds.to_nanos(i64::MAX), None);
     }

@@ -26,10 +26,7 @@ pub struct BoundedOutOfOrderness {
 impl BoundedOutOfOrderness {
     pub fn new(bound: Nanos) -> Self {
         assert!(bound >= 0, "bound must not be negative");
-        Self {
-            bound,
-            max_ts: WATERMARK_MIN,
-        }
+        Self { bound, max_ts: WATERMARK_MIN }
     }
 
     /// Observes an event's timestamp.
@@ -209,10 +206,7 @@ pub struct Frontier {
 
 impl Frontier {
     pub fn new(inputs: usize) -> Self {
-        Self {
-            inputs: vec![(WATERMARK_MIN, false); inputs.max(1)],
-            current: WATERMARK_MIN,
-        }
+        Self { inputs: vec![(WATERMARK_MIN, false); inputs.max(1)], current: WATERMARK_MIN }
     }
 
     #[inline]
@@ -266,11 +260,7 @@ mod tests {
     fn combined_is_min_over_partitions_and_monotonic() {
         let mut w = PartitionWatermarks::new(2, 0, None);
         assert!(!w.on_event(0, 100));
-        assert_eq!(
-            w.current(),
-            WATERMARK_MIN,
-            "partition 1 holds it back until it has data"
-        );
+        assert_eq!(w.current(), WATERMARK_MIN, "partition 1 holds it back until it has data");
         assert!(w.on_event(1, 50));
         assert_eq!(w.current(), 49);
         assert!(w.on_event(1, 500));

@@ -69,19 +69,12 @@ impl AlignedWindows {
     pub fn new(spec: &WindowSpec, stream: StreamId, late_stream: StreamId) -> Self {
         let (size, slide, offset) = match spec.kind {
             WindowKind::Tumbling { size, offset } => (size, size, offset),
-            WindowKind::Sliding {
-                size,
-                slide,
-                offset,
-            } => (size, slide, offset),
+            WindowKind::Sliding { size, slide, offset } => (size, slide, offset),
             WindowKind::Session { .. } => {
                 panic!("AlignedWindows needs a tumbling or sliding window")
             }
         };
-        assert!(
-            size > 0 && slide > 0,
-            "window size and slide must be positive"
-        );
+        assert!(size > 0 && slide > 0, "window size and slide must be positive");
         Self {
             size,
             slide,
@@ -113,20 +106,12 @@ impl AlignedWindows {
             Some(p) if t.ts >= p.start && t.ts - p.start < self.pane => p.start,
             _ => window_start(t.ts, self.offset, self.pane),
         };
-        let last_start = if self.pane == self.slide {
-            pstart
-        } else {
-            window_start(t.ts, self.offset, self.slide)
-        };
+        let last_start = if self.pane == self.slide { pstart } else { window_start(t.ts, self.offset, self.slide) };
         // Windows are visited newest first; the newest is the least late, so if it is late all are.
         if is_late(last_start.saturating_add(self.size), self.lateness, wm) {
             out.emit(
                 self.late_stream,
-                Record::Late(LateRow {
-                    trade: *t,
-                    watermark: wm,
-                    reason: LateReason::BehindWatermark,
-                }),
+                Record::Late(LateRow { trade: *t, watermark: wm, reason: LateReason::BehindWatermark }),
             );
             return;
         }
@@ -140,19 +125,8 @@ impl AlignedWindows {
             pi -= 1;
             ks.panes[pi].bar.add(t, arrival);
         } else {
-            let twap = Twap::with_vec(if self.twap {
-                self.pool.get()
-            } else {
-                Vec::new()
-            });
-            ks.panes.insert(
-                pi,
-                Pane {
-                    start: pstart,
-                    bar: Bar::of(t, arrival),
-                    twap,
-                },
-            );
+            let twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
+            ks.panes.insert(pi, Pane { start: pstart, bar: Bar::of(t, arrival), twap });
         }
         if self.twap {
             ks.panes[pi].twap.add(t.ts, t.price);
@@ -187,16 +161,7 @@ impl AlignedWindows {
                 // EventTimeTrigger.onElement: the watermark is past the window, fire at once.
                 let fire = ks.windows[wi].fires;
                 ks.windows[wi].fires += 1;
-                emit(
-                    ks,
-                    key as KeyId,
-                    s,
-                    self.size,
-                    self.twap,
-                    fire,
-                    self.stream,
-                    out,
-                );
+                emit(ks, key as KeyId, s, self.size, self.twap, fire, self.stream, out);
             }
             s -= self.slide;
         }
@@ -272,17 +237,7 @@ fn emit(
     }
     if let Some(bar) = bar {
         let twap = if twap { fold.finish(end) } else { None };
-        out.emit(
-            stream,
-            Record::Window(WindowRow {
-                key,
-                start,
-                end,
-                bar,
-                twap,
-                fire,
-            }),
-        );
+        out.emit(stream, Record::Window(WindowRow { key, start, end, bar, twap, fire }));
     }
 }
 
@@ -337,14 +292,7 @@ mod tests {
     const LATE: StreamId = 1;
 
     fn trade(ts: Nanos, price: i64, seq: u64) -> Event {
-        Event::Trade(Trade {
-            ts,
-            price: Price::from_units(price),
-            qty: 1,
-            seq,
-            instrument: 0,
-            side: Side::Unknown,
-        })
+        Event::Trade(Trade { ts, price: Price::from_units(price), qty: 1, seq, instrument: 0, side: Side::Unknown })
     }
 
     /// Runs events through the operator with Flink's watermark (max − bound − 1, judged before each event).
@@ -385,11 +333,7 @@ mod tests {
 
     fn tumbling(size: Nanos, lateness: Nanos) -> AlignedWindows {
         AlignedWindows::new(
-            &WindowSpec {
-                kind: WindowKind::Tumbling { size, offset: 0 },
-                lateness,
-                twap: true,
-            },
+            &WindowSpec { kind: WindowKind::Tumbling { size, offset: 0 }, lateness, twap: true },
             S,
             LATE,
         )
@@ -399,10 +343,7 @@ mod tests {
     fn boundary_timestamp_belongs_to_the_window_that_starts_there() {
         let mut op = tumbling(1000, 0);
         let out = run(&mut op, 0, &[(999, 1), (1000, 2), (1999, 3), (2000, 4)]);
-        assert_eq!(
-            windows(&out),
-            vec![(0, 1000, 1, 0), (1000, 2000, 2, 0), (2000, 3000, 1, 0)]
-        );
+        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (1000, 2000, 2, 0), (2000, 3000, 1, 0)]);
     }
 
     #[test]
@@ -435,15 +376,8 @@ mod tests {
         let mut op = tumbling(1000, 500);
         // 1200 → wm 1199 fires [0,1000); 500 re-fires it (2 elements); 1600 → wm 1599 ≥ 999+500 purges it;
         // 400 is then late.
-        let out = run(
-            &mut op,
-            0,
-            &[(100, 1), (1200, 2), (500, 3), (1600, 4), (400, 5)],
-        );
-        assert_eq!(
-            windows(&out),
-            vec![(0, 1000, 1, 0), (0, 1000, 2, 1), (1000, 2000, 2, 0)]
-        );
+        let out = run(&mut op, 0, &[(100, 1), (1200, 2), (500, 3), (1600, 4), (400, 5)]);
+        assert_eq!(windows(&out), vec![(0, 1000, 1, 0), (0, 1000, 2, 1), (1000, 2000, 2, 0)]);
         assert_eq!(lates(&out), vec![400]);
     }
 
@@ -459,15 +393,8 @@ mod tests {
     fn sliding_windows_late_for_some_count_in_others() {
         // size 3000, slide 1000; element at 1500 after wm 2999: windows [-1000,2000), [0,3000) late,
         // [1000,4000) not: it counts there and does not go to the late output.
-        let spec = WindowSpec {
-            kind: WindowKind::Sliding {
-                size: 3000,
-                slide: 1000,
-                offset: 0,
-            },
-            lateness: 0,
-            twap: false,
-        };
+        let spec =
+            WindowSpec { kind: WindowKind::Sliding { size: 3000, slide: 1000, offset: 0 }, lateness: 0, twap: false };
         let mut op = AlignedWindows::new(&spec, S, LATE);
         let out = run(&mut op, 0, &[(500, 1), (3000, 2), (1500, 3)]);
         assert!(lates(&out).is_empty());
@@ -496,11 +423,7 @@ mod tests {
     #[test]
     fn infinite_watermark_fires_everything_and_frees_state() {
         let spec = WindowSpec {
-            kind: WindowKind::Sliding {
-                size: 60_000,
-                slide: 10_000,
-                offset: 0,
-            },
+            kind: WindowKind::Sliding { size: 60_000, slide: 10_000, offset: 0 },
             lateness: 3000,
             twap: true,
         };

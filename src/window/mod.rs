@@ -25,11 +25,7 @@ pub enum WindowKind {
     /// `[k·size + offset, (k+1)·size + offset)`.
     Tumbling { size: Nanos, offset: Nanos },
     /// Windows of `size` starting every `slide`, at `k·slide + offset`.
-    Sliding {
-        size: Nanos,
-        slide: Nanos,
-        offset: Nanos,
-    },
+    Sliding { size: Nanos, slide: Nanos, offset: Nanos },
     /// Sessions closed by `gap` of inactivity; windows `[ts, ts + gap)` that touch merge.
     Session { gap: Nanos },
 }

@@ -57,9 +57,7 @@ impl SessionWindows {
     /// # Panics
     /// If `spec` is not a session window or its gap is not positive (the config rejects those).
     pub fn new(spec: &WindowSpec, stream: StreamId, late_stream: StreamId) -> Self {
-        let WindowKind::Session { gap } = spec.kind else {
-            panic!("SessionWindows needs a session window")
-        };
+        let WindowKind::Session { gap } = spec.kind else { panic!("SessionWindows needs a session window") };
         assert!(gap > 0, "session gap must be positive");
         Self {
             gap,
@@ -98,32 +96,16 @@ impl SessionWindows {
             if is_late(ne, self.lateness, wm) {
                 out.emit(
                     self.late_stream,
-                    Record::Late(LateRow {
-                        trade: *t,
-                        watermark: wm,
-                        reason: LateReason::BehindWatermark,
-                    }),
+                    Record::Late(LateRow { trade: *t, watermark: wm, reason: LateReason::BehindWatermark }),
                 );
                 return;
             }
             let uid = self.uid();
-            let mut twap = Twap::with_vec(if self.twap {
-                self.pool.get()
-            } else {
-                Vec::new()
-            });
+            let mut twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
             if self.twap {
                 twap.add(t.ts, t.price);
             }
-            let s = Session {
-                start: ns,
-                end: ne,
-                bar: Bar::of(t, arrival),
-                twap,
-                fires: 0,
-                uid,
-                fire_pending: false,
-            };
+            let s = Session { start: ns, end: ne, bar: Bar::of(t, arrival), twap, fires: 0, uid, fire_pending: false };
             self.keys[key].insert(lo, s);
             self.open += 1;
             true
@@ -157,12 +139,7 @@ impl SessionWindows {
         let max_ts = max_timestamp(s.end);
         if max_ts > wm {
             if !s.fire_pending {
-                self.timers.push(Reverse(Timer {
-                    at: max_ts,
-                    key: key as KeyId,
-                    id: s.uid,
-                    kind: TimerKind::Fire,
-                }));
+                self.timers.push(Reverse(Timer { at: max_ts, key: key as KeyId, id: s.uid, kind: TimerKind::Fire }));
                 s.fire_pending = true;
             }
         } else {
@@ -170,12 +147,7 @@ impl SessionWindows {
             if grows {
                 // A new end: the cleanup set for the old one no longer matches.
                 if let Some(at) = cleanup_time(s.end, self.lateness) {
-                    self.timers.push(Reverse(Timer {
-                        at,
-                        key: key as KeyId,
-                        id: s.uid,
-                        kind: TimerKind::Cleanup,
-                    }));
+                    self.timers.push(Reverse(Timer { at, key: key as KeyId, id: s.uid, kind: TimerKind::Cleanup }));
                 }
             }
             let fire = s.fires;
@@ -199,17 +171,7 @@ fn emit(s: &Session, key: KeyId, twap: bool, fire: u32, stream: StreamId, out: &
     } else {
         None
     };
-    out.emit(
-        stream,
-        Record::Window(WindowRow {
-            key,
-            start: s.start,
-            end: s.end,
-            bar: s.bar,
-            twap,
-            fire,
-        }),
-    );
+    out.emit(stream, Record::Window(WindowRow { key, start: s.start, end: s.end, bar: s.bar, twap, fire }));
 }
 
 impl Operator for SessionWindows {
@@ -249,11 +211,7 @@ impl Operator for SessionWindows {
                     emit(s, t.key, self.twap, fire, self.stream, out);
                     match cleanup_time(s.end, self.lateness) {
                         Some(at) if at == t.at => self.remove(key, i),
-                        Some(at) => self.timers.push(Reverse(Timer {
-                            at,
-                            kind: TimerKind::Cleanup,
-                            ..t
-                        })),
+                        Some(at) => self.timers.push(Reverse(Timer { at, kind: TimerKind::Cleanup, ..t })),
                         None => {}
                     }
                 }
@@ -278,25 +236,14 @@ mod tests {
     use crate::event::{Side, WATERMARK_MAX};
 
     fn trade(ts: Nanos, seq: u64) -> Event {
-        Event::Trade(Trade {
-            ts,
-            price: Price::from_units(10),
-            qty: 1,
-            seq,
-            instrument: 0,
-            side: Side::Unknown,
-        })
+        Event::Trade(Trade { ts, price: Price::from_units(10), qty: 1, seq, instrument: 0, side: Side::Unknown })
     }
 
     /// (start, end, count, fire) per emitted session.
     type Rows = Vec<(Nanos, Nanos, u64, u32)>;
 
     fn run(lateness: Nanos, bound: Nanos, gap: Nanos, evs: &[Nanos]) -> (Rows, Vec<Nanos>) {
-        let spec = WindowSpec {
-            kind: WindowKind::Session { gap },
-            lateness,
-            twap: true,
-        };
+        let spec = WindowSpec { kind: WindowKind::Session { gap }, lateness, twap: true };
         let mut op = SessionWindows::new(&spec, 0, 1);
         let mut out = Vec::new();
         let mut max = i64::MIN;
@@ -352,10 +299,7 @@ mod tests {
         let (w, l) = run(3000, 0, 5000, &[0, 7000, 1000]);
         // 1000 lands in the fired, unpurged [0,5000) and extends it to [0,6000): a new window, fired at
         // once because its maxTimestamp 5999 ≤ 6999; then it touches nothing else ([7000,12000) starts at 7000 > 6000).
-        assert_eq!(
-            w,
-            vec![(0, 5000, 1, 0), (0, 6000, 2, 1), (7000, 12_000, 1, 0)]
-        );
+        assert_eq!(w, vec![(0, 5000, 1, 0), (0, 6000, 2, 1), (7000, 12_000, 1, 0)]);
         assert!(l.is_empty());
     }
 
