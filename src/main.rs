@@ -11,6 +11,7 @@ use ticklane::gen::{GenParams, TradeGen};
 use ticklane::metrics::{hdrlog, percentile_table, STAGES};
 use ticklane::time::{parse_duration, TimeUnit};
 
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

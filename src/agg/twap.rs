@@ -104,26 +104,37 @@ impl TwapFold {
 }
 
 /// Recycles vectors so windows opened and closed in steady state allocate nothing.
+///
+/// A recycled vector is handed out with at least the capacity of the longest vector ever given back
+/// (the high-water mark). Without that, which vector serves which window depends on the order windows
+/// close, and a small one handed to a busy window grows again, over and over; with it, every vector grows
+/// at most once per new high-water mark.
 #[derive(Debug)]
 pub struct VecPool<T> {
     free: Vec<Vec<T>>,
+    high_water: usize,
 }
 
 impl<T> Default for VecPool<T> {
     fn default() -> Self {
-        Self { free: Vec::new() }
+        Self { free: Vec::new(), high_water: 0 }
     }
 }
 
 impl<T> VecPool<T> {
     #[inline]
     pub fn get(&mut self) -> Vec<T> {
-        self.free.pop().unwrap_or_default()
+        let mut v = self.free.pop().unwrap_or_default();
+        if v.capacity() < self.high_water {
+            v.reserve_exact(self.high_water);
+        }
+        v
     }
 
     #[inline]
     pub fn put(&mut self, mut v: Vec<T>) {
         if v.capacity() > 0 {
+            self.high_water = self.high_water.max(v.len());
             v.clear();
             self.free.push(v);
         }
@@ -177,13 +188,17 @@ mod tests {
     }
 
     #[test]
-    fn pool_recycles() {
+    fn pool_recycles_with_the_high_water_capacity() {
         let mut pool: VecPool<u8> = VecPool::default();
-        let mut v = pool.get();
-        v.extend_from_slice(&[1, 2, 3]);
-        let cap = v.capacity();
-        pool.put(v);
-        let v = pool.get();
-        assert!(v.is_empty() && v.capacity() == cap);
+        let mut a = pool.get();
+        let mut b = pool.get();
+        a.extend_from_slice(&[1, 2, 3]);
+        b.extend_from_slice(&[0; 100]);
+        pool.put(b);
+        pool.put(a);
+        let a = pool.get();
+        assert!(a.is_empty() && a.capacity() >= 100, "the small vector comes back big enough for the busiest user");
+        let b = pool.get();
+        assert!(b.capacity() >= 100);
     }
 }

@@ -109,6 +109,10 @@ pub struct SinkPlan {
 pub const MAX_SOURCES: usize = 64;
 
 const DEFAULT_AGGREGATES: [&str; 8] = ["open", "high", "low", "close", "volume", "vwap", "twap", "count"];
+/// Sessions leave TWAP out by default: it keeps every trade of an open session, and a busy instrument's
+/// session may never close.
+const DEFAULT_SESSION_AGGREGATES: [&str; 9] =
+    ["open", "high", "low", "close", "volume", "vwap", "count", "first_ts", "last_ts"];
 const AGGREGATES: [&str; 11] =
     ["open", "high", "low", "close", "volume", "vwap", "twap", "count", "pv", "first_ts", "last_ts"];
 
@@ -481,8 +485,10 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             errs.push((k("allowed_lateness"), "must not be negative".into()));
         }
         multiple_of(k("allowed_lateness"), "allowed_lateness", w.allowed_lateness.0, unit, &mut errs);
+        let defaults: &[&str] =
+            if w.kind == WindowType::Session { &DEFAULT_SESSION_AGGREGATES } else { &DEFAULT_AGGREGATES };
         let aggs: Vec<String> =
-            w.aggregates.clone().unwrap_or_else(|| DEFAULT_AGGREGATES.iter().map(|s| s.to_string()).collect());
+            w.aggregates.clone().unwrap_or_else(|| defaults.iter().map(|s| s.to_string()).collect());
         for (j, a) in aggs.iter().enumerate() {
             if !AGGREGATES.contains(&a.as_str()) {
                 errs.push((

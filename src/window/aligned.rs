@@ -40,6 +40,9 @@ struct KeyState {
     panes: VecDeque<Pane>,
     /// Windows that hold data, sorted by start.
     windows: VecDeque<Win>,
+    /// TWAP point vectors of dropped panes, reused by this key's new panes. Per key, so each vector's
+    /// capacity settles at what this key needs (a shared pool kept handing small vectors to busy keys).
+    spare: VecPool<(Nanos, Price)>,
 }
 
 /// Tumbling or sliding windows for one output stream.
@@ -59,7 +62,6 @@ pub struct AlignedWindows {
     fire: BucketTimers,
     /// Keys whose window ending at `t + 1 − lateness` is dropped at `t` (only with allowed lateness).
     cleanup: BucketTimers,
-    pool: VecPool<(Nanos, Price)>,
     open: usize,
 }
 
@@ -88,7 +90,6 @@ impl AlignedWindows {
             keys: Vec::new(),
             fire: BucketTimers::default(),
             cleanup: BucketTimers::default(),
-            pool: VecPool::default(),
             open: 0,
         }
     }
@@ -125,7 +126,7 @@ impl AlignedWindows {
             pi -= 1;
             ks.panes[pi].bar.add(t, arrival);
         } else {
-            let twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
+            let twap = Twap::with_vec(if self.twap { ks.spare.get() } else { Vec::new() });
             ks.panes.insert(pi, Pane { start: pstart, bar: Bar::of(t, arrival), twap });
         }
         if self.twap {
@@ -181,7 +182,7 @@ impl AlignedWindows {
                 break;
             }
             let p = ks.panes.pop_front().expect("front exists");
-            self.pool.put(p.twap.into_vec());
+            ks.spare.put(p.twap.into_vec());
         }
     }
 

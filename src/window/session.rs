@@ -36,6 +36,15 @@ struct Session {
     fire_pending: bool,
 }
 
+#[derive(Debug, Default)]
+struct KeySessions {
+    /// Live sessions, sorted by start.
+    live: Vec<Session>,
+    /// TWAP point vectors of finished sessions, reused by this key's new ones (per key, so capacities
+    /// settle at what the key needs).
+    spare: VecPool<(Nanos, Price)>,
+}
+
 /// Session windows for one output stream.
 #[derive(Debug)]
 pub struct SessionWindows {
@@ -45,10 +54,8 @@ pub struct SessionWindows {
     stream: StreamId,
     late_stream: StreamId,
     wm: Nanos,
-    /// Live sessions per key, sorted by start.
-    keys: Vec<Vec<Session>>,
+    keys: Vec<KeySessions>,
     timers: BinaryHeap<Reverse<Timer>>,
-    pool: VecPool<(Nanos, Price)>,
     next_uid: i64,
     open: usize,
 }
@@ -68,7 +75,6 @@ impl SessionWindows {
             wm: crate::event::WATERMARK_MIN,
             keys: Vec::new(),
             timers: BinaryHeap::new(),
-            pool: VecPool::default(),
             next_uid: 0,
             open: 0,
         }
@@ -84,10 +90,10 @@ impl SessionWindows {
         let (ns, ne) = (t.ts, t.ts.saturating_add(self.gap));
         let key = t.instrument as usize;
         if key >= self.keys.len() {
-            self.keys.resize_with(key + 1, Vec::new);
+            self.keys.resize_with(key + 1, KeySessions::default);
         }
         // Sessions touching [ns, ne) are a contiguous run in start order.
-        let sessions = &self.keys[key];
+        let sessions = &self.keys[key].live;
         let lo = sessions.partition_point(|s| s.end < ns);
         let hi = lo + sessions[lo..].iter().take_while(|s| s.start <= ne).count();
 
@@ -101,16 +107,16 @@ impl SessionWindows {
                 return;
             }
             let uid = self.uid();
-            let mut twap = Twap::with_vec(if self.twap { self.pool.get() } else { Vec::new() });
+            let mut twap = Twap::with_vec(if self.twap { self.keys[key].spare.get() } else { Vec::new() });
             if self.twap {
                 twap.add(t.ts, t.price);
             }
             let s = Session { start: ns, end: ne, bar: Bar::of(t, arrival), twap, fires: 0, uid, fire_pending: false };
-            self.keys[key].insert(lo, s);
+            self.keys[key].live.insert(lo, s);
             self.open += 1;
             true
         } else {
-            let sessions = &mut self.keys[key];
+            let KeySessions { live: sessions, spare } = &mut self.keys[key];
             let (cs, ce) = (sessions[lo].start.min(ns), sessions[hi - 1].end.max(ne));
             let grows = ce != sessions[lo].end;
             // Merge sessions lo+1..hi into lo; they follow it in time, so their points append in order.
@@ -122,7 +128,7 @@ impl SessionWindows {
                 target.fires = target.fires.max(s.fires);
             }
             for s in sessions.drain(lo + 1..hi) {
-                self.pool.put(s.twap.into_vec());
+                spare.put(s.twap.into_vec());
                 self.open -= 1;
             }
             let s = &mut sessions[lo];
@@ -135,7 +141,7 @@ impl SessionWindows {
             grows
         };
 
-        let s = &mut self.keys[key][lo];
+        let s = &mut self.keys[key].live[lo];
         let max_ts = max_timestamp(s.end);
         if max_ts > wm {
             if !s.fire_pending {
@@ -157,8 +163,9 @@ impl SessionWindows {
     }
 
     fn remove(&mut self, key: usize, i: usize) {
-        let s = self.keys[key].remove(i);
-        self.pool.put(s.twap.into_vec());
+        let ks = &mut self.keys[key];
+        let s = ks.live.remove(i);
+        ks.spare.put(s.twap.into_vec());
         self.open -= 1;
     }
 }
@@ -194,10 +201,10 @@ impl Operator for SessionWindows {
             self.timers.pop();
             let key = t.key as usize;
             // A timer of a session that merged into another since is stale.
-            let Some(i) = self.keys[key].iter().position(|s| s.uid == t.id) else {
+            let Some(i) = self.keys[key].live.iter().position(|s| s.uid == t.id) else {
                 continue;
             };
-            let s = &mut self.keys[key][i];
+            let s = &mut self.keys[key].live[i];
             let max_ts = max_timestamp(s.end);
             match t.kind {
                 TimerKind::Fire if max_ts > t.at => {

@@ -6,6 +6,7 @@
 //! spent 15 % of the shard's time in `pop`; buckets make it negligible. Bucket vectors are recycled, so
 //! steady state allocates nothing.
 
+use crate::agg::twap::VecPool;
 use crate::event::{KeyId, Nanos};
 use std::collections::VecDeque;
 
@@ -13,7 +14,7 @@ use std::collections::VecDeque;
 #[derive(Debug, Default)]
 pub struct BucketTimers {
     buckets: VecDeque<(Nanos, Vec<KeyId>)>,
-    pool: Vec<Vec<KeyId>>,
+    pool: VecPool<KeyId>,
 }
 
 impl BucketTimers {
@@ -29,7 +30,7 @@ impl BucketTimers {
             self.buckets[i - 1].1.push(key);
             return;
         }
-        let mut v = self.pool.pop().unwrap_or_default();
+        let mut v = self.pool.get();
         v.push(key);
         self.buckets.insert(i, (at, v));
     }
@@ -50,9 +51,8 @@ impl BucketTimers {
         }
     }
 
-    pub fn recycle(&mut self, mut v: Vec<KeyId>) {
-        v.clear();
-        self.pool.push(v);
+    pub fn recycle(&mut self, v: Vec<KeyId>) {
+        self.pool.put(v);
     }
 }
 
