@@ -100,6 +100,7 @@ pub enum RejectReason {
     BadQty,
     BadSide,
     EmptySymbol,
+    SymbolNotString,
     BadUtf8,
     BadJson,
     TooManyFields,
@@ -119,6 +120,7 @@ impl RejectReason {
             RejectReason::BadQty => out.extend_from_slice(b"quantity is not an integer"),
             RejectReason::BadSide => out.extend_from_slice(b"side is not one of B, S, buy, sell, 1, -1"),
             RejectReason::EmptySymbol => out.extend_from_slice(b"empty symbol"),
+            RejectReason::SymbolNotString => out.extend_from_slice(b"symbol is not a JSON string"),
             RejectReason::BadUtf8 => out.extend_from_slice(b"not UTF-8"),
             RejectReason::BadJson => out.extend_from_slice(b"not a JSON object"),
             RejectReason::TooManyFields => {

@@ -100,7 +100,7 @@ pub fn parse_object(
     let instrument = {
         let raw = sym.get();
         if !raw.starts_with('"') {
-            return Err(RejectReason::EmptySymbol);
+            return Err(RejectReason::SymbolNotString);
         }
         if raw.contains('\\') {
             // Escaped symbols are rare: unescape them through serde (allocates, off the common path).
@@ -214,7 +214,8 @@ mod tests {
         assert_eq!(bad(br#"{"t":1,"s":"A","p":1}"#), RejectReason::MissingField("qty"));
         assert_eq!(bad(br#"{"t":1,"s":"A","p":1e3,"q":1}"#), RejectReason::BadPrice);
         assert_eq!(bad(br#"{"t":1.5,"s":"A","p":1,"q":1}"#), RejectReason::BadTimestamp);
-        assert_eq!(bad(br#"{"t":1,"s":7,"p":1,"q":1}"#), RejectReason::EmptySymbol);
+        assert_eq!(bad(br#"{"t":1,"s":7,"p":1,"q":1}"#), RejectReason::SymbolNotString);
+        assert_eq!(bad(br#"{"t":1,"s":"","p":1,"q":1}"#), RejectReason::EmptySymbol);
         assert_eq!(bad(br#"{"t":1,"s":"A","p":1,"q":1} trailing"#), RejectReason::BadJson);
     }
 }
