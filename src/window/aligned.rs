@@ -25,6 +25,8 @@ struct Pane {
     start: Nanos,
     bar: Bar,
     twap: Twap,
+    /// Tumbling windows only (a pane is the window): emissions so far.
+    fires: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +40,7 @@ struct Win {
 struct KeyState {
     /// Sorted by start.
     panes: VecDeque<Pane>,
-    /// Windows that hold data, sorted by start.
+    /// Sliding windows that hold data, sorted by start (tumbling windows are their panes).
     windows: VecDeque<Win>,
     /// TWAP point vectors of dropped panes, reused by this key's new panes. Per key, so each vector's
     /// capacity settles at what this key needs (a shared pool kept handing small vectors to busy keys).
@@ -122,18 +124,46 @@ impl AlignedWindows {
         while pi > 0 && ks.panes[pi - 1].start > pstart {
             pi -= 1;
         }
-        if pi > 0 && ks.panes[pi - 1].start == pstart {
+        let created = if pi > 0 && ks.panes[pi - 1].start == pstart {
             pi -= 1;
             ks.panes[pi].bar.add(t, arrival);
+            false
         } else {
             let twap = Twap::with_vec(if self.twap { ks.spare.get() } else { Vec::new() });
-            ks.panes.insert(pi, Pane { start: pstart, bar: Bar::of(t, arrival), twap });
-        }
+            ks.panes.insert(pi, Pane { start: pstart, bar: Bar::of(t, arrival), twap, fires: 0 });
+            true
+        };
         if self.twap {
             ks.panes[pi].twap.add(t.ts, t.price);
         }
 
-        // 2. its windows, newest first (Flink's assigner order); `wi` only moves towards older windows.
+        if self.pane == self.size {
+            // Tumbling: the pane is the element's only window.
+            let end = pstart.saturating_add(self.size);
+            let max_ts = max_timestamp(end);
+            if created {
+                self.open += 1;
+                if max_ts > wm {
+                    self.fire.add(max_ts, key as KeyId);
+                } else if let Some(at) = cleanup_time(end, self.lateness) {
+                    self.cleanup.add(at, key as KeyId);
+                }
+            }
+            if max_ts <= wm {
+                let fire = ks.panes[pi].fires;
+                ks.panes[pi].fires += 1;
+                emit(ks, key as KeyId, pstart, self.size, self.twap, fire, self.stream, out);
+            }
+            return;
+        }
+
+        // 2. Sliding: its windows. If the pane already held data, every live window containing it is already
+        //    registered; and if the element is ahead of the watermark, none of them has fired yet. So the
+        //    usual in-order element costs one pane update, not `size / slide` window updates.
+        if !created && t.ts > wm {
+            return;
+        }
+        // Newest first (Flink's assigner order); `wi` only moves towards older windows.
         let oldest_exclusive = t.ts.saturating_sub(self.size);
         let mut s = last_start;
         let mut wi = ks.windows.len();
@@ -171,7 +201,11 @@ impl AlignedWindows {
     /// Drops window `start` of `key` and the panes no live window of that key still covers.
     fn purge(&mut self, key: usize, start: Nanos) {
         let ks = &mut self.keys[key];
-        if let Some(i) = ks.windows.iter().position(|w| w.start == start) {
+        if self.pane == self.size {
+            if ks.panes.iter().any(|p| p.start == start) {
+                self.open -= 1;
+            }
+        } else if let Some(i) = ks.windows.iter().position(|w| w.start == start) {
             ks.windows.remove(i);
             self.open -= 1;
         }
@@ -193,11 +227,14 @@ impl AlignedWindows {
         let cleanup = cleanup_time(end, self.lateness);
         for &key in keys {
             let ks = &mut self.keys[key as usize];
-            let Some(w) = ks.windows.iter_mut().find(|w| w.start == start) else {
-                continue;
+            let fires = if self.pane == self.size {
+                ks.panes.iter_mut().find(|p| p.start == start).map(|p| &mut p.fires)
+            } else {
+                ks.windows.iter_mut().find(|w| w.start == start).map(|w| &mut w.fires)
             };
-            let fire = w.fires;
-            w.fires += 1;
+            let Some(fires) = fires else { continue };
+            let fire = *fires;
+            *fires += 1;
             emit(ks, key, start, self.size, self.twap, fire, self.stream, out);
             match cleanup {
                 Some(c) if c == at => self.purge(key as usize, start),
