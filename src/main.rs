@@ -178,6 +178,21 @@ fn run(path: Option<PathBuf>) -> Result<()> {
     let waits: u64 = m.sources.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>()
         + m.shards.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>();
     writeln!(err, "  backpressure: {waits} full-ring waits, {:.3} s blocked", blocked as f64 / 1e9)?;
+    let now = ticklane::time::wall_now();
+    for s in &m.sources {
+        for (p, pm) in s.partitions.iter().enumerate() {
+            let wm = pm.watermark.load(Ordering::Relaxed);
+            if wm != i64::MIN {
+                let idle = if pm.idle.load(Ordering::Relaxed) { " (idle)" } else { "" };
+                writeln!(
+                    err,
+                    "  watermark {}[{p}]: {wm} ns, lag {:.3} s{idle}",
+                    s.name,
+                    now.saturating_sub(wm) as f64 / 1e9
+                )?;
+            }
+        }
+    }
     if plan.metrics.summary {
         let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES.iter().copied().zip(out.hists.0.iter()).collect();
         writeln!(
