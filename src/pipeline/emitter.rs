@@ -32,13 +32,14 @@ pub struct Emitter {
     pub routes: Vec<Vec<usize>>,
     pub stream_names: Vec<String>,
     pub symbols: SymbolCache,
-    pub idler: Idler,
     pub recorder: LatencyRecorder,
     pub metrics: Arc<Metrics>,
 }
 
 impl Emitter {
-    pub fn run(mut self) -> Result<(), SinkError> {
+    /// Runs until every shard and source has ended. `idler` must be made on this thread (it registers the
+    /// thread with the doorbell producers ring).
+    pub fn run(mut self, mut idler: Idler) -> Result<(), SinkError> {
         let mut shard_ended = vec![false; self.shards.len()];
         let mut reject_ended = vec![false; self.rejects.len()];
         let mut rows = vec![0u64; self.routes.len()];
@@ -121,7 +122,7 @@ impl Emitter {
             self.recorder.tick();
             if got {
                 dirty = true;
-                self.idler.reset();
+                idler.reset();
                 self.publish(total, unrouted, rejects, &rows);
                 continue;
             }
@@ -135,7 +136,7 @@ impl Emitter {
                 continue;
             }
             let (shards, rej) = (&self.shards, &self.rejects);
-            self.idler.idle(|| shards.iter().all(|c| c.is_empty()) && rej.iter().all(|(c, _)| c.is_empty()));
+            idler.idle(|| shards.iter().all(|c| c.is_empty()) && rej.iter().all(|(c, _)| c.is_empty()));
         }
         self.flush_all()?;
         self.publish(total, unrouted, rejects, &rows);

@@ -268,7 +268,6 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         routes,
         stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
         symbols: SymbolCache::new(symbols.clone()),
-        idler: Idler::new(emitter_wait, None),
         recorder: hub.recorder(),
         metrics: metrics.clone(),
     };
@@ -277,8 +276,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         "tl-emitter".into(),
         Box::new(move || {
             pin(core, "emitter");
-            let e = emitter::Emitter { idler: Idler::new(emitter_wait, emitter_bell), ..emitter };
-            e.run().map_err(anyhow::Error::from)
+            emitter.run(Idler::new(emitter_wait, emitter_bell)).map_err(anyhow::Error::from)
         }),
     )?);
 
