@@ -94,7 +94,8 @@ impl TradeGen {
         if ts > self.max_seen {
             self.max_seen = ts;
         }
-        let s = self.cdf.partition_point(|&c| c < self.rng.f64()).min(self.cdf.len() - 1);
+        let u = self.rng.f64();
+        let s = self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1);
         let t = &mut self.ticks[s];
         let vol = (*t / 2000).max(1);
         *t = (*t + self.rng.i64(-vol..=vol)).max(1);

@@ -49,8 +49,8 @@ impl IntervalLog {
     }
 }
 
-/// Reads an interval log and sums its histograms per tag (untagged ones under `""`), in order of first
-/// appearance.
+/// Reads an interval log and sums its histograms per tag (untagged ones under `""`): the pipeline's stages in
+/// pipeline order, then other tags in order of first appearance.
 pub fn read_log(path: &Path) -> anyhow::Result<Vec<(String, Histogram<u64>)>> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let mut out: Vec<(String, Histogram<u64>)> = Vec::new();
@@ -77,6 +77,8 @@ pub fn read_log(path: &Path) -> anyhow::Result<Vec<(String, Histogram<u64>)>> {
             }
         }
     }
+    // Pipeline order for the known stages, whatever order the threads happened to write them in.
+    out.sort_by_key(|(tag, _)| super::STAGES.iter().position(|s| s == tag).unwrap_or(usize::MAX));
     Ok(out)
 }
 
@@ -100,15 +102,15 @@ mod tests {
         a.record(2_000).unwrap();
         let mut b = new_histogram();
         b.record(5_000_000).unwrap();
-        log.write("shard", &a, start, Duration::from_secs(1)).unwrap();
         log.write("end_to_end", &b, start, Duration::from_secs(1)).unwrap();
+        log.write("shard", &a, start, Duration::from_secs(1)).unwrap();
         log.write("shard", &a, start + Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         log.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("Tag=shard,"), "{text}");
         let got = read_log(&path).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].0, "shard");
+        assert_eq!(got[0].0, "shard", "pipeline order: shard before end_to_end");
         assert_eq!(got[0].1.len(), 4);
         assert_eq!(got[1].1.max(), b.max());
     }

@@ -104,7 +104,7 @@ fn build_operators(plan: &Plan) -> Vec<OpSlot> {
                     Box::new(Continuous::new(*half_life, *reset, o.stream, o.late_stream))
                 }
             };
-            OpSlot { op, inputs: o.inputs }
+            OpSlot::new(op, o.inputs, plan.sources.len())
         })
         .collect()
 }

@@ -12,10 +12,18 @@ use crate::time::watermark::Frontier;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// An operator and the sources (bit i = input ring i) it consumes.
+/// An operator, the sources (bit i = input ring i) it consumes, and its watermark: the minimum over those
+/// sources only (a window over one source is not held back by another it does not read, as in Flink).
 pub struct OpSlot {
     pub op: Box<dyn Operator>,
     pub inputs: u64,
+    frontier: Frontier,
+}
+
+impl OpSlot {
+    pub fn new(op: Box<dyn Operator>, inputs: u64, sources: usize) -> Self {
+        Self { op, inputs, frontier: Frontier::over(sources, inputs) }
+    }
 }
 
 /// The shard's side of the ring to the emitter, as operators see it.
@@ -49,6 +57,7 @@ pub struct ShardWorker {
     pub id: usize,
     inputs: Vec<rtrb::Consumer<ShardMsg>>,
     ended: Vec<bool>,
+    /// Over all inputs: the shard's watermark, for metrics.
     frontier: Frontier,
     ops: Vec<OpSlot>,
     out: Out,
@@ -110,9 +119,7 @@ impl ShardWorker {
                         ShardMsg::Event { ev, wm, t0 } => {
                             let t_in = if t0 != 0 { mono_now() } else { 0 };
                             self.out.t0 = t0;
-                            if let Some(w) = self.frontier.update(i, wm, false) {
-                                self.advance(w);
-                            }
+                            self.watermark(i, wm, false);
                             let arrival = self.arrival;
                             self.arrival += 1;
                             for slot in &mut self.ops {
@@ -129,9 +136,7 @@ impl ShardWorker {
                         }
                         ShardMsg::Watermark { wm, idle } => {
                             self.out.t0 = 0;
-                            if let Some(w) = self.frontier.update(i, wm, idle) {
-                                self.advance(w);
-                            }
+                            self.watermark(i, wm, idle);
                         }
                         ShardMsg::End => {
                             self.ended[i] = true;
@@ -161,11 +166,19 @@ impl ShardWorker {
         tx.send(EmitMsg::End).map_err(|_| EmitterGone(id))
     }
 
-    fn advance(&mut self, wm: Nanos) {
-        for slot in &mut self.ops {
-            slot.op.on_watermark(wm, &mut self.out);
+    /// Input `i` reports watermark `wm`: each operator reading it fires what its own frontier now allows.
+    #[inline]
+    fn watermark(&mut self, i: usize, wm: Nanos, idle: bool) {
+        if let Some(w) = self.frontier.update(i, wm, idle) {
+            self.metrics.shards[self.id].watermark.store(w, Ordering::Relaxed);
         }
-        self.metrics.shards[self.id].watermark.store(wm, Ordering::Relaxed);
+        for slot in &mut self.ops {
+            if slot.inputs & (1 << i) != 0 {
+                if let Some(w) = slot.frontier.update(i, wm, idle) {
+                    slot.op.on_watermark(w, &mut self.out);
+                }
+            }
+        }
     }
 
     fn publish(&self, events: u64) {

@@ -74,6 +74,11 @@ impl CsvSource {
 
 impl Source for CsvSource {
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
+        if let Some(p) = &mut self.pacer {
+            if !p.release(out)? {
+                return Ok(Poll::Idle);
+            }
+        }
         for _ in 0..BATCH {
             let (line_no, line) = match self.reader.next_line() {
                 Ok(Some(l)) => l,
@@ -97,8 +102,14 @@ impl Source for CsvSource {
             self.seq += 1;
             match parse_line(line, self.unit, seq, &mut self.interner) {
                 Ok(t) => {
-                    let due = self.pacer.as_mut().map_or(0, |p| p.wait(t.ts));
-                    out.emit(0, Event::Trade(t), due)?;
+                    match &mut self.pacer {
+                        Some(p) => {
+                            if !p.offer(t, out)? {
+                                return Ok(Poll::Idle);
+                            }
+                        }
+                        None => out.emit(0, Event::Trade(t), 0)?,
+                    }
                 }
                 Err(reason) => {
                     let row = RejectRow::new(line_no, reason, line);

@@ -151,6 +151,11 @@ impl JsonlSource {
 
 impl Source for JsonlSource {
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
+        if let Some(p) = &mut self.pacer {
+            if !p.release(out)? {
+                return Ok(Poll::Idle);
+            }
+        }
         let names: [&str; 5] = std::array::from_fn(|i| self.names[i].as_str());
         for _ in 0..BATCH {
             let (line_no, line) = match self.reader.next_line() {
@@ -171,8 +176,14 @@ impl Source for JsonlSource {
             self.seq += 1;
             match parse_object(line, &names, self.unit, seq, &mut self.interner) {
                 Ok(t) => {
-                    let due = self.pacer.as_mut().map_or(0, |p| p.wait(t.ts));
-                    out.emit(0, Event::Trade(t), due)?;
+                    match &mut self.pacer {
+                        Some(p) => {
+                            if !p.offer(t, out)? {
+                                return Ok(Poll::Idle);
+                            }
+                        }
+                        None => out.emit(0, Event::Trade(t), 0)?,
+                    }
                 }
                 Err(reason) => out.reject(RejectRow::new(line_no, reason, line))?,
             }

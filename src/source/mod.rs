@@ -16,7 +16,7 @@ pub use jsonl::{parse_object as parse_json_object, JsonlSource};
 pub use lines::LineReader;
 pub use synthetic::SyntheticSource;
 
-use crate::event::{Event, KeyBy, Nanos, WATERMARK_MAX};
+use crate::event::{Event, KeyBy, Nanos, Trade, WATERMARK_MAX};
 use crate::metrics::Metrics;
 use crate::pipeline::{RejectMsg, Sender, ShardMsg};
 use crate::record::RejectRow;
@@ -233,26 +233,53 @@ impl SourceOut {
     }
 }
 
-/// Paces a file replay at recorded speed × `speed`: an event is due `(ts − first_ts) / speed` after the
-/// first, measured on the largest timestamp so far (a disordered event is not waited for).
+/// Waits for `due` (monotonic ns) if it is at most 2 ms away and returns true; otherwise sleeps about 1 ms and
+/// returns false, so a paced source can return [`Poll::Idle`] and its thread can see a stop signal and check
+/// idleness while it waits for a far-away event.
+pub fn wait_briefly(due: u64) -> bool {
+    let now = crate::time::mono_now();
+    if due <= now + 2_000_000 {
+        crate::time::wait_until(due);
+        true
+    } else {
+        crate::time::wait_until(now + 1_000_000);
+        false
+    }
+}
+
+/// Paces a file replay at recorded speed × `speed`: a trade is due `(ts − first_ts) / speed` after the first,
+/// measured on the largest timestamp so far (a disordered trade is not waited for). A trade that is not due
+/// yet is held until it is.
 #[derive(Debug, Clone)]
 pub struct Pacer {
     speed: f64,
     first: Option<(Nanos, u64)>,
     max_ts: Nanos,
+    held: Option<(Trade, u64)>,
 }
 
 impl Pacer {
     pub fn new(speed: f64) -> Self {
-        Self { speed, first: None, max_ts: Nanos::MIN }
+        Self { speed, first: None, max_ts: Nanos::MIN, held: None }
     }
 
-    /// Waits until the event at `ts` is due; returns its due time (monotonic ns).
-    pub fn wait(&mut self, ts: Nanos) -> u64 {
-        let (t0, m0) = *self.first.get_or_insert((ts, crate::time::mono_now()));
-        self.max_ts = self.max_ts.max(ts);
+    /// Hands `t` over when it is due; false if it is held (the source should return [`Poll::Idle`]).
+    pub fn offer(&mut self, t: Trade, out: &mut SourceOut) -> Result<bool, SourceError> {
+        let (t0, m0) = *self.first.get_or_insert((t.ts, crate::time::mono_now()));
+        self.max_ts = self.max_ts.max(t.ts);
         let due = m0 + ((self.max_ts - t0).max(0) as f64 / self.speed) as u64;
-        crate::time::wait_until(due);
-        due
+        self.held = Some((t, due));
+        self.release(out)
+    }
+
+    /// Hands over the held trade if it is due; false if it is still held.
+    pub fn release(&mut self, out: &mut SourceOut) -> Result<bool, SourceError> {
+        let Some((t, due)) = self.held else { return Ok(true) };
+        if !wait_briefly(due) {
+            return Ok(false);
+        }
+        self.held = None;
+        out.emit(0, Event::Trade(t), due)?;
+        Ok(true)
     }
 }

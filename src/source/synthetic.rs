@@ -8,7 +8,7 @@ use crate::config::SynthPlan;
 use crate::event::{Event, KeyId, Nanos, Trade};
 use crate::gen::{GenParams, TradeGen};
 use crate::symbols::Interner;
-use crate::time::{mono_now, mono_to_wall_offset, wait_until, TimeUnit};
+use crate::time::{mono_now, mono_to_wall_offset, TimeUnit};
 
 const BATCH: u64 = 1024;
 
@@ -75,12 +75,10 @@ impl Source for SyntheticSource {
                             // Everything due is handed over.
                             return Ok(Poll::More);
                         }
-                        if due > now + 2_000_000 {
+                        if !super::wait_briefly(due) {
                             // Far ahead: let the caller do its housekeeping while we wait.
-                            wait_until(now + 1_000_000);
                             return Ok(Poll::Idle);
                         }
-                        wait_until(due);
                     }
                     (due as Nanos + wall, due)
                 }

@@ -209,6 +209,17 @@ impl Frontier {
         Self { inputs: vec![(WATERMARK_MIN, false); inputs.max(1)], current: WATERMARK_MIN }
     }
 
+    /// A frontier over the inputs whose bit is set in `mask`; the others never hold it back.
+    pub fn over(inputs: usize, mask: u64) -> Self {
+        let mut f = Self::new(inputs);
+        for (i, slot) in f.inputs.iter_mut().enumerate() {
+            if i >= 64 || mask & (1 << i) == 0 {
+                *slot = (WATERMARK_MAX, false);
+            }
+        }
+        f
+    }
+
     #[inline]
     pub fn current(&self) -> Nanos {
         self.current
@@ -302,6 +313,14 @@ mod tests {
         assert!(w.is_idle());
         assert!(w.on_event(0, 6));
         assert!(!w.is_idle());
+    }
+
+    #[test]
+    fn frontier_over_some_inputs_ignores_the_others() {
+        let mut f = Frontier::over(3, 0b101);
+        assert_eq!(f.update(0, 100, false), None, "input 2 has not spoken yet");
+        assert_eq!(f.update(2, 50, false), Some(50));
+        assert_eq!(f.current(), 50, "input 1 is not read: it never holds the frontier back");
     }
 
     #[test]
