@@ -101,16 +101,14 @@ impl Source for CsvSource {
             let seq = self.seq;
             self.seq += 1;
             match parse_line(line, self.unit, seq, &mut self.interner) {
-                Ok(t) => {
-                    match &mut self.pacer {
-                        Some(p) => {
-                            if !p.offer(t, out)? {
-                                return Ok(Poll::Idle);
-                            }
+                Ok(t) => match &mut self.pacer {
+                    Some(p) => {
+                        if !p.offer(t, out)? {
+                            return Ok(Poll::Idle);
                         }
-                        None => out.emit(0, Event::Trade(t), 0)?,
                     }
-                }
+                    None => out.emit(0, Event::Trade(t), 0)?,
+                },
                 Err(reason) => {
                     let row = RejectRow::new(line_no, reason, line);
                     out.reject(row)?;
