@@ -13,6 +13,8 @@ pub struct LineReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// `buf[start..scanned]` holds no `\n` (so a long line is not searched again after every read).
+    scanned: usize,
     eof: bool,
     line: u64,
 }
@@ -23,7 +25,7 @@ impl LineReader {
     }
 
     pub fn new(file: Box<dyn Read + Send>) -> LineReader {
-        LineReader { file, buf: vec![0; CHUNK], start: 0, end: 0, eof: false, line: 0 }
+        LineReader { file, buf: vec![0; CHUNK], start: 0, end: 0, scanned: 0, eof: false, line: 0 }
     }
 
     /// The number of the line last returned.
@@ -32,16 +34,19 @@ impl LineReader {
     }
 
     /// The next line and its number, or `None` at the end of the file. A last line without `\n` is
-    /// returned too.
+    /// returned too. A trailing `\r` is removed from every line (so `\r\n` files read like `\n` ones).
     #[inline]
     pub fn next_line(&mut self) -> io::Result<Option<(u64, &[u8])>> {
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
-                let (s, e) = (self.start, self.start + i);
+            let from = self.scanned.max(self.start);
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[from..self.end]) {
+                let (s, e) = (self.start, from + i);
                 self.start = e + 1;
+                self.scanned = self.start;
                 self.line += 1;
                 return Ok(Some((self.line, trim_cr(&self.buf[s..e]))));
             }
+            self.scanned = self.end;
             if self.eof {
                 if self.start < self.end {
                     let (s, e) = (self.start, self.end);
@@ -60,6 +65,7 @@ impl LineReader {
         // Move the partial line to the front; grow only for a line longer than the buffer.
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
+        self.scanned -= self.start;
         self.start = 0;
         if self.end == self.buf.len() {
             self.buf.resize(self.buf.len() * 2, 0);
@@ -102,6 +108,30 @@ mod tests {
     fn splits_lines_and_keeps_a_last_unterminated_one() {
         assert_eq!(lines(b"a\r\nb\n\nc"), vec![b"a".to_vec(), b"b".to_vec(), b"".to_vec(), b"c".to_vec()]);
         assert!(lines(b"").is_empty());
+    }
+
+    /// A reader that hands out a few bytes per `read`, as a pipe or socket might.
+    struct Trickle(Vec<u8>, usize);
+
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = (self.0.len() - self.1).min(buf.len()).min(7);
+            buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn small_reads_give_the_same_lines() {
+        let text = b"one\ntwo\r\n\nthree four five six seven\nlast".to_vec();
+        let mut r = LineReader::new(Box::new(Trickle(text.clone(), 0)));
+        let mut got = Vec::new();
+        while let Some((n, l)) = r.next_line().unwrap() {
+            got.push((n, l.to_vec()));
+        }
+        let want: Vec<(u64, Vec<u8>)> = lines(&text).into_iter().enumerate().map(|(i, l)| (i as u64 + 1, l)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

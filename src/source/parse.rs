@@ -11,18 +11,28 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         b'+' => (false, &s[1..]),
         _ => (false, s),
     };
-    if digits.is_empty() || digits.len() > 19 {
+    if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    let mut v: i64 = 0;
+    let mut mag: u64 = 0;
     for &c in digits {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
             return None;
         }
-        v = v.checked_mul(10)?.checked_add(d as i64)?;
+        mag = mag.checked_mul(10)?.checked_add(d as u64)?;
     }
-    Some(if neg { -v } else { v })
+    signed(neg, mag)
+}
+
+/// `±mag` as an `i64`, including `i64::MIN` (whose magnitude does not fit in an `i64`).
+#[inline]
+fn signed(neg: bool, mag: u64) -> Option<i64> {
+    if neg {
+        0i64.checked_sub_unsigned(mag)
+    } else {
+        i64::try_from(mag).ok()
+    }
 }
 
 /// A decimal (`123`, `-0.5`, `321.5324`, `.25`) with at most 9 fractional digits, as a [`Price`]
@@ -41,25 +51,25 @@ pub fn parse_price(s: &[u8]) -> Option<Price> {
     if (int.is_empty() && frac.is_empty()) || frac.len() > Price::DECIMALS as usize || int.len() > 10 {
         return None;
     }
-    let mut units: i64 = 0;
+    let mut units: u64 = 0;
     for &c in int {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
             return None;
         }
-        units = units * 10 + d as i64;
+        units = units * 10 + d as u64;
     }
-    let mut f: i64 = 0;
+    let mut f: u64 = 0;
     for &c in frac {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
             return None;
         }
-        f = f * 10 + d as i64;
+        f = f * 10 + d as u64;
     }
-    f *= 10i64.pow(Price::DECIMALS - frac.len() as u32);
-    let raw = units.checked_mul(Price::SCALE)?.checked_add(f)?;
-    Some(Price(if neg { -raw } else { raw }))
+    f *= 10u64.pow(Price::DECIMALS - frac.len() as u32);
+    let mag = units.checked_mul(Price::SCALE as u64)?.checked_add(f)?;
+    signed(neg, mag).map(Price)
 }
 
 #[cfg(test)]
@@ -73,6 +83,9 @@ mod tests {
         assert_eq!(parse_i64(b"-5"), Some(-5));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"-9223372036854775809"), None);
+        assert_eq!(parse_i64(b"99999999999999999999"), None);
         assert_eq!(parse_i64(b""), None);
         assert_eq!(parse_i64(b"-"), None);
         assert_eq!(parse_i64(b"1.0"), None);
@@ -92,11 +105,13 @@ mod tests {
         assert_eq!(parse_price(b"1.2.3"), None);
         assert_eq!(parse_price(b"."), None);
         assert_eq!(parse_price(b"99999999999"), None, "overflows i64 at scale 1e9");
+        assert_eq!(parse_price(b"-9223372036.854775808"), Some(Price(i64::MIN)));
+        assert_eq!(parse_price(b"9223372036.854775808"), None);
     }
 
     proptest! {
         #[test]
-        fn price_text_roundtrips(raw in -9_000_000_000_000_000_000i64..9_000_000_000_000_000_000i64) {
+        fn price_text_roundtrips(raw in any::<i64>()) {
             let text = Price(raw).to_string();
             prop_assert_eq!(parse_price(text.as_bytes()), Some(Price(raw)));
         }

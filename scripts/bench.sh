@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# The ticklane benchmark suite: builds release, runs each case several times with its baseline in the same
+# run, and prints markdown tables of medians (BENCHMARKS.md explains the cases and the targets).
+#
+#   scripts/bench.sh [throughput] [latency] [micro] [waits] [all]     (default: all)
+#
+#   throughput  (a) 10M trades, 1,000 instruments, 2 s disorder, tumbling 1 s OHLCV+VWAP+TWAP + sliding
+#               60 s/10 s VWAP + session 5 s, from the in-process generator and from a CSV file; events/s.
+#               Baseline: the same input through a pipeline with no operator.
+#   latency     (b) synthetic source paced open-loop at 100k and 1M trades/s, per-trade running VWAP + EMA,
+#               every trade timed; end-to-end p50 … max. Baseline: the same paced run with no operator
+#               (its ingest_to_shard stage).
+#   micro       (c) criterion: ring handoff, window/continuous update, CSV and JSON parse; ns/event.
+#   waits       latency at both rates for several wait strategies and thread placements (not in `all`).
+#   all         throughput latency micro
+#
+# Environment:
+#   RUNS=5          runs per case; the tables show the median (and min/max) over runs
+#   QUICK=1         smoke test: small sizes, RUNS defaults to 1 (under a minute once built)
+#   EVENTS          trades for (a) (default 10000000; QUICK 200000)
+#   LAT_SECONDS     length of each paced run for (b) (default 10; QUICK 1)
+#   BENCH_DIR       scratch directory: the CSV, derived configs, logs, results (default $TMPDIR/ticklane-bench)
+#   CARGO_TARGET_DIR  honoured (default: the crate's target/)
+#   NO_BUILD=1      use what is built
+#   MICRO_BENCHES   which criterion benches `micro` runs (default "ring window parse")
+#   CRITERION_ARGS  extra arguments for the criterion benches (e.g. "--measurement-time 5")
+#   BENCH_NICE      e.g. -20 (needs root): run each pipeline and micro bench in a session (autogroup) of its
+#                   own with that nice value, so other users' jobs on a shared machine take less of the CPU
+#                   from it (with autogroup scheduling, plain `nice` only ranks a process within its group)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    RUNS=${RUNS:-1}
+    EVENTS=${EVENTS:-200000}
+    LAT_SECONDS=${LAT_SECONDS:-1}
+    MICRO_ENV=(TL_WINDOW_EVENTS=50000 TL_PARSE_LINES=10000)
+    MICRO_ARGS=(--warm-up-time 0.05 --measurement-time 0.2 --sample-size 10)
+else
+    RUNS=${RUNS:-5}
+    EVENTS=${EVENTS:-10000000}
+    LAT_SECONDS=${LAT_SECONDS:-10}
+    MICRO_ENV=()
+    MICRO_ARGS=()
+fi
+# shellcheck disable=SC2206
+MICRO_ARGS+=(${CRITERION_ARGS:-})
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+NICE_CMD=()
+if [ -n "${BENCH_NICE:-}" ]; then
+    # shellcheck disable=SC2016
+    NICE_CMD=(setsid -w sh -c 'echo "$0" >/proc/self/autogroup 2>/dev/null; exec nice -n "$0" "$@"' "$BENCH_NICE")
+fi
+BIN=$TARGET_DIR/release/ticklane
+BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/ticklane-bench}
+STAMP=$(date +%Y%m%d-%H%M%S)
+WORK=$BENCH_DIR/run-$STAMP
+mkdir -p "$WORK"
+TSV=$WORK/results.tsv
+: >"$TSV"
+CFG=$ROOT/config/bench
+
+modes=("$@")
+[ ${#modes[@]} -eq 0 ] && modes=(all)
+want() {
+    local m
+    for m in "${modes[@]}"; do
+        [ "$m" = "$1" ] && return 0
+        [ "$m" = all ] && [ "$1" != waits ] && return 0
+    done
+    return 1
+}
+for m in "${modes[@]}"; do
+    case $m in throughput | latency | micro | waits | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|all]..." >&2
+        exit 2
+        ;;
+    esac
+done
+
+log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+
+# --- numbers -------------------------------------------------------------------------------------------
+# Median, min and max of the values of (case, metric) over the runs.
+stat() { # case metric median|min|max
+    awk -F'\t' -v c="$1" -v m="$2" '$1 == c && $2 == m { print $3 }' "$TSV" | sort -g | awk -v what="$3" '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "nan"; exit }
+            if (what == "min") print v[1]; else if (what == "max") print v[NR];
+            else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$TSV"; }
+meps() { awk -v v="$1" 'BEGIN { if (v == "nan") print "–"; else printf "%.2f M", v / 1e6 }'; }
+human() { # ns → µs / ms
+    awk -v v="$1" 'BEGIN {
+        if (v == "nan") print "–";
+        else if (v < 1000) printf "%.0f ns", v;
+        else if (v < 1e6) printf "%.1f µs", v / 1e3;
+        else if (v < 1e9) printf "%.2f ms", v / 1e6;
+        else printf "%.2f s", v / 1e9 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "–"; else printf "%.0f %%", 100 * a / b }'; }
+
+# --- build ---------------------------------------------------------------------------------------------
+if [ "${NO_BUILD:-0}" != 1 ]; then
+    log "building release (target dir $TARGET_DIR)"
+    cargo build --release --bin ticklane >&2
+    if want micro; then
+        cargo bench --bench ring --bench window --bench parse --no-run >&2
+    fi
+fi
+[ -x "$BIN" ] || {
+    echo "no $BIN: build first (or unset NO_BUILD)" >&2
+    exit 1
+}
+
+# A config from config/bench with the sizes and paths of this run.
+derive() { # src dst [sed expressions...]
+    local src=$1 dst=$2
+    shift 2
+    sed "$@" "$CFG/$src" >"$dst"
+}
+
+# Runs the pipeline; prints events/s from the summary line on stderr.
+run_pipeline() { # config logfile
+    if ! "${NICE_CMD[@]}" "$BIN" run --config "$1" >/dev/null 2>"$2"; then
+        echo "ticklane run --config $1 failed:" >&2
+        tail -20 "$2" >&2
+        exit 1
+    fi
+    sed -nE 's/^ticklane: [0-9]+ events in [0-9.]+ s \(([0-9]+) events\/s\).*/\1/p' "$2"
+}
+
+# One stage's row of `ticklane stats`: p50 p90 p99 p99.9 p99.99 max, in ns.
+stage_ns() { # hlog stage
+    "$BIN" stats "$1" | awk -v s="$2" '
+        function ns(x) {
+            if (x ~ /µs$/) { sub(/µs$/, "", x); return x * 1e3 }
+            if (x ~ /ms$/) { sub(/ms$/, "", x); return x * 1e6 }
+            if (x ~ /ns$/) { sub(/ns$/, "", x); return x + 0 }
+            if (x ~ /s$/) { sub(/s$/, "", x); return x * 1e9 }
+            return x + 0
+        }
+        $1 == s && NF >= 8 { print ns($3), ns($4), ns($5), ns($6), ns($7), ns($8) }'
+}
+
+machine() {
+    local cpu mem
+    cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+    echo "- machine: $cpu, $(nproc) CPUs, $mem, kernel $(uname -r), $(rustc --version 2>/dev/null || echo rustc ?)"
+    echo "- runs per case: $RUNS (median shown, min–max in brackets)$([ "$QUICK" = 1 ] && echo '; QUICK mode: small sizes, not comparable to full runs')"
+    echo "- source: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo 'not a git checkout')$([ -n "${BENCH_NICE:-}" ] && echo "; runs in their own autogroup at nice $BENCH_NICE (BENCH_NICE)")"
+    echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# --- (a) throughput ------------------------------------------------------------------------------------
+throughput() {
+    local csv=$BENCH_DIR/trades-$EVENTS.csv
+    # Made once per build: a rebuilt generator may draw different trades.
+    if [ ! -s "$csv" ] || [ ! -f "$csv.done" ] || [ "$BIN" -nt "$csv.done" ]; then
+        log "generating $csv ($EVENTS trades)"
+        if ! "$BIN" gen -n "$EVENTS" --instruments 1000 --disorder 2s --seed 42 -o "$csv" 2>"$WORK/gen.log"; then
+            cat "$WORK/gen.log" >&2
+            exit 1
+        fi
+        touch "$csv.done"
+    fi
+    local cases=(gen-baseline gen csv-baseline csv) c i eps
+    for c in "${cases[@]}"; do
+        derive "throughput-$c.toml" "$WORK/throughput-$c.toml" \
+            -e "s|^events = .*|events = $EVENTS|" -e "s|^path = .*|path = \"$csv\"|"
+    done
+    for i in $(seq 1 "$RUNS"); do
+        for c in "${cases[@]}"; do # baseline and workload alternate, so drifting load hits both alike
+            eps=$(run_pipeline "$WORK/throughput-$c.toml" "$WORK/throughput-$c.$i.log")
+            log "throughput $c run $i: $eps events/s"
+            record "throughput-$c" eps "$eps"
+        done
+    done
+    echo
+    echo "### (a) Throughput: $EVENTS trades, 1,000 instruments, 2 s disorder"
+    echo
+    echo "Workload: tumbling 1 s OHLCV+VWAP+TWAP, sliding 60 s / 10 s VWAP, session 5 s gap (null sinks)."
+    echo "Baseline: same input, no operator (ingest + watermarks + routing only)."
+    echo
+    echo "| source | workload events/s | baseline events/s | workload / baseline | target |"
+    echo "|---|---|---|---|---|"
+    local src tgt
+    for src in gen csv; do
+        [ $src = gen ] && tgt="≥ 10 M" || tgt="≥ 3 M"
+        printf '| %s | %s [%s – %s] | %s [%s – %s] | %s | %s |\n' \
+            "$([ $src = gen ] && echo 'in-process generator' || echo 'CSV file')" \
+            "$(meps "$(stat "throughput-$src" eps median)")" "$(meps "$(stat "throughput-$src" eps min)")" \
+            "$(meps "$(stat "throughput-$src" eps max)")" \
+            "$(meps "$(stat "throughput-$src-baseline" eps median)")" \
+            "$(meps "$(stat "throughput-$src-baseline" eps min)")" \
+            "$(meps "$(stat "throughput-$src-baseline" eps max)")" \
+            "$(ratio "$(stat "throughput-$src" eps median)" "$(stat "throughput-$src-baseline" eps median)")" "$tgt"
+    done
+}
+
+# --- (b) latency ---------------------------------------------------------------------------------------
+rate_label() { if [ "$1" = 1m ]; then echo 1M; else echo "$1"; fi; } # 1m reads as a minute
+rate_of() { sed -nE 's/^rate = ([0-9_]+).*/\1/p' "$CFG/$1" | tr -d _; }
+
+# One run of a latency config; records the stage's percentiles under `case`.
+latency_run() { # case config stage run [sed expressions...]
+    local case=$1 src=$2 stage=$3 i=$4 rate eps p
+    shift 4
+    rate=$(rate_of "$src")
+    local cfg=$WORK/$case.$i.toml hlog=$WORK/$case.$i.hlog
+    derive "$src" "$cfg" -e "s|^events = .*|events = $((rate * LAT_SECONDS))|" \
+        -e "s|^histogram_log = .*|histogram_log = \"$hlog\"|" "$@"
+    eps=$(run_pipeline "$cfg" "$WORK/$case.$i.log")
+    read -r -a p < <(stage_ns "$hlog" "$stage")
+    if [ ${#p[@]} -ne 6 ]; then
+        echo "no $stage latencies in $hlog" >&2
+        exit 1
+    fi
+    record "$case" eps "$eps"
+    record "$case" p50 "${p[0]}"
+    record "$case" p99 "${p[2]}"
+    record "$case" p99.9 "${p[3]}"
+    record "$case" p99.99 "${p[4]}"
+    record "$case" max "${p[5]}"
+    log "$case run $i: $eps events/s, $stage p50 $(human "${p[0]}") p99 $(human "${p[2]}") p99.99 $(human "${p[4]}")"
+    if [ "$stage" = end_to_end ]; then
+        # The operator run's own ingest stage, to compare with the baseline's.
+        read -r -a p < <(stage_ns "$hlog" ingest_to_shard)
+        record "$case" ingest_p99 "${p[2]}"
+        record "$case" ingest_p99.99 "${p[4]}"
+    fi
+}
+
+latency_row() { # label case [target]
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
+        "$(meps "$(stat "$2" eps median)")" \
+        "$(human "$(stat "$2" p50 median)")" \
+        "$(human "$(stat "$2" p99 median)") [$(human "$(stat "$2" p99 min)") – $(human "$(stat "$2" p99 max)")]" \
+        "$(human "$(stat "$2" p99.9 median)")" \
+        "$(human "$(stat "$2" p99.99 median)") [$(human "$(stat "$2" p99.99 min)") – $(human "$(stat "$2" p99.99 max)")]" \
+        "$(human "$(stat "$2" max median)")" "${3:-}"
+}
+
+latency_header() {
+    echo "| case | achieved events/s | p50 | p99 | p99.9 | p99.99 | max | target |"
+    echo "|---|---|---|---|---|---|---|---|"
+}
+
+latency() {
+    local r i
+    for i in $(seq 1 "$RUNS"); do
+        for r in 100k 1m; do # baseline and operator alternate, so drifting load hits both alike
+            latency_run "latency-$r-baseline" "latency-$r-baseline.toml" ingest_to_shard "$i"
+            latency_run "latency-$r" "latency-$r.toml" end_to_end "$i"
+        done
+    done
+    echo
+    echo "### (b) Latency: paced synthetic source, per-trade running VWAP + EMA, every trade timed, ${LAT_SECONDS} s per run"
+    echo
+    echo "Operator rows: end_to_end (due time → result written to the null sink). Baseline rows: the same"
+    echo "paced run without the operator, ingest_to_shard (due time → the shard took the trade off its ring)."
+    echo
+    latency_header
+    for r in 100k 1m; do
+        latency_row "$(rate_label $r)/s VWAP+EMA end-to-end" "latency-$r" "$([ $r = 1m ] && echo 'p99 ≤ 10 µs, p99.99 ≤ 100 µs')"
+        latency_row "$(rate_label $r)/s baseline (no operator), ingest→shard" "latency-$r-baseline"
+        printf '| %s | | | %s | | %s | | |\n' "$(rate_label $r)/s VWAP+EMA run, its own ingest→shard" \
+            "$(human "$(stat "latency-$r" ingest_p99 median)")" "$(human "$(stat "latency-$r" ingest_p99.99 median)")"
+    done
+}
+
+# --- wait strategy / placement sweep -------------------------------------------------------------------
+waits() {
+    # label | wait | cores (sources workers emitter metrics; "-" = unpinned)
+    local variants=(
+        'worker spin, emitter park; source+emitter+metrics on core 0, worker on 1|{ workers = "spin", emitter = "park" }|0 1 0 0'
+        'worker spin, emitter park; source+metrics on 0, worker+emitter on 1|{ workers = "spin", emitter = "park" }|0 1 1 0'
+        'worker spin, emitter spin-then-yield; source+emitter+metrics on 0, worker on 1|{ workers = "spin", emitter = "spin-then-yield" }|0 1 0 0'
+        'both spin-then-yield; source+metrics on 0, worker+emitter on 1|"spin-then-yield"|0 1 1 0'
+        'both park; source+metrics on 0, worker+emitter on 1|"park"|0 1 1 0'
+        'both spin-then-yield; not pinned|"spin-then-yield"|-'
+        'both park; not pinned|"park"|-'
+    )
+    local n v label wait cores r i s w e m
+    for i in $(seq 1 "$RUNS"); do
+        n=0
+        for v in "${variants[@]}"; do
+            n=$((n + 1))
+            IFS='|' read -r label wait cores <<<"$v"
+            local sed_args=(-e "s|^wait = .*|wait = $wait|")
+            if [ "$cores" = - ]; then
+                sed_args+=(-e '/^\[pipeline.cores\]/d' -e '/^sources = /d' -e '/^workers = \[/d' -e '/^emitter = [0-9]/d' -e '/^metrics = [0-9]/d')
+            else
+                read -r s w e m <<<"$cores"
+                sed_args+=(-e "s|^sources = .*|sources = [$s]|" -e "s|^workers = \[.*|workers = [$w]|" -e "s|^emitter = [0-9].*|emitter = $e|" -e "s|^metrics = [0-9].*|metrics = $m|")
+            fi
+            for r in 100k 1m; do
+                log "waits variant $n ($label) at $r/s"
+                latency_run "waits-$n-$r" "latency-$r.toml" end_to_end "$i" "${sed_args[@]}"
+            done
+        done
+    done
+    echo
+    echo "### Wait strategies and thread placement: VWAP+EMA end-to-end latency, ${LAT_SECONDS} s per run"
+    echo
+    latency_header
+    n=0
+    for v in "${variants[@]}"; do
+        n=$((n + 1))
+        IFS='|' read -r label wait cores <<<"$v"
+        for r in 100k 1m; do
+            latency_row "$n. $(rate_label $r)/s: $label" "waits-$n-$r"
+        done
+    done
+}
+
+# --- (c) micro -----------------------------------------------------------------------------------------
+micro() {
+    local i f id elems med b bench_args=()
+    for b in ${MICRO_BENCHES:-ring window parse}; do
+        bench_args+=(--bench "$b")
+    done
+    for i in $(seq 1 "$RUNS"); do
+        log "micro benches run $i"
+        "${NICE_CMD[@]}" env "${MICRO_ENV[@]}" CRITERION_HOME="$WORK/criterion-$i" \
+            cargo bench "${bench_args[@]}" -- "${MICRO_ARGS[@]}" >"$WORK/micro.$i.log" 2>&1 || {
+            tail -30 "$WORK/micro.$i.log" >&2
+            exit 1
+        }
+        while IFS= read -r f; do
+            id=$(sed -nE 's/.*"full_id":"([^"]*)".*/\1/p' "$f")
+            elems=$(sed -nE 's/.*"Elements":([0-9]+).*/\1/p' "$f")
+            med=$(sed -nE 's/.*"median":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/p' "$(dirname "$f")/estimates.json")
+            record "micro:$id" ns "$(awk -v m="$med" -v e="$elems" 'BEGIN { print m / e }')"
+        done < <(find "$WORK/criterion-$i" -path '*/new/benchmark.json' | sort)
+    done
+    echo
+    echo "### (c) Micro benchmarks (criterion median per run; median of runs, ns per event or line)"
+    echo
+    echo "| benchmark | ns/event | min – max over runs | minus baseline | baseline |"
+    echo "|---|---|---|---|---|"
+    local ids group base
+    ids=$(cut -f1 "$TSV" | grep '^micro:' | sort -u)
+    for id in $ids; do
+        group=$(echo "${id#micro:}" | cut -d/ -f1)
+        base=$(echo "$ids" | grep "^micro:$group/baseline/" | head -1)
+        case $id in */latency/*) base= ;; esac # a different measure than the group's baseline
+        printf '| %s | %.1f | %.1f – %.1f | %s | %s |\n' "${id#micro:}" \
+            "$(stat "$id" ns median)" "$(stat "$id" ns min)" "$(stat "$id" ns max)" \
+            "$(if [ -n "$base" ] && [ "$base" != "$id" ]; then awk -v a="$(stat "$id" ns median)" -v b="$(stat "$base" ns median)" 'BEGIN { printf "%.1f", a - b }'; fi)" \
+            "$(if [ -n "$base" ] && [ "$base" != "$id" ]; then echo "${base#micro:}"; fi)"
+    done
+}
+
+{
+    echo "## ticklane benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    machine
+    want throughput && throughput
+    want latency && latency
+    want waits && waits
+    want micro && micro
+    echo
+    echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- raw values: $TSV; logs and derived configs: $WORK"
+} | tee "$WORK/results.md"
