@@ -74,6 +74,13 @@ impl Operator for Continuous {
 
     fn on_watermark(&mut self, _wm: Nanos, _out: &mut dyn Collector) {}
 
+    #[inline]
+    fn prefetch(&self, ev: &Event) {
+        if let Some(k) = self.keys.get(ev.key(crate::event::KeyBy::Instrument) as usize) {
+            crate::hint::prefetch(k);
+        }
+    }
+
     fn open_state(&self) -> usize {
         self.keys.len()
     }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod continuous;
 pub mod event;
 pub mod gen;
+pub mod hint;
 pub mod metrics;
 pub mod operator;
 pub mod pipeline;

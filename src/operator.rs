@@ -19,4 +19,11 @@ pub trait Operator: Send {
 
     /// Number of open windows (or keys with state), for metrics.
     fn open_state(&self) -> usize;
+
+    /// `ev` is next: start loading its key's entry in the operator's state into cache (the shard calls this
+    /// while it processes the event before). Per-key state is scattered over the heap and waiting for it is
+    /// most of an event's cost. On benchmark (a) this took the shard's time per event from p50 90-100 ns / p90
+    /// 170-250 ns to p50 80-90 ns / p90 150-190 ns (three runs each, alternated).
+    #[inline]
+    fn prefetch(&self, _ev: &Event) {}
 }

@@ -232,6 +232,13 @@ impl Operator for SessionWindows {
         }
     }
 
+    #[inline]
+    fn prefetch(&self, ev: &Event) {
+        if let Some(k) = self.keys.get(ev.key(crate::event::KeyBy::Instrument) as usize) {
+            crate::hint::prefetch(k);
+        }
+    }
+
     fn open_state(&self) -> usize {
         self.open
     }
