@@ -110,7 +110,7 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
     log "building release (target dir $TARGET_DIR)"
     cargo build --release --bin ticklane >&2
     if want micro; then
-        cargo bench --bench ring --bench window --bench parse --no-run >&2
+        cargo bench --bench ring --bench window --bench parse --bench jitter --no-run >&2
     fi
 fi
 [ -x "$BIN" ] || {
@@ -237,6 +237,21 @@ latency_run() { # case config stage run [sed expressions...]
     fi
 }
 
+# The machine's own floor: an open-loop schedule at the same rate on one spinning thread pinned to the
+# source's core, no pipeline (benches/jitter.rs).
+jitter_run() { # case rate run
+    local case=$1 rate=$2 i=$3 line
+    line=$("${NICE_CMD[@]}" cargo bench -q --bench jitter -- --rate "$rate" --seconds "$LAT_SECONDS" --core 0 2>/dev/null | grep '^jitter ')
+    [ -n "$line" ] || { echo "the jitter probe printed nothing" >&2; exit 1; }
+    local k v
+    for k in p50 p99 p99.9 p99.99 max; do
+        v=$(sed -nE "s/.* $k=([0-9]+).*/\1/p" <<<"$line")
+        record "$case" "$k" "$v"
+    done
+    record "$case" eps "$rate"
+    log "$case run $i: $line"
+}
+
 latency_row() { # label case [target]
     printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
         "$(meps "$(stat "$2" eps median)")" \
@@ -255,7 +270,8 @@ latency_header() {
 latency() {
     local r i
     for i in $(seq 1 "$RUNS"); do
-        for r in 100k 1m; do # baseline and operator alternate, so drifting load hits both alike
+        for r in 100k 1m; do # floor, baseline and operator alternate, so drifting load hits them alike
+            jitter_run "jitter-$r" "$(rate_of "latency-$r.toml")" "$i"
             latency_run "latency-$r-baseline" "latency-$r-baseline.toml" ingest_to_shard "$i"
             latency_run "latency-$r" "latency-$r.toml" end_to_end "$i"
         done
@@ -265,11 +281,14 @@ latency() {
     echo
     echo "Operator rows: end_to_end (due time → result written to the null sink). Baseline rows: the same"
     echo "paced run without the operator, ingest_to_shard (due time → the shard took the trade off its ring)."
+    echo "Machine floor rows: how late a thread spinning alone on the source's core sees each tick of the same"
+    echo "schedule (benches/jitter.rs): no software on this machine can do better."
     echo
     latency_header
     for r in 100k 1m; do
         latency_row "$(rate_label $r)/s VWAP+EMA end-to-end" "latency-$r" "$([ $r = 1m ] && echo 'p99 ≤ 10 µs, p99.99 ≤ 100 µs')"
         latency_row "$(rate_label $r)/s baseline (no operator), ingest→shard" "latency-$r-baseline"
+        latency_row "$(rate_label $r)/s machine floor: open-loop ticks on one spinning thread, no pipeline" "jitter-$r"
         printf '| %s | | | %s | | %s | | |\n' "$(rate_label $r)/s VWAP+EMA run, its own ingest→shard" \
             "$(human "$(stat "latency-$r" ingest_p99 median)")" "$(human "$(stat "latency-$r" ingest_p99.99 median)")"
     done
@@ -279,26 +298,35 @@ latency() {
 waits() {
     # label | wait | cores (sources workers emitter metrics; "-" = unpinned)
     local variants=(
-        'worker spin, emitter park; source+emitter+metrics on core 0, worker on 1|{ workers = "spin", emitter = "park" }|0 1 0 0'
-        'worker spin, emitter park; source+metrics on 0, worker+emitter on 1|{ workers = "spin", emitter = "park" }|0 1 1 0'
-        'worker spin, emitter spin-then-yield; source+emitter+metrics on 0, worker on 1|{ workers = "spin", emitter = "spin-then-yield" }|0 1 0 0'
-        'both spin-then-yield; source+metrics on 0, worker+emitter on 1|"spin-then-yield"|0 1 1 0'
-        'both park; source+metrics on 0, worker+emitter on 1|"park"|0 1 1 0'
-        'both spin-then-yield; not pinned|"spin-then-yield"|-'
-        'both park; not pinned|"park"|-'
+        'inline emitter, worker spin; source+metrics on 0, worker on 1 (the (b) configuration)|"spin"|0 1 - 0|inline'
+        'inline emitter, worker spin-then-yield; source+metrics on 0, worker on 1|"spin-then-yield"|0 1 - 0|inline'
+        'emitter thread: worker spin, emitter park; source+emitter+metrics on core 0, worker on 1|{ workers = "spin", emitter = "park" }|0 1 0 0'
+        'emitter thread: worker spin, emitter park; source+metrics on 0, worker+emitter on 1|{ workers = "spin", emitter = "park" }|0 1 1 0'
+        'emitter thread: worker spin, emitter spin-then-yield; source+emitter+metrics on 0, worker on 1|{ workers = "spin", emitter = "spin-then-yield" }|0 1 0 0'
+        'emitter thread: both spin-then-yield; source+metrics on 0, worker+emitter on 1|"spin-then-yield"|0 1 1 0'
+        'emitter thread: both park; source+metrics on 0, worker+emitter on 1|"park"|0 1 1 0'
+        'emitter thread: both spin-then-yield; not pinned|"spin-then-yield"|-'
+        'emitter thread: both park; not pinned|"park"|-'
     )
-    local n v label wait cores r i s w e m
+    local n v label wait cores mode r i s w e m
     for i in $(seq 1 "$RUNS"); do
         n=0
         for v in "${variants[@]}"; do
             n=$((n + 1))
-            IFS='|' read -r label wait cores <<<"$v"
+            IFS='|' read -r label wait cores mode <<<"$v"
+            # The (b) configs use the inline emitter; the other variants put an emitter thread back.
             local sed_args=(-e "s|^wait = .*|wait = $wait|")
+            if [ "${mode:-thread}" != inline ]; then
+                sed_args+=(-e 's|^emitter = "inline"|emitter = "thread"|')
+            fi
             if [ "$cores" = - ]; then
-                sed_args+=(-e '/^\[pipeline.cores\]/d' -e '/^sources = /d' -e '/^workers = \[/d' -e '/^emitter = [0-9]/d' -e '/^metrics = [0-9]/d')
+                sed_args+=(-e '/^\[pipeline.cores\]/d' -e '/^sources = /d' -e '/^workers = \[/d' -e '/^metrics = [0-9]/d')
             else
                 read -r s w e m <<<"$cores"
-                sed_args+=(-e "s|^sources = .*|sources = [$s]|" -e "s|^workers = \[.*|workers = [$w]|" -e "s|^emitter = [0-9].*|emitter = $e|" -e "s|^metrics = [0-9].*|metrics = $m|")
+                sed_args+=(-e "s|^sources = .*|sources = [$s]|" -e "s|^workers = \[.*|workers = [$w]|" -e "s|^metrics = [0-9].*|metrics = $m|")
+                if [ "$e" != - ]; then
+                    sed_args+=(-e "s|^metrics = \([0-9]\)|emitter = $e\nmetrics = \1|")
+                fi
             fi
             for r in 100k 1m; do
                 log "waits variant $n ($label) at $r/s"
@@ -313,7 +341,7 @@ waits() {
     n=0
     for v in "${variants[@]}"; do
         n=$((n + 1))
-        IFS='|' read -r label wait cores <<<"$v"
+        IFS='|' read -r label wait cores mode <<<"$v"
         for r in 100k 1m; do
             latency_row "$n. $(rate_label $r)/s: $label" "waits-$n-$r"
         done

@@ -250,6 +250,14 @@ fn check_rejects_invalid_configs_naming_key_line_and_reason() {
         "sink[0].columns[1]",
         "`ema` is not a column of this stream",
     );
+    rejects(
+        d,
+        "inline_emitter_with_two_workers",
+        &format!("[pipeline]\nworkers = 2\nemitter = \"inline\"\n{SRC}"),
+        3,
+        "pipeline.emitter",
+        "\"inline\" needs workers = 1",
+    );
 
     // Every error is reported, one per line.
     let path = d.join("two_errors.toml");

@@ -786,6 +786,8 @@ struct Scenario {
     workers: usize,
     /// TOML value of `pipeline.wait`.
     wait: &'static str,
+    /// `pipeline.emitter`: "thread" or "inline" (one worker only).
+    emitter: &'static str,
     ring_capacity: Option<usize>,
     /// Read the trades from the in-process generator with this many partitions instead of the file.
     synthetic_partitions: Option<u32>,
@@ -820,6 +822,7 @@ impl Scenario {
             bound: 1000,
             workers: 1,
             wait: r#""spin-then-yield""#,
+            emitter: "thread",
             ring_capacity: None,
             synthetic_partitions: None,
             windows: Vec::new(),
@@ -860,7 +863,8 @@ impl Scenario {
 
     fn config(&self, input: &Path, out: &Path) -> String {
         let mut c = String::new();
-        let _ = writeln!(c, "[pipeline]\nworkers = {}\nwait = {}", self.workers, self.wait);
+        let _ =
+            writeln!(c, "[pipeline]\nworkers = {}\nwait = {}\nemitter = \"{}\"", self.workers, self.wait, self.emitter);
         if let Some(r) = self.ring_capacity {
             let _ = writeln!(c, "ring_capacity = {r}");
         }
@@ -1163,7 +1167,8 @@ fn synthetic_source_three_partitions() {
     check(&s);
 }
 
-/// Several seeds of a small input, lateness on and off, through rings of 4 slots.
+/// Several seeds of a small input, lateness on and off, through rings of 4 slots; the one-worker runs write
+/// their sinks from the worker itself (`emitter = "inline"`).
 #[test]
 fn several_seeds() {
     for (i, seed) in [1u64, 2, 3, 4].into_iter().enumerate() {
@@ -1175,6 +1180,7 @@ fn several_seeds() {
         s.workers = 1 + i % 2;
         s.ring_capacity = Some(4);
         s.wait = [r#""park""#, r#""spin-then-yield""#][i % 2];
+        s.emitter = if s.workers == 1 { "inline" } else { "thread" };
         let l = if i % 2 == 0 { 0 } else { 700 };
         s.windows = vec![tumbling(1000, 0, l), sliding("sliding", 3000, 1000, 0, l), session(200, l)];
         check(&s);

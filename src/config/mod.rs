@@ -71,6 +71,10 @@ pub struct PipelineConfig {
     /// table `{ workers = …, emitter = … }`.
     #[serde(default)]
     pub wait: WaitConfig,
+    /// "thread": an emitter thread writes the sinks; "inline": the one shard worker writes them itself (no
+    /// hand-off per result: lowest latency; needs `workers = 1`; a slow sink stalls the worker directly).
+    #[serde(default)]
+    pub emitter: EmitterMode,
     /// On SIGINT/SIGTERM, fire every open window (as if the input had ended) instead of leaving them.
     #[serde(default)]
     pub fire_on_shutdown: bool,
@@ -88,11 +92,21 @@ impl Default for PipelineConfig {
             workers: 1,
             ring_capacity: ring_capacity(),
             wait: WaitConfig::default(),
+            emitter: EmitterMode::default(),
             fire_on_shutdown: false,
             max_instruments: max_instruments(),
             cores: CoresConfig::default(),
         }
     }
+}
+
+/// `pipeline.emitter`: who writes to the sinks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmitterMode {
+    #[default]
+    Thread,
+    Inline,
 }
 
 /// `pipeline.wait`: one strategy for every ring consumer, or one per role.

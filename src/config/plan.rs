@@ -215,6 +215,17 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     if p.workers > 1024 {
         errs.push(("pipeline.workers".into(), format!("{} shard workers is more than 1024", p.workers)));
     }
+    if p.emitter == super::EmitterMode::Inline {
+        if p.workers != 1 {
+            errs.push((
+                "pipeline.emitter".into(),
+                format!("\"inline\" needs workers = 1 (the one shard writes the sinks), not {}", p.workers),
+            ));
+        }
+        if p.cores.emitter.is_some() {
+            errs.push(("pipeline.cores.emitter".into(), "there is no emitter thread with emitter = \"inline\"".into()));
+        }
+    }
     if p.ring_capacity < 2 {
         errs.push(("pipeline.ring_capacity".into(), "must be at least 2".into()));
     }

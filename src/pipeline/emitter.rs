@@ -1,11 +1,15 @@
 //! The emitter: the one thread that talks to sinks. It takes results from every shard and rejects from
 //! every source, in FIFO order per ring (so one key's results stay in order), and writes each to the sinks
 //! of its stream.
+//!
+//! The writing itself is a [`Writer`]. With `pipeline.emitter = "inline"` (one shard worker only) there is
+//! no emitter thread: the shard owns the writer and calls it directly, which saves a thread hand-off per
+//! result — what a latency-critical pipeline on few cores wants — at the price of sink I/O on the shard.
 
 use super::ring::Idler;
 use super::{EmitMsg, RejectMsg};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
-use crate::record::StreamId;
+use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
 use crate::symbols::SymbolCache;
 use crate::time::mono_now;
@@ -23,17 +27,173 @@ pub struct SinkError {
 
 const BATCH: usize = 512;
 
+/// Routes records to the sinks of their stream, counts them per stream, and times them.
+pub struct Writer {
+    sinks: Vec<Box<dyn Sink>>,
+    /// Sink indices per stream id.
+    routes: Vec<Vec<usize>>,
+    stream_names: Vec<String>,
+    symbols: SymbolCache,
+    metrics: Arc<Metrics>,
+    rows: Vec<u64>,
+    total: u64,
+    unrouted: u64,
+    rejects: u64,
+    /// Something was written since the last flush.
+    dirty: bool,
+}
+
+impl Writer {
+    pub fn new(
+        sinks: Vec<Box<dyn Sink>>,
+        routes: Vec<Vec<usize>>,
+        stream_names: Vec<String>,
+        symbols: SymbolCache,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let n = routes.len();
+        Self {
+            sinks,
+            routes,
+            stream_names,
+            symbols,
+            metrics,
+            rows: vec![0; n],
+            total: 0,
+            unrouted: 0,
+            rejects: 0,
+            dirty: false,
+        }
+    }
+
+    fn error(&self, sink: usize, stream: StreamId, error: std::io::Error) -> SinkError {
+        SinkError { sink: self.sinks[sink].describe(), stream: self.stream_names[stream as usize].clone(), error }
+    }
+
+    /// Writes a result; `t0` is the ingest time of the event that caused it and `t1` when it was emitted
+    /// (0 when not timed).
+    #[inline]
+    pub fn write(
+        &mut self,
+        stream: StreamId,
+        rec: &Record,
+        t0: u64,
+        t1: u64,
+        lat: &mut LatencyRecorder,
+    ) -> Result<(), SinkError> {
+        let route = &self.routes[stream as usize];
+        if route.is_empty() {
+            self.unrouted += 1;
+        }
+        for i in 0..route.len() {
+            let s = self.routes[stream as usize][i];
+            if let Err(e) = self.sinks[s].write(rec, &mut self.symbols) {
+                return Err(self.error(s, stream, e));
+            }
+        }
+        self.rows[stream as usize] += 1;
+        self.total += 1;
+        self.dirty = true;
+        if t0 != 0 {
+            let now = mono_now();
+            lat.record(Stage::ShardToSink, now.saturating_sub(t1));
+            lat.record(Stage::EndToEnd, now.saturating_sub(t0));
+        }
+        Ok(())
+    }
+
+    /// Writes a rejected input record to its source's rejects stream (logged when no sink takes it).
+    pub fn write_reject(&mut self, stream: StreamId, r: &RejectRow) -> Result<(), SinkError> {
+        self.rejects += 1;
+        let route = &self.routes[stream as usize];
+        if route.is_empty() {
+            tracing::warn!(stream = %self.stream_names[stream as usize], line = r.line, text = %String::from_utf8_lossy(r.text()), "rejected input record (no sink takes this rejects stream)");
+        }
+        for i in 0..route.len() {
+            let s = self.routes[stream as usize][i];
+            if let Err(e) = self.sinks[s].write_reject(r) {
+                return Err(self.error(s, stream, e));
+            }
+        }
+        self.rows[stream as usize] += 1;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Hands buffered output to the OS if anything was written since the last flush.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        for s in &mut self.sinks {
+            s.flush().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Publishes the counters.
+    pub fn publish(&self) {
+        let m = &self.metrics;
+        m.emitter.rows.store(self.total, Ordering::Relaxed);
+        m.emitter.unrouted.store(self.unrouted, Ordering::Relaxed);
+        m.emitter.rejects.store(self.rejects, Ordering::Relaxed);
+        for (c, &n) in m.stream_rows.iter().zip(&self.rows) {
+            c.store(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The rings of rejects, one per source, each with its source's rejects stream.
+pub struct RejectRings {
+    rings: Vec<(rtrb::Consumer<RejectMsg>, StreamId)>,
+    ended: Vec<bool>,
+}
+
+impl RejectRings {
+    pub fn new(rings: Vec<(rtrb::Consumer<RejectMsg>, StreamId)>) -> Self {
+        let n = rings.len();
+        Self { rings, ended: vec![false; n] }
+    }
+
+    /// Writes whatever rejects are waiting; true if there were any.
+    pub fn drain(&mut self, w: &mut Writer) -> Result<bool, SinkError> {
+        let mut got = false;
+        for (i, (c, stream)) in self.rings.iter_mut().enumerate() {
+            if self.ended[i] {
+                continue;
+            }
+            while let Ok(msg) = c.pop() {
+                got = true;
+                match msg {
+                    RejectMsg::Row(r) => w.write_reject(*stream, &r)?,
+                    RejectMsg::End => {
+                        self.ended[i] = true;
+                        break;
+                    }
+                }
+            }
+            if !self.ended[i] && c.is_abandoned() && c.is_empty() {
+                self.ended[i] = true;
+            }
+        }
+        Ok(got)
+    }
+
+    pub fn all_ended(&self) -> bool {
+        self.ended.iter().all(|&e| e)
+    }
+
+    pub fn all_empty(&self) -> bool {
+        self.rings.iter().all(|(c, _)| c.is_empty())
+    }
+}
+
 pub struct Emitter {
     pub shards: Vec<rtrb::Consumer<EmitMsg>>,
-    /// Per source: its rejects ring and its rejects stream.
-    pub rejects: Vec<(rtrb::Consumer<RejectMsg>, StreamId)>,
-    pub sinks: Vec<Box<dyn Sink>>,
-    /// Sink indices per stream id.
-    pub routes: Vec<Vec<usize>>,
-    pub stream_names: Vec<String>,
-    pub symbols: SymbolCache,
+    pub rejects: RejectRings,
+    pub writer: Writer,
     pub recorder: LatencyRecorder,
-    pub metrics: Arc<Metrics>,
 }
 
 impl Emitter {
@@ -41,10 +201,6 @@ impl Emitter {
     /// thread with the doorbell producers ring).
     pub fn run(mut self, mut idler: Idler) -> Result<(), SinkError> {
         let mut shard_ended = vec![false; self.shards.len()];
-        let mut reject_ended = vec![false; self.rejects.len()];
-        let mut rows = vec![0u64; self.routes.len()];
-        let (mut total, mut unrouted, mut rejects) = (0u64, 0u64, 0u64);
-        let mut dirty = false;
         loop {
             let mut got = false;
             for (i, c) in self.shards.iter_mut().enumerate() {
@@ -61,24 +217,7 @@ impl Emitter {
                     got = true;
                     match msg {
                         EmitMsg::Out { stream, rec, t0, t1 } => {
-                            let route = &self.routes[stream as usize];
-                            if route.is_empty() {
-                                unrouted += 1;
-                            }
-                            for &s in route {
-                                self.sinks[s].write(&rec, &mut self.symbols).map_err(|error| SinkError {
-                                    sink: self.sinks[s].describe(),
-                                    stream: self.stream_names[stream as usize].clone(),
-                                    error,
-                                })?;
-                            }
-                            rows[stream as usize] += 1;
-                            total += 1;
-                            if t0 != 0 {
-                                let now = mono_now();
-                                self.recorder.record(Stage::ShardToSink, now.saturating_sub(t1));
-                                self.recorder.record(Stage::EndToEnd, now.saturating_sub(t0));
-                            }
+                            self.writer.write(stream, &rec, t0, t1, &mut self.recorder)?
                         }
                         EmitMsg::End => {
                             shard_ended[i] = true;
@@ -87,77 +226,27 @@ impl Emitter {
                     }
                 }
             }
-            for (i, (c, stream)) in self.rejects.iter_mut().enumerate() {
-                if reject_ended[i] {
-                    continue;
-                }
-                while let Ok(msg) = c.pop() {
-                    got = true;
-                    match msg {
-                        RejectMsg::Row(r) => {
-                            rejects += 1;
-                            let route = &self.routes[*stream as usize];
-                            if route.is_empty() {
-                                tracing::warn!(stream = %self.stream_names[*stream as usize], line = r.line, text = %String::from_utf8_lossy(r.text()), "rejected input record (no sink takes this rejects stream)");
-                            }
-                            for &s in route {
-                                self.sinks[s].write_reject(&r).map_err(|error| SinkError {
-                                    sink: self.sinks[s].describe(),
-                                    stream: self.stream_names[*stream as usize].clone(),
-                                    error,
-                                })?;
-                            }
-                            rows[*stream as usize] += 1;
-                        }
-                        RejectMsg::End => {
-                            reject_ended[i] = true;
-                            break;
-                        }
-                    }
-                }
-                if !reject_ended[i] && c.is_abandoned() && c.is_empty() {
-                    reject_ended[i] = true;
-                }
-            }
+            got |= self.rejects.drain(&mut self.writer)?;
             self.recorder.tick();
             if got {
-                dirty = true;
                 idler.reset();
-                self.publish(total, unrouted, rejects, &rows);
+                self.writer.publish();
                 continue;
             }
-            if shard_ended.iter().all(|&e| e) && reject_ended.iter().all(|&e| e) {
+            if shard_ended.iter().all(|&e| e) && self.rejects.all_ended() {
                 break;
             }
-            if dirty {
+            if self.writer.dirty {
                 // Nothing waiting: a good moment to hand buffered output to the OS, so results show up.
-                self.flush_all()?;
-                dirty = false;
+                self.writer.flush()?;
                 continue;
             }
             let (shards, rej) = (&self.shards, &self.rejects);
-            idler.idle(|| shards.iter().all(|c| c.is_empty()) && rej.iter().all(|(c, _)| c.is_empty()));
+            idler.idle(|| shards.iter().all(|c| c.is_empty()) && rej.all_empty());
         }
-        self.flush_all()?;
-        self.publish(total, unrouted, rejects, &rows);
+        self.writer.flush()?;
+        self.writer.publish();
         self.recorder.finish();
         Ok(())
-    }
-
-    fn flush_all(&mut self) -> Result<(), SinkError> {
-        for s in &mut self.sinks {
-            s.flush().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
-        }
-        Ok(())
-    }
-
-    fn publish(&self, total: u64, unrouted: u64, rejects: u64, rows: &[u64]) {
-        let m = &self.metrics;
-        m.emitter.rows.store(total, Ordering::Relaxed);
-        m.emitter.unrouted.store(unrouted, Ordering::Relaxed);
-        m.emitter.rejects.store(rejects, Ordering::Relaxed);
-        for (c, &n) in m.stream_rows.iter().zip(rows) {
-            c.store(n, Ordering::Relaxed);
-        }
     }
 }

@@ -14,7 +14,7 @@ mod shard;
 
 pub use ring::{Disconnected, Doorbell, Idler, Sender, Wait};
 
-use crate::config::{OpKind, Plan, SourceKindPlan, StreamKind};
+use crate::config::{EmitterMode, OpKind, Plan, SourceKindPlan, StreamKind};
 use crate::continuous::Continuous;
 use crate::event::{Event, Nanos};
 use crate::metrics::hdrlog::IntervalLog;
@@ -213,7 +213,9 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     let (worker_wait, emitter_wait) = (p.wait.workers(), p.wait.emitter());
     let shard_bells: Vec<Option<Arc<Doorbell>>> =
         (0..n_shards).map(|_| (worker_wait == Wait::Park).then(Doorbell::new)).collect();
-    let emitter_bell = (emitter_wait == Wait::Park).then(Doorbell::new);
+    let inline = p.emitter == EmitterMode::Inline;
+    // Rejects go to the emitter, or to the one shard when it writes to the sinks itself.
+    let emitter_bell = if inline { shard_bells[0].clone() } else { (emitter_wait == Wait::Park).then(Doorbell::new) };
     let cap = p.ring_capacity;
     let mut shard_inputs: Vec<Vec<rtrb::Consumer<ShardMsg>>> = (0..n_shards).map(|_| Vec::new()).collect();
     let mut source_outs = Vec::with_capacity(n_sources);
@@ -241,12 +243,13 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     }
     let mut emit_rx = Vec::with_capacity(n_shards);
     let mut emit_tx = Vec::with_capacity(n_shards);
-    for _ in 0..n_shards {
-        let (tx, rx) = rtrb::RingBuffer::new(cap);
-        emit_tx.push(Sender::new(tx, emitter_bell.clone()));
-        emit_rx.push(rx);
+    if !inline {
+        for _ in 0..n_shards {
+            let (tx, rx) = rtrb::RingBuffer::new(cap);
+            emit_tx.push(Sender::new(tx, emitter_bell.clone()));
+            emit_rx.push(rx);
+        }
     }
-
     let mut hub = LatencyHub::new();
     let cores = &p.cores;
     let mut handles: Vec<(String, std::thread::JoinHandle<anyhow::Result<()>>)> = Vec::new();
@@ -260,28 +263,33 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         Ok((name, h))
     };
 
-    // Emitter.
-    let emitter = emitter::Emitter {
-        shards: emit_rx,
-        rejects: reject_rings,
+    let writer = emitter::Writer::new(
         sinks,
         routes,
-        stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
-        symbols: SymbolCache::new(symbols.clone()),
-        recorder: hub.recorder(),
-        metrics: metrics.clone(),
-    };
-    let core = cores.emitter;
-    handles.push(spawn(
-        "tl-emitter".into(),
-        Box::new(move || {
-            pin(core, "emitter");
-            emitter.run(Idler::new(emitter_wait, emitter_bell)).map_err(anyhow::Error::from)
-        }),
-    )?);
+        plan.streams.iter().map(|s| s.name.clone()).collect(),
+        SymbolCache::new(symbols.clone()),
+        metrics.clone(),
+    );
+    let rejects = emitter::RejectRings::new(reject_rings);
+    let mut targets: Vec<shard::Target> = Vec::with_capacity(n_shards);
+    if inline {
+        targets.push(shard::Target::Inline(Box::new(writer), rejects));
+    } else {
+        // Emitter.
+        let emitter = emitter::Emitter { shards: emit_rx, rejects, writer, recorder: hub.recorder() };
+        let core = cores.emitter;
+        handles.push(spawn(
+            "tl-emitter".into(),
+            Box::new(move || {
+                pin(core, "emitter");
+                emitter.run(Idler::new(emitter_wait, emitter_bell)).map_err(anyhow::Error::from)
+            }),
+        )?);
+        targets.extend(emit_tx.into_iter().map(shard::Target::Ring));
+    }
 
     // Shards.
-    for (id, (inputs, tx)) in shard_inputs.into_iter().zip(emit_tx).enumerate() {
+    for (id, (inputs, to)) in shard_inputs.into_iter().zip(targets).enumerate() {
         let ops = build_operators(plan);
         let recorder = hub.recorder();
         let m = metrics.clone();
@@ -291,8 +299,8 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
             format!("tl-shard-{id}"),
             Box::new(move || {
                 pin(core, "shard");
-                let w = ShardWorker::new(id, inputs, ops, tx, Idler::new(worker_wait, bell), recorder, m);
-                w.run().map_err(anyhow::Error::from)
+                let w = ShardWorker::new(id, inputs, ops, to, Idler::new(worker_wait, bell), recorder, m);
+                w.run().map_err(|e| anyhow::Error::from(e).context(format!("shard {id}")))
             }),
         )?);
     }
@@ -353,7 +361,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         // A failing sink or shard makes the threads upstream of it fail with "stopped": report the cause.
         let consequence = |e: &anyhow::Error| {
             e.chain().any(|c| {
-                c.is::<shard::EmitterGone>()
+                matches!(c.downcast_ref::<shard::ShardError>(), Some(shard::ShardError::EmitterGone))
                     || matches!(
                         c.downcast_ref::<crate::source::SourceError>(),
                         Some(crate::source::SourceError::Disconnected(_))

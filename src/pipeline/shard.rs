@@ -1,6 +1,7 @@
 //! A shard worker: owns the state of the keys hashed to it, drives its operators with events and
-//! watermarks, and pushes their results to the emitter.
+//! watermarks, and pushes their results to the emitter (or, with an inline emitter, writes them itself).
 
+use super::emitter::{RejectRings, SinkError, Writer};
 use super::ring::{Idler, Sender};
 use super::{EmitMsg, ShardMsg};
 use crate::event::Nanos;
@@ -26,14 +27,23 @@ impl OpSlot {
     }
 }
 
-/// The shard's side of the ring to the emitter, as operators see it.
+/// Where a shard's results go.
+pub enum Target {
+    /// The ring to the emitter thread.
+    Ring(Sender<EmitMsg>),
+    /// Straight to the sinks (`pipeline.emitter = "inline"`, one shard only), with the sources' rejects.
+    Inline(Box<Writer>, RejectRings),
+}
+
+/// The shard's output, as operators see it.
 struct Out {
-    tx: Sender<EmitMsg>,
+    to: Target,
+    recorder: LatencyRecorder,
     /// Ingest time of the event (or watermark) being processed; 0 if not timed.
     t0: u64,
     outputs: u64,
     late: u64,
-    broken: bool,
+    failed: Option<ShardError>,
 }
 
 impl Collector for Out {
@@ -44,10 +54,27 @@ impl Collector for Out {
             self.late += 1;
         }
         self.outputs += 1;
-        if self.tx.send(EmitMsg::Out { stream, rec, t0: self.t0, t1 }).is_err() {
-            self.broken = true;
+        let res = match &mut self.to {
+            Target::Ring(tx) => {
+                tx.send(EmitMsg::Out { stream, rec, t0: self.t0, t1 }).map_err(|_| ShardError::EmitterGone)
+            }
+            Target::Inline(w, _) => w.write(stream, &rec, self.t0, t1, &mut self.recorder).map_err(ShardError::Sink),
+        };
+        if let Err(e) = res {
+            self.failed.get_or_insert(e);
         }
     }
+}
+
+/// Why a shard stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The emitter stopped (its error is reported by its own thread).
+    #[error("the emitter stopped")]
+    EmitterGone,
+    /// A sink of the inline emitter failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
 }
 
 /// Messages taken from one input ring before looking at the next.
@@ -62,22 +89,16 @@ pub struct ShardWorker {
     ops: Vec<OpSlot>,
     out: Out,
     idler: Idler,
-    recorder: LatencyRecorder,
     metrics: Arc<Metrics>,
     arrival: u64,
 }
-
-/// The emitter stopped (its error is reported by its own thread).
-#[derive(Debug, thiserror::Error)]
-#[error("shard {0}: the emitter stopped")]
-pub struct EmitterGone(pub usize);
 
 impl ShardWorker {
     pub fn new(
         id: usize,
         inputs: Vec<rtrb::Consumer<ShardMsg>>,
         ops: Vec<OpSlot>,
-        tx: Sender<EmitMsg>,
+        to: Target,
         idler: Idler,
         recorder: LatencyRecorder,
         metrics: Arc<Metrics>,
@@ -89,16 +110,15 @@ impl ShardWorker {
             ended: vec![false; n],
             frontier: Frontier::new(n),
             ops,
-            out: Out { tx, t0: 0, outputs: 0, late: 0, broken: false },
+            out: Out { to, recorder, t0: 0, outputs: 0, late: 0, failed: None },
             idler,
-            recorder,
             metrics,
             arrival: 0,
         }
     }
 
-    /// Runs until every input has ended, then tells the emitter.
-    pub fn run(mut self) -> Result<(), EmitterGone> {
+    /// Runs until every input has ended, then tells the emitter (or flushes the sinks, when inline).
+    pub fn run(mut self) -> Result<(), ShardError> {
         let mut events = 0u64;
         loop {
             let mut got = false;
@@ -137,8 +157,8 @@ impl ShardWorker {
                             events += 1;
                             if t0 != 0 {
                                 let t_done = mono_now();
-                                self.recorder.record(Stage::IngestToShard, t_in.saturating_sub(t0));
-                                self.recorder.record(Stage::Shard, t_done - t_in);
+                                self.out.recorder.record(Stage::IngestToShard, t_in.saturating_sub(t0));
+                                self.out.recorder.record(Stage::Shard, t_done - t_in);
                             }
                         }
                         ShardMsg::Watermark { wm, idle } => {
@@ -151,26 +171,42 @@ impl ShardWorker {
                         }
                     }
                 }
-                if self.out.broken {
-                    return Err(EmitterGone(self.id));
+                if let Some(e) = self.out.failed.take() {
+                    return Err(e);
                 }
             }
-            self.recorder.tick();
+            let mut rejects_ended = true;
+            if let Target::Inline(w, rejects) = &mut self.out.to {
+                got |= rejects.drain(w)?;
+                rejects_ended = rejects.all_ended();
+            }
+            self.out.recorder.tick();
             if got {
                 self.publish(events);
                 self.idler.reset();
-            } else if self.ended.iter().all(|&e| e) {
+            } else if self.ended.iter().all(|&e| e) && rejects_ended {
                 break;
+            } else if let Target::Inline(w, _) = &mut self.out.to {
+                // Nothing waiting: hand buffered output to the OS, so results show up.
+                w.flush()?;
+                let (inputs, quiet) = (&self.inputs, &mut self.idler);
+                quiet.idle(|| inputs.iter().all(|c| c.is_empty()));
             } else {
                 let inputs = &self.inputs;
                 self.idler.idle(|| inputs.iter().all(|c| c.is_empty()));
             }
         }
         self.publish(events);
-        let Self { out, recorder, id, .. } = self;
-        let mut tx = out.tx;
+        let Out { to, recorder, .. } = self.out;
         recorder.finish();
-        tx.send(EmitMsg::End).map_err(|_| EmitterGone(id))
+        match to {
+            Target::Ring(mut tx) => tx.send(EmitMsg::End).map_err(|_| ShardError::EmitterGone),
+            Target::Inline(mut w, _) => {
+                w.flush()?;
+                w.publish();
+                Ok(())
+            }
+        }
     }
 
     /// Input `i` reports watermark `wm`: each operator reading it fires what its own frontier now allows.
@@ -194,6 +230,9 @@ impl ShardWorker {
         m.outputs.store(self.out.outputs, Ordering::Relaxed);
         m.late.store(self.out.late, Ordering::Relaxed);
         m.open_windows.store(self.ops.iter().map(|s| s.op.open_state() as u64).sum(), Ordering::Relaxed);
-        self.out.tx.publish(&m.backpressure);
+        match &self.out.to {
+            Target::Ring(tx) => tx.publish(&m.backpressure),
+            Target::Inline(w, _) => w.publish(),
+        }
     }
 }
