@@ -36,39 +36,7 @@ enum Cmd {
         config: PathBuf,
     },
     /// Write a synthetic trade file (CSV: ts,symbol,price,qty,side).
-    Gen {
-        /// Output file ("-" for stdout).
-        #[arg(long, short, default_value = "trades.csv")]
-        out: PathBuf,
-        /// Number of trades.
-        #[arg(long, short = 'n', default_value_t = 1_000_000)]
-        events: u64,
-        #[arg(long, default_value_t = 1000)]
-        instruments: u32,
-        /// Event-time span of the whole file (default: 2,000 trades per second of event time).
-        #[arg(long)]
-        span: Option<String>,
-        /// First timestamp, in --unit since the epoch.
-        #[arg(long, default_value_t = 1_700_000_000_000)]
-        start: i64,
-        /// How far behind the newest trade a disordered trade may be.
-        #[arg(long, default_value = "2s")]
-        disorder: String,
-        /// Fraction of trades displaced by up to --disorder.
-        #[arg(long, default_value_t = 0.2)]
-        disorder_fraction: f64,
-        /// Fraction of very late trades (5–120 s behind).
-        #[arg(long, default_value_t = 0.001)]
-        late_fraction: f64,
-        /// Zipf exponent of instrument popularity (0 = uniform).
-        #[arg(long, default_value_t = 1.0)]
-        zipf: f64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Timestamp unit: s, ms, us, ns.
-        #[arg(long, default_value = "ms")]
-        unit: String,
-    },
+    Gen(GenArgs),
     /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log.
     Stats {
         /// The log (metrics.histogram_log).
@@ -85,31 +53,7 @@ fn main() {
     let res = match cli.cmd.unwrap_or(Cmd::Run { config: None }) {
         Cmd::Run { config } => run(config),
         Cmd::Check { config } => check(&config),
-        Cmd::Gen {
-            out,
-            events,
-            instruments,
-            span,
-            start,
-            disorder,
-            disorder_fraction,
-            late_fraction,
-            zipf,
-            seed,
-            unit,
-        } => gen(GenArgs {
-            out,
-            events,
-            instruments,
-            span,
-            start,
-            disorder,
-            disorder_fraction,
-            late_fraction,
-            zipf,
-            seed,
-            unit,
-        }),
+        Cmd::Gen(args) => gen(args),
         Cmd::Stats { file } => stats(&file),
     };
     if let Err(e) = res {
@@ -206,17 +150,38 @@ fn run(path: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+#[derive(clap::Args)]
 struct GenArgs {
+    /// Output file ("-" for stdout).
+    #[arg(long, short, default_value = "trades.csv")]
     out: PathBuf,
+    /// Number of trades.
+    #[arg(long, short = 'n', default_value_t = 1_000_000)]
     events: u64,
+    #[arg(long, default_value_t = 1000)]
     instruments: u32,
+    /// Event-time span of the whole file (default: 2,000 trades per second of event time).
+    #[arg(long)]
     span: Option<String>,
+    /// First timestamp, in --unit since the epoch.
+    #[arg(long, default_value_t = 1_700_000_000_000)]
     start: i64,
+    /// How far behind the newest trade a disordered trade may be.
+    #[arg(long, default_value = "2s")]
     disorder: String,
+    /// Fraction of trades displaced by up to --disorder.
+    #[arg(long, default_value_t = 0.2)]
     disorder_fraction: f64,
+    /// Fraction of very late trades (5–120 s behind).
+    #[arg(long, default_value_t = 0.001)]
     late_fraction: f64,
+    /// Zipf exponent of instrument popularity (0 = uniform).
+    #[arg(long, default_value_t = 1.0)]
     zipf: f64,
+    #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Timestamp unit: s, ms, us, ns.
+    #[arg(long, default_value = "ms")]
     unit: String,
 }
 

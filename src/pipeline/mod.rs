@@ -22,7 +22,7 @@ use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, Shard
 use crate::operator::Operator;
 use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
-use crate::source::{CsvSource, JsonlSource, Poll, Source, SourceOut, SyntheticSource};
+use crate::source::{Csv, FileSource, Json, Poll, Source, SourceOut, SyntheticSource};
 use crate::symbols::{Interner, SymbolCache, Symbols};
 use crate::time::watermark::PartitionWatermarks;
 use crate::window::{AlignedWindows, SessionWindows, WindowKind};
@@ -114,10 +114,10 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
     let mut interner = Interner::new(symbols.clone(), plan.pipeline.max_instruments);
     Ok(match &s.kind {
         SourceKindPlan::Csv { path, header, speed } => {
-            Box::new(CsvSource::open(&s.name, path, *header, s.unit, interner, *speed)?)
+            Box::new(FileSource::open(&s.name, path, Csv, *header, s.unit, interner, *speed)?)
         }
         SourceKindPlan::Jsonl { path, fields, speed } => {
-            Box::new(JsonlSource::open(&s.name, path, fields, s.unit, interner, *speed)?)
+            Box::new(FileSource::open(&s.name, path, Json::new(fields), false, s.unit, interner, *speed)?)
         }
         SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
     })

@@ -1,15 +1,10 @@
 //! CSV trade files: `ts,symbol,price,qty[,side]`, one trade per line, an optional header line.
 
 use super::parse::{parse_i64, parse_price};
-use super::{LineReader, Pacer, Poll, Source, SourceError, SourceOut};
-use crate::event::{Event, Side, Trade};
-use crate::record::{RejectReason, RejectRow};
+use crate::event::{Side, Trade};
+use crate::record::RejectReason;
 use crate::symbols::Interner;
 use crate::time::TimeUnit;
-use std::path::Path;
-
-/// Lines handed over per poll.
-const BATCH: usize = 1024;
 
 /// Decodes one CSV line into a trade (`seq` and the interned id filled in).
 #[inline]
@@ -38,84 +33,13 @@ pub fn parse_line(line: &[u8], unit: TimeUnit, seq: u64, interner: &mut Interner
     Ok(Trade { ts, price, qty, seq, instrument, side })
 }
 
-/// A CSV file replayed as one partition.
-pub struct CsvSource {
-    name: String,
-    reader: LineReader,
-    skip_header: bool,
-    unit: TimeUnit,
-    interner: Interner,
-    pacer: Option<Pacer>,
-    seq: u64,
-}
+/// The CSV line format, for [`super::FileSource`].
+pub struct Csv;
 
-impl CsvSource {
-    pub fn open(
-        name: &str,
-        path: &Path,
-        header: bool,
-        unit: TimeUnit,
-        interner: Interner,
-        speed: Option<f64>,
-    ) -> Result<Self, SourceError> {
-        let reader =
-            LineReader::open(path).map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
-        Ok(Self {
-            name: name.to_string(),
-            reader,
-            skip_header: header,
-            unit,
-            interner,
-            pacer: speed.map(Pacer::new),
-            seq: 0,
-        })
-    }
-}
-
-impl Source for CsvSource {
-    fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
-        if let Some(p) = &mut self.pacer {
-            if !p.release(out)? {
-                return Ok(Poll::Idle);
-            }
-        }
-        for _ in 0..BATCH {
-            let (line_no, line) = match self.reader.next_line() {
-                Ok(Some(l)) => l,
-                Ok(None) => return Ok(Poll::Done),
-                Err(e) => {
-                    return Err(SourceError::io(
-                        &self.name,
-                        format!("read error after line {}", self.reader.line_number()),
-                        e,
-                    ))
-                }
-            };
-            if self.skip_header {
-                self.skip_header = false;
-                continue;
-            }
-            if line.is_empty() {
-                continue;
-            }
-            let seq = self.seq;
-            self.seq += 1;
-            match parse_line(line, self.unit, seq, &mut self.interner) {
-                Ok(t) => match &mut self.pacer {
-                    Some(p) => {
-                        if !p.offer(t, out)? {
-                            return Ok(Poll::Idle);
-                        }
-                    }
-                    None => out.emit(0, Event::Trade(t), 0)?,
-                },
-                Err(reason) => {
-                    let row = RejectRow::new(line_no, reason, line);
-                    out.reject(row)?;
-                }
-            }
-        }
-        Ok(Poll::More)
+impl super::LineFormat for Csv {
+    #[inline]
+    fn decode(&self, line: &[u8], unit: TimeUnit, seq: u64, interner: &mut Interner) -> Result<Trade, RejectReason> {
+        parse_line(line, unit, seq, interner)
     }
 }
 

@@ -2,18 +2,14 @@
 //! text (never through `f64`) so prices stay exact; numbers may also be given as strings.
 
 use super::parse::{parse_i64, parse_price};
-use super::{LineReader, Pacer, Poll, Source, SourceError, SourceOut};
 use crate::config::FieldNames;
-use crate::event::{Event, Side, Trade};
-use crate::record::{RejectReason, RejectRow};
+use crate::event::{Side, Trade};
+use crate::record::RejectReason;
 use crate::symbols::Interner;
 use crate::time::TimeUnit;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
-use std::path::Path;
-
-const BATCH: usize = 1024;
 
 /// Which configured field a key is (0 ts, 1 symbol, 2 price, 3 qty, 4 side).
 struct KeySeed<'a>(&'a [&'a str; 5]);
@@ -121,72 +117,30 @@ pub fn parse_object(
     Ok(Trade { ts, price, qty, seq, instrument, side })
 }
 
-/// A JSON-lines file replayed as one partition.
-pub struct JsonlSource {
-    name: String,
-    reader: LineReader,
+/// The JSON-lines format with its field names, for [`super::FileSource`].
+pub struct Json {
     names: [String; 5],
-    unit: TimeUnit,
-    interner: Interner,
-    pacer: Option<Pacer>,
-    seq: u64,
 }
 
-impl JsonlSource {
-    pub fn open(
-        name: &str,
-        path: &Path,
-        fields: &FieldNames,
-        unit: TimeUnit,
-        interner: Interner,
-        speed: Option<f64>,
-    ) -> Result<Self, SourceError> {
-        let reader =
-            LineReader::open(path).map_err(|e| SourceError::io(name, format!("cannot open {}", path.display()), e))?;
-        let names =
-            [fields.ts.clone(), fields.symbol.clone(), fields.price.clone(), fields.qty.clone(), fields.side.clone()];
-        Ok(Self { name: name.to_string(), reader, names, unit, interner, pacer: speed.map(Pacer::new), seq: 0 })
+impl Json {
+    pub fn new(fields: &FieldNames) -> Self {
+        Self {
+            names: [
+                fields.ts.clone(),
+                fields.symbol.clone(),
+                fields.price.clone(),
+                fields.qty.clone(),
+                fields.side.clone(),
+            ],
+        }
     }
 }
 
-impl Source for JsonlSource {
-    fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
-        if let Some(p) = &mut self.pacer {
-            if !p.release(out)? {
-                return Ok(Poll::Idle);
-            }
-        }
+impl super::LineFormat for Json {
+    #[inline]
+    fn decode(&self, line: &[u8], unit: TimeUnit, seq: u64, interner: &mut Interner) -> Result<Trade, RejectReason> {
         let names: [&str; 5] = std::array::from_fn(|i| self.names[i].as_str());
-        for _ in 0..BATCH {
-            let (line_no, line) = match self.reader.next_line() {
-                Ok(Some(l)) => l,
-                Ok(None) => return Ok(Poll::Done),
-                Err(e) => {
-                    return Err(SourceError::io(
-                        &self.name,
-                        format!("read error after line {}", self.reader.line_number()),
-                        e,
-                    ))
-                }
-            };
-            if line.iter().all(|c| c.is_ascii_whitespace()) {
-                continue;
-            }
-            let seq = self.seq;
-            self.seq += 1;
-            match parse_object(line, &names, self.unit, seq, &mut self.interner) {
-                Ok(t) => match &mut self.pacer {
-                    Some(p) => {
-                        if !p.offer(t, out)? {
-                            return Ok(Poll::Idle);
-                        }
-                    }
-                    None => out.emit(0, Event::Trade(t), 0)?,
-                },
-                Err(reason) => out.reject(RejectRow::new(line_no, reason, line))?,
-            }
-        }
-        Ok(Poll::More)
+        parse_object(line, &names, unit, seq, interner)
     }
 }
 

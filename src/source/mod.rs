@@ -6,13 +6,15 @@
 //! malformed records to the rejects stream.
 
 mod csv;
+mod file;
 mod jsonl;
 mod lines;
 pub mod parse;
 mod synthetic;
 
-pub use self::csv::{parse_line as parse_csv_line, CsvSource};
-pub use jsonl::{parse_object as parse_json_object, JsonlSource};
+pub use self::csv::{parse_line as parse_csv_line, Csv};
+pub use file::{FileSource, LineFormat};
+pub use jsonl::{parse_object as parse_json_object, Json};
 pub use lines::LineReader;
 pub use synthetic::SyntheticSource;
 

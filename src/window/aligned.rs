@@ -143,11 +143,7 @@ impl AlignedWindows {
             let max_ts = max_timestamp(end);
             if created {
                 self.open += 1;
-                if max_ts > wm {
-                    self.fire.add(max_ts, key as KeyId);
-                } else if let Some(at) = cleanup_time(end, self.lateness) {
-                    self.cleanup.add(at, key as KeyId);
-                }
+                set_timer(&mut self.fire, &mut self.cleanup, self.lateness, key as KeyId, end, wm);
             }
             if max_ts <= wm {
                 let fire = ks.panes[pi].fires;
@@ -181,12 +177,7 @@ impl AlignedWindows {
             } else {
                 ks.windows.insert(wi, Win { start: s, fires: 0 });
                 self.open += 1;
-                if max_ts > wm {
-                    self.fire.add(max_ts, key as KeyId);
-                } else if let Some(at) = cleanup_time(end, self.lateness) {
-                    // Created after its end but within the allowed lateness: fires now (below), dropped later.
-                    self.cleanup.add(at, key as KeyId);
-                }
+                set_timer(&mut self.fire, &mut self.cleanup, self.lateness, key as KeyId, end, wm);
             }
             if max_ts <= wm {
                 // EventTimeTrigger.onElement: the watermark is past the window, fire at once.
@@ -242,6 +233,18 @@ impl AlignedWindows {
                 None => {}
             }
         }
+    }
+}
+
+/// A window of `key` ending at `end` has received its first element: its firing is due at `end − 1`; one
+/// created after that but within the allowed lateness fires at once (the caller does it) and only its
+/// cleanup is due later.
+fn set_timer(fire: &mut BucketTimers, cleanup: &mut BucketTimers, lateness: Nanos, key: KeyId, end: Nanos, wm: Nanos) {
+    let max_ts = max_timestamp(end);
+    if max_ts > wm {
+        fire.add(max_ts, key);
+    } else if let Some(at) = cleanup_time(end, lateness) {
+        cleanup.add(at, key);
     }
 }
 
