@@ -59,10 +59,6 @@ impl Twap {
     pub fn points(&self) -> &[(Nanos, Price)] {
         &self.points
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
-    }
 }
 
 /// Folds points given in event-time order (possibly from several panes) into a TWAP.

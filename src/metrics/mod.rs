@@ -164,12 +164,6 @@ impl LatencyHub {
     }
 }
 
-/// Adds `n` to a counter that only the calling thread writes (no locked read-modify-write).
-#[inline]
-pub fn bump(c: &AtomicU64, n: u64) {
-    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-}
-
 /// Backpressure seen by a ring producer.
 #[derive(Debug, Default)]
 pub struct Backpressure {

@@ -129,11 +129,6 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Messages waiting in the ring.
-    pub fn queued(&self) -> usize {
-        self.prod.buffer().capacity() - self.prod.slots()
-    }
-
     /// Publishes the backpressure counters.
     pub fn publish(&self, to: &Backpressure) {
         to.full_waits.store(self.full_waits, Ordering::Relaxed);
@@ -193,10 +188,6 @@ impl Idler {
                 }
             }
         }
-    }
-
-    pub fn bell(&self) -> Option<&Arc<Doorbell>> {
-        self.bell.as_ref()
     }
 }
 

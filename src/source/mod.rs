@@ -224,15 +224,6 @@ impl SourceOut {
         self.metrics.sources[self.idx].done.store(true, Ordering::Relaxed);
         Ok(())
     }
-
-    /// The combined watermark now.
-    pub fn watermark(&self) -> Nanos {
-        self.wms.current()
-    }
-
-    pub fn events(&self) -> u64 {
-        self.events
-    }
 }
 
 /// Waits for `due` (monotonic ns) if it is at most 2 ms away and returns true; otherwise sleeps about 1 ms and

@@ -13,7 +13,6 @@ use crate::time::{mono_now, mono_to_wall_offset, TimeUnit};
 const BATCH: u64 = 1024;
 
 pub struct SyntheticSource {
-    name: String,
     plan: SynthPlan,
     gen: TradeGen,
     ids: Vec<KeyId>,
@@ -44,11 +43,7 @@ impl SyntheticSource {
             })?;
             ids.push(id);
         }
-        Ok(Self { name: name.to_string(), plan: plan.clone(), gen, ids, i: 0, paced: None })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
+        Ok(Self { plan: plan.clone(), gen, ids, i: 0, paced: None })
     }
 }
 

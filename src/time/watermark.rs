@@ -46,16 +46,6 @@ impl BoundedOutOfOrderness {
             self.max_ts.saturating_sub(self.bound).saturating_sub(1)
         }
     }
-
-    /// The largest timestamp seen.
-    pub fn max_ts(&self) -> Nanos {
-        self.max_ts
-    }
-
-    /// Restores the largest timestamp seen (from a checkpoint).
-    pub fn set_max_ts(&mut self, ts: Nanos) {
-        self.max_ts = ts;
-    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -169,13 +159,6 @@ impl PartitionWatermarks {
             return self.recombine() || (self.all_idle && !was_idle);
         }
         false
-    }
-
-    /// Restores a partition's largest timestamp (checkpoint restore) and recombines.
-    pub fn restore(&mut self, p: usize, max_ts: Nanos, combined: Nanos) {
-        self.parts[p].gen.set_max_ts(max_ts);
-        self.combined = combined;
-        self.recombine();
     }
 
     fn recombine(&mut self) -> bool {
