@@ -38,7 +38,7 @@ fn pin(core: usize) {
 }
 
 fn message(evs: &[Event], i: u64) -> ShardMsg {
-    ShardMsg::Event { ev: evs[i as usize & (evs.len() - 1)], wm: i as i64, t0: 0 }
+    ShardMsg::Event { ev: evs[i as usize & (evs.len() - 1)], part: 0, wm: i as i64, t0: 0 }
 }
 
 /// Bare rtrb, both sides spinning.

@@ -3,7 +3,7 @@
 //! benchmark measures.
 
 use crate::agg::Running;
-use crate::event::{Event, Nanos, Trade};
+use crate::event::{Event, KeyId, Nanos, Trade, WATERMARK_MAX, WATERMARK_MIN};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, TickRow};
 
@@ -83,6 +83,22 @@ impl Operator for Continuous {
 
     fn open_state(&self) -> usize {
         self.keys.len()
+    }
+
+    fn retained_from(&self) -> Nanos {
+        // The running sums hold every trade since the start of the current session (of the whole run without
+        // a session reset): a restart must read them again.
+        let live = self.keys.iter().filter(|r| r.count > 0);
+        match self.reset {
+            Some(reset) => live.map(|r| reset.offset + r.session * reset.every).min().unwrap_or(WATERMARK_MAX),
+            None => live.map(|_| WATERMARK_MIN).min().unwrap_or(WATERMARK_MAX),
+        }
+    }
+
+    fn forget(&mut self, key: KeyId) {
+        if let Some(r) = self.keys.get_mut(key as usize) {
+            *r = Running::default();
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! configuration ([`config`]).
 
 pub mod agg;
+pub mod binary;
 pub mod config;
 pub mod continuous;
 pub mod event;

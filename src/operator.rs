@@ -1,6 +1,6 @@
 //! The operator interface a shard drives: events in key order per key, watermarks in between.
 
-use crate::event::{Event, Nanos};
+use crate::event::{Event, KeyId, Nanos};
 use crate::record::Collector;
 
 /// A keyed, event-time operator living on one shard (windows, continuous aggregates; later books,
@@ -19,6 +19,18 @@ pub trait Operator: Send {
 
     /// Number of open windows (or keys with state), for metrics.
     fn open_state(&self) -> usize;
+
+    /// The earliest event time any element held in live state can have (`WATERMARK_MAX` when none is held):
+    /// an input message whose event time is below this, and below the event times of everything after it in
+    /// its partition, has had all its results emitted. Sources commit offsets by it (at-least-once). An
+    /// operator that keeps no state keeps the default.
+    fn retained_from(&self) -> Nanos {
+        crate::event::WATERMARK_MAX
+    }
+
+    /// Drops all state of `key` (its input partition moved to another instance, which recomputes it from
+    /// the committed offsets); nothing is emitted for it.
+    fn forget(&mut self, _key: KeyId) {}
 
     /// `ev` is next: start loading its key's entry in the operator's state into cache (the shard calls this
     /// while it processes the event before). Per-key state is scattered over the heap and waiting for it is

@@ -105,6 +105,8 @@ pub enum RejectReason {
     BadJson,
     TooManyFields,
     TooManyInstruments,
+    /// A binary record (src/binary.rs) that is not a well-formed ticklane trade; the text says why.
+    BadBinary(&'static str),
 }
 
 impl RejectReason {
@@ -128,6 +130,10 @@ impl RejectReason {
             }
             RejectReason::TooManyInstruments => {
                 out.extend_from_slice(b"more distinct instruments than pipeline.max_instruments")
+            }
+            RejectReason::BadBinary(why) => {
+                out.extend_from_slice(b"not a ticklane binary record: ");
+                out.extend_from_slice(why.as_bytes());
             }
         }
     }

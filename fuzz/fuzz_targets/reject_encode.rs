@@ -19,7 +19,7 @@ use ticklane::sink::{Column, Encoder};
 use ticklane::time::TimeUnit;
 use ticklane_fuzz::parse_csv_record;
 
-const REASONS: [RejectReason; 15] = [
+const REASONS: [RejectReason; 17] = [
     RejectReason::MissingField("ts"),
     RejectReason::MissingField("symbol"),
     RejectReason::MissingField("price"),
@@ -35,6 +35,8 @@ const REASONS: [RejectReason; 15] = [
     RejectReason::BadJson,
     RejectReason::TooManyFields,
     RejectReason::TooManyInstruments,
+    RejectReason::BadBinary(ticklane::binary::why::KIND),
+    RejectReason::BadBinary("symbol_len is over 32"),
 ];
 
 /// Fails to compile when a reason is added, as a reminder to add it to `REASONS`.
@@ -52,7 +54,8 @@ fn every_reason_is_listed(r: RejectReason) {
         | RejectReason::BadUtf8
         | RejectReason::BadJson
         | RejectReason::TooManyFields
-        | RejectReason::TooManyInstruments => {}
+        | RejectReason::TooManyInstruments
+        | RejectReason::BadBinary(_) => {}
     }
 }
 

@@ -7,7 +7,7 @@
 //! result — what a latency-critical pipeline on few cores wants — at the price of sink I/O on the shard.
 
 use super::ring::Idler;
-use super::{EmitMsg, RejectMsg};
+use super::{Ack, EmitMsg, RejectMsg};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
@@ -35,6 +35,8 @@ pub struct Writer {
     stream_names: Vec<String>,
     symbols: SymbolCache,
     metrics: Arc<Metrics>,
+    /// Per source: where commit acknowledgements go.
+    acks: Vec<rtrb::Producer<Ack>>,
     rows: Vec<u64>,
     total: u64,
     unrouted: u64,
@@ -50,6 +52,7 @@ impl Writer {
         stream_names: Vec<String>,
         symbols: SymbolCache,
         metrics: Arc<Metrics>,
+        acks: Vec<rtrb::Producer<Ack>>,
     ) -> Self {
         let n = routes.len();
         Self {
@@ -58,6 +61,7 @@ impl Writer {
             stream_names,
             symbols,
             metrics,
+            acks,
             rows: vec![0; n],
             total: 0,
             unrouted: 0,
@@ -132,6 +136,21 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes everything written so far durable in every sink (a Kafka sink waits for the broker to confirm
+    /// delivery), then tells source `source` that commit marker `ack.id` is through. An acknowledgement the
+    /// source has no room for is dropped: the next one covers it, and waiting could deadlock (the source may
+    /// itself be waiting for room in a shard's ring).
+    pub fn commit_point(&mut self, source: usize, ack: Ack) -> Result<(), SinkError> {
+        for s in &mut self.sinks {
+            s.sync().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
+        }
+        self.dirty = false;
+        if let Some(tx) = self.acks.get_mut(source) {
+            let _ = tx.push(ack);
+        }
+        Ok(())
+    }
+
     /// Publishes the counters.
     pub fn publish(&self) {
         let m = &self.metrics;
@@ -196,11 +215,17 @@ pub struct Emitter {
     pub recorder: LatencyRecorder,
 }
 
+/// Commit markers of one source on their way through the shards: (id, shards passed, earliest retained).
+#[derive(Default)]
+struct Markers(std::collections::VecDeque<(u64, usize, crate::event::Nanos)>);
+
 impl Emitter {
     /// Runs until every shard and source has ended. `idler` must be made on this thread (it registers the
     /// thread with the doorbell producers ring).
     pub fn run(mut self, mut idler: Idler) -> Result<(), SinkError> {
-        let mut shard_ended = vec![false; self.shards.len()];
+        let n_shards = self.shards.len();
+        let mut shard_ended = vec![false; n_shards];
+        let mut markers: Vec<Markers> = (0..self.writer.acks.len()).map(|_| Markers::default()).collect();
         loop {
             let mut got = false;
             for (i, c) in self.shards.iter_mut().enumerate() {
@@ -218,6 +243,24 @@ impl Emitter {
                     match msg {
                         EmitMsg::Out { stream, rec, t0, t1 } => {
                             self.writer.write(stream, &rec, t0, t1, &mut self.recorder)?
+                        }
+                        EmitMsg::Marker { source, id, retain } => {
+                            // Every shard sees a source's markers in the same order: they complete in order.
+                            let m = &mut markers[source as usize];
+                            match m.0.iter_mut().find(|e| e.0 == id) {
+                                Some(e) => {
+                                    e.1 += 1;
+                                    e.2 = e.2.min(retain);
+                                }
+                                None => m.0.push_back((id, 1, retain)),
+                            }
+                            while let Some(&(id, n, retain)) = m.0.front() {
+                                if n < n_shards {
+                                    break;
+                                }
+                                m.0.pop_front();
+                                self.writer.commit_point(source as usize, Ack { id, retain })?;
+                            }
                         }
                         EmitMsg::End => {
                             shard_ended[i] = true;

@@ -36,11 +36,16 @@ use std::time::{Duration, Instant, SystemTime};
 /// Source → shard.
 #[derive(Debug, Clone, Copy)]
 pub enum ShardMsg {
-    /// An event, with the watermark of its source before it (what it is judged against) and its ingest
-    /// time (monotonic ns; 0 = not timed).
-    Event { ev: Event, wm: Nanos, t0: u64 },
+    /// An event of source partition `part`, with the watermark of its source before it (what it is judged
+    /// against) and its ingest time (monotonic ns; 0 = not timed).
+    Event { ev: Event, part: u16, wm: Nanos, t0: u64 },
     /// Watermark progress (or idleness) of the source.
     Watermark { wm: Nanos, idle: bool },
+    /// Commit marker `id`: everything before it has been handed over. The shard passes it on with the
+    /// earliest event time its operators still hold; the emitter makes the sinks durable and acknowledges.
+    Marker { id: u64 },
+    /// Source partition `part` moved to another instance: drop the state of the keys it fed.
+    Forget { part: u16 },
     /// The source has ended.
     End,
 }
@@ -55,7 +60,22 @@ pub enum EmitMsg {
         t0: u64,
         t1: u64,
     },
+    /// Commit marker `id` of source `source` has passed this shard, whose operators hold nothing older than
+    /// event time `retain`.
+    Marker {
+        source: u16,
+        id: u64,
+        retain: Nanos,
+    },
     End,
+}
+
+/// Emitter → source: commit marker `id` has passed every shard and the sinks hold every result before it
+/// durably; nothing older than event time `retain` is held in any operator reading the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub id: u64,
+    pub retain: Nanos,
 }
 
 /// Source → emitter: malformed input records. The record is carried inline (a ring slot is preallocated;
@@ -220,6 +240,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     let mut shard_inputs: Vec<Vec<rtrb::Consumer<ShardMsg>>> = (0..n_shards).map(|_| Vec::new()).collect();
     let mut source_outs = Vec::with_capacity(n_sources);
     let mut reject_rings = Vec::with_capacity(n_sources);
+    let mut ack_rings = Vec::with_capacity(n_sources);
     for (i, src) in sources.iter().enumerate() {
         let mut txs = Vec::with_capacity(n_shards);
         for (s, inputs) in shard_inputs.iter_mut().enumerate() {
@@ -229,6 +250,8 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         }
         let (rtx, rrx) = rtrb::RingBuffer::new(1024);
         reject_rings.push((rrx, plan.sources[i].reject_stream));
+        let (atx, arx) = rtrb::RingBuffer::new(64);
+        ack_rings.push(atx);
         let sp = &plan.sources[i];
         let wms = PartitionWatermarks::new(src.partitions(), sp.bound, sp.idle_timeout);
         source_outs.push(SourceOut::new(
@@ -236,6 +259,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
             sp.name.clone(),
             txs,
             Sender::new(rtx, emitter_bell.clone()),
+            arx,
             wms,
             plan.metrics.latency_sample,
             metrics.clone(),
@@ -269,6 +293,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         plan.streams.iter().map(|s| s.name.clone()).collect(),
         SymbolCache::new(symbols.clone()),
         metrics.clone(),
+        ack_rings,
     );
     let rejects = emitter::RejectRings::new(reject_rings);
     let mut targets: Vec<shard::Target> = Vec::with_capacity(n_shards);

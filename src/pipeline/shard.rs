@@ -3,8 +3,8 @@
 
 use super::emitter::{RejectRings, SinkError, Writer};
 use super::ring::{Idler, Sender};
-use super::{EmitMsg, ShardMsg};
-use crate::event::Nanos;
+use super::{Ack, EmitMsg, ShardMsg};
+use crate::event::{KeyBy, KeyId, Nanos, WATERMARK_MAX};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::operator::Operator;
 use crate::record::{Collector, Record, StreamId};
@@ -46,6 +46,22 @@ struct Out {
     failed: Option<ShardError>,
 }
 
+impl Out {
+    /// Commit marker `id` of input `i` has passed: pass it on (or, writing the sinks here, make them durable
+    /// and acknowledge it to the source).
+    fn marker(&mut self, i: usize, id: u64, retain: Nanos) {
+        let res = match &mut self.to {
+            Target::Ring(tx) => {
+                tx.send(EmitMsg::Marker { source: i as u16, id, retain }).map_err(|_| ShardError::EmitterGone)
+            }
+            Target::Inline(w, _) => w.commit_point(i, Ack { id, retain }).map_err(ShardError::Sink),
+        };
+        if let Err(e) = res {
+            self.failed.get_or_insert(e);
+        }
+    }
+}
+
 impl Collector for Out {
     #[inline]
     fn emit(&mut self, stream: StreamId, rec: Record) {
@@ -77,6 +93,40 @@ pub enum ShardError {
     Sink(#[from] SinkError),
 }
 
+/// Which source partition each key last came from, per input: what to forget when a partition leaves.
+#[derive(Default)]
+struct Owners {
+    /// Per input, per key: partition + 1 (0: none).
+    by_input: Vec<Vec<u16>>,
+}
+
+impl Owners {
+    #[inline]
+    fn note(&mut self, input: usize, key: KeyId, part: u16) {
+        if self.by_input.len() <= input {
+            self.by_input.resize_with(input + 1, Vec::new);
+        }
+        let v = &mut self.by_input[input];
+        if v.len() <= key as usize {
+            v.resize(key as usize + 1, 0);
+        }
+        v[key as usize] = part + 1;
+    }
+
+    /// The keys that came from `part` of `input`, which are forgotten.
+    fn take(&mut self, input: usize, part: u16) -> Vec<KeyId> {
+        let Some(v) = self.by_input.get_mut(input) else { return Vec::new() };
+        let mut keys = Vec::new();
+        for (k, o) in v.iter_mut().enumerate() {
+            if *o == part + 1 {
+                *o = 0;
+                keys.push(k as KeyId);
+            }
+        }
+        keys
+    }
+}
+
 /// Messages taken from one input ring before looking at the next.
 const BATCH: usize = 256;
 
@@ -91,6 +141,7 @@ pub struct ShardWorker {
     idler: Idler,
     metrics: Arc<Metrics>,
     arrival: u64,
+    owners: Owners,
 }
 
 impl ShardWorker {
@@ -114,6 +165,7 @@ impl ShardWorker {
             idler,
             metrics,
             arrival: 0,
+            owners: Owners::default(),
         }
     }
 
@@ -143,10 +195,11 @@ impl ShardWorker {
                         }
                     }
                     match msg {
-                        ShardMsg::Event { ev, wm, t0 } => {
+                        ShardMsg::Event { ev, part, wm, t0 } => {
                             let t_in = if t0 != 0 { mono_now() } else { 0 };
                             self.out.t0 = t0;
                             self.watermark(i, wm, false);
+                            self.owners.note(i, ev.key(KeyBy::Instrument), part);
                             let arrival = self.arrival;
                             self.arrival += 1;
                             for slot in &mut self.ops {
@@ -164,6 +217,19 @@ impl ShardWorker {
                         ShardMsg::Watermark { wm, idle } => {
                             self.out.t0 = 0;
                             self.watermark(i, wm, idle);
+                        }
+                        ShardMsg::Marker { id } => {
+                            let retain = self.retained_from(i);
+                            self.out.marker(i, id, retain);
+                        }
+                        ShardMsg::Forget { part } => {
+                            for key in self.owners.take(i, part) {
+                                for slot in &mut self.ops {
+                                    if slot.inputs & (1 << i) != 0 {
+                                        slot.op.forget(key);
+                                    }
+                                }
+                            }
                         }
                         ShardMsg::End => {
                             self.ended[i] = true;
@@ -207,6 +273,16 @@ impl ShardWorker {
                 Ok(())
             }
         }
+    }
+
+    /// The earliest event time held by the operators reading input `i`.
+    fn retained_from(&self, i: usize) -> Nanos {
+        self.ops
+            .iter()
+            .filter(|s| s.inputs & (1 << i) != 0)
+            .map(|s| s.op.retained_from())
+            .min()
+            .unwrap_or(WATERMARK_MAX)
     }
 
     /// Input `i` reports watermark `wm`: each operator reading it fires what its own frontier now allows.

@@ -15,8 +15,13 @@ use std::path::PathBuf;
 pub trait Sink: Send {
     fn write(&mut self, rec: &Record, syms: &mut SymbolCache) -> io::Result<()>;
     fn write_reject(&mut self, rej: &RejectRow) -> io::Result<()>;
-    /// Hands everything buffered to the OS.
+    /// Hands everything buffered to the OS (or to the client library).
     fn flush(&mut self) -> io::Result<()>;
+    /// Makes everything written so far durable as far as this sink can tell (a Kafka sink waits for the
+    /// broker's acknowledgements); sources commit their input offsets after it.
+    fn sync(&mut self) -> io::Result<()> {
+        self.flush()
+    }
     /// For error messages: `csv file out/bars.csv`.
     fn describe(&self) -> String;
 }

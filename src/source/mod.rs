@@ -20,7 +20,7 @@ pub use synthetic::SyntheticSource;
 
 use crate::event::{Event, KeyBy, Nanos, Trade, WATERMARK_MAX};
 use crate::metrics::Metrics;
-use crate::pipeline::{RejectMsg, Sender, ShardMsg};
+use crate::pipeline::{Ack, RejectMsg, Sender, ShardMsg};
 use crate::record::RejectRow;
 use crate::time::watermark::PartitionWatermarks;
 use std::sync::atomic::Ordering;
@@ -82,6 +82,9 @@ pub struct SourceOut {
     events: u64,
     rejected: u64,
     metrics: Arc<Metrics>,
+    /// Acknowledgements of this source's commit markers.
+    acks: rtrb::Consumer<Ack>,
+    next_marker: u64,
 }
 
 impl SourceOut {
@@ -91,6 +94,7 @@ impl SourceOut {
         name: String,
         shards: Vec<Sender<ShardMsg>>,
         rejects: Sender<RejectMsg>,
+        acks: rtrb::Consumer<Ack>,
         wms: PartitionWatermarks,
         sample_every: u32,
         metrics: Arc<Metrics>,
@@ -100,6 +104,8 @@ impl SourceOut {
             name,
             shards,
             rejects,
+            acks,
+            next_marker: 0,
             key_by: KeyBy::Instrument,
             wms,
             wm_dirty: false,
@@ -146,7 +152,9 @@ impl SourceOut {
         }
         let wm = self.wms.current();
         let shard = Self::shard_of(ev.key(self.key_by), self.shards.len());
-        self.shards[shard].send(ShardMsg::Event { ev, wm, t0 }).map_err(|_| self.disconnected())?;
+        self.shards[shard]
+            .send(ShardMsg::Event { ev, part: partition as u16, wm, t0 })
+            .map_err(|_| self.disconnected())?;
         self.events += 1;
         if self.wms.on_event(partition, ev.ts()) {
             self.wm_dirty = true;
@@ -156,6 +164,41 @@ impl SourceOut {
             self.broadcast()?;
         }
         Ok(())
+    }
+
+    /// Sends commit marker to every shard: once it has passed them all and the sinks hold every result
+    /// before it durably, an [`Ack`] with its id comes back (see [`SourceOut::ack`]). Returns its id.
+    pub fn marker(&mut self) -> Result<u64, SourceError> {
+        self.next_marker += 1;
+        let id = self.next_marker;
+        for s in &mut self.shards {
+            s.send(ShardMsg::Marker { id }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        }
+        Ok(id)
+    }
+
+    /// The next acknowledgement of a commit marker, if one has come back.
+    pub fn ack(&mut self) -> Option<Ack> {
+        self.acks.pop().ok()
+    }
+
+    /// Partition `p` has left this source (Kafka revoked it): every shard drops the state of the keys it
+    /// fed, and the partition no longer holds the watermark back.
+    pub fn forget(&mut self, p: usize) -> Result<(), SourceError> {
+        for s in &mut self.shards {
+            s.send(ShardMsg::Forget { part: p as u16 }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        }
+        if self.wms.remove(p) {
+            self.wm_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Partition `p` has joined this source (Kafka assigned it): it holds the watermark back until it has
+    /// data or goes idle.
+    pub fn join(&mut self, p: usize) {
+        self.wms.add(p);
+        self.wm_dirty = true;
     }
 
     /// Sends a malformed record to the rejects stream (waiting for room: rejects are never dropped).

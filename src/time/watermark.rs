@@ -60,31 +60,60 @@ struct Partition {
 }
 
 /// The watermark of one source over its partitions (a file is one partition; a Kafka partition is one;
-/// the synthetic generator may have several).
+/// the synthetic generator may have several). Partitions are slots that can come and go (Kafka assigns and
+/// revokes them): an absent slot holds nothing back; a slot that arrives holds the watermark back until it
+/// has data or goes idle; and if no partition is present the source is idle.
 #[derive(Clone, Debug)]
 pub struct PartitionWatermarks {
     parts: Vec<Partition>,
+    /// The present slots.
+    present: Vec<usize>,
+    bound: Nanos,
     idle_timeout: Option<u64>,
     combined: Nanos,
     all_idle: bool,
 }
 
 impl PartitionWatermarks {
-    /// `partitions` partitions, each with the same bound; `idle_timeout` in ns (`None` = never idle).
+    /// `partitions` slots, all present, each with the same bound; `idle_timeout` in ns (`None` = never idle).
     pub fn new(partitions: usize, bound: Nanos, idle_timeout: Option<Nanos>) -> Self {
-        let p = Partition {
-            gen: BoundedOutOfOrderness::new(bound),
-            events: 0,
-            events_at_check: 0,
-            active_at: 0,
-            idle: false,
-        };
+        let mut w = Self::empty(partitions, bound, idle_timeout);
+        for p in 0..w.parts.len() {
+            w.add(p);
+        }
+        w
+    }
+
+    /// `slots` slots, none present yet (a consumer before its first assignment: idle).
+    pub fn empty(slots: usize, bound: Nanos, idle_timeout: Option<Nanos>) -> Self {
         Self {
-            parts: vec![p; partitions.max(1)],
+            parts: vec![Self::fresh(bound); slots.max(1)],
+            present: Vec::with_capacity(slots.max(1)),
+            bound,
             idle_timeout: idle_timeout.map(|t| t.max(0) as u64),
             combined: WATERMARK_MIN,
-            all_idle: false,
+            all_idle: true,
         }
+    }
+
+    fn fresh(bound: Nanos) -> Partition {
+        Partition { gen: BoundedOutOfOrderness::new(bound), events: 0, events_at_check: 0, active_at: 0, idle: false }
+    }
+
+    /// Slot `p` starts (again) with no data: it holds the watermark back until it has data or goes idle.
+    pub fn add(&mut self, p: usize) {
+        self.parts[p] = Self::fresh(self.bound);
+        if !self.present.contains(&p) {
+            self.present.push(p);
+        }
+        self.all_idle = false;
+    }
+
+    /// Slot `p` leaves. Returns true if the combined watermark advanced or the source became idle.
+    pub fn remove(&mut self, p: usize) -> bool {
+        self.present.retain(|&q| q != p);
+        let was_idle = self.all_idle;
+        self.recombine() || (self.all_idle && !was_idle)
     }
 
     /// The combined watermark: what the next event is judged against.
@@ -93,26 +122,32 @@ impl PartitionWatermarks {
         self.combined
     }
 
-    /// True when every partition is idle: downstream must not wait for this source.
+    /// True when every present partition is idle (or none is present): downstream must not wait for this
+    /// source.
     pub fn is_idle(&self) -> bool {
         self.all_idle
     }
 
-    /// The watermark of one partition (for metrics).
+    /// The watermark of one partition (for metrics; `WATERMARK_MIN` if absent or without data).
     pub fn partition(&self, p: usize) -> Nanos {
-        self.parts[p].gen.current()
+        if self.present.contains(&p) {
+            self.parts[p].gen.current()
+        } else {
+            WATERMARK_MIN
+        }
     }
 
     pub fn partition_is_idle(&self, p: usize) -> bool {
         self.parts[p].idle
     }
 
+    /// Number of slots.
     pub fn partitions(&self) -> usize {
         self.parts.len()
     }
 
-    /// Observes an event of partition `p`. Returns true if the combined watermark advanced (or the source
-    /// stopped being idle).
+    /// Observes an event of partition `p` (which must be present). Returns true if the combined watermark
+    /// advanced (or the source stopped being idle).
     #[inline]
     pub fn on_event(&mut self, p: usize, ts: Nanos) -> bool {
         let part = &mut self.parts[p];
@@ -121,9 +156,9 @@ impl PartitionWatermarks {
         part.gen.on_event(ts);
         let was_idle = part.idle;
         part.idle = false;
-        if self.parts.len() == 1 {
+        if self.present.len() == 1 {
             // The common case (a file, one Kafka partition): no minimum to take.
-            let w = self.parts[0].gen.current();
+            let w = self.parts[p].gen.current();
             let changed = was_idle && self.all_idle;
             self.all_idle = false;
             if w > self.combined {
@@ -145,7 +180,8 @@ impl PartitionWatermarks {
             return false;
         };
         let mut changed = false;
-        for part in &mut self.parts {
+        for &p in &self.present {
+            let part = &mut self.parts[p];
             if part.events != part.events_at_check || part.active_at == 0 {
                 part.events_at_check = part.events;
                 part.active_at = now;
@@ -164,7 +200,8 @@ impl PartitionWatermarks {
     fn recombine(&mut self) -> bool {
         let mut min = WATERMARK_MAX;
         let mut all_idle = true;
-        for part in &self.parts {
+        for &p in &self.present {
+            let part = &self.parts[p];
             if !part.idle {
                 all_idle = false;
                 min = min.min(part.gen.current());
@@ -285,6 +322,24 @@ mod tests {
         assert_eq!(w.current(), 2_999, "now held back by partition 1 again");
         w.on_event(1, 4_000);
         assert_eq!(w.current(), 3_999);
+    }
+
+    #[test]
+    fn partitions_come_and_go() {
+        let mut w = PartitionWatermarks::empty(4, 0, None);
+        assert!(w.is_idle(), "no partition assigned: idle, holds nobody back");
+        w.add(2);
+        assert!(!w.is_idle());
+        assert!(w.on_event(2, 100));
+        assert_eq!(w.current(), 99);
+        w.add(0);
+        assert!(!w.on_event(2, 200), "slot 0 arrived without data: it holds the watermark back");
+        assert_eq!(w.current(), 99);
+        assert!(w.remove(0), "it leaves again: the watermark catches up");
+        assert_eq!(w.current(), 199);
+        assert!(w.remove(2));
+        assert!(w.is_idle());
+        assert_eq!(w.current(), 199, "never goes backwards");
     }
 
     #[test]

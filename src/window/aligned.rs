@@ -223,10 +223,10 @@ impl AlignedWindows {
             } else {
                 ks.windows.iter_mut().find(|w| w.start == start).map(|w| &mut w.fires)
             };
-            let Some(fires) = fires else { continue };
-            let fire = *fires;
-            *fires += 1;
-            emit(ks, key, start, self.size, self.twap, fire, self.stream, out);
+            // Fired already: a timer left behind when the key was forgotten and its window made again.
+            let Some(fires) = fires.filter(|f| **f == 0) else { continue };
+            *fires = 1;
+            emit(ks, key, start, self.size, self.twap, 0, self.stream, out);
             match cleanup {
                 Some(c) if c == at => self.purge(key as usize, start),
                 Some(c) => self.cleanup.add(c, key),
@@ -328,6 +328,23 @@ impl Operator for AlignedWindows {
 
     fn open_state(&self) -> usize {
         self.open
+    }
+
+    fn retained_from(&self) -> Nanos {
+        // Live panes belong to live windows, and every live window has a pending firing or cleanup: the
+        // earliest pending timer bounds the earliest live window's start.
+        let from_fire = self.fire.next_due().map(|at| at + 1 - self.size);
+        let from_cleanup = self.cleanup.next_due().map(|at| at + 1 - self.lateness - self.size);
+        from_fire.into_iter().chain(from_cleanup).min().unwrap_or(crate::event::WATERMARK_MAX)
+    }
+
+    fn forget(&mut self, key: KeyId) {
+        let Some(ks) = self.keys.get_mut(key as usize) else { return };
+        self.open -= if self.pane == self.size { ks.panes.len() } else { ks.windows.len() };
+        ks.windows.clear();
+        for p in ks.panes.drain(..) {
+            ks.spare.put(p.twap.into_vec());
+        }
     }
 }
 

@@ -242,6 +242,19 @@ impl Operator for SessionWindows {
     fn open_state(&self) -> usize {
         self.open
     }
+
+    fn retained_from(&self) -> Nanos {
+        // A scan of every key's live sessions: called about once a second, for commits.
+        self.keys.iter().filter_map(|k| k.live.first().map(|s| s.start)).min().unwrap_or(crate::event::WATERMARK_MAX)
+    }
+
+    fn forget(&mut self, key: KeyId) {
+        let Some(ks) = self.keys.get_mut(key as usize) else { return };
+        self.open -= ks.live.len();
+        for s in ks.live.drain(..) {
+            ks.spare.put(s.twap.into_vec());
+        }
+    }
 }
 
 #[cfg(test)]
