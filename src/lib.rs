@@ -16,6 +16,7 @@ pub mod continuous;
 pub mod event;
 pub mod gen;
 pub mod hint;
+pub mod kafka;
 pub mod metrics;
 pub mod operator;
 pub mod pipeline;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use ticklane::config::{self, Plan};
 use ticklane::gen::{GenParams, TradeGen};
+use ticklane::kafka::tools::{self, MsgFormat};
 use ticklane::metrics::{hdrlog, percentile_table, STAGES};
 use ticklane::time::{parse_duration, TimeUnit};
 
@@ -42,6 +43,80 @@ enum Cmd {
         /// The log (metrics.histogram_log).
         file: PathBuf,
     },
+    /// Load a CSV or JSON-lines trade file (or standard input) into a Kafka topic, keyed by symbol.
+    Produce(ProduceArgs),
+    /// Print a Kafka topic from its beginning (binary records as JSON).
+    Consume(ConsumeArgs),
+    /// Create a Kafka topic (an existing one with the same number of partitions is fine).
+    CreateTopic {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// A librdkafka property, `name=value` (repeatable).
+        #[arg(short = 'X', value_parser = parse_prop)]
+        prop: Vec<(String, String)>,
+    },
+}
+
+fn parse_prop(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not name=value"))
+}
+
+fn parse_unit(s: &str) -> Result<TimeUnit, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("`{s}` is not a time unit (s, ms, us, ns)"))
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    /// The trade file ("-" for standard input, e.g. from `ticklane gen -o -`).
+    #[arg(long, default_value = "-")]
+    file: PathBuf,
+    /// Format of the file (default: jsonl for *.jsonl and *.json, else csv).
+    #[arg(long, value_enum)]
+    input_format: Option<MsgFormat>,
+    /// A CSV file has no header line.
+    #[arg(long)]
+    no_header: bool,
+    /// Unit of the file's timestamps.
+    #[arg(long, default_value = "ms", value_parser = parse_unit)]
+    unit: TimeUnit,
+    /// Message format (default: the file's; lines are sent as they are).
+    #[arg(long, value_enum)]
+    format: Option<MsgFormat>,
+    /// Messages per second, paced open-loop (0: as fast as the broker takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// A librdkafka property, `name=value` (repeatable).
+    #[arg(short = 'X', value_parser = parse_prop)]
+    prop: Vec<(String, String)>,
+}
+
+#[derive(clap::Args)]
+struct ConsumeArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    /// Stop after this many messages.
+    #[arg(long, short = 'n', default_value_t = 0)]
+    count: u64,
+    /// Stop when no message has come for this long (e.g. 2s; default: wait for more).
+    #[arg(long)]
+    idle: Option<String>,
+    /// Prefix each message with partition, offset, key and headers (tab-separated).
+    #[arg(long)]
+    meta: bool,
+    /// A librdkafka property, `name=value` (repeatable).
+    #[arg(short = 'X', value_parser = parse_prop)]
+    prop: Vec<(String, String)>,
 }
 
 fn main() {
@@ -55,6 +130,12 @@ fn main() {
         Cmd::Check { config } => check(&config),
         Cmd::Gen(args) => gen(args),
         Cmd::Stats { file } => stats(&file),
+        Cmd::Produce(a) => produce(a),
+        Cmd::Consume(a) => consume(a),
+        Cmd::CreateTopic { brokers, topic, partitions, prop } => {
+            tools::create_topic(&brokers, &topic, partitions, &prop)
+                .map(|_| eprintln!("topic `{topic}`: {partitions} partition(s) on {brokers}"))
+        }
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
@@ -252,5 +333,48 @@ fn stats(file: &std::path::Path) -> Result<()> {
     let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> =
         hists.iter().map(|(t, h)| (if t.is_empty() { "(untagged)" } else { t.as_str() }, h)).collect();
     print!("{}", percentile_table(&rows));
+    Ok(())
+}
+
+fn produce(a: ProduceArgs) -> Result<()> {
+    let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let input =
+        a.input_format.unwrap_or(if matches!(ext, "jsonl" | "json") { MsgFormat::Jsonl } else { MsgFormat::Csv });
+    let done = tools::produce(&tools::ProduceOpts {
+        brokers: a.brokers,
+        topic: a.topic.clone(),
+        file: a.file,
+        input,
+        header: !a.no_header,
+        unit: a.unit,
+        format: a.format,
+        rate: a.rate,
+        extra: a.prop,
+    })?;
+    let secs = done.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "produced {} messages to `{}` in {secs:.2} s ({:.0} msg/s){}",
+        done.messages,
+        a.topic,
+        done.messages as f64 / secs,
+        if done.unparsed > 0 {
+            format!("; {} lines did not parse and were sent as they are", done.unparsed)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn consume(a: ConsumeArgs) -> Result<()> {
+    let idle = match &a.idle {
+        Some(d) => Some(std::time::Duration::from_nanos(
+            parse_duration(d).map_err(|e| anyhow::anyhow!("--idle: {e}"))?.max(0) as u64,
+        )),
+        None => None,
+    };
+    let opts =
+        tools::ConsumeOpts { brokers: a.brokers, topic: a.topic, count: a.count, idle, meta: a.meta, extra: a.prop };
+    tools::consume(&opts, &mut std::io::stdout().lock())?;
     Ok(())
 }

@@ -147,6 +147,18 @@ pub enum Record {
     Tick(TickRow),
 }
 
+impl Record {
+    /// The key (instrument) the record is about.
+    #[inline]
+    pub fn key(&self) -> crate::event::KeyId {
+        match self {
+            Record::Window(w) => w.key,
+            Record::Late(l) => l.trade.instrument,
+            Record::Tick(t) => t.trade.instrument,
+        }
+    }
+}
+
 /// Where operators put their output. The shard implements it by pushing into its ring to the emitter;
 /// tests implement it with a `Vec`.
 pub trait Collector {

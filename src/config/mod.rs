@@ -6,7 +6,10 @@
 mod locate;
 mod plan;
 
-pub use plan::{OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef, StreamKind, SynthPlan};
+pub use plan::{
+    KafkaSinkPlan, KafkaSourcePlan, OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef, StreamKind,
+    SynthPlan, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS,
+};
 
 use crate::pipeline::Wait;
 use crate::time::{Dur, TimeUnit};
@@ -195,7 +198,24 @@ pub enum SourceType {
     Csv,
     Jsonl,
     Synthetic,
+    /// Topics of a Kafka cluster, read as a consumer group member.
+    Kafka,
 }
+
+/// Where a Kafka source takes event time from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventTime {
+    /// The record's own timestamp field (`fields.ts`, or the binary record's `ts`).
+    #[default]
+    Payload,
+    /// The Kafka message timestamp (milliseconds; CreateTime or LogAppendTime as the topic says).
+    Kafka,
+}
+
+/// librdkafka properties passed through unchanged (`bootstrap.servers`, `group.id`, `sasl.*` …). Values may
+/// be strings, integers or booleans; they are handed to librdkafka as text.
+pub type KafkaProps = std::collections::BTreeMap<String, toml::Value>;
 
 /// `[[source]]`. Which keys apply depends on `type` (docs/configuration.md); the others are rejected.
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +261,19 @@ pub struct SourceConfig {
     pub zipf: Option<f64>,
     /// Unpaced: first event time, in `ts_unit` since the epoch.
     pub start: Option<i64>,
+    // --- kafka ---
+    /// Topics to subscribe to.
+    pub topics: Option<Vec<String>>,
+    /// Message format: jsonl (default), csv or binary.
+    pub format: Option<Format>,
+    /// Event time from the payload (default) or from the Kafka message timestamp.
+    pub event_time: Option<EventTime>,
+    /// Topic that messages which do not decode are copied to, with headers saying where they came from.
+    pub dead_letter: Option<String>,
+    /// How often the results of consumed messages are made durable and their offsets committed (default 1s).
+    pub commit_interval: Option<Dur>,
+    /// librdkafka consumer properties.
+    pub kafka: Option<KafkaProps>,
 }
 
 /// JSON field names.
@@ -318,6 +351,8 @@ pub enum SinkType {
     Stdout,
     /// Counts and discards: for benchmarks, and to say on purpose that a stream is not wanted.
     Null,
+    /// A Kafka topic, one message per record, keyed by instrument symbol.
+    Kafka,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -325,6 +360,8 @@ pub enum SinkType {
 pub enum Format {
     Csv,
     Jsonl,
+    /// The fixed-layout little-endian records of docs/formats.md (Kafka only).
+    Binary,
 }
 
 /// `[[sink]]`: where one stream goes.
@@ -341,6 +378,13 @@ pub struct SinkConfig {
     pub columns: Option<Vec<String>>,
     /// CSV: write a header line (default true).
     pub header: Option<bool>,
+    /// Kafka: the topic.
+    pub topic: Option<String>,
+    /// Kafka: sinks naming the same producer share one (and must give it the same `kafka` properties);
+    /// a latency-critical stream gets its own by naming one of its own. Default `default`.
+    pub producer: Option<String>,
+    /// Kafka: librdkafka producer properties.
+    pub kafka: Option<KafkaProps>,
 }
 
 fn one() -> usize {

@@ -1,7 +1,8 @@
 //! Validation: the parsed config becomes a [`Plan`] (what to build), or a list of `(key, reason)` errors.
 
 use super::{
-    Config, FieldNames, Format, MetricsConfig, PipelineConfig, SinkType, SourceConfig, SourceType, WindowType,
+    Config, EventTime, FieldNames, Format, KafkaProps, MetricsConfig, PipelineConfig, SinkConfig, SinkType,
+    SourceConfig, SourceType, WindowType,
 };
 use crate::continuous::SessionReset;
 use crate::event::Nanos;
@@ -39,6 +40,75 @@ pub enum SourceKindPlan {
     Csv { path: PathBuf, header: bool, speed: Option<f64> },
     Jsonl { path: PathBuf, fields: FieldNames, speed: Option<f64> },
     Synthetic(SynthPlan),
+    Kafka(KafkaSourcePlan),
+}
+
+/// A Kafka source: what to subscribe to, how messages decode, and the consumer's properties.
+#[derive(Debug, Clone)]
+pub struct KafkaSourcePlan {
+    pub topics: Vec<String>,
+    pub format: Format,
+    pub fields: FieldNames,
+    pub event_time: EventTime,
+    pub dead_letter: Option<String>,
+    /// ns.
+    pub commit_interval: Nanos,
+    /// librdkafka properties: ticklane's defaults overridden by the file's.
+    pub props: Vec<(String, String)>,
+}
+
+/// A Kafka sink's topic and producer.
+#[derive(Debug, Clone)]
+pub struct KafkaSinkPlan {
+    pub topic: String,
+    /// Sinks with the same producer name share one producer.
+    pub producer: String,
+    /// librdkafka properties: ticklane's defaults overridden by the file's.
+    pub props: Vec<(String, String)>,
+}
+
+/// ticklane's consumer defaults (docs/configuration.md says why each).
+pub const CONSUMER_DEFAULTS: [(&str, &str); 5] = [
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("fetch.wait.max.ms", "10"),
+    ("partition.assignment.strategy", "cooperative-sticky"),
+];
+
+/// ticklane's producer defaults (docs/configuration.md says why each).
+pub const PRODUCER_DEFAULTS: [(&str, &str); 4] =
+    [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "0"), ("message.timeout.ms", "0")];
+
+/// `defaults` overridden by the `kafka` table of the file, as text; errors name `key.<property>`.
+fn kafka_props(
+    key: &str,
+    defaults: &[(&str, &str)],
+    given: Option<&KafkaProps>,
+    errs: &mut Errors,
+) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for (k, val) in given.into_iter().flatten() {
+        let text = match val {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => {
+                errs.push((format!("{key}.\"{k}\""), "must be a string, integer, boolean or number".into()));
+                continue;
+            }
+        };
+        match v.iter_mut().find(|(d, _)| d == k) {
+            Some(e) => e.1 = text,
+            None => v.push((k.clone(), text)),
+        }
+    }
+    v
+}
+
+fn prop<'a>(props: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    props.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str())
 }
 
 /// The in-process generator's parameters.
@@ -104,6 +174,7 @@ pub struct SinkPlan {
     pub format: Format,
     pub columns: Vec<Column>,
     pub header: bool,
+    pub kafka: Option<KafkaSinkPlan>,
 }
 
 pub const MAX_SOURCES: usize = 64;
@@ -117,6 +188,8 @@ const AGGREGATES: [&str; 11] =
     ["open", "high", "low", "close", "volume", "vwap", "twap", "count", "pv", "first_ts", "last_ts"];
 
 type Errors = Vec<(String, String)>;
+/// librdkafka properties as (name, value) text.
+type Props = Vec<(String, String)>;
 
 struct Streams {
     defs: Vec<StreamDef>,
@@ -159,11 +232,18 @@ fn foreign_keys(s: &SourceConfig) -> Vec<&'static str> {
     let mut v = Vec::new();
     let file = matches!(s.kind, SourceType::Csv | SourceType::Jsonl);
     let synth = s.kind == SourceType::Synthetic;
-    let checks: [(&'static str, bool, bool); 14] = [
+    let kafka = s.kind == SourceType::Kafka;
+    let checks: [(&'static str, bool, bool); 20] = [
         ("path", s.path.is_some(), file),
         ("header", s.header.is_some(), s.kind == SourceType::Csv),
         ("speed", s.speed.is_some(), file),
-        ("fields", s.fields.is_some(), s.kind == SourceType::Jsonl),
+        ("fields", s.fields.is_some(), s.kind == SourceType::Jsonl || kafka),
+        ("topics", s.topics.is_some(), kafka),
+        ("format", s.format.is_some(), kafka),
+        ("event_time", s.event_time.is_some(), kafka),
+        ("dead_letter", s.dead_letter.is_some(), kafka),
+        ("commit_interval", s.commit_interval.is_some(), kafka),
+        ("kafka", s.kafka.is_some(), kafka),
         ("events", s.events.is_some(), synth),
         ("rate", s.rate.is_some(), synth),
         ("instruments", s.instruments.is_some(), synth),
@@ -191,6 +271,7 @@ fn source_type_name(t: SourceType) -> &'static str {
         SourceType::Csv => "csv",
         SourceType::Jsonl => "jsonl",
         SourceType::Synthetic => "synthetic",
+        SourceType::Kafka => "kafka",
     }
 }
 
@@ -388,6 +469,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 }
                 SourceKindPlan::Synthetic(sp)
             }
+            SourceType::Kafka => SourceKindPlan::Kafka(kafka_source(i, s, &mut errs)),
         };
         sources.push(SourcePlan {
             name: s.name.clone(),
@@ -594,12 +676,21 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             continue;
         };
         let def = &streams.defs[stream as usize];
+        let kafka = kafka_sink(i, s, &mut errs);
         let format = match (s.kind, s.format) {
+            (SinkType::Kafka, f) => f.unwrap_or(Format::Jsonl),
+            (_, Some(Format::Binary)) => {
+                errs.push((k("format"), "binary records are written to kafka sinks only".into()));
+                Format::Csv
+            }
             (SinkType::Stdout | SinkType::Null, f) => f.unwrap_or(Format::Csv),
             (SinkType::Csv, None) => Format::Csv,
             (SinkType::Jsonl, None) => Format::Jsonl,
             (_, Some(_)) => {
-                errs.push((k("format"), "only applies to a stdout sink (csv and jsonl sinks say it in `type`)".into()));
+                errs.push((
+                    k("format"),
+                    "only applies to stdout and kafka sinks (csv and jsonl sinks say it in `type`)".into(),
+                ));
                 Format::Csv
             }
         };
@@ -615,7 +706,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             }
             _ => {}
         }
-        if s.header.is_some() && format != Format::Csv {
+        if s.header.is_some() && format != Format::Csv && s.kind != SinkType::Kafka {
             errs.push((k("header"), "only applies to CSV".into()));
         }
         let columns = match &s.columns {
@@ -641,7 +732,26 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             format,
             columns,
             header: s.header.unwrap_or(true),
+            kafka,
         });
+    }
+
+    let mut producers: HashMap<&str, (usize, &Props)> = HashMap::new();
+    for (i, sp) in sinks.iter().enumerate() {
+        let Some(kp) = &sp.kafka else { continue };
+        match producers.get(kp.producer.as_str()) {
+            Some(&(j, props)) if *props != kp.props => errs.push((
+                format!("sink[{i}].kafka"),
+                format!(
+                    "sink[{j}] uses producer `{}` with other properties: sinks sharing a producer give it the same `kafka` table",
+                    kp.producer
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                producers.insert(&kp.producer, (i, &kp.props));
+            }
+        }
     }
 
     if errs.is_empty() {
@@ -656,4 +766,96 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     } else {
         Err(errs)
     }
+}
+
+/// A topic name Kafka accepts: 1–249 of letters, digits, `.`, `_`, `-`.
+fn check_topic(key: String, t: &str, errs: &mut Errors) {
+    if t.is_empty() || t.len() > 249 || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        errs.push((key, format!("`{t}` is not a valid Kafka topic name (1–249 of letters, digits, `.`, `_`, `-`)")));
+    }
+}
+
+fn kafka_source(i: usize, s: &SourceConfig, errs: &mut Errors) -> KafkaSourcePlan {
+    let k = |f: &str| format!("source[{i}].{f}");
+    let topics = s.topics.clone().unwrap_or_default();
+    if topics.is_empty() {
+        errs.push((k("topics"), "a kafka source needs at least one topic".into()));
+    }
+    for (j, t) in topics.iter().enumerate() {
+        check_topic(format!("source[{i}].topics[{j}]"), t, errs);
+        if topics[..j].contains(t) {
+            errs.push((format!("source[{i}].topics[{j}]"), format!("topic `{t}` is listed twice")));
+        }
+    }
+    if let Some(d) = &s.dead_letter {
+        check_topic(k("dead_letter"), d, errs);
+        if topics.contains(d) {
+            errs.push((k("dead_letter"), format!("`{d}` is also read by this source: a bad message would loop")));
+        }
+    }
+    let commit_interval = s.commit_interval.map_or(1_000_000_000, |d| d.0);
+    if commit_interval < 1_000_000 {
+        errs.push((k("commit_interval"), "must be at least 1ms".into()));
+    }
+    let format = s.format.unwrap_or(Format::Jsonl);
+    if s.fields.is_some() && format != Format::Jsonl {
+        errs.push((k("fields"), "only applies to format = \"jsonl\"".into()));
+    }
+    let event_time = s.event_time.unwrap_or_default();
+    if event_time == EventTime::Kafka && s.ts_unit.is_some_and(|u| u != TimeUnit::Millis) {
+        errs.push((k("ts_unit"), "Kafka message timestamps are milliseconds: leave ts_unit out or set \"ms\"".into()));
+    }
+    let props = kafka_props(&k("kafka"), &CONSUMER_DEFAULTS, s.kafka.as_ref(), errs);
+    for need in ["bootstrap.servers", "group.id"] {
+        if prop(&props, need).is_none_or(str::is_empty) {
+            errs.push((k("kafka"), format!("needs \"{need}\"")));
+        }
+    }
+    if prop(&props, "enable.auto.commit") != Some("false") {
+        errs.push((
+            k("kafka.\"enable.auto.commit\""),
+            "must stay false: ticklane commits an offset only once the results before it are durable".into(),
+        ));
+    }
+    KafkaSourcePlan {
+        topics,
+        format,
+        fields: s.fields.clone().unwrap_or_default(),
+        event_time,
+        dead_letter: s.dead_letter.clone(),
+        commit_interval,
+        props,
+    }
+}
+
+/// The Kafka part of sink `i`, or None (with errors) for a kafka sink that lacks a topic.
+fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPlan> {
+    let k = |f: &str| format!("sink[{i}].{f}");
+    if s.kind != SinkType::Kafka {
+        for (f, set) in [("topic", s.topic.is_some()), ("producer", s.producer.is_some()), ("kafka", s.kafka.is_some())]
+        {
+            if set {
+                errs.push((k(f), "only applies to a kafka sink".into()));
+            }
+        }
+        return None;
+    }
+    if s.path.is_some() {
+        errs.push((k("path"), "a kafka sink takes a topic, not a path".into()));
+    }
+    if s.header.is_some() {
+        errs.push((k("header"), "a kafka sink writes one record per message, without a header".into()));
+    }
+    let Some(topic) = s.topic.clone() else {
+        errs.push((k("topic"), "a kafka sink needs a topic".into()));
+        return None;
+    };
+    check_topic(k("topic"), &topic, errs);
+    let producer = s.producer.clone().unwrap_or_else(|| "default".into());
+    check_name(k("producer"), &producer, errs);
+    let props = kafka_props(&k("kafka"), &PRODUCER_DEFAULTS, s.kafka.as_ref(), errs);
+    if prop(&props, "bootstrap.servers").is_none_or(str::is_empty) {
+        errs.push((k("kafka"), "needs \"bootstrap.servers\"".into()));
+    }
+    Some(KafkaSinkPlan { topic, producer, props })
 }

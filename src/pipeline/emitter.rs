@@ -136,6 +136,15 @@ impl Writer {
         Ok(())
     }
 
+    /// At the end of the run: everything written is made durable (a Kafka sink waits for every delivery).
+    pub fn finish(&mut self) -> Result<(), SinkError> {
+        for s in &mut self.sinks {
+            s.sync().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
     /// Makes everything written so far durable in every sink (a Kafka sink waits for the broker to confirm
     /// delivery), then tells source `source` that commit marker `ack.id` is through. An acknowledgement the
     /// source has no room for is dropped: the next one covers it, and waiting could deadlock (the source may
@@ -287,7 +296,7 @@ impl Emitter {
             let (shards, rej) = (&self.shards, &self.rejects);
             idler.idle(|| shards.iter().all(|c| c.is_empty()) && rej.all_empty());
         }
-        self.writer.flush()?;
+        self.writer.finish()?;
         self.writer.publish();
         self.recorder.finish();
         Ok(())

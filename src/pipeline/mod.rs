@@ -22,7 +22,7 @@ use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, Shard
 use crate::operator::Operator;
 use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
-use crate::source::{Csv, FileSource, Json, Poll, Source, SourceOut, SyntheticSource};
+use crate::source::{Csv, FileSource, Json, KafkaSource, Poll, Source, SourceOut, SyntheticSource};
 use crate::symbols::{Interner, SymbolCache, Symbols};
 use crate::time::watermark::PartitionWatermarks;
 use crate::window::{AlignedWindows, SessionWindows, WindowKind};
@@ -140,8 +140,12 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
             Box::new(FileSource::open(&s.name, path, Json::new(fields), false, s.unit, interner, *speed)?)
         }
         SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
+        SourceKindPlan::Kafka(kp) => Box::new(KafkaSource::open(&s.name, kp, s.unit, interner)?),
     })
 }
+
+/// How long a stopping source waits for the pipeline to make its last results durable.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs a source until its input ends, `stop` is set, or the pipeline breaks.
 fn run_source(
@@ -153,7 +157,12 @@ fn run_source(
     let mut polls = 0u32;
     loop {
         if stop.load(Ordering::Relaxed) {
-            out.finish(fire_on_shutdown)?;
+            // Fire first, so that what the source commits on closing covers the windows fired.
+            if fire_on_shutdown {
+                out.final_watermark()?;
+            }
+            src.close(&mut out, CLOSE_TIMEOUT)?;
+            out.finish(false)?;
             return Ok(());
         }
         let p = match src.poll(&mut out) {
@@ -197,9 +206,11 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
+    let mut producers = crate::sink::Producers::default();
     for sp in &plan.sinks {
         let def = &plan.streams[sp.stream as usize];
-        let sink = crate::sink::open(sp, def).with_context(|| format!("opening the sink of stream `{}`", def.name))?;
+        let sink = crate::sink::open(sp, def, &mut producers)
+            .with_context(|| format!("opening the sink of stream `{}`", def.name))?;
         routes[sp.stream as usize].push(sinks.len());
         sinks.push(sink);
     }
@@ -253,7 +264,11 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         let (atx, arx) = rtrb::RingBuffer::new(64);
         ack_rings.push(atx);
         let sp = &plan.sources[i];
-        let wms = PartitionWatermarks::new(src.partitions(), sp.bound, sp.idle_timeout);
+        let wms = if src.partitions_start_empty() {
+            PartitionWatermarks::empty(src.partitions(), sp.bound, sp.idle_timeout)
+        } else {
+            PartitionWatermarks::new(src.partitions(), sp.bound, sp.idle_timeout)
+        };
         source_outs.push(SourceOut::new(
             i,
             sp.name.clone(),

@@ -268,7 +268,7 @@ impl ShardWorker {
         match to {
             Target::Ring(mut tx) => tx.send(EmitMsg::End).map_err(|_| ShardError::EmitterGone),
             Target::Inline(mut w, _) => {
-                w.flush()?;
+                w.finish()?;
                 w.publish();
                 Ok(())
             }

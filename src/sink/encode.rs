@@ -257,11 +257,15 @@ impl Encoder {
                 }
                 out.extend_from_slice(b"}\n");
             }
+            Format::Binary => crate::binary::encode_record(rec, syms.get(rec.key()), out),
         }
     }
 
     /// Appends one row for a rejected input record.
     pub fn encode_reject(&self, r: &RejectRow, out: &mut Vec<u8>) {
+        if self.format == Format::Binary {
+            return crate::binary::encode_reject(r, out);
+        }
         let mut reason = Vec::with_capacity(64);
         r.reason.describe(&mut reason);
         let val = |c: Column| match c {
@@ -292,6 +296,7 @@ impl Encoder {
                 }
                 out.extend_from_slice(b"}\n");
             }
+            Format::Binary => {} // written above
         }
     }
 }

@@ -2,8 +2,10 @@
 //! backpressures through the emitter's rings and never blocks a shard directly.
 
 mod encode;
+mod kafka;
 
 pub use encode::{Column, Encoder};
+pub use kafka::{KafkaSink, Producers};
 
 use crate::config::{Format, SinkPlan, SinkType, StreamDef};
 use crate::record::{Record, RejectRow};
@@ -26,10 +28,11 @@ pub trait Sink: Send {
     fn describe(&self) -> String;
 }
 
-/// Opens the sink of `plan` for stream `def`.
-pub fn open(plan: &SinkPlan, def: &StreamDef) -> io::Result<Box<dyn Sink>> {
+/// Opens the sink of `plan` for stream `def`; Kafka sinks take their producer from `producers`.
+pub fn open(plan: &SinkPlan, def: &StreamDef, producers: &mut Producers) -> io::Result<Box<dyn Sink>> {
     Ok(match plan.kind {
         SinkType::Null => Box::new(NullSink),
+        SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers)?),
         _ => Box::new(TextSink::open(plan, def)?),
     })
 }
@@ -70,7 +73,9 @@ impl TextSink {
         let enc = Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit };
         let (out, what): (Box<dyn Write + Send>, String) = match plan.kind {
             SinkType::Stdout => (Box::new(io::stdout()), "stdout".into()),
-            SinkType::Null => unreachable!("null sinks are NullSink"),
+            SinkType::Null | SinkType::Kafka => {
+                return Err(io::Error::other("null and kafka sinks are not text sinks"));
+            }
             SinkType::Csv | SinkType::Jsonl => {
                 let path: PathBuf = plan.path.clone().unwrap_or_default();
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -8,6 +8,7 @@
 mod csv;
 mod file;
 mod jsonl;
+mod kafka;
 mod lines;
 pub mod parse;
 mod synthetic;
@@ -15,6 +16,7 @@ mod synthetic;
 pub use self::csv::{parse_line as parse_csv_line, Csv};
 pub use file::{FileSource, LineFormat};
 pub use jsonl::{parse_object as parse_json_object, Json};
+pub use kafka::KafkaSource;
 pub use lines::LineReader;
 pub use synthetic::SyntheticSource;
 
@@ -42,6 +44,8 @@ pub enum Poll {
 pub enum SourceError {
     #[error("source `{source_name}`: {context}: {error}")]
     Io { source_name: String, context: String, error: std::io::Error },
+    #[error("source `{source_name}`: {message}")]
+    Other { source_name: String, message: String },
     #[error("source `{0}`: the pipeline stopped")]
     Disconnected(String),
 }
@@ -59,8 +63,20 @@ pub trait Source: Send {
         1
     }
 
+    /// True if partitions come and go while running (Kafka assigns them): none holds the watermark back
+    /// until it joins.
+    fn partitions_start_empty(&self) -> bool {
+        false
+    }
+
     /// Reads or generates a batch of events and hands them to `out`.
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError>;
+
+    /// Called once when the pipeline is asked to stop, before end-of-input is sent: a source that commits
+    /// its input positions makes what it has read durable here, waiting at most `timeout`.
+    fn close(&mut self, _out: &mut SourceOut, _timeout: std::time::Duration) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// Watermark broadcasts to shards that did not get the latest event happen at most once per this many
@@ -250,14 +266,20 @@ impl SourceOut {
         }
     }
 
+    /// Sends a watermark of +∞: every shard fires every window (what the end of a bounded input does).
+    pub fn final_watermark(&mut self) -> Result<(), SourceError> {
+        for s in &mut self.shards {
+            s.send(ShardMsg::Watermark { wm: WATERMARK_MAX, idle: false })
+                .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        }
+        Ok(())
+    }
+
     /// Ends this source's input: with `final_watermark`, first a watermark of +∞ (bounded input ended: fire
     /// every window, as Flink does); then end-of-input to every shard and the emitter.
     pub fn finish(&mut self, final_watermark: bool) -> Result<(), SourceError> {
         if final_watermark {
-            for s in &mut self.shards {
-                s.send(ShardMsg::Watermark { wm: WATERMARK_MAX, idle: false })
-                    .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
-            }
+            self.final_watermark()?;
         }
         for s in &mut self.shards {
             s.send(ShardMsg::End).map_err(|_| SourceError::Disconnected(self.name.clone()))?;

@@ -205,10 +205,15 @@ fn drain(mut from: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<u8>>
 impl Running {
     /// Starts `ticklane ARGS` in `cwd`.
     pub fn start(args: &[&str], cwd: &Path) -> Running {
+        Self::start_logging(args, cwd, "warn")
+    }
+
+    /// Starts `ticklane ARGS` in `cwd` with `RUST_LOG=log`.
+    pub fn start_logging(args: &[&str], cwd: &Path, log: &str) -> Running {
         let mut child = Command::new(bin())
             .args(args)
             .current_dir(cwd)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,504 @@
+//! Kafka topics as a source: a consumer-group member whose partitions are watermark partitions, and which
+//! commits an offset only once every result that depends on the messages before it is durable in the sinks.
+//!
+//! **Commit protocol.** Every `commit_interval` the source sends a commit marker through the shards and
+//! remembers, per partition, the offset it had reached and the largest event time read before it. The
+//! emitter acknowledges a marker once every shard has passed it and the sinks have confirmed everything
+//! written before it; the acknowledgement carries `retain`, the earliest event time any operator reading
+//! this source still holds. An offset is committed when its partition's largest event time before it is
+//! below `retain` of a later acknowledgement: then no window (or session, or running VWAP) holds any of
+//! those messages any more, and all their results are durable. Restarting from a committed offset
+//! therefore loses nothing (at-least-once: results after it may be written again).
+//!
+//! **Rebalances.** On revocation the offsets already safe for the revoked partitions are committed
+//! synchronously before they are given up, and the shards drop the state of the keys those partitions fed
+//! (the new owner rebuilds it from the committed offset). A newly assigned partition holds the watermark
+//! back until it has data or goes idle.
+//!
+//! **Hot path.** One `poll(0)` per message: a lock-free-when-uncontended queue pop inside librdkafka, no
+//! system call (the fetching is done by librdkafka's own threads). When nothing is waiting the source
+//! blocks in `poll` for up to 1 ms and is woken by the next message.
+
+use super::{Json, LineFormat, Poll, Source, SourceError, SourceOut};
+use crate::config::{EventTime, Format, KafkaSourcePlan};
+use crate::event::{Event, Nanos, Trade};
+use crate::kafka::{self, Delivery};
+use crate::record::{RejectReason, RejectRow};
+use crate::symbols::Interner;
+use crate::time::TimeUnit;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Messages handed over per poll.
+const BATCH: usize = 1024;
+/// How long to block in librdkafka when no message is waiting.
+const IDLE_WAIT: Duration = Duration::from_millis(1);
+/// Metadata and synchronous commit timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the rebalance callbacks (run inside `poll`) tell the source, and what they need from it.
+#[derive(Default)]
+struct Shared {
+    /// Offsets safe to commit, by (topic, partition): what a revocation commits.
+    safe: Vec<(String, i32, i64)>,
+    revoked: Vec<(String, i32)>,
+    assigned: Vec<(String, i32)>,
+}
+
+/// The consumer's context: logs, counts errors, and handles rebalances.
+struct Ctx {
+    name: String,
+    shared: Mutex<Shared>,
+    changed: AtomicBool,
+}
+
+impl Ctx {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        kafka::log(&self.name, level, fac, message)
+    }
+    fn error(&self, e: rdkafka::error::KafkaError, reason: &str) {
+        kafka::error(&self.name, e, reason)
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else { return };
+        let mut sh = self.lock();
+        let mut commit = TopicPartitionList::new();
+        for e in tpl.elements() {
+            if let Some((_, _, off)) = sh.safe.iter().find(|(t, p, _)| t == e.topic() && *p == e.partition()) {
+                let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*off));
+            }
+            sh.revoked.push((e.topic().to_string(), e.partition()));
+        }
+        if commit.count() > 0 {
+            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+                tracing::warn!(source = %self.name, "committing offsets of revoked partitions failed: {e}");
+            }
+        }
+        tracing::info!(source = %self.name, partitions = ?sh.revoked, "partitions revoked");
+        self.changed.store(true, Ordering::Release);
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else { return };
+        let mut sh = self.lock();
+        for e in tpl.elements() {
+            sh.assigned.push((e.topic().to_string(), e.partition()));
+        }
+        tracing::info!(source = %self.name, partitions = ?sh.assigned, "partitions assigned");
+        self.changed.store(true, Ordering::Release);
+    }
+}
+
+/// Progress of one partition (one watermark slot).
+struct Part {
+    topic: usize,
+    partition: i32,
+    assigned: bool,
+    /// Offset of the next message to read (-1: nothing read since assignment).
+    next: i64,
+    /// Largest event time read (since assignment).
+    max_ts: Nanos,
+    /// Offset and largest event time at the last marker that saw progress.
+    marked: i64,
+    /// (marker id, next offset, largest event time before it), oldest first: commit candidates.
+    pending: VecDeque<(u64, i64, Nanos)>,
+    /// Last committed offset.
+    committed: i64,
+}
+
+/// Copies messages that do not decode to a topic, with headers saying where they came from.
+struct DeadLetters {
+    topic: String,
+    producer: BaseProducer<Delivery>,
+}
+
+enum Decoder {
+    Csv,
+    Json(Json),
+    Binary,
+}
+
+/// Turns a message into a trade.
+struct Decode {
+    decoder: Decoder,
+    unit: TimeUnit,
+    event_time: EventTime,
+    interner: Interner,
+    seq: u64,
+}
+
+impl Decode {
+    fn decode(&mut self, payload: &[u8], kafka_ts: Option<i64>) -> Result<Trade, RejectReason> {
+        let seq = self.seq;
+        self.seq += 1;
+        let body = payload.strip_suffix(b"\n").unwrap_or(payload);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        let mut t = match &self.decoder {
+            Decoder::Csv => super::parse_csv_line(body, self.unit, seq, &mut self.interner)?,
+            Decoder::Json(j) => j.decode(body, self.unit, seq, &mut self.interner)?,
+            Decoder::Binary => crate::binary::decode_trade(payload, seq, &mut self.interner)?,
+        };
+        if self.event_time == EventTime::Kafka {
+            let ms = kafka_ts.ok_or(RejectReason::MissingField("kafka timestamp"))?;
+            t.ts = ms.checked_mul(1_000_000).ok_or(RejectReason::TimestampOutOfRange)?;
+        }
+        Ok(t)
+    }
+}
+
+/// (topic, partition) → watermark slot: the topics' partitions numbered one after the other.
+struct Slots {
+    topics: Vec<String>,
+    /// First slot of each topic, and its partition count.
+    base: Vec<(usize, usize)>,
+}
+
+impl Slots {
+    fn slot(&self, name: &str, topic: &str, partition: i32) -> Result<usize, SourceError> {
+        let t = self.topics.iter().position(|t| t == topic).ok_or_else(|| {
+            err(name, format!("a message of topic `{topic}`, which this source does not subscribe to"))
+        })?;
+        let (base, n) = self.base[t];
+        if partition < 0 || partition as usize >= n {
+            return Err(err(
+                name,
+                format!(
+                    "topic `{topic}` has a partition {partition} but had {n} partitions when ticklane started: \
+                     restart it to take the new partitions"
+                ),
+            ));
+        }
+        Ok(base + partition as usize)
+    }
+}
+
+pub struct KafkaSource {
+    name: String,
+    consumer: BaseConsumer<Ctx>,
+    slots: Slots,
+    parts: Vec<Part>,
+    dec: Decode,
+    dead: Option<DeadLetters>,
+    commit_every: u64,
+    next_marker: u64,
+    /// The newest acknowledgement not applied yet (waiting for dead letters to be delivered).
+    ack: Option<crate::pipeline::Ack>,
+    idle: bool,
+}
+
+fn err(name: &str, msg: String) -> SourceError {
+    SourceError::Other { source_name: name.to_string(), message: msg }
+}
+
+impl KafkaSource {
+    /// Connects, checks that the topics exist (their partition counts size the watermark) and subscribes.
+    pub fn open(name: &str, plan: &KafkaSourcePlan, unit: TimeUnit, interner: Interner) -> Result<Self, SourceError> {
+        let ctx =
+            Ctx { name: name.to_string(), shared: Mutex::new(Shared::default()), changed: AtomicBool::new(false) };
+        let consumer: BaseConsumer<Ctx> = kafka::client_config(&plan.props)
+            .create_with_context(ctx)
+            .map_err(|e| err(name, format!("cannot create the Kafka consumer: {e}")))?;
+        let mut base = Vec::new();
+        let mut parts = Vec::new();
+        for (ti, t) in plan.topics.iter().enumerate() {
+            let n = kafka::partitions_of(consumer.client(), t, TIMEOUT).map_err(|m| err(name, m))?;
+            base.push((parts.len(), n));
+            for p in 0..n {
+                parts.push(Part {
+                    topic: ti,
+                    partition: p as i32,
+                    assigned: false,
+                    next: -1,
+                    max_ts: Nanos::MIN,
+                    marked: -1,
+                    pending: VecDeque::with_capacity(64),
+                    committed: -1,
+                });
+            }
+        }
+        if parts.len() > u16::MAX as usize {
+            return Err(err(name, format!("{} partitions in all: at most 65535", parts.len())));
+        }
+        let topics: Vec<&str> = plan.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| err(name, format!("cannot subscribe to {topics:?}: {e}")))?;
+        let dead = match &plan.dead_letter {
+            None => None,
+            Some(topic) => {
+                let mut props = kafka::connection_props(&plan.props);
+                props.extend([
+                    ("enable.idempotence".to_string(), "true".to_string()),
+                    ("linger.ms".to_string(), "5".to_string()),
+                    ("message.timeout.ms".to_string(), "0".to_string()),
+                ]);
+                let producer: BaseProducer<Delivery> = kafka::client_config(&props)
+                    .create_with_context(Delivery::new(format!("{name} dead letters")))
+                    .map_err(|e| err(name, format!("cannot create the dead-letter producer: {e}")))?;
+                Some(DeadLetters { topic: topic.clone(), producer })
+            }
+        };
+        let decoder = match plan.format {
+            Format::Csv => Decoder::Csv,
+            Format::Jsonl => Decoder::Json(Json::new(&plan.fields)),
+            Format::Binary => Decoder::Binary,
+        };
+        Ok(Self {
+            name: name.to_string(),
+            consumer,
+            slots: Slots { topics: plan.topics.clone(), base },
+            parts,
+            dec: Decode { decoder, unit, event_time: plan.event_time, interner, seq: 0 },
+            dead,
+            commit_every: plan.commit_interval as u64,
+            next_marker: crate::time::mono_now() + plan.commit_interval as u64,
+            ack: None,
+            idle: false,
+        })
+    }
+
+    /// Sends a commit marker if one is due and something is waiting to be committed.
+    fn maybe_mark(&mut self, out: &mut SourceOut) -> Result<(), SourceError> {
+        let now = crate::time::mono_now();
+        if now < self.next_marker {
+            return Ok(());
+        }
+        self.next_marker = now + self.commit_every;
+        self.mark(out).map(|_| ())
+    }
+
+    /// Sends a commit marker if anything is waiting to be committed; returns its id.
+    fn mark(&mut self, out: &mut SourceOut) -> Result<Option<u64>, SourceError> {
+        let progressed = self.parts.iter().any(|p| p.assigned && p.next > p.marked);
+        let waiting = self.parts.iter().any(|p| !p.pending.is_empty());
+        if !progressed && !waiting {
+            return Ok(None);
+        }
+        let id = out.marker()?;
+        for p in &mut self.parts {
+            if p.assigned && p.next > p.marked {
+                p.marked = p.next;
+                p.pending.push_back((id, p.next, p.max_ts));
+            }
+        }
+        Ok(Some(id))
+    }
+
+    /// Commits what the newest acknowledgement makes safe (once dead letters before it are delivered).
+    /// Returns the id of the acknowledgement applied.
+    fn apply_acks(&mut self, out: &mut SourceOut, mode: CommitMode) -> Result<Option<u64>, SourceError> {
+        while let Some(a) = out.ack() {
+            self.ack = Some(a);
+        }
+        let Some(ack) = self.ack else { return Ok(None) };
+        if let Some(d) = &self.dead {
+            d.producer.poll(Duration::ZERO);
+            if let Some(f) = d.producer.context().failure() {
+                return Err(err(&self.name, format!("dead-letter topic `{}`: {f}", d.topic)));
+            }
+            if d.producer.in_flight_count() > 0 {
+                return Ok(None); // not yet: a dead letter before these offsets may still be lost
+            }
+        }
+        self.ack = None;
+        let mut tpl = TopicPartitionList::new();
+        for p in &mut self.parts {
+            let mut to = None;
+            while let Some(&(id, next, max_ts)) = p.pending.front() {
+                if id > ack.id || max_ts >= ack.retain {
+                    break;
+                }
+                to = Some(next);
+                p.pending.pop_front();
+            }
+            if let Some(next) = to {
+                if p.assigned && next > p.committed {
+                    p.committed = next;
+                    let _ = tpl.add_partition_offset(&self.slots.topics[p.topic], p.partition, Offset::Offset(next));
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            {
+                let mut sh = self.consumer.context().lock();
+                for e in tpl.elements() {
+                    let Offset::Offset(o) = e.offset() else { continue };
+                    match sh.safe.iter_mut().find(|(t, p, _)| t == e.topic() && *p == e.partition()) {
+                        Some(s) => s.2 = o,
+                        None => sh.safe.push((e.topic().to_string(), e.partition(), o)),
+                    }
+                }
+            }
+            tracing::debug!(source = %self.name, offsets = ?tpl, "committing");
+            if let Err(e) = self.consumer.commit(&tpl, mode) {
+                tracing::warn!(source = %self.name, "offset commit failed (the next one covers it): {e}");
+            }
+        }
+        Ok(Some(ack.id))
+    }
+}
+
+/// Applies what the rebalance callbacks recorded (called right after `poll`, before its message).
+fn rebalanced(
+    name: &str,
+    consumer: &BaseConsumer<Ctx>,
+    slots: &Slots,
+    parts: &mut [Part],
+    out: &mut SourceOut,
+) -> Result<(), SourceError> {
+    if !consumer.context().changed.swap(false, Ordering::Acquire) {
+        return Ok(());
+    }
+    let (revoked, assigned) = {
+        let mut sh = consumer.context().lock();
+        (std::mem::take(&mut sh.revoked), std::mem::take(&mut sh.assigned))
+    };
+    for (t, p) in revoked {
+        let s = slots.slot(name, &t, p)?;
+        let part = &mut parts[s];
+        part.assigned = false;
+        part.pending.clear();
+        out.forget(s)?;
+    }
+    for (t, p) in assigned {
+        let s = slots.slot(name, &t, p)?;
+        let part = &mut parts[s];
+        if !part.assigned {
+            part.assigned = true;
+            part.next = -1;
+            part.max_ts = Nanos::MIN;
+            part.marked = -1;
+            part.committed = -1;
+            out.join(s);
+        }
+    }
+    let mut sh = consumer.context().lock();
+    sh.safe.retain(|(t, p, _)| parts.iter().any(|x| x.assigned && slots.topics[x.topic] == *t && x.partition == *p));
+    Ok(())
+}
+
+/// Sends a message that did not decode to the dead-letter topic (waiting for room in the producer's queue:
+/// a dead letter is never dropped).
+fn dead_letter(
+    d: &DeadLetters,
+    name: &str,
+    (topic, partition, offset): (&str, i32, i64),
+    payload: &[u8],
+    reason: &RejectReason,
+) -> Result<(), SourceError> {
+    let mut why = Vec::new();
+    reason.describe(&mut why);
+    let (p, o) = (partition.to_string(), offset.to_string());
+    let headers = OwnedHeaders::new_with_capacity(4)
+        .insert(Header { key: "ticklane.source.topic", value: Some(topic) })
+        .insert(Header { key: "ticklane.source.partition", value: Some(&p) })
+        .insert(Header { key: "ticklane.source.offset", value: Some(&o) })
+        .insert(Header { key: "ticklane.reason", value: Some(&why) });
+    let mut rec: BaseRecord<'_, (), [u8]> = BaseRecord::to(&d.topic).payload(payload).headers(headers);
+    loop {
+        match d.producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                d.producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(err(name, format!("dead-letter topic `{}`: {e}", d.topic))),
+        }
+    }
+}
+
+impl Source for KafkaSource {
+    fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    fn partitions_start_empty(&self) -> bool {
+        true
+    }
+
+    fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
+        rebalanced(&self.name, &self.consumer, &self.slots, &mut self.parts, out)?;
+        self.apply_acks(out, CommitMode::Async)?;
+        self.maybe_mark(out)?;
+        let mut got = 0;
+        while got < BATCH {
+            let wait = if self.idle { IDLE_WAIT } else { Duration::ZERO };
+            let msg = match self.consumer.poll(wait) {
+                None => {
+                    self.idle = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    kafka::error(&self.name, e, "while consuming");
+                    break;
+                }
+                Some(Ok(m)) => m,
+            };
+            self.idle = false;
+            got += 1;
+            // A rebalance callback may have run inside this poll: apply it before the message.
+            rebalanced(&self.name, &self.consumer, &self.slots, &mut self.parts, out)?;
+            let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+            let slot = self.slots.slot(&self.name, topic, partition)?;
+            let part = &mut self.parts[slot];
+            part.next = offset + 1;
+            let payload = msg.payload().unwrap_or(b"");
+            let decoded = match msg.payload() {
+                Some(p) => self.dec.decode(p, msg.timestamp().to_millis()),
+                None => Err(RejectReason::MissingField("payload")),
+            };
+            match decoded {
+                Ok(t) => {
+                    part.max_ts = part.max_ts.max(t.ts);
+                    out.emit(slot, Event::Trade(t), 0)?;
+                }
+                Err(reason) => {
+                    out.reject(RejectRow::new(offset.max(0) as u64, reason, payload))?;
+                    if let Some(d) = &self.dead {
+                        dead_letter(d, &self.name, (topic, partition, offset), payload, &reason)?;
+                    }
+                }
+            }
+        }
+        Ok(if got > 0 { Poll::More } else { Poll::Idle })
+    }
+
+    /// Makes the results of everything read so far durable and commits what that makes safe, waiting up to
+    /// `timeout` for the pipeline to acknowledge; then leaves the group.
+    fn close(&mut self, out: &mut SourceOut, timeout: Duration) -> Result<(), SourceError> {
+        if let Some(d) = &self.dead {
+            if let Err(e) = d.producer.flush(timeout) {
+                tracing::warn!(source = %self.name, "dead letters not all delivered at shutdown: {e}");
+            }
+        }
+        let Some(id) = self.mark(out)? else { return Ok(()) };
+        let deadline = crate::time::mono_now() + timeout.as_nanos() as u64;
+        loop {
+            if let Some(done) = self.apply_acks(out, CommitMode::Sync)? {
+                if done >= id {
+                    break;
+                }
+            }
+            if crate::time::mono_now() > deadline {
+                tracing::warn!(source = %self.name, "the pipeline did not acknowledge the last commit marker in {timeout:?}: offsets after the last commit will be read again");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,408 @@
+//! Kafka at both edges, against a real Kafka-protocol broker: the round trip through topics gives what the
+//! file gives, two instances in one group give what one gives, bad messages go to the dead-letter topic with
+//! their origin, and a broker restart loses nothing.
+//!
+//! The broker is named by `KAFKA_BOOTSTRAP` (`.ci/run` starts one with `scripts/broker.sh` and sets it).
+//! Without it these tests print why and pass; with `CI=true` a missing broker is a failure. The restart test
+//! starts a broker of its own (tansu on `PATH`, as `scripts/broker.sh install` leaves it), so it can stop it.
+
+mod common;
+
+use common::{gen, stderr, ticklane, ticklane_ok, wait_until, Running};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn broker(test: &str) -> Option<String> {
+    match std::env::var("KAFKA_BOOTSTRAP") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but KAFKA_BOOTSTRAP is not set");
+            eprintln!("SKIPPED {test}: KAFKA_BOOTSTRAP is not set (scripts/broker.sh start, then KAFKA_BOOTSTRAP=127.0.0.1:19092)");
+            None
+        }
+    }
+}
+
+/// A topic name no other test run uses.
+fn unique(name: &str) -> String {
+    let n = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
+    format!("{name}-{}-{n}", std::process::id())
+}
+
+fn create(b: &str, topic: &str, partitions: u32, dir: &Path) {
+    ticklane_ok(&["create-topic", "--brokers", b, "--topic", topic, "--partitions", &partitions.to_string()], dir);
+}
+
+fn produce(b: &str, topic: &str, file: &Path, extra: &[&str], dir: &Path) {
+    let mut a = vec!["produce", "--brokers", b, "--topic", topic, "--file", file.to_str().expect("utf-8")];
+    a.extend_from_slice(extra);
+    ticklane_ok(&a, dir);
+}
+
+/// Every message of `topic` (waits until none has come for 3 s).
+fn consume(b: &str, topic: &str, meta: bool, dir: &Path) -> Vec<String> {
+    let mut a = vec!["consume", "--brokers", b, "--topic", topic, "--idle", "3s"];
+    if meta {
+        a.push("--meta");
+    }
+    let o = ticklane_ok(&a, dir);
+    String::from_utf8(o.stdout).expect("utf-8").lines().map(str::to_string).collect()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn counted(v: &[String]) -> BTreeMap<&str, usize> {
+    let mut m = BTreeMap::new();
+    for l in v {
+        *m.entry(l.as_str()).or_default() += 1;
+    }
+    m
+}
+
+/// Events read so far, from the last live line on stderr (`(total N)`).
+fn total_in(r: &Running) -> u64 {
+    let err = r.stderr_so_far();
+    err.rsplit("(total ").next().and_then(|s| s.split(')').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Stops `r` with SIGTERM and returns its stderr (it must exit 0).
+fn stop(mut r: Running) -> String {
+    r.signal("TERM");
+    let st = r.wait_for(Duration::from_secs(60)).expect("ticklane did not stop within 60 s of SIGTERM");
+    let (_, err) = r.output();
+    assert!(st.success(), "ticklane exited with {st}:\n{err}");
+    err
+}
+
+/// The pipeline every test runs: 1 s tumbling bars with a late side output, from `source`, to `sinks`.
+fn pipeline(source: &str, sinks: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+fire_on_shutdown = true
+[metrics]
+interval = "100ms"
+summary = false
+{source}
+[[window]]
+name = "bars"
+type = "tumbling"
+size = "1s"
+allowed_lateness = "500ms"
+{sinks}
+"#
+    )
+}
+
+fn kafka_source(b: &str, topic: &str, group: &str, format: &str, extra: &str) -> String {
+    format!(
+        r#"[[source]]
+name = "trades"
+type = "kafka"
+topics = ["{topic}"]
+format = "{format}"
+ts_unit = "ms"
+max_out_of_orderness = "2s"
+commit_interval = "200ms"
+{extra}
+kafka = {{ "bootstrap.servers" = "{b}", "group.id" = "{group}" }}
+"#
+    )
+}
+
+fn kafka_sinks(b: &str, bars: &str, late: &str) -> String {
+    format!(
+        r#"[[sink]]
+stream = "bars"
+type = "kafka"
+topic = "{bars}"
+kafka = {{ "bootstrap.servers" = "{b}" }}
+[[sink]]
+stream = "bars_late"
+type = "kafka"
+topic = "{late}"
+kafka = {{ "bootstrap.servers" = "{b}" }}
+"#
+    )
+}
+
+/// Runs the pipeline straight from the CSV file; returns (bars, late) as JSON lines.
+fn file_run(dir: &Path, input: &Path) -> (Vec<String>, Vec<String>) {
+    let src = format!(
+        "[[source]]\nname = \"trades\"\ntype = \"csv\"\npath = \"{}\"\nts_unit = \"ms\"\nmax_out_of_orderness = \"2s\"\n",
+        input.display()
+    );
+    let sinks = "[[sink]]\nstream = \"bars\"\ntype = \"jsonl\"\npath = \"file_bars.jsonl\"\n\
+                 [[sink]]\nstream = \"bars_late\"\ntype = \"jsonl\"\npath = \"file_late.jsonl\"\n";
+    common::run_config(dir, "file.toml", &pipeline(&src, sinks));
+    (lines(&dir.join("file_bars.jsonl")), lines(&dir.join("file_late.jsonl")))
+}
+
+fn write_config(dir: &Path, name: &str, toml: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, toml).expect("write config");
+    p
+}
+
+/// Starts `ticklane run` on `config` and waits until it has read `n` events.
+fn run_until(dir: &Path, config: &Path, n: u64) -> Running {
+    let r = Running::start(&["run", "--config", config.to_str().expect("utf-8")], dir);
+    assert!(
+        wait_until(Duration::from_secs(120), || total_in(&r) >= n),
+        "ticklane read {} of {n} events in 120 s:\n{}",
+        total_in(&r),
+        r.stderr_so_far()
+    );
+    r
+}
+
+#[test]
+fn kafka_round_trip_gives_what_the_file_gives() {
+    let Some(b) = broker("kafka_round_trip_gives_what_the_file_gives") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Disorder and very late trades, so the late side output and refirings are compared too.
+    let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "40", "--late-fraction", "0.01"]);
+    let (want_bars, want_late) = file_run(d, &input);
+    assert!(!want_late.is_empty(), "the input should have late trades");
+    for format in ["binary", "jsonl", "csv"] {
+        let (tin, bars, late) = (unique("rt-in"), unique("rt-bars"), unique("rt-late"));
+        // One partition: the topic keeps the file's order, so the watermark advances exactly as it does
+        // reading the file.
+        for t in [&tin, &bars, &late] {
+            create(&b, t, 1, d);
+        }
+        produce(&b, &tin, &input, &["--format", format], d);
+        let cfg = write_config(
+            d,
+            "kafka.toml",
+            &pipeline(&kafka_source(&b, &tin, &unique("g"), format, ""), &kafka_sinks(&b, &bars, &late)),
+        );
+        let r = run_until(d, &cfg, 20000);
+        let err = stop(r);
+        let (got_bars, got_late) = (consume(&b, &bars, false, d), consume(&b, &late, false, d));
+        assert_eq!(got_bars.len(), want_bars.len(), "{format}: bars\n{err}");
+        assert_eq!(counted(&got_bars), counted(&want_bars), "{format}: bars differ");
+        assert_eq!(counted(&got_late), counted(&want_late), "{format}: late trades differ");
+    }
+}
+
+#[test]
+fn two_instances_in_one_group_give_what_one_gives() {
+    let Some(b) = broker("two_instances_in_one_group_give_what_one_gives") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // In-order trades: with no late trades, each instrument's bars do not depend on how partitions
+    // interleave, so the file run is what one instance gives.
+    let input = gen(
+        d,
+        "trades.csv",
+        &["-n", "20000", "--instruments", "40", "--disorder-fraction", "0", "--late-fraction", "0"],
+    );
+    let (want_bars, _) = file_run(d, &input);
+    let (tin, bars, late, group) = (unique("grp-in"), unique("grp-bars"), unique("grp-late"), unique("g"));
+    create(&b, &tin, 4, d);
+    create(&b, &bars, 1, d);
+    create(&b, &late, 1, d);
+    // No idle_timeout: a partition that the broker serves late must hold the watermark back rather than be
+    // overtaken (its trades would then be late, and differ from the file run's).
+    let cfg = write_config(
+        d,
+        "kafka.toml",
+        &pipeline(&kafka_source(&b, &tin, &group, "binary", ""), &kafka_sinks(&b, &bars, &late)),
+    );
+    let c = cfg.to_str().unwrap();
+    let first = Running::start_logging(&["run", "--config", c], d, "info");
+    assert!(
+        wait_until(Duration::from_secs(60), || first.stderr_so_far().contains("partitions assigned")),
+        "the first instance got no partitions:\n{}",
+        first.stderr_so_far()
+    );
+    let second = Running::start_logging(&["run", "--config", c], d, "info");
+    assert!(
+        wait_until(Duration::from_secs(60), || second.stderr_so_far().contains("partitions assigned")
+            && first.stderr_so_far().contains("partitions revoked")),
+        "the group did not rebalance onto two instances:\nfirst:\n{}\nsecond:\n{}",
+        first.stderr_so_far(),
+        second.stderr_so_far()
+    );
+    produce(&b, &tin, &input, &["--format", "binary"], d);
+    assert!(
+        wait_until(Duration::from_secs(120), || total_in(&first) + total_in(&second) >= 20000),
+        "the instances read {} + {} of 20000 events",
+        total_in(&first),
+        total_in(&second)
+    );
+    let (n1, n2) = (total_in(&first), total_in(&second));
+    let (e1, e2) = (stop(first), stop(second));
+    assert!(n1 > 0 && n2 > 0, "one instance read nothing ({n1} + {n2}):\n{e1}\n{e2}");
+    assert_eq!(n1 + n2, 20000, "events read twice or lost:\n{e1}\n{e2}");
+    let got = consume(&b, &bars, false, d);
+    assert_eq!(counted(&got), counted(&want_bars), "two instances together differ from one");
+}
+
+#[test]
+fn bad_messages_go_to_the_dead_letter_topic_with_their_origin() {
+    let Some(b) = broker("bad_messages_go_to_the_dead_letter_topic_with_their_origin") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = gen(d, "good.csv", &["-n", "3000", "--instruments", "10", "--late-fraction", "0"]);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let bad = ["1700000000500,SYM1,not-a-price,5,B", "garbage", "1700000000700,SYM2,1.5", "1700000000800,,1.5,1,S"];
+    let mut mixed = String::new();
+    let mut bad_at = Vec::new(); // offsets of the bad messages (the header line is not sent)
+    for (i, l) in text.lines().enumerate() {
+        mixed.push_str(l);
+        mixed.push('\n');
+        if i > 0 && i % 700 == 0 {
+            let k = bad_at.len();
+            bad_at.push(i - 1 + 1 + k);
+            mixed.push_str(bad[k % bad.len()]);
+            mixed.push('\n');
+        }
+    }
+    std::fs::write(d.join("mixed.csv"), &mixed).unwrap();
+    let (tin, bars, late, dlq) = (unique("dl-in"), unique("dl-bars"), unique("dl-late"), unique("dl-dead"));
+    for t in [&tin, &bars, &late, &dlq] {
+        create(&b, t, 1, d);
+    }
+    produce(&b, &tin, &d.join("mixed.csv"), &[], d);
+    let extra = format!("dead_letter = \"{dlq}\"");
+    let sinks = format!(
+        "{}[[sink]]\nstream = \"trades_rejects\"\ntype = \"csv\"\npath = \"rejects.csv\"\n",
+        kafka_sinks(&b, &bars, &late)
+    );
+    let cfg = write_config(d, "kafka.toml", &pipeline(&kafka_source(&b, &tin, &unique("g"), "csv", &extra), &sinks));
+    let r = run_until(d, &cfg, 3000);
+    let err = stop(r);
+    let dead = consume(&b, &dlq, true, d);
+    assert_eq!(dead.len(), bad_at.len(), "dead letters:\n{}\n{err}", dead.join("\n"));
+    for (k, (row, off)) in dead.iter().zip(&bad_at).enumerate() {
+        let f: Vec<&str> = row.split('\t').collect();
+        assert_eq!(f.len(), 5, "{row}");
+        assert_eq!(f[4], bad[k % bad.len()], "payload kept as it was");
+        let headers: BTreeMap<&str, &str> = f[3].split(',').filter_map(|h| h.split_once('=')).collect();
+        assert_eq!(headers["ticklane.source.topic"], tin);
+        assert_eq!(headers["ticklane.source.partition"], "0");
+        assert_eq!(headers["ticklane.source.offset"], off.to_string(), "{row}");
+        assert!(!headers["ticklane.reason"].is_empty(), "{row}");
+    }
+    let rejects = lines(&d.join("rejects.csv"));
+    assert_eq!(rejects.len(), bad_at.len() + 1, "rejects stream (with its header):\n{}", rejects.join("\n"));
+    // Nothing else was lost: the good trades give what the file gives.
+    let (want_bars, _) = file_run(d, &good);
+    assert_eq!(counted(&consume(&b, &bars, false, d)), counted(&want_bars));
+}
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn broker_script(args: &[&str]) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/broker.sh");
+    std::process::Command::new("bash").arg(script).args(args).output().expect("run scripts/broker.sh")
+}
+
+#[test]
+fn a_broker_restart_loses_nothing() {
+    if broker("a_broker_restart_loses_nothing").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port().to_string();
+    let bdir = d.join("broker");
+    let bdir_s = bdir.to_str().unwrap();
+    let o = broker_script(&["start", &port, bdir_s]);
+    assert!(o.status.success(), "cannot start a broker of this test's own: {}", stderr(&o));
+    struct Stop(String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            broker_script(&["stop", &self.0]);
+        }
+    }
+    let _guard = Stop(bdir_s.to_string());
+    let b = format!("127.0.0.1:{port}");
+    let input = gen(d, "trades.csv", &["-n", "10000", "--instruments", "20", "--late-fraction", "0"]);
+    let text = std::fs::read_to_string(&input).unwrap();
+    let all: Vec<&str> = text.lines().collect();
+    let (head, tail) = all[1..].split_at(5000);
+    std::fs::write(d.join("head.csv"), format!("{}\n{}\n", all[0], head.join("\n"))).unwrap();
+    std::fs::write(d.join("tail.csv"), format!("{}\n{}\n", all[0], tail.join("\n"))).unwrap();
+    let (tin, bars, late) = (unique("rs-in"), unique("rs-bars"), unique("rs-late"));
+    for t in [&tin, &bars, &late] {
+        create(&b, t, 1, d);
+    }
+    produce(&b, &tin, &d.join("head.csv"), &["--format", "binary"], d);
+    let cfg = write_config(
+        d,
+        "kafka.toml",
+        &pipeline(&kafka_source(&b, &tin, &unique("g"), "binary", ""), &kafka_sinks(&b, &bars, &late)),
+    );
+    let mut r = run_until(d, &cfg, 5000);
+    // The broker goes away for 3 s: ticklane keeps running and says so.
+    let o = broker_script(&["stop", bdir_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(r.wait_for(Duration::ZERO).is_none(), "ticklane stopped without its broker:\n{}", r.stderr_so_far());
+    let o = broker_script(&["start", &port, bdir_s]);
+    assert!(o.status.success(), "cannot restart the broker: {}", stderr(&o));
+    produce(&b, &tin, &d.join("tail.csv"), &["--format", "binary"], d);
+    assert!(
+        wait_until(Duration::from_secs(120), || total_in(&r) >= 10000),
+        "read {} of 10000 after the restart:\n{}",
+        total_in(&r),
+        r.stderr_so_far()
+    );
+    let err = stop(r);
+    let (want_bars, _) = file_run(d, &input);
+    let got = consume(&b, &bars, false, d);
+    // At least once: every bar is there, and nothing that is not a bar of the file.
+    let (g, w) = (counted(&got), counted(&want_bars));
+    let missing: Vec<&&str> = w.keys().filter(|k| !g.contains_key(*k)).collect();
+    let extra: Vec<&&str> = g.keys().filter(|k| !w.contains_key(*k)).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}\nextra {extra:?}\n{err}");
+}
+
+#[test]
+fn kafka_config_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let check = |toml: &str| {
+        std::fs::write(d.join("c.toml"), toml).unwrap();
+        let o = ticklane(&["check", "--config", "c.toml"], d);
+        assert!(!o.status.success(), "accepted:\n{toml}");
+        stderr(&o)
+    };
+    let src =
+        |kafka: &str| format!("[[source]]\nname = \"t\"\ntype = \"kafka\"\ntopics = [\"in\"]\nkafka = {{ {kafka} }}\n");
+    let e = check(&src(r#""bootstrap.servers" = "h:1""#));
+    assert!(e.contains("key `source[0].kafka`") && e.contains("group.id"), "{e}");
+    let e = check(&src(r#""bootstrap.servers" = "h:1", "group.id" = "g", "enable.auto.commit" = true"#));
+    assert!(e.contains("enable.auto.commit") && e.contains("must stay false"), "{e}");
+    let e = check(&format!("{}dead_letter = \"in\"\n", src(r#""bootstrap.servers" = "h:1", "group.id" = "g""#)));
+    assert!(e.contains("source[0].dead_letter") && e.contains("loop"), "{e}");
+    let ok = src(r#""bootstrap.servers" = "h:1", "group.id" = "g""#);
+    let e = check(&format!("{ok}[[sink]]\nstream = \"t_rejects\"\ntype = \"stdout\"\nformat = \"binary\"\n"));
+    assert!(e.contains("sink[0].format") && e.contains("kafka sinks only"), "{e}");
+    let e = check(&format!(
+        "{ok}[[sink]]\nstream = \"t_rejects\"\ntype = \"kafka\"\nkafka = {{ \"bootstrap.servers\" = \"h:1\" }}\n"
+    ));
+    assert!(e.contains("sink[0].topic") && e.contains("needs a topic"), "{e}");
+    let two = format!(
+        "{ok}[[sink]]\nstream = \"t_rejects\"\ntype = \"kafka\"\ntopic = \"a\"\nkafka = {{ \"bootstrap.servers\" = \"h:1\" }}\n\
+         [[sink]]\nstream = \"t_rejects\"\ntype = \"kafka\"\ntopic = \"b\"\nkafka = {{ \"bootstrap.servers\" = \"h:2\" }}\n"
+    );
+    let e = check(&two);
+    assert!(e.contains("sink[1].kafka") && e.contains("producer `default`"), "{e}");
+    let e = check(&format!("{ok}[[sink]]\nstream = \"t_rejects\"\ntype = \"csv\"\npath = \"x\"\ntopic = \"a\"\n"));
+    assert!(e.contains("sink[0].topic") && e.contains("only applies to a kafka sink"), "{e}");
+}
