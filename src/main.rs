@@ -203,6 +203,10 @@ fn run(path: Option<PathBuf>) -> Result<()> {
     let waits: u64 = m.sources.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>()
         + m.shards.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>();
     writeln!(err, "  backpressure: {waits} full-ring waits, {:.3} s blocked", blocked as f64 / 1e9)?;
+    let rewritten: u64 = m.shards.iter().map(|s| s.rewritten.load(Ordering::Relaxed)).sum();
+    if rewritten > 0 {
+        writeln!(err, "  {rewritten} window results not written again: their windows were written in full before the committed offsets this run resumed from")?;
+    }
     let now = ticklane::time::wall_now();
     for s in &m.sources {
         for (p, pm) in s.partitions.iter().enumerate() {

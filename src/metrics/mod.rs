@@ -203,6 +203,8 @@ pub struct ShardMetrics {
     pub events: AtomicU64,
     pub outputs: AtomicU64,
     pub late: AtomicU64,
+    /// Window results dropped because they were written in full before the commit a partition resumed from.
+    pub rewritten: AtomicU64,
     pub watermark: AtomicI64,
     pub open_windows: AtomicU64,
     pub backpressure: Backpressure,

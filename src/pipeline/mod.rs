@@ -46,6 +46,9 @@ pub enum ShardMsg {
     Marker { id: u64 },
     /// Source partition `part` moved to another instance: drop the state of the keys it fed.
     Forget { part: u16 },
+    /// Source partition `part` resumes after a commit whose messages reached event time `from`: results of
+    /// windows of its keys that start at or before `from` were written in full before; drop them.
+    Resume { part: u16, from: Nanos },
     /// The source has ended.
     End,
 }

@@ -44,6 +44,13 @@ struct Out {
     outputs: u64,
     late: u64,
     failed: Option<ShardError>,
+    /// Which source partition each key came from.
+    owners: Owners,
+    /// (input, partition, from): window results of that partition's keys starting at or before `from` are
+    /// dropped (they were written in full before the commit the partition resumed from).
+    resumed: Vec<(usize, u16, Nanos)>,
+    /// Results dropped that way.
+    suppressed: u64,
 }
 
 impl Out {
@@ -62,9 +69,22 @@ impl Out {
     }
 }
 
+impl Out {
+    /// True if `rec` repeats a window written in full before the commit its partition resumed from.
+    #[cold]
+    fn written_before(&self, rec: &Record) -> bool {
+        let Record::Window(w) = rec else { return false };
+        self.resumed.iter().any(|&(i, part, from)| w.start <= from && self.owners.part_of(i, w.key) == Some(part))
+    }
+}
+
 impl Collector for Out {
     #[inline]
     fn emit(&mut self, stream: StreamId, rec: Record) {
+        if !self.resumed.is_empty() && self.written_before(&rec) {
+            self.suppressed += 1;
+            return;
+        }
         let t1 = if self.t0 != 0 { mono_now() } else { 0 };
         if matches!(rec, Record::Late(_)) {
             self.late += 1;
@@ -113,6 +133,15 @@ impl Owners {
         v[key as usize] = part + 1;
     }
 
+    /// The partition `key` of `input` last came from.
+    #[inline]
+    fn part_of(&self, input: usize, key: KeyId) -> Option<u16> {
+        match self.by_input.get(input)?.get(key as usize)? {
+            0 => None,
+            p => Some(p - 1),
+        }
+    }
+
     /// The keys that came from `part` of `input`, which are forgotten.
     fn take(&mut self, input: usize, part: u16) -> Vec<KeyId> {
         let Some(v) = self.by_input.get_mut(input) else { return Vec::new() };
@@ -141,7 +170,6 @@ pub struct ShardWorker {
     idler: Idler,
     metrics: Arc<Metrics>,
     arrival: u64,
-    owners: Owners,
 }
 
 impl ShardWorker {
@@ -161,11 +189,20 @@ impl ShardWorker {
             ended: vec![false; n],
             frontier: Frontier::new(n),
             ops,
-            out: Out { to, recorder, t0: 0, outputs: 0, late: 0, failed: None },
+            out: Out {
+                to,
+                recorder,
+                t0: 0,
+                outputs: 0,
+                late: 0,
+                failed: None,
+                owners: Owners::default(),
+                resumed: Vec::new(),
+                suppressed: 0,
+            },
             idler,
             metrics,
             arrival: 0,
-            owners: Owners::default(),
         }
     }
 
@@ -199,7 +236,7 @@ impl ShardWorker {
                             let t_in = if t0 != 0 { mono_now() } else { 0 };
                             self.out.t0 = t0;
                             self.watermark(i, wm, false);
-                            self.owners.note(i, ev.key(KeyBy::Instrument), part);
+                            self.out.owners.note(i, ev.key(KeyBy::Instrument), part);
                             let arrival = self.arrival;
                             self.arrival += 1;
                             for slot in &mut self.ops {
@@ -222,8 +259,13 @@ impl ShardWorker {
                             let retain = self.retained_from(i);
                             self.out.marker(i, id, retain);
                         }
+                        ShardMsg::Resume { part, from } => {
+                            self.out.resumed.retain(|&(j, p, _)| (j, p) != (i, part));
+                            self.out.resumed.push((i, part, from));
+                        }
                         ShardMsg::Forget { part } => {
-                            for key in self.owners.take(i, part) {
+                            self.out.resumed.retain(|&(j, p, _)| (j, p) != (i, part));
+                            for key in self.out.owners.take(i, part) {
                                 for slot in &mut self.ops {
                                     if slot.inputs & (1 << i) != 0 {
                                         slot.op.forget(key);
@@ -305,6 +347,7 @@ impl ShardWorker {
         m.events.store(events, Ordering::Relaxed);
         m.outputs.store(self.out.outputs, Ordering::Relaxed);
         m.late.store(self.out.late, Ordering::Relaxed);
+        m.rewritten.store(self.out.suppressed, Ordering::Relaxed);
         m.open_windows.store(self.ops.iter().map(|s| s.op.open_state() as u64).sum(), Ordering::Relaxed);
         match &self.out.to {
             Target::Ring(tx) => tx.publish(&m.backpressure),

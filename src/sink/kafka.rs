@@ -14,7 +14,6 @@ use crate::record::{Record, RejectRow};
 use crate::symbols::SymbolCache;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::util::Timeout;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -134,9 +133,24 @@ impl Sink for KafkaSink {
     fn sync(&mut self) -> io::Result<()> {
         // Waits for every delivery report: with the broker away this waits (the emitter stalls and the
         // pipeline backpressures) until it is back.
-        self.producer
-            .flush(Timeout::Never)
-            .map_err(|e| io::Error::other(format!("flushing producer for topic `{}`: {e}", self.topic)))?;
+        let started = std::time::Instant::now();
+        loop {
+            match self.producer.flush(Duration::from_secs(5)) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {
+                    self.check()?;
+                    tracing::warn!(
+                        sink = %self.what,
+                        waiting = ?started.elapsed(),
+                        in_flight = self.producer.in_flight_count(),
+                        "the broker has not confirmed every message yet: results wait (nothing is dropped)"
+                    );
+                }
+                Err(e) => {
+                    return Err(io::Error::other(format!("flushing producer for topic `{}`: {e}", self.topic)));
+                }
+            }
+        }
         self.check()
     }
 

@@ -10,6 +10,12 @@
 //! those messages any more, and all their results are durable. Restarting from a committed offset
 //! therefore loses nothing (at-least-once: results after it may be written again).
 //!
+//! Each commit carries, as offset metadata, the largest event time read before the offset. Whoever reads
+//! the partition next (this instance after a restart, or another after a rebalance) starts the partition's
+//! watermark there, so lateness is judged as before, and the shards drop the windows of its keys that
+//! started at or before it: those ended before the commit and were written in full by the previous reader
+//! (re-reading only the messages after the offset would give partial rows for them).
+//!
 //! **Rebalances.** On revocation the offsets already safe for the revoked partitions are committed
 //! synchronously before they are given up, and the shards drop the state of the keys those partitions fed
 //! (the new owner rebuilds it from the committed offset). A newly assigned partition holds the watermark
@@ -46,10 +52,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// What the rebalance callbacks (run inside `poll`) tell the source, and what they need from it.
 #[derive(Default)]
 struct Shared {
-    /// Offsets safe to commit, by (topic, partition): what a revocation commits.
-    safe: Vec<(String, i32, i64)>,
+    /// Offsets safe to commit, with the largest event time before each, by (topic, partition): what a
+    /// revocation commits.
+    safe: Vec<(String, i32, i64, Nanos)>,
     revoked: Vec<(String, i32)>,
-    assigned: Vec<(String, i32)>,
+    /// Assigned partitions, with the largest event time before their committed offset (from its metadata).
+    assigned: Vec<(String, i32, Option<Nanos>)>,
 }
 
 /// The consumer's context: logs, counts errors, and handles rebalances.
@@ -80,8 +88,8 @@ impl ConsumerContext for Ctx {
         let mut sh = self.lock();
         let mut commit = TopicPartitionList::new();
         for e in tpl.elements() {
-            if let Some((_, _, off)) = sh.safe.iter().find(|(t, p, _)| t == e.topic() && *p == e.partition()) {
-                let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*off));
+            if let Some((_, _, off, max_ts)) = sh.safe.iter().find(|(t, p, ..)| t == e.topic() && *p == e.partition()) {
+                add_commit(&mut commit, e.topic(), e.partition(), *off, *max_ts);
             }
             sh.revoked.push((e.topic().to_string(), e.partition()));
         }
@@ -94,14 +102,39 @@ impl ConsumerContext for Ctx {
         self.changed.store(true, Ordering::Release);
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(tpl) = rebalance else { return };
+        // Where each partition resumes, and the largest event time before that (see `add_commit`).
+        let committed = match consumer.committed_offsets((*tpl).clone(), TIMEOUT) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(source = %self.name, "cannot read the committed offsets of the assigned partitions: {e}");
+                None
+            }
+        };
         let mut sh = self.lock();
         for e in tpl.elements() {
-            sh.assigned.push((e.topic().to_string(), e.partition()));
+            let max_ts = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(e.topic(), e.partition()))
+                .and_then(|c| c.metadata().strip_prefix(METADATA_PREFIX).and_then(|m| m.parse().ok()));
+            sh.assigned.push((e.topic().to_string(), e.partition(), max_ts));
         }
         tracing::info!(source = %self.name, partitions = ?sh.assigned, "partitions assigned");
         self.changed.store(true, Ordering::Release);
+    }
+}
+
+/// Offset-commit metadata: the largest event time read before the committed offset. A new owner of the
+/// partition starts its watermark there (so it judges lateness as the previous owner did), and drops the
+/// windows that ended before the commit, which the previous owner wrote in full.
+const METADATA_PREFIX: &str = "ticklane:max_ts=";
+
+fn add_commit(tpl: &mut TopicPartitionList, topic: &str, partition: i32, offset: i64, max_ts: Nanos) {
+    if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_ok() {
+        if let Some(mut e) = tpl.find_partition(topic, partition) {
+            e.set_metadata(format!("{METADATA_PREFIX}{max_ts}"));
+        }
     }
 }
 
@@ -249,6 +282,8 @@ impl KafkaSource {
                 let producer: BaseProducer<Delivery> = kafka::client_config(&props)
                     .create_with_context(Delivery::new(format!("{name} dead letters")))
                     .map_err(|e| err(name, format!("cannot create the dead-letter producer: {e}")))?;
+                kafka::partitions_of(producer.client(), topic, TIMEOUT)
+                    .map_err(|m| err(name, format!("dead_letter: {m}")))?;
                 Some(DeadLetters { topic: topic.clone(), producer })
             }
         };
@@ -316,30 +351,31 @@ impl KafkaSource {
         }
         self.ack = None;
         let mut tpl = TopicPartitionList::new();
+        let mut safe = Vec::new();
         for p in &mut self.parts {
             let mut to = None;
             while let Some(&(id, next, max_ts)) = p.pending.front() {
                 if id > ack.id || max_ts >= ack.retain {
                     break;
                 }
-                to = Some(next);
+                to = Some((next, max_ts));
                 p.pending.pop_front();
             }
-            if let Some(next) = to {
+            if let Some((next, max_ts)) = to {
                 if p.assigned && next > p.committed {
                     p.committed = next;
-                    let _ = tpl.add_partition_offset(&self.slots.topics[p.topic], p.partition, Offset::Offset(next));
+                    add_commit(&mut tpl, &self.slots.topics[p.topic], p.partition, next, max_ts);
+                    safe.push((self.slots.topics[p.topic].clone(), p.partition, next, max_ts));
                 }
             }
         }
         if tpl.count() > 0 {
             {
                 let mut sh = self.consumer.context().lock();
-                for e in tpl.elements() {
-                    let Offset::Offset(o) = e.offset() else { continue };
-                    match sh.safe.iter_mut().find(|(t, p, _)| t == e.topic() && *p == e.partition()) {
-                        Some(s) => s.2 = o,
-                        None => sh.safe.push((e.topic().to_string(), e.partition(), o)),
+                for (t, p, o, m) in safe {
+                    match sh.safe.iter_mut().find(|(st, sp, ..)| *st == t && *sp == p) {
+                        Some(s) => (s.2, s.3) = (o, m),
+                        None => sh.safe.push((t, p, o, m)),
                     }
                 }
             }
@@ -374,20 +410,20 @@ fn rebalanced(
         part.pending.clear();
         out.forget(s)?;
     }
-    for (t, p) in assigned {
+    for (t, p, resume) in assigned {
         let s = slots.slot(name, &t, p)?;
         let part = &mut parts[s];
         if !part.assigned {
             part.assigned = true;
             part.next = -1;
-            part.max_ts = Nanos::MIN;
+            part.max_ts = resume.unwrap_or(Nanos::MIN);
             part.marked = -1;
             part.committed = -1;
-            out.join(s);
+            out.join(s, resume)?;
         }
     }
     let mut sh = consumer.context().lock();
-    sh.safe.retain(|(t, p, _)| parts.iter().any(|x| x.assigned && slots.topics[x.topic] == *t && x.partition == *p));
+    sh.safe.retain(|(t, p, ..)| parts.iter().any(|x| x.assigned && slots.topics[x.topic] == *t && x.partition == *p));
     Ok(())
 }
 

@@ -211,10 +211,20 @@ impl SourceOut {
     }
 
     /// Partition `p` has joined this source (Kafka assigned it): it holds the watermark back until it has
-    /// data or goes idle.
-    pub fn join(&mut self, p: usize) {
+    /// data or goes idle. With `resume` (the largest event time read before the committed offset it starts
+    /// from), its watermark starts there, and every shard drops results of windows of its keys that start at
+    /// or before it (they were written in full before the commit).
+    pub fn join(&mut self, p: usize, resume: Option<Nanos>) -> Result<(), SourceError> {
         self.wms.add(p);
+        if let Some(ts) = resume {
+            self.wms.on_event(p, ts);
+            for s in &mut self.shards {
+                s.send(ShardMsg::Resume { part: p as u16, from: ts })
+                    .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+            }
+        }
         self.wm_dirty = true;
+        Ok(())
     }
 
     /// Sends a malformed record to the rejects stream (waiting for room: rejects are never dropped).
