@@ -248,6 +248,10 @@ path = "{out}/late.csv"
     n
 }
 
+fn trade_of(g: &ticklane::gen::GenTrade) -> Trade {
+    Trade { ts: g.ts, price: g.price, qty: g.qty, seq: 0, instrument: g.instrument, side: g.side }
+}
+
 #[test]
 fn no_allocation_per_event_after_warm_up() {
     // 1. Operators and decoder: exactly zero over the last of three identical passes of 400,000 trades.
@@ -283,4 +287,34 @@ fn no_allocation_per_event_after_warm_up() {
     let b = pipeline_allocs(dir.path(), &three, "b");
     eprintln!("pipeline allocations: {a} for 2 passes of {n} trades, {b} for 3 passes");
     assert!(b <= a + 8, "the third pass of {n} trades allocated {} times more", b as i64 - a as i64);
+
+    // 3. Kafka messages: decoding binary trade records and encoding result records (into a reused buffer)
+    //    allocates nothing once every symbol has been seen.
+    let mut interner = Interner::new(Symbols::new(), 1000);
+    let symbols: Vec<String> = (0..100).map(TradeGen::symbol).collect();
+    let records: Vec<Vec<u8>> = trades[..10_000]
+        .iter()
+        .map(|g| {
+            let mut b = Vec::new();
+            ticklane::binary::encode_trade(&symbols[g.instrument as usize], &trade_of(g), &mut b);
+            b
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(4096);
+    let mut pass = |interner: &mut Interner, buf: &mut Vec<u8>| {
+        let mut sum = 0i64;
+        for (i, r) in records.iter().enumerate() {
+            let t = ticklane::binary::decode_trade(r, i as u64, interner).expect("a valid record");
+            sum = sum.wrapping_add(t.price.0);
+            buf.clear();
+            let tick = ticklane::record::TickRow { trade: t, vwap: t.price, ema: t.price, volume: t.qty, count: 1 };
+            ticklane::binary::encode_record(&Record::Tick(tick), &symbols[0], buf);
+        }
+        sum
+    };
+    let warm = pass(&mut interner, &mut buf);
+    let before = my_allocs();
+    let again = pass(&mut interner, &mut buf);
+    assert_eq!(warm, again);
+    assert_eq!(my_allocs() - before, 0, "allocations decoding and encoding 10,000 binary Kafka records");
 }
