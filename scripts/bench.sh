@@ -2,7 +2,7 @@
 # The ticklane benchmark suite: builds release, runs each case several times with its baseline in the same
 # run, and prints markdown tables of medians (BENCHMARKS.md explains the cases and the targets).
 #
-#   scripts/bench.sh [throughput] [latency] [micro] [waits] [all]     (default: all)
+#   scripts/bench.sh [throughput] [latency] [micro] [waits] [kafka] [all]     (default: all)
 #
 #   throughput  (a) 10M trades, 1,000 instruments, 2 s disorder, tumbling 1 s OHLCV+VWAP+TWAP + sliding
 #               60 s/10 s VWAP + session 5 s, from the in-process generator and from a CSV file; events/s.
@@ -12,7 +12,16 @@
 #               (its ingest_to_shard stage).
 #   micro       (c) criterion: ring handoff, window/continuous update, CSV and JSON parse; ns/event.
 #   waits       latency at both rates for several wait strategies and thread placements (not in `all`).
-#   all         throughput latency micro
+#   kafka       Kafka edges against local tansu brokers (scripts/broker.sh; skipped, with the reason, when
+#               `tansu` is not on PATH). Consume throughput: ticklane (kafka source, binary, tumbling 1 s, null
+#               sink) reading a pre-filled topic of KAFKA_EVENTS trades with 1 and 4 partitions, events/s
+#               from its 100 ms live lines; baselines: the topic drained by a bare client
+#               (benches/kafka_e2e.rs drain) and `ticklane consume`. End-to-end latency through the broker:
+#               benches/kafka_e2e.rs produces trades open-loop at each of KAFKA_RATES into a topic, ticklane
+#               (per-trade running VWAP, inline emitter, kafka sink) writes a tick per trade to another, the
+#               bench reads it: due time → tick read, p50 … max; baseline: the same client pair with the
+#               consumer reading the input topic (the broker round trip alone).
+#   all         throughput latency micro, and kafka when tansu is installed
 #
 # Environment:
 #   RUNS=5          runs per case; the tables show the median (and min/max) over runs
@@ -27,17 +36,29 @@
 #   BENCH_NICE      e.g. -20 (needs root): run each pipeline and micro bench in a session (autogroup) of its
 #                   own with that nice value, so other users' jobs on a shared machine take less of the CPU
 #                   from it (with autogroup scheduling, plain `nice` only ranks a process within its group)
+#   kafka only (RUNS defaults to 3 for it):
+#   KAFKA_PORT      first of the two ports the brokers listen on, on 127.0.0.1 (default 19192; the next port
+#                   is used too). Another broker already on a port is not touched: pick free ports.
+#   KAFKA_EVENTS    trades in the throughput topics (default 2000000; QUICK 200000)
+#   KAFKA_RATES     open-loop rates for the latency case, messages/s (default "2000 5000 10000")
+#   KAFKA_SECONDS   measured seconds per latency run, after KAFKA_WARMUP (default 10 and 2; QUICK 2 and 1)
+#   KAFKA_FETCH_WAIT_MS  fetch.wait.max.ms of every consumer in the latency case (default 1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 QUICK=${QUICK:-0}
+KAFKA_RUNS=${RUNS:-3} # the kafka case's own default (QUICK: 1, below)
 if [ "$QUICK" = 1 ]; then
     RUNS=${RUNS:-1}
     EVENTS=${EVENTS:-200000}
     LAT_SECONDS=${LAT_SECONDS:-1}
     MICRO_ENV=(TL_WINDOW_EVENTS=50000 TL_PARSE_LINES=10000)
     MICRO_ARGS=(--warm-up-time 0.05 --measurement-time 0.2 --sample-size 10)
+    KAFKA_RUNS=$RUNS
+    KAFKA_EVENTS=${KAFKA_EVENTS:-200000}
+    KAFKA_SECONDS=${KAFKA_SECONDS:-2}
+    KAFKA_WARMUP=${KAFKA_WARMUP:-1}
 else
     RUNS=${RUNS:-5}
     EVENTS=${EVENTS:-10000000}
@@ -45,6 +66,12 @@ else
     MICRO_ENV=()
     MICRO_ARGS=()
 fi
+KAFKA_PORT=${KAFKA_PORT:-19192}
+KAFKA_EVENTS=${KAFKA_EVENTS:-2000000}
+KAFKA_RATES=${KAFKA_RATES:-2000 5000 10000}
+KAFKA_SECONDS=${KAFKA_SECONDS:-10}
+KAFKA_WARMUP=${KAFKA_WARMUP:-2}
+KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-1}
 # shellcheck disable=SC2206
 MICRO_ARGS+=(${CRITERION_ARGS:-})
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -64,17 +91,18 @@ CFG=$ROOT/config/bench
 
 modes=("$@")
 [ ${#modes[@]} -eq 0 ] && modes=(all)
+have_tansu() { command -v tansu >/dev/null 2>&1; }
 want() {
     local m
     for m in "${modes[@]}"; do
         [ "$m" = "$1" ] && return 0
-        [ "$m" = all ] && [ "$1" != waits ] && return 0
+        [ "$m" = all ] && [ "$1" != waits ] && { [ "$1" != kafka ] || have_tansu; } && return 0
     done
     return 1
 }
 for m in "${modes[@]}"; do
-    case $m in throughput | latency | micro | waits | all) ;; *)
-        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|all]..." >&2
+    case $m in throughput | latency | micro | waits | kafka | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|all]..." >&2
         exit 2
         ;;
     esac
@@ -111,6 +139,9 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
     cargo build --release --bin ticklane >&2
     if want micro; then
         cargo bench --bench ring --bench window --bench parse --bench jitter --no-run >&2
+    fi
+    if want kafka && have_tansu; then
+        cargo bench --bench kafka_e2e --no-run >&2
     fi
 fi
 [ -x "$BIN" ] || {
@@ -386,6 +417,362 @@ micro() {
     done
 }
 
+# --- Kafka edges -----------------------------------------------------------------------------------------
+# Two tansu brokers, one after the other, each started fresh for this run and stopped at its end (or on exit):
+# STORAGE=memory for consume throughput (a topic of large batches reads fast from memory), the default SQLite
+# storage for latency (tansu's memory storage lists every stored batch of a partition on each fetch, so with
+# one-message batches, as linger.ms = 0 produces them, reading the live end of a topic slows down as it grows).
+KBROKERS=()
+KTL_PID=
+kafka_cleanup() {
+    local d
+    [ -n "$KTL_PID" ] && kill -TERM "$KTL_PID" 2>/dev/null
+    for d in "${KBROKERS[@]}"; do "$ROOT/scripts/broker.sh" stop "$d" || true; done
+    KBROKERS=()
+}
+
+start_broker() { # storage port dir
+    local out
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+        echo "127.0.0.1:$2 is taken (another broker?): set KAFKA_PORT to the first of two free ports" >&2
+        exit 1
+    fi
+    KBROKERS+=("$3")
+    out=$(STORAGE=$1 "${NICE_CMD[@]}" "$ROOT/scripts/broker.sh" start "$2" "$3") || {
+        echo "$out" >&2
+        exit 1
+    }
+    log "$out"
+}
+
+stop_broker() { # dir
+    "$ROOT/scripts/broker.sh" stop "$1"
+    local d keep=()
+    for d in "${KBROKERS[@]}"; do [ "$d" = "$1" ] || keep+=("$d"); done
+    KBROKERS=("${keep[@]}")
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; } # user + system, in clock ticks
+now_s() { date +%s.%N; }
+# Average cores used: ticks between two readings over the wall time between them.
+cores() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v s="$2" 'BEGIN { printf "%.2f", (s > 0 ? t / hz / s : 0) }'; }
+
+# Starts `ticklane run --config $1` in the background (stderr to $2) and sets KTL_PID to its pid.
+start_ticklane() { # config log
+    local pidf=$WORK/ticklane.pid n
+    rm -f "$pidf"
+    # shellcheck disable=SC2016
+    "${NICE_CMD[@]}" sh -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$BIN" run --config "$1" >/dev/null 2>"$2" &
+    for n in $(seq 1 100); do [ -s "$pidf" ] && break; sleep 0.05; done
+    KTL_PID=$(cat "$pidf")
+}
+
+# Waits until the log of the running ticklane shows `pattern`; fails if it exits first or after `timeout` s.
+wait_ticklane() { # log pattern timeout
+    local n
+    for n in $(seq 1 $(($3 * 10))); do
+        grep -q -- "$2" "$1" && return 0
+        if ! kill -0 "$KTL_PID" 2>/dev/null; then
+            echo "ticklane exited before \`$2\`:" >&2
+            tail -20 "$1" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "no \`$2\` from ticklane in $3 s:" >&2
+    tail -20 "$1" >&2
+    exit 1
+}
+
+stop_ticklane() { # log
+    kill -TERM "$KTL_PID"
+    while kill -0 "$KTL_PID" 2>/dev/null; do sleep 0.05; done
+    KTL_PID=
+    wait 2>/dev/null || true
+    grep -q '^ticklane: [0-9]* events' "$1" || {
+        echo "ticklane did not finish cleanly:" >&2
+        tail -20 "$1" >&2
+        exit 1
+    }
+}
+
+# Events/s from ticklane's live lines (`[   t s] in X ev/s (total N)`, every 100 ms): the events read over
+# the whole intervals between the first line with total > 0 and the last line with total < want, divided by
+# the lengths of those intervals (each derived as its events / its rate, so the printed 0.1 s rounding of t
+# does not matter; an interval with no events counts by t). Startup, group join and the first fetch fall
+# before the first counted interval; the idle tail after the last event after the last one.
+live_rate() { # log want
+    awk -v want="$2" '
+        match($0, /^\[ *[0-9.]+s\] in +[0-9]+ ev\/s \(total [0-9]+\)/) {
+            s = substr($0, RSTART, RLENGTH); gsub(/[][()]/, " ", s); sub(/s /, " ", s); split(s, f, " ")
+            n++; T[n] = f[1] + 0; X[n] = f[3] + 0; N[n] = f[6] + 0
+        }
+        END {
+            for (i = 1; i <= n; i++) {
+                if (N[i] == 0) zero = i
+                if (N[i] > 0 && !first) first = i
+                if (N[i] < want) last = i
+                if (N[i] >= want && !reach) reach = i
+            }
+            if (!reach) { print "nan"; exit }
+            if (last <= first || N[last] == N[first]) { # too few whole intervals (QUICK sizes): a lower bound
+                printf "%.0f\n", want / (T[reach] - T[zero])
+                exit
+            }
+            for (i = first + 1; i <= last; i++) len += X[i] > 0 ? (N[i] - N[i - 1]) / X[i] : T[i] - T[i - 1]
+            printf "%.0f\n", (N[last] - N[first]) / len
+        }' "$1"
+}
+
+# Intervals in which ticklane read nothing while it had read some but not all of the topic (fetch pauses).
+live_stalls() { # log want
+    awk -v want="$2" 'match($0, /^\[ *[0-9.]+s\] in +0 ev\/s \(total [0-9]+\)/) {
+        s = substr($0, RSTART, RLENGTH); sub(/.*total /, "", s); sub(/\)/, "", s)
+        if (s + 0 > 0 && s + 0 < want) n++
+    } END { print n + 0 }' "$1"
+}
+
+# One ticklane run over a pre-filled topic; records events/s and the cores ticklane and the broker used.
+kafka_tput_run() { # brokers topic case run [extra consumer properties]
+    local b=$1 topic=$2 case=$3 i=$4 extra=${5:-} cfg log eps t0 b0 s0
+    cfg=$WORK/$case.$i.toml
+    log=$WORK/$case.$i.log
+    cat >"$cfg" <<EOF
+# scripts/bench.sh kafka, consume throughput: $topic (pre-filled) → tumbling 1 s bars → null.
+[pipeline]
+workers = 1
+wait = "park"
+
+[metrics]
+interval = "100ms"
+summary = false
+
+[[source]]
+name = "trades"
+type = "kafka"
+topics = ["$topic"]
+format = "binary"
+max_out_of_orderness = "2s"
+kafka = { "bootstrap.servers" = "$b", "group.id" = "bench-$case-$i-$STAMP"${extra:+, $extra} }
+
+[[window]]
+name = "bars_1s"
+type = "tumbling"
+size = "1s"
+
+[[sink]]
+stream = "bars_1s"
+type = "null"
+[[sink]]
+stream = "bars_1s_late"
+type = "null"
+EOF
+    b0=$(cpu_ticks "$KBROKER_PID")
+    s0=$(now_s)
+    start_ticklane "$cfg" "$log"
+    wait_ticklane "$log" "(total $KAFKA_EVENTS)" 600
+    t0=$(cpu_ticks "$KTL_PID")
+    record "$case" tl_cores "$(cores "$t0" "$(awk -v a="$s0" -v b="$(now_s)" 'BEGIN { print b - a }')")"
+    record "$case" broker_cores "$(cores "$(($(cpu_ticks "$KBROKER_PID") - b0))" "$(awk -v a="$s0" -v b="$(now_s)" 'BEGIN { print b - a }')")"
+    stop_ticklane "$log"
+    eps=$(live_rate "$log" "$KAFKA_EVENTS")
+    record "$case" eps "$eps"
+    record "$case" stalls "$(live_stalls "$log" "$KAFKA_EVENTS")"
+    log "kafka $case run $i: $eps events/s"
+}
+
+kafka_throughput() { # brokers
+    local b=$1 p i line eps t1 tn s
+    for p in 1 4; do
+        log "kafka: filling topic tput-$p ($p partition(s)) with $KAFKA_EVENTS binary trades"
+        "$BIN" create-topic --brokers "$b" --topic "tput-$p" --partitions "$p" 2>>"$WORK/kafka-fill.log"
+        if ! "$BIN" gen -n "$KAFKA_EVENTS" --instruments 1000 --disorder 2s --seed 42 -o - 2>>"$WORK/kafka-fill.log" |
+            "$BIN" produce --brokers "$b" --topic "tput-$p" --format binary 2>>"$WORK/kafka-fill.log"; then
+            tail -20 "$WORK/kafka-fill.log" >&2
+            exit 1
+        fi
+    done
+    for i in $(seq 1 "$KAFKA_RUNS"); do
+        for p in 1 4; do # baselines and ticklane alternate, so drifting load hits them alike
+            line=$("${NICE_CMD[@]}" "$KBIN" drain --brokers "$b" --topic "tput-$p" --count "$KAFKA_EVENTS" \
+                --fetch-wait-ms 10 -X fetch.queue.backoff.ms=1 2>>"$WORK/kafka-drain.log")
+            eps=$(sed -nE 's/.* rate=([0-9]+).*/\1/p' <<<"$line")
+            record "kafka-drain-$p" eps "${eps:-nan}"
+            log "kafka drain tput-$p run $i: $line"
+            # `ticklane consume`: the time of all messages minus the time of the first one (start-up, metadata,
+            # first fetch), for N - 1 messages.
+            s=$(now_s)
+            "${NICE_CMD[@]}" "$BIN" consume --brokers "$b" --topic "tput-$p" -n 1 >/dev/null 2>>"$WORK/kafka-consume.log"
+            t1=$(awk -v a="$s" -v b="$(now_s)" 'BEGIN { print b - a }')
+            s=$(now_s)
+            "${NICE_CMD[@]}" "$BIN" consume --brokers "$b" --topic "tput-$p" -n "$KAFKA_EVENTS" >/dev/null 2>>"$WORK/kafka-consume.log"
+            tn=$(awk -v a="$s" -v b="$(now_s)" 'BEGIN { print b - a }')
+            eps=$(awk -v n="$KAFKA_EVENTS" -v a="$t1" -v b="$tn" 'BEGIN { printf "%.0f", (b > a ? (n - 1) / (b - a) : 0) }')
+            record "kafka-consume-$p" eps "$eps"
+            log "kafka ticklane consume tput-$p run $i: $KAFKA_EVENTS in $tn s, first in $t1 s: $eps msg/s"
+            kafka_tput_run "$b" "tput-$p" "kafka-tl-$p" "$i"
+            kafka_tput_run "$b" "tput-$p" "kafka-tl-bo-$p" "$i" '"fetch.queue.backoff.ms" = 1'
+        done
+    done
+}
+
+# One latency run: `ticklane` (producer → in → ticklane → out → consumer) or `broker` (producer → in →
+# consumer); records the client's percentiles and, for ticklane, its own end_to_end stage.
+kafka_latency_run() { # brokers rate mode run
+    local b=$1 rate=$2 mode=$3 i=$4 case=kafka-lat-$3-$2 in out cfg log line k v p s0 b0 t0 el
+    in=lat-$rate-$mode-$i-in
+    out=$in
+    "$BIN" create-topic --brokers "$b" --topic "$in" --partitions 1 2>>"$WORK/kafka-topics.log"
+    s0=$(now_s)
+    b0=$(cpu_ticks "$KBROKER_PID")
+    if [ "$mode" = ticklane ]; then
+        out=lat-$rate-$mode-$i-out
+        "$BIN" create-topic --brokers "$b" --topic "$out" --partitions 1 2>>"$WORK/kafka-topics.log"
+        cfg=$WORK/$case.$i.toml
+        log=$WORK/$case.$i.log
+        cat >"$cfg" <<EOF
+# scripts/bench.sh kafka, latency: $in → per-trade running VWAP (one tick per trade, with its ts) → $out.
+[pipeline]
+workers = 1
+emitter = "inline"
+wait = "park"
+
+[metrics]
+live = false
+latency_sample = 1
+histogram_log = "$WORK/$case.$i.hlog"
+
+[[source]]
+name = "trades"
+type = "kafka"
+topics = ["$in"]
+format = "binary"
+event_time = "payload"
+max_out_of_orderness = "2s"
+kafka = { "bootstrap.servers" = "$b", "group.id" = "bench-$case-$i-$STAMP", "fetch.wait.max.ms" = $KAFKA_FETCH_WAIT_MS }
+
+[[continuous]]
+name = "ticks"
+ema_half_life = "1s"
+
+[[sink]]
+stream = "ticks"
+type = "kafka"
+topic = "$out"
+format = "binary"
+kafka = { "bootstrap.servers" = "$b", "linger.ms" = 0 }
+[[sink]]
+stream = "ticks_late"
+type = "null"
+EOF
+        start_ticklane "$cfg" "$log"
+        wait_ticklane "$log" "partitions assigned" 60
+    fi
+    line=$("${NICE_CMD[@]}" "$KBIN" latency --brokers "$b" --in "$in" --out "$out" --rate "$rate" \
+        --seconds "$KAFKA_SECONDS" --warmup "$KAFKA_WARMUP" --fetch-wait-ms "$KAFKA_FETCH_WAIT_MS" --label "$mode" \
+        --series 2>>"$WORK/kafka-latency.log" | grep '^kafka_e2e ' || true)
+    echo "(that was $mode $rate/s run $i)" >>"$WORK/kafka-latency.log"
+    el=$(awk -v a="$s0" -v b="$(now_s)" 'BEGIN { print b - a }')
+    record "$case" broker_cores "$(cores "$(($(cpu_ticks "$KBROKER_PID") - b0))" "$el")"
+    if [ "$mode" = ticklane ]; then
+        t0=$(cpu_ticks "$KTL_PID")
+        record "$case" tl_cores "$(cores "$t0" "$el")"
+        stop_ticklane "$log"
+        read -r -a p < <(stage_ns "$WORK/$case.$i.hlog" end_to_end)
+        if [ ${#p[@]} -eq 6 ]; then
+            record "$case-internal" p50 "${p[0]}"
+            record "$case-internal" p90 "${p[1]}"
+            record "$case-internal" p99 "${p[2]}"
+            record "$case-internal" p99.9 "${p[3]}"
+            record "$case-internal" p99.99 "${p[4]}"
+            record "$case-internal" max "${p[5]}"
+        fi
+    fi
+    [ -n "$line" ] || {
+        echo "benches/kafka_e2e.rs printed nothing ($WORK/kafka-latency.log):" >&2
+        tail -20 "$WORK/kafka-latency.log" >&2
+        exit 1
+    }
+    for k in p50 p90 p99 p99.9 p99.99 max missing send_p99 achieved_rate; do
+        v=$(sed -nE "s/.* $k=([0-9]+).*/\1/p" <<<"$line")
+        record "$case" "$k" "${v:-nan}"
+    done
+    log "kafka latency $mode $rate/s run $i: $line"
+}
+
+kafka_lat_row() { # label case
+    printf '| %s | %s | %s | %s [%s – %s] | %s | %s | %s | %s |\n' "$1" \
+        "$(human "$(stat "$2" p50 median)")" "$(human "$(stat "$2" p90 median)")" \
+        "$(human "$(stat "$2" p99 median)")" "$(human "$(stat "$2" p99 min)")" "$(human "$(stat "$2" p99 max)")" \
+        "$(human "$(stat "$2" p99.9 median)")" "$(human "$(stat "$2" p99.99 median)")" \
+        "$(human "$(stat "$2" max median)")" "${3:-}"
+}
+
+kafka() {
+    if ! have_tansu; then
+        echo
+        echo "### Kafka: skipped, \`tansu\` is not on PATH (\`scripts/broker.sh install\` installs it)"
+        return 0
+    fi
+    KBIN=$(cargo bench --bench kafka_e2e --no-run 2>&1 | sed -nE 's/^ *Executable .*\((.*)\)$/\1/p' | tail -1)
+    [ -x "$KBIN" ] || {
+        echo "cannot find the kafka_e2e bench binary (cargo bench --bench kafka_e2e --no-run)" >&2
+        exit 1
+    }
+    trap kafka_cleanup EXIT
+    local b_mem=127.0.0.1:$KAFKA_PORT b_sql=127.0.0.1:$((KAFKA_PORT + 1)) i r m p
+    start_broker memory "$KAFKA_PORT" "$WORK/broker-memory"
+    KBROKER_PID=$(cat "$WORK/broker-memory/broker.pid")
+    kafka_throughput "$b_mem"
+    stop_broker "$WORK/broker-memory"
+    start_broker sqlite "$((KAFKA_PORT + 1))" "$WORK/broker-sqlite"
+    KBROKER_PID=$(cat "$WORK/broker-sqlite/broker.pid")
+    for i in $(seq 1 "$KAFKA_RUNS"); do
+        for r in $KAFKA_RATES; do # baseline and ticklane alternate, so drifting load hits them alike
+            for m in broker ticklane; do
+                kafka_latency_run "$b_sql" "$r" "$m" "$i"
+            done
+        done
+    done
+    stop_broker "$WORK/broker-sqlite"
+    trap - EXIT
+
+    echo
+    echo "### Kafka (tansu $(tansu --version 2>/dev/null | awk '{ print $NF }'), brokers on this machine; $KAFKA_RUNS runs per case)"
+    echo
+    echo "Consume throughput: $KAFKA_EVENTS binary trades (1,000 instruments, 2 s disorder) pre-filled into a topic"
+    echo "(STORAGE=memory broker); ticklane: kafka source → tumbling 1 s bars → null sink, one worker, events/s over"
+    echo "the 100 ms intervals it was reading. Drain: benches/kafka_e2e.rs reading the same topic, no processing"
+    echo "(first message → last). \`ticklane consume\`: the tool's time for all messages minus its time for one."
+    echo
+    echo "| partitions | ticklane, librdkafka defaults | ticklane, fetch.queue.backoff.ms = 1 | drain (bare client) | ticklane (backoff 1) / drain | \`ticklane consume\` | 0-event intervals (defaults / backoff 1) | cores: ticklane, broker (backoff 1) |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for p in 1 4; do
+        printf '| %s | %s [%s – %s] | %s [%s – %s] | %s [%s – %s] | %s | %s [%s – %s] | %s / %s | %s, %s |\n' "$p" \
+            "$(meps "$(stat "kafka-tl-$p" eps median)")" "$(meps "$(stat "kafka-tl-$p" eps min)")" "$(meps "$(stat "kafka-tl-$p" eps max)")" \
+            "$(meps "$(stat "kafka-tl-bo-$p" eps median)")" "$(meps "$(stat "kafka-tl-bo-$p" eps min)")" "$(meps "$(stat "kafka-tl-bo-$p" eps max)")" \
+            "$(meps "$(stat "kafka-drain-$p" eps median)")" "$(meps "$(stat "kafka-drain-$p" eps min)")" "$(meps "$(stat "kafka-drain-$p" eps max)")" \
+            "$(ratio "$(stat "kafka-tl-bo-$p" eps median)" "$(stat "kafka-drain-$p" eps median)")" \
+            "$(meps "$(stat "kafka-consume-$p" eps median)")" "$(meps "$(stat "kafka-consume-$p" eps min)")" "$(meps "$(stat "kafka-consume-$p" eps max)")" \
+            "$(stat "kafka-tl-$p" stalls median)" "$(stat "kafka-tl-bo-$p" stalls median)" \
+            "$(stat "kafka-tl-bo-$p" tl_cores median)" "$(stat "kafka-tl-bo-$p" broker_cores median)"
+    done
+    echo
+    echo "End-to-end latency (SQLite-storage broker): trades produced open-loop, payload ts = when each was due;"
+    echo "latency = wall clock when the consumer read the record − ts, every record after a ${KAFKA_WARMUP} s warm-up,"
+    echo "${KAFKA_SECONDS} s per run; fetch.wait.max.ms = $KAFKA_FETCH_WAIT_MS for every consumer, linger.ms = 0 for every producer."
+    echo
+    echo "| rate | path | p50 | p90 | p99 | p99.9 | p99.99 | max | missing; producer late p99; cores: broker, ticklane |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for r in $KAFKA_RATES; do
+        kafka_lat_row "$r/s broker round trip (baseline): producer → topic → consumer" "kafka-lat-broker-$r" \
+            "$(stat "kafka-lat-broker-$r" missing max); $(human "$(stat "kafka-lat-broker-$r" send_p99 median)"); $(stat "kafka-lat-broker-$r" broker_cores median)"
+        kafka_lat_row "$r/s through ticklane: producer → in → ticklane → out → consumer" "kafka-lat-ticklane-$r" \
+            "$(stat "kafka-lat-ticklane-$r" missing max); $(human "$(stat "kafka-lat-ticklane-$r" send_p99 median)"); $(stat "kafka-lat-ticklane-$r" broker_cores median), $(stat "kafka-lat-ticklane-$r" tl_cores median)"
+        kafka_lat_row "$r/s ticklane's own end_to_end (message polled → handed to its producer)" "kafka-lat-ticklane-$r-internal"
+    done
+}
+
 {
     echo "## ticklane benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
@@ -394,6 +781,7 @@ micro() {
     want latency && latency
     want waits && waits
     want micro && micro
+    want kafka && kafka
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- raw values: $TSV; logs and derived configs: $WORK"

@@ -301,7 +301,7 @@ fn no_allocation_per_event_after_warm_up() {
         })
         .collect();
     let mut buf = Vec::with_capacity(4096);
-    let mut pass = |interner: &mut Interner, buf: &mut Vec<u8>| {
+    let pass = |interner: &mut Interner, buf: &mut Vec<u8>| {
         let mut sum = 0i64;
         for (i, r) in records.iter().enumerate() {
             let t = ticklane::binary::decode_trade(r, i as u64, interner).expect("a valid record");

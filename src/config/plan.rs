@@ -68,11 +68,12 @@ pub struct KafkaSinkPlan {
 }
 
 /// ticklane's consumer defaults (docs/configuration.md says why each).
-pub const CONSUMER_DEFAULTS: [(&str, &str); 5] = [
+pub const CONSUMER_DEFAULTS: [(&str, &str); 6] = [
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),
     ("fetch.wait.max.ms", "10"),
+    ("fetch.queue.backoff.ms", "1"),
     ("partition.assignment.strategy", "cooperative-sticky"),
 ];
 

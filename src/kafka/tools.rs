@@ -236,6 +236,7 @@ pub fn consume(o: &ConsumeOpts, w: &mut dyn Write) -> Result<u64> {
         ("group.id".into(), "ticklane-consume".into()),
         ("enable.auto.commit".into(), "false".into()),
         ("fetch.wait.max.ms".into(), "10".into()),
+        ("fetch.queue.backoff.ms".into(), "1".into()),
     ]);
     p.extend(o.extra.iter().cloned());
     let consumer: BaseConsumer<Logged> =
