@@ -114,6 +114,15 @@ struct ConsumeArgs {
     /// Prefix each message with partition, offset, key and headers (tab-separated).
     #[arg(long)]
     meta: bool,
+    /// Read as a member of this consumer group: from its committed offsets, committing what is printed.
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    group: Option<String>,
+    /// Only this partition (default: all).
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Where to start in each partition: beginning, end or an offset.
+    #[arg(long, default_value = "beginning")]
+    offset: tools::StartAt,
     /// A librdkafka property, `name=value` (repeatable).
     #[arg(short = 'X', value_parser = parse_prop)]
     prop: Vec<(String, String)>,
@@ -377,8 +386,17 @@ fn consume(a: ConsumeArgs) -> Result<()> {
         )),
         None => None,
     };
-    let opts =
-        tools::ConsumeOpts { brokers: a.brokers, topic: a.topic, count: a.count, idle, meta: a.meta, extra: a.prop };
+    let opts = tools::ConsumeOpts {
+        brokers: a.brokers,
+        topic: a.topic,
+        count: a.count,
+        idle,
+        meta: a.meta,
+        group: a.group,
+        partition: a.partition,
+        from: a.offset,
+        extra: a.prop,
+    };
     tools::consume(&opts, &mut std::io::stdout().lock())?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{gen, stderr, ticklane, ticklane_ok, wait_until, Running};
+use common::{gen, stderr, stdout, ticklane, ticklane_ok, wait_until, Running};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -191,6 +191,21 @@ fn kafka_round_trip_gives_what_the_file_gives() {
         assert_eq!(got_bars.len(), want_bars.len(), "{format}: bars\n{err}");
         assert_eq!(counted(&got_bars), counted(&want_bars), "{format}: bars differ");
         assert_eq!(counted(&got_late), counted(&want_late), "{format}: late trades differ");
+        if format == "binary" {
+            // `consume` from given offsets, and as a group member that resumes where it stopped.
+            let o = ticklane_ok(
+                &["consume", "--brokers", &b, "--topic", &bars, "--partition", "0", "--offset", "5", "-n", "3"],
+                d,
+            );
+            assert_eq!(
+                stdout(&o).lines().collect::<Vec<_>>(),
+                got_bars[5..8].iter().map(String::as_str).collect::<Vec<_>>()
+            );
+            let g = unique("reader");
+            let args = ["consume", "--brokers", &b, "--topic", &bars, "--group", &g, "--idle", "3s"];
+            assert_eq!(stdout(&ticklane_ok(&args, d)).lines().count(), got_bars.len());
+            assert_eq!(stdout(&ticklane_ok(&args, d)).lines().count(), 0, "the group read its messages again");
+        }
     }
 }
 

@@ -225,16 +225,49 @@ pub struct ConsumeOpts {
     pub idle: Option<Duration>,
     /// Prefix each message with partition, offset, key and headers.
     pub meta: bool,
+    /// Read as a member of this consumer group, from its committed offsets, committing what was printed
+    /// (instead of reading every partition without a group).
+    pub group: Option<String>,
+    /// Without a group: only this partition (default: all).
+    pub partition: Option<i32>,
+    /// Without a group: where to start in each partition read.
+    pub from: StartAt,
     pub extra: Vec<(String, String)>,
 }
 
-/// Prints a topic from its beginning, one message per line; binary records are printed as JSON (prices as
-/// decimal strings, timestamps in nanoseconds). Reads every partition without joining a group.
+/// Where `consume` starts reading a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+    Offset(i64),
+}
+
+impl std::str::FromStr for StartAt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "beginning" => Ok(StartAt::Beginning),
+            "end" => Ok(StartAt::End),
+            n => n
+                .parse::<i64>()
+                .ok()
+                .filter(|&o| o >= 0)
+                .map(StartAt::Offset)
+                .ok_or_else(|| format!("`{s}` is not beginning, end or an offset (a number >= 0)")),
+        }
+    }
+}
+
+/// Prints a topic, one message per line; binary records are printed as JSON (prices as decimal strings,
+/// timestamps in nanoseconds). Without a group it reads the partitions chosen from the offset chosen; with one,
+/// it joins that group, starts from its committed offsets and commits what it printed.
 pub fn consume(o: &ConsumeOpts, w: &mut dyn Write) -> Result<u64> {
     let mut p = props(&o.brokers, &[]);
     p.extend([
-        ("group.id".into(), "ticklane-consume".into()),
-        ("enable.auto.commit".into(), "false".into()),
+        ("group.id".into(), o.group.clone().unwrap_or_else(|| "ticklane-consume".into())),
+        ("enable.auto.commit".into(), o.group.is_some().to_string()),
+        ("auto.offset.reset".into(), "earliest".into()),
         ("fetch.wait.max.ms".into(), "10".into()),
         ("fetch.queue.backoff.ms".into(), "1".into()),
     ]);
@@ -242,11 +275,28 @@ pub fn consume(o: &ConsumeOpts, w: &mut dyn Write) -> Result<u64> {
     let consumer: BaseConsumer<Logged> =
         client_config(&p).create_with_context(Logged("consume".into())).context("creating the Kafka consumer")?;
     let n = partitions_of(consumer.client(), &o.topic, TIMEOUT).map_err(anyhow::Error::msg)?;
-    let mut tpl = TopicPartitionList::new();
-    for part in 0..n as i32 {
-        tpl.add_partition_offset(&o.topic, part, Offset::Beginning)?;
+    if o.group.is_some() {
+        if o.partition.is_some() || o.from != StartAt::Beginning {
+            bail!("--partition and --offset read without a group; a group starts from its committed offsets");
+        }
+        consumer.subscribe(&[&o.topic])?;
+    } else {
+        let parts: Vec<i32> = match o.partition {
+            Some(p) if p < 0 || p as usize >= n => bail!("topic `{}` has partitions 0..{}, not {p}", o.topic, n - 1),
+            Some(p) => vec![p],
+            None => (0..n as i32).collect(),
+        };
+        let at = match o.from {
+            StartAt::Beginning => Offset::Beginning,
+            StartAt::End => Offset::End,
+            StartAt::Offset(x) => Offset::Offset(x),
+        };
+        let mut tpl = TopicPartitionList::new();
+        for part in parts {
+            tpl.add_partition_offset(&o.topic, part, at)?;
+        }
+        consumer.assign(&tpl)?;
     }
-    consumer.assign(&tpl)?;
     let mut seen = 0u64;
     let mut last = Instant::now();
     let mut line = Vec::with_capacity(512);
