@@ -380,11 +380,31 @@ fn a_broker_restart_loses_nothing() {
     let err = stop(r);
     let (want_bars, _) = file_run(d, &input);
     let got = consume(&b, &bars, false, d);
-    // At least once: every bar is there, and nothing that is not a bar of the file.
-    let (g, w) = (counted(&got), counted(&want_bars));
+    // At least once: every bar is there. The group may rebalance when its coordinator comes back, and the
+    // partition is then read again from the last commit: against this broker (no offset metadata returned) a
+    // window spanning that commit may be written again in part, and nothing else.
+    at_least_once(&want_bars, &got, false, &err);
+}
+
+/// Every bar of `want` is in `got`; with `strict`, nothing else is; without, anything else is a partial
+/// re-emission of one of `want`'s windows (same symbol and window, fewer trades).
+fn at_least_once(want: &[String], got: &[String], strict: bool, err: &str) {
+    let (g, w) = (counted(got), counted(want));
     let missing: Vec<&&str> = w.keys().filter(|k| !g.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "bars lost: {missing:?}\n{err}");
     let extra: Vec<&&str> = g.keys().filter(|k| !w.contains_key(*k)).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}\nextra {extra:?}\n{err}");
+    if strict {
+        assert!(extra.is_empty(), "bars the file run does not have: {extra:?}\n{err}");
+    }
+    let window = |row: &str| -> (String, i64, u64) {
+        let v: serde_json::Value = serde_json::from_str(row).unwrap();
+        (v["symbol"].as_str().unwrap().to_string(), v["window_start"].as_i64().unwrap(), v["count"].as_u64().unwrap())
+    };
+    let full: BTreeMap<(String, i64), u64> = want.iter().map(|r| window(r)).map(|(s, w, c)| ((s, w), c)).collect();
+    for e in extra {
+        let (s, ws, c) = window(e);
+        assert!(full.get(&(s, ws)).is_some_and(|&n| c < n), "a bar the file run does not have: {e}\n{err}");
+    }
 }
 
 #[test]
@@ -449,7 +469,9 @@ fn kill_and_resume(b: &str, d: &Path, create: &dyn Fn(&str), strict: bool) {
         std::thread::spawn(move || produce(&b, &tin, &input, &["--format", "binary", "--rate", "4000"], &d))
     };
     assert!(
-        wait_until(Duration::from_secs(120), || first.stderr_so_far().matches("committing").count() >= 3),
+        wait_until(Duration::from_secs(120), || {
+            first.stderr_so_far().contains("committing") && total_in(&first) >= 12000
+        }),
         "no commits:\n{}",
         first.stderr_so_far()
     );
@@ -479,22 +501,9 @@ fn kill_and_resume(b: &str, d: &Path, create: &dyn Fn(&str), strict: bool) {
     assert!(read_before < 20000 || resumed < 20000, "the restart read everything again: nothing was committed\n{err}");
     assert!(read_before + resumed >= 20000, "{read_before} + {resumed} events: some were skipped");
     let got = consume(b, &bars, false, d);
-    let (g, w) = (counted(&got), counted(&want_bars));
-    let missing: Vec<&&str> = w.keys().filter(|k| !g.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "bars lost: {missing:?}\n{err}");
-    let extra: Vec<&&str> = g.keys().filter(|k| !w.contains_key(*k)).collect();
+    at_least_once(&want_bars, &got, strict, &err);
     if strict {
-        assert!(extra.is_empty(), "bars the file run does not have: {extra:?}\n{err}");
         assert!(err.contains("window results not written again"), "no window was dropped on resuming:\n{err}");
-    }
-    let window = |row: &str| -> (String, i64, u64) {
-        let v: serde_json::Value = serde_json::from_str(row).unwrap();
-        (v["symbol"].as_str().unwrap().to_string(), v["window_start"].as_i64().unwrap(), v["count"].as_u64().unwrap())
-    };
-    let full: BTreeMap<(String, i64), u64> = want_bars.iter().map(|r| window(r)).map(|(s, w, c)| ((s, w), c)).collect();
-    for e in extra {
-        let (s, ws, c) = window(e);
-        assert!(full.get(&(s, ws)).is_some_and(|&n| c < n), "a bar the file run does not have: {e}\n{err}");
     }
 }
 
@@ -504,4 +513,14 @@ fn a_killed_instance_restarts_from_its_commits_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     kill_and_resume(&b, d, &|t| create(&b, t, 1, d), false);
+}
+
+/// The same against librdkafka's in-process mock cluster (no broker needed), which returns offset metadata:
+/// no partial bar may appear.
+#[test]
+fn a_killed_instance_resumes_without_partial_windows_mock_cluster() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    kill_and_resume(&b, dir.path(), &|t| mock.create_topic(t, 1, 1).expect("mock topic"), true);
 }
