@@ -854,32 +854,35 @@ mod tests {
         assert_eq!(decode_trade(&b[64..], 1, &mut i), Err(RejectReason::TooManyInstruments));
     }
 
+    /// Every reject reason a source produces (each with its own code).
+    const REASONS: [RejectReason; 22] = [
+        RejectReason::MissingField("ts"),
+        RejectReason::MissingField("symbol"),
+        RejectReason::MissingField("price"),
+        RejectReason::MissingField("qty"),
+        RejectReason::MissingField("side"),
+        RejectReason::BadTimestamp,
+        RejectReason::TimestampOutOfRange,
+        RejectReason::BadPrice,
+        RejectReason::BadQty,
+        RejectReason::BadSide,
+        RejectReason::EmptySymbol,
+        RejectReason::SymbolNotString,
+        RejectReason::BadUtf8,
+        RejectReason::BadJson,
+        RejectReason::TooManyFields,
+        RejectReason::TooManyInstruments,
+        RejectReason::BadBinary(why::LENGTH),
+        RejectReason::BadBinary(why::KIND),
+        RejectReason::BadBinary(why::VERSION),
+        RejectReason::BadBinary(why::SYMBOL_LEN),
+        RejectReason::BadBinary(why::SIDE),
+        RejectReason::BadBinary(why::TRUNCATED),
+    ];
+
     #[test]
     fn every_reject_reason_has_a_code_that_describes_it() {
-        let reasons = [
-            RejectReason::MissingField("ts"),
-            RejectReason::MissingField("symbol"),
-            RejectReason::MissingField("price"),
-            RejectReason::MissingField("qty"),
-            RejectReason::MissingField("side"),
-            RejectReason::BadTimestamp,
-            RejectReason::TimestampOutOfRange,
-            RejectReason::BadPrice,
-            RejectReason::BadQty,
-            RejectReason::BadSide,
-            RejectReason::EmptySymbol,
-            RejectReason::SymbolNotString,
-            RejectReason::BadUtf8,
-            RejectReason::BadJson,
-            RejectReason::TooManyFields,
-            RejectReason::TooManyInstruments,
-            RejectReason::BadBinary(why::LENGTH),
-            RejectReason::BadBinary(why::KIND),
-            RejectReason::BadBinary(why::VERSION),
-            RejectReason::BadBinary(why::SYMBOL_LEN),
-            RejectReason::BadBinary(why::SIDE),
-            RejectReason::BadBinary(why::TRUNCATED),
-        ];
+        let reasons = REASONS;
         // Reminder to list a new reason here (and give it a code).
         match reasons[0] {
             RejectReason::MissingField(_)
@@ -1114,33 +1117,12 @@ mod tests {
         #[test]
         fn rejects_round_trip(
             line in u64s(),
-            code in 0usize..22,
+            code in 0usize..24,
             text in proptest::collection::vec(any::<u8>(), 0..260),
         ) {
-            let reasons = [
-                RejectReason::MissingField("ts"),
-                RejectReason::MissingField("price"),
-                RejectReason::MissingField("other"),
-                RejectReason::BadTimestamp,
-                RejectReason::TimestampOutOfRange,
-                RejectReason::BadPrice,
-                RejectReason::BadQty,
-                RejectReason::BadSide,
-                RejectReason::EmptySymbol,
-                RejectReason::SymbolNotString,
-                RejectReason::BadUtf8,
-                RejectReason::BadJson,
-                RejectReason::TooManyFields,
-                RejectReason::TooManyInstruments,
-                RejectReason::BadBinary(why::LENGTH),
-                RejectReason::BadBinary(why::KIND),
-                RejectReason::BadBinary(why::VERSION),
-                RejectReason::BadBinary(why::SYMBOL_LEN),
-                RejectReason::BadBinary(why::SIDE),
-                RejectReason::BadBinary(why::TRUNCATED),
-                RejectReason::BadBinary("other"),
-                RejectReason::MissingField("side"),
-            ];
+            // The known reasons, and one of each kind that has no code of its own.
+            let other = [RejectReason::MissingField("other"), RejectReason::BadBinary("other")];
+            let reasons: Vec<RejectReason> = REASONS.iter().chain(&other).copied().collect();
             let r = RejectRow::new(line, reasons[code], &text);
             let mut out = Vec::new();
             encode_reject(&r, &mut out);

@@ -396,7 +396,9 @@ fn rebalanced(
     parts: &mut [Part],
     out: &mut SourceOut,
 ) -> Result<(), SourceError> {
-    if !consumer.context().changed.swap(false, Ordering::Acquire) {
+    // A plain load first: this runs after every message, and a swap would write the shared line each time.
+    let changed = &consumer.context().changed;
+    if !changed.load(Ordering::Acquire) || !changed.swap(false, Ordering::Acquire) {
         return Ok(());
     }
     let (revoked, assigned) = {
@@ -492,11 +494,12 @@ impl Source for KafkaSource {
             let slot = self.slots.slot(&self.name, topic, partition)?;
             let part = &mut self.parts[slot];
             part.next = offset + 1;
-            let payload = msg.payload().unwrap_or(b"");
-            let decoded = match msg.payload() {
+            let payload = msg.payload();
+            let decoded = match payload {
                 Some(p) => self.dec.decode(p, msg.timestamp().to_millis()),
                 None => Err(RejectReason::MissingField("payload")),
             };
+            let payload = payload.unwrap_or(b"");
             match decoded {
                 Ok(t) => {
                     part.max_ts = part.max_ts.max(t.ts);
