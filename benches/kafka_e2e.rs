@@ -15,12 +15,16 @@
 //! `kafka_e2e label=… rate=… sent=… achieved_rate=… expected=… received=… missing=… other=… p50=… p90=…
 //!  p99=… p99.9=… p99.99=… max=… send_p50=… send_p99=… send_max=…` — `send_*`: how late the producer
 //!  handed each message to librdkafka (part of the figures); `other`: records that were neither a trade
-//!  nor a tick. `--series` adds p50, p99 and max per second of the run on stderr. It exits 1 if records
+//!  nor a tick. `--out-brokers` reads `--out` from other brokers than `--brokers`. `--series` adds p50, p99 and max per second of the run on stderr. It exits 1 if records
 //!  are missing after `--drain-seconds` (default 10).
 //!
 //! **drain** — reads `--count` messages of `--topic` from the beginning (every partition assigned, no group
 //! join) and prints `kafka_drain topic=… messages=… startup_s=… first_to_last_s=… rate=…`: messages/s from
 //! the first message to the last (start-up, metadata and the first fetch excluded).
+//!
+//! **mock-broker** — librdkafka's mock cluster (one broker) as a process of its own, with `--topics a,b`
+//! created (`--partitions`, default 1): prints `kafka_mock bootstrap=HOST:PORT` and serves until it is
+//! killed. The latency case runs against it at rates tansu cannot carry on 2 cores.
 //!
 //! ```text
 //! cargo bench --bench kafka_e2e -- latency --brokers 127.0.0.1:19193 --in IN --out OUT --rate 10000
@@ -35,6 +39,7 @@ use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -159,7 +164,8 @@ fn latency(a: &Args) {
         .client()
         .fetch_metadata(Some(&input), TIMEOUT)
         .unwrap_or_else(|e| fail(&format!("metadata of `{input}`: {e}")));
-    let cons = consumer(&brokers, &output, fetch_wait, &extra);
+    let out_brokers = a.str("--out-brokers").unwrap_or_else(|| brokers.clone());
+    let cons = consumer(&out_brokers, &output, fetch_wait, &extra);
     // Let the consumer connect and start fetching before the first message is due.
     let _ = cons.poll(Duration::from_millis(500));
 
@@ -338,12 +344,31 @@ fn drain(a: &Args) {
     );
 }
 
+/// librdkafka's mock cluster as a stand-alone broker process: the same wire protocol, a C implementation
+/// with the log in memory, and (unlike tansu) an answer to a fetch as soon as it finds data. It serves the
+/// latency case at rates the tansu broker cannot keep up with on 2 cores.
+fn mock_broker(a: &Args) {
+    let topics = a.need("--topics");
+    let partitions = a.num("--partitions", 1) as i32;
+    let mock = MockCluster::new(1).unwrap_or_else(|e| fail(&format!("starting the mock cluster: {e}")));
+    for t in topics.split(',').filter(|t| !t.is_empty()) {
+        mock.create_topic(t, partitions, 1).unwrap_or_else(|e| fail(&format!("creating `{t}`: {e}")));
+    }
+    println!("kafka_mock bootstrap={}", mock.bootstrap_servers());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    // The mock's own thread serves; this one only keeps the process (and the cluster) alive until killed.
+    loop {
+        std::thread::park();
+    }
+}
+
 fn main() {
     let args = Args(std::env::args().collect());
     // The mode comes first (`cargo bench` appends `--bench` after the arguments given).
     match args.0.get(1).map(String::as_str) {
         Some("latency") => latency(&args),
         Some("drain") => drain(&args),
-        _ => fail("usage: kafka_e2e latency|drain --brokers B … (see the top of benches/kafka_e2e.rs)"),
+        Some("mock-broker") => mock_broker(&args),
+        _ => fail("usage: kafka_e2e latency|drain|mock-broker … (see the top of benches/kafka_e2e.rs)"),
     }
 }

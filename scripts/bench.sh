@@ -40,7 +40,8 @@
 #   KAFKA_PORT      first of the two ports the brokers listen on, on 127.0.0.1 (default 19192; the next port
 #                   is used too). Another broker already on a port is not touched: pick free ports.
 #   KAFKA_EVENTS    trades in the throughput topics (default 2000000; QUICK 200000)
-#   KAFKA_RATES     open-loop rates for the latency case, messages/s (default "2000 5000 10000")
+#   KAFKA_RATES     open-loop rates for the latency case on tansu, messages/s (default "2000 5000 10000")
+#   KAFKA_MOCK_RATES  the same on librdkafka's mock cluster (default "10000 100000"; empty: skipped)
 #   KAFKA_SECONDS   measured seconds per latency run, after KAFKA_WARMUP (default 10 and 2; QUICK 2 and 1)
 #   KAFKA_FETCH_WAIT_MS  fetch.wait.max.ms of every consumer in the latency case (default 1)
 set -euo pipefail
@@ -69,6 +70,7 @@ fi
 KAFKA_PORT=${KAFKA_PORT:-19192}
 KAFKA_EVENTS=${KAFKA_EVENTS:-2000000}
 KAFKA_RATES=${KAFKA_RATES:-2000 5000 10000}
+KAFKA_MOCK_RATES=${KAFKA_MOCK_RATES:-10000 100000}
 KAFKA_SECONDS=${KAFKA_SECONDS:-10}
 KAFKA_WARMUP=${KAFKA_WARMUP:-2}
 KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-1}
@@ -424,9 +426,11 @@ micro() {
 # one-message batches, as linger.ms = 0 produces them, reading the live end of a topic slows down as it grows).
 KBROKERS=()
 KTL_PID=
+KMOCK_PIDS=()
 kafka_cleanup() {
     local d
     [ -n "$KTL_PID" ] && kill -TERM "$KTL_PID" 2>/dev/null
+    stop_mocks
     for d in "${KBROKERS[@]}"; do "$ROOT/scripts/broker.sh" stop "$d" || true; done
     KBROKERS=()
 }
@@ -450,6 +454,31 @@ stop_broker() { # dir
     local d keep=()
     for d in "${KBROKERS[@]}"; do [ "$d" = "$1" ] || keep+=("$d"); done
     KBROKERS=("${keep[@]}")
+}
+
+# librdkafka's mock cluster (benches/kafka_e2e.rs mock-broker), one process per topic, so that the input and
+# the output topic are served by two threads: prints the bootstrap address of each, in order.
+start_mocks() { # topic...
+    local t out n
+    for t in "$@"; do
+        out=$WORK/mock-$t.out
+        "${NICE_CMD[@]}" "$KBIN" mock-broker --topics "$t" >"$out" 2>&1 &
+        KMOCK_PIDS+=($!)
+        for n in $(seq 1 100); do grep -q bootstrap= "$out" && break; sleep 0.05; done
+        grep -q bootstrap= "$out" || {
+            echo "the mock broker did not start:" >&2
+            cat "$out" >&2
+            exit 1
+        }
+        sed -n 's/.*bootstrap=//p' "$out"
+    done
+}
+
+stop_mocks() {
+    local p
+    for p in "${KMOCK_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${KMOCK_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    KMOCK_PIDS=()
 }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; } # user + system, in clock ticks
@@ -487,8 +516,8 @@ wait_ticklane() { # log pattern timeout
 stop_ticklane() { # log
     kill -TERM "$KTL_PID"
     while kill -0 "$KTL_PID" 2>/dev/null; do sleep 0.05; done
+    wait "$KTL_PID" 2>/dev/null || true # this one only: mock brokers run in the background too
     KTL_PID=
-    wait 2>/dev/null || true
     grep -q '^ticklane: [0-9]* events' "$1" || {
         echo "ticklane did not finish cleanly:" >&2
         tail -20 "$1" >&2
@@ -617,17 +646,29 @@ kafka_throughput() { # brokers
 }
 
 # One latency run: `ticklane` (producer → in → ticklane → out → consumer) or `broker` (producer → in →
-# consumer); records the client's percentiles and, for ticklane, its own end_to_end stage.
-kafka_latency_run() { # brokers rate mode run
-    local b=$1 rate=$2 mode=$3 i=$4 case=kafka-lat-$3-$2 in out cfg log line k v p s0 b0 t0 el
+# consumer); records the client's percentiles and, for ticklane, its own end_to_end stage. On `tansu` both
+# topics are created on the running broker ($1); on `mock` the run starts a fresh mock broker per topic and
+# stops them at its end.
+kafka_latency_run() { # brokers rate mode run tansu|mock
+    local b=$1 rate=$2 mode=$3 i=$4 kind=$5 case in out cfg log line k v p s0 b0 t0 el bo mocks=()
+    case=kafka-lat-$mode-$rate
+    [ "$kind" = mock ] && case=kafka-mock-lat-$mode-$rate
     in=lat-$rate-$mode-$i-in
     out=$in
-    "$BIN" create-topic --brokers "$b" --topic "$in" --partitions 1 2>>"$WORK/kafka-topics.log"
+    [ "$mode" = ticklane ] && out=lat-$rate-$mode-$i-out
+    if [ "$kind" = mock ]; then
+        if [ "$out" = "$in" ]; then start_mocks "$in" >"$WORK/mocks"; else start_mocks "$in" "$out" >"$WORK/mocks"; fi
+        mapfile -t mocks <"$WORK/mocks"
+        b=${mocks[0]}
+        bo=${mocks[1]:-$b}
+    else
+        "$BIN" create-topic --brokers "$b" --topic "$in" --partitions 1 2>>"$WORK/kafka-topics.log"
+        [ "$out" = "$in" ] || "$BIN" create-topic --brokers "$b" --topic "$out" --partitions 1 2>>"$WORK/kafka-topics.log"
+        bo=$b
+    fi
     s0=$(now_s)
-    b0=$(cpu_ticks "$KBROKER_PID")
+    b0=$(broker_ticks "$kind")
     if [ "$mode" = ticklane ]; then
-        out=lat-$rate-$mode-$i-out
-        "$BIN" create-topic --brokers "$b" --topic "$out" --partitions 1 2>>"$WORK/kafka-topics.log"
         cfg=$WORK/$case.$i.toml
         log=$WORK/$case.$i.log
         cat >"$cfg" <<EOF
@@ -660,7 +701,7 @@ stream = "ticks"
 type = "kafka"
 topic = "$out"
 format = "binary"
-kafka = { "bootstrap.servers" = "$b", "linger.ms" = 0 }
+kafka = { "bootstrap.servers" = "$bo", "linger.ms" = 0 }
 [[sink]]
 stream = "ticks_late"
 type = "null"
@@ -668,12 +709,12 @@ EOF
         start_ticklane "$cfg" "$log"
         wait_ticklane "$log" "partitions assigned" 60
     fi
-    line=$("${NICE_CMD[@]}" "$KBIN" latency --brokers "$b" --in "$in" --out "$out" --rate "$rate" \
+    line=$("${NICE_CMD[@]}" "$KBIN" latency --brokers "$b" --out-brokers "$bo" --in "$in" --out "$out" --rate "$rate" \
         --seconds "$KAFKA_SECONDS" --warmup "$KAFKA_WARMUP" --fetch-wait-ms "$KAFKA_FETCH_WAIT_MS" --label "$mode" \
         --series 2>>"$WORK/kafka-latency.log" | grep '^kafka_e2e ' || true)
-    echo "(that was $mode $rate/s run $i)" >>"$WORK/kafka-latency.log"
+    echo "(that was $kind $mode $rate/s run $i)" >>"$WORK/kafka-latency.log"
     el=$(awk -v a="$s0" -v b="$(now_s)" 'BEGIN { print b - a }')
-    record "$case" broker_cores "$(cores "$(($(cpu_ticks "$KBROKER_PID") - b0))" "$el")"
+    record "$case" broker_cores "$(cores "$(($(broker_ticks "$kind") - b0))" "$el")"
     if [ "$mode" = ticklane ]; then
         t0=$(cpu_ticks "$KTL_PID")
         record "$case" tl_cores "$(cores "$t0" "$el")"
@@ -688,6 +729,7 @@ EOF
             record "$case-internal" max "${p[5]}"
         fi
     fi
+    [ "$kind" = mock ] && stop_mocks
     [ -n "$line" ] || {
         echo "benches/kafka_e2e.rs printed nothing ($WORK/kafka-latency.log):" >&2
         tail -20 "$WORK/kafka-latency.log" >&2
@@ -697,7 +739,18 @@ EOF
         v=$(sed -nE "s/.* $k=([0-9]+).*/\1/p" <<<"$line")
         record "$case" "$k" "${v:-nan}"
     done
-    log "kafka latency $mode $rate/s run $i: $line"
+    log "kafka latency ($kind) $mode $rate/s run $i: $line"
+}
+
+# CPU clock ticks of the broker(s) of a latency run so far.
+broker_ticks() { # tansu|mock
+    local t=0 pid
+    if [ "$1" = mock ]; then
+        for pid in "${KMOCK_PIDS[@]}"; do t=$((t + $(cpu_ticks "$pid"))); done
+        echo "$t"
+    else
+        cpu_ticks "$KBROKER_PID"
+    fi
 }
 
 kafka_lat_row() { # label case
@@ -730,11 +783,18 @@ kafka() {
     for i in $(seq 1 "$KAFKA_RUNS"); do
         for r in $KAFKA_RATES; do # baseline and ticklane alternate, so drifting load hits them alike
             for m in broker ticklane; do
-                kafka_latency_run "$b_sql" "$r" "$m" "$i"
+                kafka_latency_run "$b_sql" "$r" "$m" "$i" tansu
             done
         done
     done
     stop_broker "$WORK/broker-sqlite"
+    for i in $(seq 1 "$KAFKA_RUNS"); do
+        for r in $KAFKA_MOCK_RATES; do
+            for m in broker ticklane; do
+                kafka_latency_run "" "$r" "$m" "$i" mock
+            done
+        done
+    done
     trap - EXIT
 
     echo
@@ -770,6 +830,20 @@ kafka() {
         kafka_lat_row "$r/s through ticklane: producer → in → ticklane → out → consumer" "kafka-lat-ticklane-$r" \
             "$(stat "kafka-lat-ticklane-$r" missing max); $(human "$(stat "kafka-lat-ticklane-$r" send_p99 median)"); $(stat "kafka-lat-ticklane-$r" broker_cores median), $(stat "kafka-lat-ticklane-$r" tl_cores median)"
         kafka_lat_row "$r/s ticklane's own end_to_end (message polled → handed to its producer)" "kafka-lat-ticklane-$r-internal"
+    done
+    [ -n "$KAFKA_MOCK_RATES" ] || return 0
+    echo
+    echo "The same on librdkafka's mock cluster (benches/kafka_e2e.rs mock-broker): a fresh mock broker process per topic"
+    echo "and run (input and output topics on two), so the cores column sums both."
+    echo
+    echo "| rate | path | p50 | p90 | p99 | p99.9 | p99.99 | max | missing; producer late p99; cores: brokers, ticklane |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for r in $KAFKA_MOCK_RATES; do
+        kafka_lat_row "$r/s broker round trip (baseline)" "kafka-mock-lat-broker-$r" \
+            "$(stat "kafka-mock-lat-broker-$r" missing max); $(human "$(stat "kafka-mock-lat-broker-$r" send_p99 median)"); $(stat "kafka-mock-lat-broker-$r" broker_cores median)"
+        kafka_lat_row "$r/s through ticklane" "kafka-mock-lat-ticklane-$r" \
+            "$(stat "kafka-mock-lat-ticklane-$r" missing max); $(human "$(stat "kafka-mock-lat-ticklane-$r" send_p99 median)"); $(stat "kafka-mock-lat-ticklane-$r" broker_cores median), $(stat "kafka-mock-lat-ticklane-$r" tl_cores median)"
+        kafka_lat_row "$r/s ticklane's own end_to_end" "kafka-mock-lat-ticklane-$r-internal"
     done
 }
 
