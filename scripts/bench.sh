@@ -20,7 +20,9 @@
 #               benches/kafka_e2e.rs produces trades open-loop at each of KAFKA_RATES into a topic, ticklane
 #               (per-trade running VWAP, inline emitter, kafka sink) writes a tick per trade to another, the
 #               bench reads it: due time → tick read, p50 … max; baseline: the same client pair with the
-#               consumer reading the input topic (the broker round trip alone).
+#               consumer reading the input topic (the broker round trip alone). The same latency case
+#               again at each of KAFKA_MOCK_RATES on librdkafka's mock cluster (benches/kafka_e2e.rs
+#               mock-broker, one broker process per topic, fresh for each run).
 #   all         throughput latency micro, and kafka when tansu is installed
 #
 # Environment:
