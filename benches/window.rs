@@ -39,6 +39,15 @@ impl Operator for Noop {
     fn open_state(&self) -> usize {
         0
     }
+    // Stateless: nothing to write, nothing to read.
+    fn snapshot(&self, _e: &mut ticklane::checkpoint::codec::Enc) {}
+    fn restore(
+        &mut self,
+        _d: &mut ticklane::checkpoint::codec::Dec<'_>,
+        _owns: &dyn Fn(u32) -> bool,
+    ) -> Result<(), ticklane::checkpoint::codec::DecodeError> {
+        Ok(())
+    }
 }
 
 fn tumbling_1s() -> Box<dyn Operator> {

@@ -3,6 +3,7 @@
 //! benchmark measures.
 
 use crate::agg::Running;
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
 use crate::event::{Event, KeyId, Nanos, Trade, WATERMARK_MAX, WATERMARK_MIN};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, TickRow};
@@ -17,6 +18,9 @@ pub struct SessionReset {
 }
 
 /// Per-instrument running VWAP and EMA.
+/// First byte of this operator's checkpoint section.
+const SNAPSHOT_TAG: u8 = 3;
+
 #[derive(Debug)]
 pub struct Continuous {
     half_life: Nanos,
@@ -93,6 +97,56 @@ impl Operator for Continuous {
             Some(reset) => live.map(|r| reset.offset + r.session * reset.every).min().unwrap_or(WATERMARK_MAX),
             None => live.map(|_| WATERMARK_MIN).min().unwrap_or(WATERMARK_MAX),
         }
+    }
+
+    fn snapshot(&self, e: &mut Enc) {
+        e.u8(SNAPSHOT_TAG);
+        e.i64(self.half_life);
+        e.bool(self.reset.is_some());
+        if let Some(r) = self.reset {
+            e.i64(r.every);
+            e.i64(r.offset);
+        }
+        let n_at = e.placeholder_u64();
+        let mut n = 0;
+        // A key with no trade counted is the same as a key never seen.
+        for (key, r) in self.keys.iter().enumerate().filter(|(_, r)| r.count > 0) {
+            n += 1;
+            e.key(key as KeyId);
+            r.encode(e);
+        }
+        e.fill_u64(n_at, n);
+    }
+
+    fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
+        d.expect_u8("operator", SNAPSHOT_TAG)?;
+        d.expect_i64("ema half-life", self.half_life)?;
+        d.expect_u8("session reset", self.reset.is_some() as u8)?;
+        if let Some(r) = self.reset {
+            d.expect_i64("session reset interval", r.every)?;
+            d.expect_i64("session reset offset", r.offset)?;
+        }
+        let n = d.count(4 + 56, "keys")?;
+        for _ in 0..n {
+            let at = d.pos();
+            let key = d.key()?;
+            let r = Running::decode(d)?;
+            if r.count == 0 {
+                return Err(DecodeError::Invalid { at, what: format!("key {key} with no trades") });
+            }
+            if !owns(key) {
+                continue;
+            }
+            let idx = key as usize;
+            if idx >= self.keys.len() {
+                self.keys.resize_with(idx + 1, Running::default);
+            }
+            if self.keys[idx].count > 0 {
+                return Err(DecodeError::Invalid { at, what: format!("key {key} restored twice") });
+            }
+            self.keys[idx] = r;
+        }
+        Ok(())
     }
 
     fn forget(&mut self, key: KeyId) {

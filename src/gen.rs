@@ -9,6 +9,7 @@
 //! * instruments are drawn with Zipf popularity; each has its own price random walk (~5 bp steps, ticks of
 //!   0.0001) and quantities are 1–1000 skewed to small.
 
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
 use crate::event::{Nanos, Price, Qty, Side};
 
 /// One generated trade (instrument as an index `0..instruments`).
@@ -62,6 +63,38 @@ impl TradeGen {
     /// The symbol of instrument `i`.
     pub fn symbol(i: u32) -> String {
         format!("SYM{i:04}")
+    }
+
+    /// Checkpoint form: the random generator's state, every instrument's price and the two event times it
+    /// remembers — enough to go on with exactly the trades it would have made next.
+    pub fn encode(&self, e: &mut Enc) {
+        e.u64(self.rng.get_seed());
+        e.len_of(self.ticks.len());
+        for &t in &self.ticks {
+            e.i64(t);
+        }
+        e.i64(self.max_seen);
+        e.i64(self.first);
+    }
+
+    /// Restores what [`TradeGen::encode`] wrote for a generator of the same parameters.
+    pub fn decode_into(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        let seed = d.u64("generator state")?;
+        let n = d.count(8, "instrument prices")?;
+        if n != self.ticks.len() {
+            return Err(DecodeError::Mismatch {
+                what: "synthetic instruments",
+                expected: self.ticks.len().to_string(),
+                found: n.to_string(),
+            });
+        }
+        for t in &mut self.ticks {
+            *t = d.i64("instrument price")?;
+        }
+        self.max_seen = d.i64("largest event time")?;
+        self.first = d.i64("first event time")?;
+        self.rng.seed(seed);
+        Ok(())
     }
 
     /// The next trade, its event time derived from `clock` (ns).

@@ -11,6 +11,7 @@
 
 pub mod agg;
 pub mod binary;
+pub mod checkpoint;
 pub mod config;
 pub mod continuous;
 pub mod event;

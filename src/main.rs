@@ -30,6 +30,10 @@ enum Cmd {
         /// The TOML file describing the pipeline.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Resume from this checkpoint directory (a `chk-…` directory) instead of the newest valid one in
+        /// `checkpoint.dir`; the number of workers may differ from the checkpoint's.
+        #[arg(long, value_name = "DIR")]
+        from_savepoint: Option<PathBuf>,
     },
     /// Validate a config file: exit 0 if it is valid, else print every error (key, line, reason).
     Check {
@@ -47,6 +51,13 @@ enum Cmd {
     Produce(ProduceArgs),
     /// Print a Kafka topic from its beginning (binary records as JSON).
     Consume(ConsumeArgs),
+    /// List the checkpoints in a directory: id, kind, time, size, shards, source positions, and whether each
+    /// verifies (every file read and checked).
+    Checkpoints {
+        /// The checkpoint directory (checkpoint.dir).
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Create a Kafka topic (an existing one with the same number of partitions is fine).
     CreateTopic {
         #[arg(long, default_value = "127.0.0.1:9092")]
@@ -134,13 +145,14 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let res = match cli.cmd.unwrap_or(Cmd::Run { config: None }) {
-        Cmd::Run { config } => run(config),
+    let res = match cli.cmd.unwrap_or(Cmd::Run { config: None, from_savepoint: None }) {
+        Cmd::Run { config, from_savepoint } => run(config, from_savepoint),
         Cmd::Check { config } => check(&config),
         Cmd::Gen(args) => gen(args),
         Cmd::Stats { file } => stats(&file),
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
+        Cmd::Checkpoints { dir } => checkpoints(&dir),
         Cmd::CreateTopic { brokers, topic, partitions, prop } => {
             tools::create_topic(&brokers, &topic, partitions, &prop)
                 .map(|_| eprintln!("topic `{topic}`: {partitions} partition(s) on {brokers}"))
@@ -176,7 +188,7 @@ fn check(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn run(path: Option<PathBuf>) -> Result<()> {
+fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
     let plan = load(path.as_ref())?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -185,7 +197,7 @@ fn run(path: Option<PathBuf>) -> Result<()> {
             .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let out = ticklane::pipeline::run(&plan, stop.clone())?;
+    let out = ticklane::pipeline::run_from(&plan, stop.clone(), from.as_deref())?;
     let m = &out.metrics;
     let secs = out.elapsed.as_secs_f64();
     let events = m.events_in();
@@ -347,6 +359,98 @@ fn stats(file: &std::path::Path) -> Result<()> {
         hists.iter().map(|(t, h)| (if t.is_empty() { "(untagged)" } else { t.as_str() }, h)).collect();
     print!("{}", percentile_table(&rows));
     Ok(())
+}
+
+fn checkpoints(dir: &std::path::Path) -> Result<()> {
+    use ticklane::checkpoint::{manifest, CheckpointError};
+    let list = match manifest::list(dir) {
+        Ok(l) => l,
+        Err(CheckpointError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{}: no such checkpoint directory", dir.display())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = std::io::stdout().lock();
+    if list.is_empty() {
+        writeln!(out, "no checkpoints in {}", dir.display())?;
+        return Ok(());
+    }
+    for c in &list {
+        let (kind, time, shards, sources) = match &c.manifest {
+            Some(m) => (
+                match &m.name {
+                    Some(n) => format!("{}:{n}", m.kind),
+                    None => m.kind.clone(),
+                },
+                utc(m.created_ns),
+                format!("{} shard{}", m.shards, if m.shards == 1 { "" } else { "s" }),
+                positions(&m.sources),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        let status = match &c.verified {
+            Ok(()) => "ok".to_string(),
+            Err(why) => format!("FAILED: {why}"),
+        };
+        writeln!(
+            out,
+            "{:>6}  {kind:<10}  {time:<24}  {:>9}  {shards:<9}  {sources}  {status}",
+            c.id,
+            human_bytes(c.size)
+        )?;
+    }
+    Ok(())
+}
+
+/// RFC 3339 in UTC, to the millisecond; the raw number before 1970 (humantime does not format those).
+fn utc(ns: i64) -> String {
+    match u64::try_from(ns) {
+        Ok(ns) => {
+            humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)).to_string()
+        }
+        Err(_) => format!("{ns} ns"),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Source positions on one line: `trades: t/0@1234 t/1@99`, `csv: file@123456`, `gen: seed 42 n 1000000`.
+fn positions(sources: &[ticklane::checkpoint::manifest::SourcePosition]) -> String {
+    if sources.is_empty() {
+        return "-".into();
+    }
+    let one = |s: &ticklane::checkpoint::manifest::SourcePosition| {
+        let opt = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        let at = match s.kind.as_str() {
+            "kafka" => s
+                .partitions
+                .iter()
+                .map(|p| match &p.topic {
+                    Some(t) => format!("{t}/{}@{}", p.partition, p.offset),
+                    None => format!("{}@{}", p.partition, p.offset),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            "file" => format!("file@{}", opt(s.byte_offset)),
+            "synthetic" => format!("seed {} n {}", opt(s.seed), opt(s.count)),
+            other => other.to_string(),
+        };
+        format!("{}: {at}", s.source)
+    };
+    sources.iter().map(one).collect::<Vec<_>>().join("; ")
 }
 
 fn produce(a: ProduceArgs) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The operator interface a shard drives: events in key order per key, watermarks in between.
 
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
 use crate::event::{Event, KeyId, Nanos};
 use crate::record::Collector;
 
@@ -27,6 +28,18 @@ pub trait Operator: Send {
     fn retained_from(&self) -> Nanos {
         crate::event::WATERMARK_MAX
     }
+
+    /// Writes everything needed to continue exactly from here: the operator's parameters, its watermark,
+    /// every key's state and the pending timers, in the order they are held (the order of results due at
+    /// the same time depends on it).
+    fn snapshot(&self, enc: &mut Enc);
+
+    /// Adds a snapshot written by [`Operator::snapshot`] of an operator with the same parameters (else
+    /// [`DecodeError::Mismatch`]), keeping the keys `owns` accepts: all of them when the number of shards
+    /// is unchanged; with a different number each new shard reads every old shard's snapshot and keeps its
+    /// own keys. A fresh operator restored from a snapshot and fed what followed it emits exactly what the
+    /// snapshotted one would have.
+    fn restore(&mut self, dec: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError>;
 
     /// Drops all state of `key` (its input partition moved to another instance, which recomputes it from
     /// the committed offsets); nothing is emitted for it.

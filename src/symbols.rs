@@ -55,6 +55,49 @@ impl Symbols {
         self.len() == 0
     }
 
+    /// Checkpoint form: the symbols in id order.
+    pub fn encode(&self, e: &mut crate::checkpoint::codec::Enc) {
+        let t = self.inner.lock().expect("symbol table poisoned");
+        e.len_of(t.names.len());
+        for n in &t.names {
+            e.blob(n.as_bytes());
+        }
+    }
+
+    /// Interns the symbols a checkpoint holds into this (empty) table, so that every id means what it meant
+    /// when the checkpoint was taken.
+    pub fn restore(
+        &self,
+        d: &mut crate::checkpoint::codec::Dec<'_>,
+        limit: usize,
+    ) -> Result<(), crate::checkpoint::codec::DecodeError> {
+        use crate::checkpoint::codec::DecodeError;
+        let n = d.count(8, "symbols")?;
+        for i in 0..n {
+            let at = d.pos();
+            let b = d.blob("symbol")?;
+            let name = std::str::from_utf8(b)
+                .map_err(|_| DecodeError::Invalid { at, what: format!("symbol {i} is not UTF-8") })?;
+            match self.intern(name, limit) {
+                Some(id) if id as usize == i => {}
+                Some(id) => {
+                    return Err(DecodeError::Invalid {
+                        at,
+                        what: format!("symbol `{name}` listed twice (ids {id} and {i})"),
+                    })
+                }
+                None => {
+                    return Err(DecodeError::Mismatch {
+                        what: "pipeline.max_instruments",
+                        expected: limit.to_string(),
+                        found: format!("at least {n}"),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// All symbols from `from` on (for caches catching up).
     fn tail(&self, from: usize, into: &mut Vec<Arc<str>>) {
         let t = self.inner.lock().expect("symbol table poisoned");

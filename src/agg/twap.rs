@@ -12,6 +12,7 @@
 //! sorted (an in-order trade is an append; a disordered one an insert near the end) and folds them when it
 //! fires. The point vectors are recycled through a [`VecPool`], so steady state allocates nothing.
 
+use crate::checkpoint::codec::{ordered, Dec, DecodeError, Enc};
 use crate::event::{Nanos, Notional, Price};
 
 /// The `(ts, price)` points of one window or pane, kept in event-time order.
@@ -58,6 +59,31 @@ impl Twap {
 
     pub fn points(&self) -> &[(Nanos, Price)] {
         &self.points
+    }
+
+    /// Checkpoint form: the point count, then `(ts, price)` pairs in order.
+    pub fn encode(&self, e: &mut Enc) {
+        e.len_of(self.points.len());
+        for &(t, p) in &self.points {
+            e.i64(t);
+            e.price(p);
+        }
+    }
+
+    /// Reads the points into `self` (whose vector may come from a pool), checking they are in order.
+    pub fn decode_into(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        let n = d.count(16, "twap points")?;
+        self.points.clear();
+        self.points.reserve(n);
+        for _ in 0..n {
+            let at = d.pos();
+            let p = (d.i64("twap point ts")?, d.price("twap point price")?);
+            if let Some(&(last, _)) = self.points.last() {
+                ordered(at, last, p.0, "twap points")?;
+            }
+            self.points.push(p);
+        }
+        Ok(())
     }
 }
 

@@ -50,6 +50,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
     #[serde(default, rename = "window")]
@@ -189,6 +191,33 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true }
+    }
+}
+
+/// `[checkpoint]`: consistent snapshots of the whole pipeline's state (docs/checkpoints.md). Off unless `dir`
+/// is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Where checkpoints are written (one directory per checkpoint); the newest valid one is resumed from.
+    pub dir: Option<PathBuf>,
+    /// Time between the starts of two checkpoints.
+    #[serde(default = "ten_seconds")]
+    pub interval: Dur,
+    /// Complete checkpoints kept; older ones are deleted once a newer one completes.
+    #[serde(default = "three")]
+    pub retain: usize,
+    /// A checkpoint not complete after this long is abandoned (and counts as a failure).
+    #[serde(default = "one_minute")]
+    pub timeout: Dur,
+    /// Consecutive failed checkpoints tolerated; one more stops the job with an error.
+    #[serde(default = "three")]
+    pub tolerable_failures: u32,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { dir: None, interval: ten_seconds(), retain: 3, timeout: one_minute(), tolerable_failures: 3 }
     }
 }
 
@@ -404,6 +433,15 @@ fn max_instruments() -> usize {
 }
 fn one_second() -> Dur {
     Dur(1_000_000_000)
+}
+fn ten_seconds() -> Dur {
+    Dur(10_000_000_000)
+}
+fn one_minute() -> Dur {
+    Dur(60_000_000_000)
+}
+fn three<T: From<u8>>() -> T {
+    T::from(3)
 }
 fn f_ts() -> String {
     "ts".into()

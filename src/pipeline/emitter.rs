@@ -6,8 +6,10 @@
 //! no emitter thread: the shard owns the writer and calls it directly, which saves a thread hand-off per
 //! result — what a latency-critical pipeline on few cores wants — at the price of sink I/O on the shard.
 
+use super::barrier::Alignment;
 use super::ring::Idler;
 use super::{Ack, EmitMsg, RejectMsg};
+use crate::checkpoint::coordinator::{Part, PartSender};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
@@ -43,6 +45,8 @@ pub struct Writer {
     rejects: u64,
     /// Something was written since the last flush.
     dirty: bool,
+    /// Where the sinks' part of a checkpoint goes (checkpoints on).
+    checkpoints: Option<PartSender>,
 }
 
 impl Writer {
@@ -67,6 +71,36 @@ impl Writer {
             unrouted: 0,
             rejects: 0,
             dirty: false,
+            checkpoints: None,
+        }
+    }
+
+    /// Checkpoints are on: the sinks' parts go to `tx`.
+    pub fn send_checkpoints_to(&mut self, tx: PartSender) {
+        self.checkpoints = Some(tx);
+    }
+
+    /// Checkpoint `id`'s barrier has come through every input: every sink makes what it has written durable
+    /// and says where its output stands. A sink that cannot (an I/O error) fails this checkpoint, not the job.
+    pub fn checkpoint(&mut self, id: u64) {
+        let mut positions = Vec::with_capacity(self.sinks.len());
+        let mut failed = None;
+        for s in &mut self.sinks {
+            match s.checkpoint() {
+                Ok(p) => positions.push(p),
+                Err(e) => {
+                    failed = Some(format!("sink {}: {e}", s.describe()));
+                    break;
+                }
+            }
+        }
+        self.dirty = false;
+        if let Some(tx) = &self.checkpoints {
+            let part = match failed {
+                None => Part::Sinks { id, positions },
+                Some(reason) => Part::Failed { id, reason },
+            };
+            let _ = tx.send(part);
         }
     }
 
@@ -176,25 +210,30 @@ impl Writer {
 pub struct RejectRings {
     rings: Vec<(rtrb::Consumer<RejectMsg>, StreamId)>,
     ended: Vec<bool>,
+    pub align: Alignment,
 }
 
 impl RejectRings {
     pub fn new(rings: Vec<(rtrb::Consumer<RejectMsg>, StreamId)>) -> Self {
         let n = rings.len();
-        Self { rings, ended: vec![false; n] }
+        Self { rings, ended: vec![false; n], align: Alignment::new(n) }
     }
 
     /// Writes whatever rejects are waiting; true if there were any.
     pub fn drain(&mut self, w: &mut Writer) -> Result<bool, SinkError> {
         let mut got = false;
         for (i, (c, stream)) in self.rings.iter_mut().enumerate() {
-            if self.ended[i] {
+            if self.ended[i] || self.align.blocked(i) {
                 continue;
             }
             while let Ok(msg) = c.pop() {
                 got = true;
                 match msg {
                     RejectMsg::Row(r) => w.write_reject(*stream, &r)?,
+                    RejectMsg::Barrier { id } => {
+                        self.align.arrive(i, id);
+                        break;
+                    }
                     RejectMsg::End => {
                         self.ended[i] = true;
                         break;
@@ -212,8 +251,14 @@ impl RejectRings {
         self.ended.iter().all(|&e| e)
     }
 
+    /// The checkpoint whose barrier has come through every rejects ring not ended.
+    pub fn aligned(&self) -> Option<u64> {
+        self.align.complete(&self.ended)
+    }
+
+    /// Nothing to read: every ring is empty or held back for a checkpoint.
     pub fn all_empty(&self) -> bool {
-        self.rings.iter().all(|(c, _)| c.is_empty())
+        self.rings.iter().enumerate().all(|(i, (c, _))| self.align.blocked(i) || c.is_empty())
     }
 }
 
@@ -235,10 +280,11 @@ impl Emitter {
         let n_shards = self.shards.len();
         let mut shard_ended = vec![false; n_shards];
         let mut markers: Vec<Markers> = (0..self.writer.acks.len()).map(|_| Markers::default()).collect();
+        let mut align = Alignment::new(n_shards);
         loop {
             let mut got = false;
             for (i, c) in self.shards.iter_mut().enumerate() {
-                if shard_ended[i] {
+                if shard_ended[i] || align.blocked(i) {
                     continue;
                 }
                 for _ in 0..BATCH {
@@ -271,6 +317,10 @@ impl Emitter {
                                 self.writer.commit_point(source as usize, Ack { id, retain })?;
                             }
                         }
+                        EmitMsg::Barrier { id } => {
+                            align.arrive(i, id);
+                            break;
+                        }
                         EmitMsg::End => {
                             shard_ended[i] = true;
                             break;
@@ -279,6 +329,12 @@ impl Emitter {
                 }
             }
             got |= self.rejects.drain(&mut self.writer)?;
+            if let Some(id) = align.complete(&shard_ended).filter(|&id| self.rejects.aligned() == Some(id)) {
+                self.writer.checkpoint(id);
+                align.release();
+                self.rejects.align.release();
+                got = true;
+            }
             self.recorder.tick();
             if got {
                 idler.reset();
@@ -293,8 +349,8 @@ impl Emitter {
                 self.writer.flush()?;
                 continue;
             }
-            let (shards, rej) = (&self.shards, &self.rejects);
-            idler.idle(|| shards.iter().all(|c| c.is_empty()) && rej.all_empty());
+            let (shards, rej, align) = (&self.shards, &self.rejects, &align);
+            idler.idle(|| shards.iter().enumerate().all(|(i, c)| align.blocked(i) || c.is_empty()) && rej.all_empty());
         }
         self.writer.finish()?;
         self.writer.publish();

@@ -8,27 +8,34 @@
 //! when all its inputs have, the emitter when all shards and sources have. A thread that fails drops its
 //! rings; the threads next to it see that and wind down, and the first error is reported.
 
+pub mod barrier;
 mod emitter;
 pub mod ring;
 mod shard;
 
 pub use ring::{Disconnected, Doorbell, Idler, Sender, Wait};
 
+use crate::checkpoint::codec::{Dec, Enc};
+use crate::checkpoint::coordinator::{self, CheckpointStats, Coordinator, Part, PartSender, Trigger};
+use crate::checkpoint::file::StateFile;
+use crate::checkpoint::manifest::Manifest;
+use crate::checkpoint::{self};
 use crate::config::{EmitterMode, OpKind, Plan, SourceKindPlan, StreamKind};
 use crate::continuous::Continuous;
-use crate::event::{Event, Nanos};
+use crate::event::{Event, KeyId, Nanos};
 use crate::metrics::hdrlog::IntervalLog;
 use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics};
 use crate::operator::Operator;
 use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
-use crate::source::{Csv, FileSource, Json, KafkaSource, Poll, Source, SourceOut, SyntheticSource};
+use crate::source::{Csv, FileSource, Json, KafkaSource, Poll, Source, SourceError, SourceOut, SyntheticSource};
 use crate::symbols::{Interner, SymbolCache, Symbols};
 use crate::time::watermark::PartitionWatermarks;
 use crate::window::{AlignedWindows, SessionWindows, WindowKind};
 use anyhow::Context;
 use crossbeam_utils::CachePadded;
 use shard::{OpSlot, ShardWorker};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -44,6 +51,8 @@ pub enum ShardMsg {
     /// Commit marker `id`: everything before it has been handed over. The shard passes it on with the
     /// earliest event time its operators still hold; the emitter makes the sinks durable and acknowledges.
     Marker { id: u64 },
+    /// Checkpoint `id`'s barrier: everything of this source before it is in the checkpoint, nothing after.
+    Barrier { id: u64 },
     /// Source partition `part` moved to another instance: drop the state of the keys it fed.
     Forget { part: u16 },
     /// Source partition `part` resumes after a commit whose messages reached event time `from`: results of
@@ -70,6 +79,10 @@ pub enum EmitMsg {
         id: u64,
         retain: Nanos,
     },
+    /// Checkpoint `id`'s barrier has passed this shard (its state is in the checkpoint).
+    Barrier {
+        id: u64,
+    },
     End,
 }
 
@@ -87,6 +100,10 @@ pub struct Ack {
 #[allow(clippy::large_enum_variant)]
 pub enum RejectMsg {
     Row(RejectRow),
+    /// Checkpoint `id`'s barrier: the rejects before it are in the checkpoint's output.
+    Barrier {
+        id: u64,
+    },
     End,
 }
 
@@ -150,12 +167,48 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
 /// How long a stopping source waits for the pipeline to make its last results durable.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A source's link to the checkpoint coordinator.
+struct SourceCheckpoints {
+    trigger: Arc<Trigger>,
+    parts: PartSender,
+    /// The last checkpoint id seen.
+    seen: u64,
+}
+
+/// Sends this source's part of checkpoint `id` (its position, then its hand-off's state) and, unless it is
+/// the final one of an ended source, injects the barrier behind everything handed over.
+fn source_part(
+    src: &dyn Source,
+    out: &mut SourceOut,
+    idx: usize,
+    c: &SourceCheckpoints,
+    id: u64,
+    last: bool,
+) -> Result<(), SourceError> {
+    let mut e = Enc::new();
+    let part = match src.checkpoint(&mut e) {
+        Ok(position) => {
+            out.encode(&mut e);
+            Part::Source { id, source: idx, state: e.into_vec(), position, last }
+        }
+        Err(reason) => Part::Failed { id, reason: format!("source `{}`: {reason}", out.name()) },
+    };
+    let ok = matches!(part, Part::Source { .. });
+    let _ = c.parts.send(part);
+    if ok && !last {
+        out.barrier(id)?;
+    }
+    Ok(())
+}
+
 /// Runs a source until its input ends, `stop` is set, or the pipeline breaks.
 fn run_source(
     mut src: Box<dyn Source>,
     mut out: SourceOut,
+    idx: usize,
     stop: &AtomicBool,
     fire_on_shutdown: bool,
+    mut ckpt: Option<SourceCheckpoints>,
 ) -> anyhow::Result<()> {
     let mut polls = 0u32;
     loop {
@@ -167,6 +220,13 @@ fn run_source(
             src.close(&mut out, CLOSE_TIMEOUT)?;
             out.finish(false)?;
             return Ok(());
+        }
+        if let Some(c) = &mut ckpt {
+            let req = c.trigger.requested();
+            if req > c.seen {
+                c.seen = req;
+                source_part(src.as_ref(), &mut out, idx, c, req, false)?;
+            }
         }
         let p = match src.poll(&mut out) {
             Ok(p) => p,
@@ -181,6 +241,10 @@ fn run_source(
             Poll::Done => {
                 out.tick(crate::time::mono_now())?;
                 out.finish(true)?;
+                if let Some(c) = &ckpt {
+                    // Stands for this source in every checkpoint from now on.
+                    source_part(src.as_ref(), &mut out, idx, c, c.seen, true)?;
+                }
                 return Ok(());
             }
             Poll::Idle => out.tick(crate::time::mono_now())?,
@@ -193,26 +257,110 @@ fn run_source(
     }
 }
 
-/// Builds the pipeline of `plan` and runs it until its input ends or `stop` is set (SIGINT/SIGTERM).
+/// The checkpoint a run resumes from: its manifest and its state files, mapped.
+struct Restored {
+    manifest: Manifest,
+    meta: StateFile,
+    shards: Arc<Vec<StateFile>>,
+}
+
+impl Restored {
+    fn load(dir: &Path) -> anyhow::Result<Restored> {
+        let manifest = checkpoint::manifest::verify(dir)
+            .with_context(|| format!("checkpoint {} does not verify", dir.display()))?;
+        let meta = StateFile::open(&dir.join(coordinator::META_FILE))?;
+        let mut shards = Vec::with_capacity(manifest.shards as usize);
+        for k in 0..manifest.shards {
+            shards.push(StateFile::open(&dir.join(checkpoint::manifest::state_file_name(k)))?);
+        }
+        Ok(Restored { manifest, meta, shards: Arc::new(shards) })
+    }
+
+    fn section(&self, kind: u32, id: u32, what: &str) -> anyhow::Result<&[u8]> {
+        self.meta.section(kind, id).ok_or_else(|| {
+            anyhow::anyhow!("checkpoint {}: no {what} in {}", self.manifest.id, self.meta.path().display())
+        })
+    }
+}
+
+/// Which checkpoint to resume from: `from` if given, else the newest valid one in `checkpoint.dir`.
+fn find_restore(plan: &Plan, from: Option<&Path>) -> anyhow::Result<Option<Restored>> {
+    if let Some(dir) = from {
+        return Restored::load(dir).map(Some);
+    }
+    let Some(root) = &plan.checkpoint.dir else { return Ok(None) };
+    if !root.exists() {
+        return Ok(None);
+    }
+    match checkpoint::manifest::latest_valid(root)? {
+        Some(info) => Restored::load(&info.path).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Builds the pipeline of `plan` and runs it until its input ends or `stop` is set (SIGINT/SIGTERM). With
+/// `[checkpoint] dir` set it resumes from the newest valid checkpoint there, if any.
 pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
+    run_from(plan, stop, None)
+}
+
+/// [`run`], resuming from the checkpoint or savepoint in directory `from` when given.
+pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyhow::Result<RunOutcome> {
     crate::time::init_clock();
     let started = Instant::now();
     let p = &plan.pipeline;
     let n_shards = p.workers;
     let n_sources = plan.sources.len();
     let symbols = Symbols::new();
+    let restored = find_restore(plan, from)?;
+    if let Some(r) = &restored {
+        let names: Vec<&str> = r.manifest.sources.iter().map(|s| s.source.as_str()).collect();
+        let ours: Vec<&str> = plan.sources.iter().map(|s| s.name.as_str()).collect();
+        if names != ours {
+            anyhow::bail!(
+                "checkpoint {} was taken with sources {names:?}, the configuration has {ours:?}",
+                r.manifest.id
+            );
+        }
+        let mut d = Dec::new(r.section(coordinator::SECTION_SYMBOLS, 0, "symbol table")?);
+        symbols
+            .restore(&mut d, p.max_instruments)
+            .and_then(|()| d.finish())
+            .with_context(|| format!("restoring the symbol table of checkpoint {}", r.manifest.id))?;
+        tracing::info!(id = r.manifest.id, shards = r.manifest.shards, "resuming from checkpoint");
+    }
 
     // Open everything that can fail on the user's input before starting any thread.
     let mut sources = Vec::with_capacity(n_sources);
-    for i in 0..n_sources {
-        sources.push(open_source(plan, i, &symbols)?);
+    // Per source: the rest of its section, its hand-off's state.
+    let mut out_states: Vec<Option<&[u8]>> = vec![None; n_sources];
+    for (i, state) in out_states.iter_mut().enumerate() {
+        let mut src = open_source(plan, i, &symbols)?;
+        if let Some(r) = &restored {
+            let sec = r.section(coordinator::SECTION_SOURCE, i as u32, "source state")?;
+            let mut d = Dec::new(sec);
+            src.restore(&mut d).with_context(|| format!("restoring source `{}`", plan.sources[i].name))?;
+            *state = Some(&sec[d.pos()..]);
+        }
+        sources.push(src);
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
     let mut producers = crate::sink::Producers::default();
-    for sp in &plan.sinks {
+    if let Some(r) = &restored {
+        if r.manifest.sinks.len() != plan.sinks.len() {
+            anyhow::bail!(
+                "checkpoint {} has {} sinks, the configuration {}",
+                r.manifest.id,
+                r.manifest.sinks.len(),
+                plan.sinks.len()
+            );
+        }
+    }
+    for (j, sp) in plan.sinks.iter().enumerate() {
         let def = &plan.streams[sp.stream as usize];
-        let sink = crate::sink::open(sp, def, &mut producers)
+        let resume = restored.as_ref().map(|r| &r.manifest.sinks[j]);
+        let sink = crate::sink::open(sp, def, &mut producers, resume)
             .with_context(|| format!("opening the sink of stream `{}`", def.name))?;
         routes[sp.stream as usize].push(sinks.len());
         sinks.push(sink);
@@ -272,7 +420,7 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         } else {
             PartitionWatermarks::new(src.partitions(), sp.bound, sp.idle_timeout)
         };
-        source_outs.push(SourceOut::new(
+        let mut out = SourceOut::new(
             i,
             sp.name.clone(),
             txs,
@@ -281,7 +429,14 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
             wms,
             plan.metrics.latency_sample,
             metrics.clone(),
-        ));
+        );
+        if let Some(state) = out_states[i] {
+            let mut d = Dec::new(state);
+            out.decode_into(&mut d)
+                .and_then(|()| d.finish())
+                .with_context(|| format!("restoring the watermarks of source `{}`", sp.name))?;
+        }
+        source_outs.push(out);
     }
     let mut emit_rx = Vec::with_capacity(n_shards);
     let mut emit_tx = Vec::with_capacity(n_shards);
@@ -305,7 +460,27 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         Ok((name, h))
     };
 
-    let writer = emitter::Writer::new(
+    // Checkpoints: the coordinator and every stage's way to it.
+    let checkpointing = plan.checkpoint.dir.as_ref().map(|root| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let trigger = Arc::new(Trigger::default());
+        let c = Coordinator {
+            root: root.clone(),
+            interval: Duration::from_nanos(plan.checkpoint.interval.0 as u64),
+            timeout: Duration::from_nanos(plan.checkpoint.timeout.0 as u64),
+            retain: plan.checkpoint.retain,
+            tolerable_failures: plan.checkpoint.tolerable_failures,
+            shards: n_shards,
+            source_names: plan.sources.iter().map(|s| s.name.clone()).collect(),
+            trigger: trigger.clone(),
+            parts: rx,
+            symbols: symbols.clone(),
+            last_id: restored.as_ref().map_or(0, |r| r.manifest.id),
+            stats: Arc::new(CheckpointStats::default()),
+        };
+        (c, trigger, tx)
+    });
+    let mut writer = emitter::Writer::new(
         sinks,
         routes,
         plan.streams.iter().map(|s| s.name.clone()).collect(),
@@ -313,6 +488,9 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         metrics.clone(),
         ack_rings,
     );
+    if let Some((_, _, tx)) = &checkpointing {
+        writer.send_checkpoints_to(tx.clone());
+    }
     let rejects = emitter::RejectRings::new(reject_rings);
     let mut targets: Vec<shard::Target> = Vec::with_capacity(n_shards);
     if inline {
@@ -332,17 +510,34 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
     }
 
     // Shards.
+    let key_limit = symbols.len() as u32;
     for (id, (inputs, to)) in shard_inputs.into_iter().zip(targets).enumerate() {
         let ops = build_operators(plan);
         let recorder = hub.recorder();
         let m = metrics.clone();
         let bell = shard_bells[id].clone();
         let core = cores.workers.get(id).copied();
+        let parts = checkpointing.as_ref().map(|(_, _, tx)| tx.clone());
+        let states = restored.as_ref().map(|r| (r.manifest.id, r.shards.clone()));
         handles.push(spawn(
             format!("tl-shard-{id}"),
             Box::new(move || {
                 pin(core, "shard");
-                let w = ShardWorker::new(id, inputs, ops, to, Idler::new(worker_wait, bell), recorder, m);
+                let mut w = ShardWorker::new(id, inputs, ops, to, Idler::new(worker_wait, bell), recorder, m);
+                if let Some(tx) = parts {
+                    w.send_checkpoints_to(tx);
+                }
+                if let Some((ck, files)) = states {
+                    // Every old shard's state, each key kept by the shard that owns it now.
+                    let owns = |k: KeyId| SourceOut::shard_of(k, n_shards) == id;
+                    for f in files.iter() {
+                        let sec = f.section(coordinator::SECTION_SHARD, 0).unwrap_or_default();
+                        let mut d = Dec::with_key_limit(sec, key_limit);
+                        w.restore(&mut d, &owns).with_context(|| {
+                            format!("shard {id}: restoring checkpoint {ck} from {}", f.path().display())
+                        })?;
+                    }
+                }
                 w.run().map_err(|e| anyhow::Error::from(e).context(format!("shard {id}")))
             }),
         )?);
@@ -353,14 +548,42 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         let stop = stop.clone();
         let fire = p.fire_on_shutdown;
         let core = cores.sources.get(i).copied();
+        let ckpt = checkpointing.as_ref().map(|(c, trigger, tx)| SourceCheckpoints {
+            trigger: trigger.clone(),
+            parts: tx.clone(),
+            seen: c.last_id,
+        });
         handles.push(spawn(
             format!("tl-source-{}", plan.sources[i].name),
             Box::new(move || {
                 pin(core, "source");
-                run_source(src, out, &stop, fire)
+                run_source(src, out, i, &stop, fire, ckpt)
             }),
         )?);
     }
+
+    // The coordinator: it stops when the job is asked to stop, when every source has ended, or when the
+    // pipeline's threads are all gone; too many failed checkpoints in a row stop the job.
+    let pipeline_done = Arc::new(AtomicBool::new(false));
+    let coordinator = match checkpointing {
+        Some((c, _, tx)) => {
+            drop(tx);
+            let (stop, done) = (stop.clone(), pipeline_done.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("tl-checkpoint".into())
+                    .spawn(move || {
+                        let res = c.run(&[&stop, &done]);
+                        if res.is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        res
+                    })
+                    .context("spawning the checkpoint coordinator")?,
+            )
+        }
+        None => None,
+    };
 
     // Metrics.
     let metrics_stop = Arc::new(AtomicBool::new(false));
@@ -396,6 +619,15 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
         if let Err(e) = res {
             stop.store(true, Ordering::Relaxed);
             errors.push(e);
+        }
+    }
+    pipeline_done.store(true, Ordering::Relaxed);
+    if let Some(h) = coordinator {
+        match h.join() {
+            Ok(Ok(())) => {}
+            // The root cause: the pipeline's own errors after it are consequences of the stop.
+            Ok(Err(e)) => errors.insert(0, e.into()),
+            Err(_) => errors.insert(0, anyhow::anyhow!("the checkpoint coordinator panicked")),
         }
     }
     metrics_stop.store(true, Ordering::Release);

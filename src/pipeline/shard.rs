@@ -1,9 +1,12 @@
 //! A shard worker: owns the state of the keys hashed to it, drives its operators with events and
 //! watermarks, and pushes their results to the emitter (or, with an inline emitter, writes them itself).
 
+use super::barrier::Alignment;
 use super::emitter::{RejectRings, SinkError, Writer};
 use super::ring::{Idler, Sender};
 use super::{Ack, EmitMsg, ShardMsg};
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+use crate::checkpoint::coordinator::{Part, PartSender};
 use crate::event::{KeyBy, KeyId, Nanos, WATERMARK_MAX};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::operator::Operator;
@@ -163,6 +166,12 @@ pub struct ShardWorker {
     pub id: usize,
     inputs: Vec<rtrb::Consumer<ShardMsg>>,
     ended: Vec<bool>,
+    /// Checkpoint barriers of the inputs.
+    align: Alignment,
+    /// Where this shard's part of a checkpoint goes (checkpoints on).
+    checkpoints: Option<PartSender>,
+    /// The snapshot buffer, reused.
+    enc: Enc,
     /// Over all inputs: the shard's watermark, for metrics.
     frontier: Frontier,
     ops: Vec<OpSlot>,
@@ -187,6 +196,9 @@ impl ShardWorker {
             id,
             inputs,
             ended: vec![false; n],
+            align: Alignment::new(n),
+            checkpoints: None,
+            enc: Enc::new(),
             frontier: Frontier::new(n),
             ops,
             out: Out {
@@ -212,7 +224,7 @@ impl ShardWorker {
         loop {
             let mut got = false;
             for i in 0..self.inputs.len() {
-                if self.ended[i] {
+                if self.ended[i] || self.align.blocked(i) {
                     continue;
                 }
                 for _ in 0..BATCH {
@@ -259,6 +271,10 @@ impl ShardWorker {
                             let retain = self.retained_from(i);
                             self.out.marker(i, id, retain);
                         }
+                        ShardMsg::Barrier { id } => {
+                            self.align.arrive(i, id);
+                            break;
+                        }
                         ShardMsg::Resume { part, from } => {
                             self.out.resumed.retain(|&(j, p, _)| (j, p) != (i, part));
                             self.out.resumed.push((i, part, from));
@@ -288,6 +304,16 @@ impl ShardWorker {
                 got |= rejects.drain(w)?;
                 rejects_ended = rejects.all_ended();
             }
+            if let Some(id) = self.align.complete(&self.ended) {
+                let rejects_in = match &self.out.to {
+                    Target::Inline(_, rejects) => rejects.aligned() == Some(id),
+                    Target::Ring(_) => true,
+                };
+                if rejects_in {
+                    self.checkpoint(id)?;
+                    got = true;
+                }
+            }
             self.out.recorder.tick();
             if got {
                 self.publish(events);
@@ -297,11 +323,11 @@ impl ShardWorker {
             } else if let Target::Inline(w, _) = &mut self.out.to {
                 // Nothing waiting: hand buffered output to the OS, so results show up.
                 w.flush()?;
-                let (inputs, quiet) = (&self.inputs, &mut self.idler);
-                quiet.idle(|| inputs.iter().all(|c| c.is_empty()));
+                let (inputs, align, quiet) = (&self.inputs, &self.align, &mut self.idler);
+                quiet.idle(|| inputs.iter().enumerate().all(|(i, c)| align.blocked(i) || c.is_empty()));
             } else {
-                let inputs = &self.inputs;
-                self.idler.idle(|| inputs.iter().all(|c| c.is_empty()));
+                let (inputs, align) = (&self.inputs, &self.align);
+                self.idler.idle(|| inputs.iter().enumerate().all(|(i, c)| align.blocked(i) || c.is_empty()));
             }
         }
         self.publish(events);
@@ -315,6 +341,66 @@ impl ShardWorker {
                 Ok(())
             }
         }
+    }
+
+    /// Checkpoints are on: this shard's parts go to `tx`.
+    pub fn send_checkpoints_to(&mut self, tx: PartSender) {
+        self.checkpoints = Some(tx);
+    }
+
+    /// Checkpoint `id`'s barrier has come through every input: snapshot the state into the reused buffer
+    /// (the only time the shard stops for a checkpoint: measured as `pause_ns`), hand a copy to the
+    /// coordinator, which writes it to disk, and pass the barrier on.
+    fn checkpoint(&mut self, id: u64) -> Result<(), ShardError> {
+        let t = mono_now();
+        self.enc.clear();
+        self.encode_state();
+        let state = self.enc.bytes().to_vec();
+        let pause_ns = mono_now() - t;
+        if let Some(tx) = &self.checkpoints {
+            let _ = tx.send(Part::Shard { id, shard: self.id, state, pause_ns });
+        }
+        self.align.release();
+        match &mut self.out.to {
+            Target::Ring(tx) => tx.send(EmitMsg::Barrier { id }).map_err(|_| ShardError::EmitterGone)?,
+            Target::Inline(w, rejects) => {
+                w.checkpoint(id);
+                rejects.align.release();
+            }
+        }
+        Ok(())
+    }
+
+    /// The shard's state: its arrival counter and frontier, then per operator its frontier and state.
+    fn encode_state(&mut self) {
+        let e = &mut self.enc;
+        e.u64(self.arrival);
+        self.frontier.encode(e);
+        e.len_of(self.ops.len());
+        for slot in &self.ops {
+            slot.frontier.encode(e);
+            slot.op.snapshot(e);
+        }
+    }
+
+    /// Restores the shard from the states of the old shards (one, or all of them when the number of shards
+    /// changed), keeping the keys `owns` accepts.
+    pub fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
+        self.arrival = self.arrival.max(d.u64("arrival counter")?);
+        self.frontier.merge_from(d)?;
+        let n = d.count(1, "operators")?;
+        if n != self.ops.len() {
+            return Err(DecodeError::Mismatch {
+                what: "number of operators",
+                expected: self.ops.len().to_string(),
+                found: n.to_string(),
+            });
+        }
+        for slot in &mut self.ops {
+            slot.frontier.merge_from(d)?;
+            slot.op.restore(d, owns)?;
+        }
+        d.finish()
     }
 
     /// The earliest event time held by the operators reading input `i`.

@@ -7,6 +7,7 @@ mod kafka;
 pub use encode::{Column, Encoder};
 pub use kafka::{KafkaSink, Producers};
 
+use crate::checkpoint::manifest::SinkPosition;
 use crate::config::{Format, SinkPlan, SinkType, StreamDef};
 use crate::record::{Record, RejectRow};
 use crate::symbols::SymbolCache;
@@ -24,16 +25,38 @@ pub trait Sink: Send {
     fn sync(&mut self) -> io::Result<()> {
         self.flush()
     }
+    /// At a checkpoint barrier: makes everything written so far durable and says where the output stands,
+    /// so that a restore can cut it back to exactly there. A sink that cannot be cut back says so in the
+    /// position's `kind` (its output after a restore repeats what followed the checkpoint).
+    fn checkpoint(&mut self) -> io::Result<SinkPosition> {
+        self.sync()?;
+        Ok(SinkPosition {
+            sink: self.describe(),
+            kind: "unbounded".into(),
+            path: None,
+            bytes: None,
+            topic: None,
+            end_offsets: Vec::new(),
+        })
+    }
+
     /// For error messages: `csv file out/bars.csv`.
     fn describe(&self) -> String;
 }
 
-/// Opens the sink of `plan` for stream `def`; Kafka sinks take their producer from `producers`.
-pub fn open(plan: &SinkPlan, def: &StreamDef, producers: &mut Producers) -> io::Result<Box<dyn Sink>> {
+/// Opens the sink of `plan` for stream `def`; Kafka sinks take their producer from `producers`. With
+/// `resume` (the sink's position in the checkpoint being restored), a file sink continues the file cut back
+/// to that position instead of starting it anew.
+pub fn open(
+    plan: &SinkPlan,
+    def: &StreamDef,
+    producers: &mut Producers,
+    resume: Option<&SinkPosition>,
+) -> io::Result<Box<dyn Sink>> {
     Ok(match plan.kind {
         SinkType::Null => Box::new(NullSink),
         SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers)?),
-        _ => Box::new(TextSink::open(plan, def)?),
+        _ => Box::new(TextSink::open(plan, def, resume)?),
     })
 }
 
@@ -56,6 +79,25 @@ impl Sink for NullSink {
     }
 }
 
+/// Opens `path` for a restore: cut back to `len` bytes (what the checkpoint's results had written), the
+/// rest rewritten by the restored run.
+fn resume_file(path: &std::path::Path, len: u64) -> io::Result<std::fs::File> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot reopen {} to resume it: {e}", path.display())))?;
+    let have = f.metadata()?.len();
+    if have < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} is {have} bytes long, shorter than the {len} bytes the checkpoint wrote", path.display()),
+        ));
+    }
+    f.set_len(len)?;
+    io::Seek::seek(&mut f, io::SeekFrom::Start(len))?;
+    Ok(f)
+}
+
 /// Bytes buffered before a write to the file or stdout.
 const BUFFER: usize = 256 * 1024;
 
@@ -63,16 +105,34 @@ const BUFFER: usize = 256 * 1024;
 pub struct TextSink {
     enc: Encoder,
     buf: Vec<u8>,
-    out: Box<dyn Write + Send>,
+    out: Output,
     what: String,
+    /// Bytes handed to the file or stdout so far (the file's length, for a file).
+    written: u64,
+}
+
+enum Output {
+    File { file: std::fs::File, path: PathBuf },
+    Stdout(io::Stdout),
+}
+
+impl Output {
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Output::File { file, .. } => file.write_all(b),
+            Output::Stdout(s) => s.write_all(b),
+        }
+    }
 }
 
 impl TextSink {
-    /// Opens the sink of `plan` for stream `def` (creating the file's directory) and writes the CSV header.
-    pub fn open(plan: &SinkPlan, def: &StreamDef) -> io::Result<TextSink> {
+    /// Opens the sink of `plan` for stream `def` (creating the file's directory) and writes the CSV header;
+    /// with `resume`, opens the existing file, cuts it back to the checkpoint's length and goes on there.
+    pub fn open(plan: &SinkPlan, def: &StreamDef, resume: Option<&SinkPosition>) -> io::Result<TextSink> {
         let enc = Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit };
-        let (out, what): (Box<dyn Write + Send>, String) = match plan.kind {
-            SinkType::Stdout => (Box::new(io::stdout()), "stdout".into()),
+        let mut written = 0;
+        let (out, what) = match plan.kind {
+            SinkType::Stdout => (Output::Stdout(io::stdout()), "stdout".to_string()),
             SinkType::Null | SinkType::Kafka => {
                 return Err(io::Error::other("null and kafka sinks are not text sinks"));
             }
@@ -83,16 +143,19 @@ impl TextSink {
                         io::Error::new(e.kind(), format!("cannot create directory {}: {e}", dir.display()))
                     })?;
                 }
-                let f = std::fs::File::create(&path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
-                (
-                    Box::new(f),
-                    format!("{} file {}", if plan.format == Format::Csv { "csv" } else { "jsonl" }, path.display()),
-                )
+                let what =
+                    format!("{} file {}", if plan.format == Format::Csv { "csv" } else { "jsonl" }, path.display());
+                let file = match resume.and_then(|r| r.bytes) {
+                    Some(len) => resume_file(&path, len)?,
+                    None => std::fs::File::create(&path)
+                        .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?,
+                };
+                written = resume.and_then(|r| r.bytes).unwrap_or(0);
+                (Output::File { file, path }, what)
             }
         };
-        let mut s = TextSink { enc, buf: Vec::with_capacity(BUFFER + 4096), out, what };
-        if plan.format == Format::Csv && plan.header {
+        let mut s = TextSink { enc, buf: Vec::with_capacity(BUFFER + 4096), out, what, written };
+        if plan.format == Format::Csv && plan.header && resume.is_none() {
             s.enc.header(&mut s.buf);
         }
         Ok(s)
@@ -102,6 +165,7 @@ impl TextSink {
     fn maybe_spill(&mut self) -> io::Result<()> {
         if self.buf.len() >= BUFFER {
             self.out.write_all(&self.buf)?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
         Ok(())
@@ -123,9 +187,32 @@ impl Sink for TextSink {
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             self.out.write_all(&self.buf)?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
-        self.out.flush()
+        match &mut self.out {
+            Output::File { file, .. } => file.flush(),
+            Output::Stdout(s) => s.flush(),
+        }
+    }
+
+    fn checkpoint(&mut self) -> io::Result<SinkPosition> {
+        self.flush()?;
+        let (kind, path) = match &self.out {
+            Output::File { file, path } => {
+                file.sync_data()?;
+                ("file", Some(path.display().to_string()))
+            }
+            Output::Stdout(_) => ("stdout", None),
+        };
+        Ok(SinkPosition {
+            sink: self.what.clone(),
+            kind: kind.into(),
+            path,
+            bytes: Some(self.written),
+            topic: None,
+            end_offsets: Vec::new(),
+        })
     }
 
     fn describe(&self) -> String {

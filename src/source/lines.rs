@@ -17,6 +17,8 @@ pub struct LineReader {
     scanned: usize,
     eof: bool,
     line: u64,
+    /// Bytes read from the file so far (`buf[start..end]` of them not yet returned).
+    read: u64,
 }
 
 impl LineReader {
@@ -24,8 +26,30 @@ impl LineReader {
         Ok(Self::new(Box::new(File::open(path)?)))
     }
 
+    /// Opens `path` at byte `offset` (the start of a line), numbering the lines after `line`.
+    pub fn open_at(path: &Path, offset: u64, line: u64) -> io::Result<LineReader> {
+        let mut f = File::open(path)?;
+        let len = f.metadata()?.len();
+        if offset > len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the file is {len} bytes long, shorter than the position {offset} to resume from"),
+            ));
+        }
+        io::Seek::seek(&mut f, io::SeekFrom::Start(offset))?;
+        let mut r = Self::new(Box::new(f));
+        r.line = line;
+        r.read = offset;
+        Ok(r)
+    }
+
     pub fn new(file: Box<dyn Read + Send>) -> LineReader {
-        LineReader { file, buf: vec![0; CHUNK], start: 0, end: 0, scanned: 0, eof: false, line: 0 }
+        LineReader { file, buf: vec![0; CHUNK], start: 0, end: 0, scanned: 0, eof: false, line: 0, read: 0 }
+    }
+
+    /// The file offset just after the line last returned (and its `\n`).
+    pub fn offset(&self) -> u64 {
+        self.read - (self.end - self.start) as u64
     }
 
     /// The number of the line last returned.
@@ -78,6 +102,7 @@ impl LineReader {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.read += n as u64;
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -20,6 +20,8 @@ pub use kafka::KafkaSource;
 pub use lines::LineReader;
 pub use synthetic::SyntheticSource;
 
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+use crate::checkpoint::manifest::SourcePosition;
 use crate::event::{Event, KeyBy, Nanos, Trade, WATERMARK_MAX};
 use crate::metrics::Metrics;
 use crate::pipeline::{Ack, RejectMsg, Sender, ShardMsg};
@@ -71,6 +73,21 @@ pub trait Source: Send {
 
     /// Reads or generates a batch of events and hands them to `out`.
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError>;
+
+    /// At a checkpoint barrier: writes what this source needs to go on from exactly after the last event it
+    /// handed over, and returns that position for the manifest. `Err` (naming why) if this source cannot be
+    /// checkpointed; the checkpoint then fails.
+    fn checkpoint(&self, _e: &mut Enc) -> Result<SourcePosition, String> {
+        Err("this kind of source cannot be checkpointed yet".into())
+    }
+
+    /// Goes back to a position written by [`Source::checkpoint`] (before the first poll).
+    fn restore(&mut self, _d: &mut Dec<'_>) -> Result<(), SourceError> {
+        Err(SourceError::Other {
+            source_name: String::new(),
+            message: "this kind of source cannot be restored from a checkpoint yet".into(),
+        })
+    }
 
     /// Called once when the pipeline is asked to stop, before end-of-input is sent: a source that commits
     /// its input positions makes what it has read durable here, waiting at most `timeout`.
@@ -191,6 +208,35 @@ impl SourceOut {
             s.send(ShardMsg::Marker { id }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
         }
         Ok(id)
+    }
+
+    /// Checkpoint `id`'s barrier: into every shard's ring and the rejects ring, behind everything handed
+    /// over before it.
+    pub fn barrier(&mut self, id: u64) -> Result<(), SourceError> {
+        for s in &mut self.shards {
+            s.send(ShardMsg::Barrier { id }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+        }
+        self.rejects.send(RejectMsg::Barrier { id }).map_err(|_| self.disconnected())
+    }
+
+    /// Checkpoint form of what this hand-off keeps: the partitions' watermarks and the broadcast cadence
+    /// (so a restored run broadcasts where the uninterrupted one would have), and the counters.
+    pub fn encode(&self, e: &mut Enc) {
+        self.wms.encode(e);
+        e.bool(self.wm_dirty);
+        e.u32(self.since_broadcast);
+        e.u64(self.events);
+        e.u64(self.rejected);
+    }
+
+    /// Restores what [`SourceOut::encode`] wrote.
+    pub fn decode_into(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        self.wms.decode_into(d)?;
+        self.wm_dirty = d.bool("watermark pending")?;
+        self.since_broadcast = d.u32("events since broadcast")?;
+        self.events = d.u64("events")?;
+        self.rejected = d.u64("rejects")?;
+        Ok(())
     }
 
     /// The next acknowledgement of a commit marker, if one has come back.
@@ -338,6 +384,11 @@ impl Pacer {
         let due = m0 + ((self.max_ts - t0).max(0) as f64 / self.speed) as u64;
         self.held = Some((t, due));
         self.release(out)
+    }
+
+    /// A trade is held, not yet handed over.
+    pub fn holds(&self) -> bool {
+        self.held.is_some()
     }
 
     /// Hands over the held trade if it is due; false if it is still held.

@@ -4,6 +4,8 @@
 //! so a stalled pipeline shows up in the histograms instead of slowing the generator down.
 
 use super::{Poll, Source, SourceError, SourceOut};
+use crate::checkpoint::codec::{Dec, Enc};
+use crate::checkpoint::manifest::SourcePosition;
 use crate::config::SynthPlan;
 use crate::event::{Event, KeyId, Nanos, Trade};
 use crate::gen::{GenParams, TradeGen};
@@ -13,7 +15,10 @@ use crate::time::{mono_now, mono_to_wall_offset, TimeUnit};
 const BATCH: u64 = 1024;
 
 pub struct SyntheticSource {
+    name: String,
     plan: SynthPlan,
+    /// Restored from a checkpoint: pacing resumes at the restored event.
+    resumed: bool,
     gen: TradeGen,
     ids: Vec<KeyId>,
     i: u64,
@@ -43,7 +48,7 @@ impl SyntheticSource {
             })?;
             ids.push(id);
         }
-        Ok(Self { plan: plan.clone(), gen, ids, i: 0, paced: None })
+        Ok(Self { name: name.to_string(), plan: plan.clone(), resumed: false, gen, ids, i: 0, paced: None })
     }
 }
 
@@ -52,10 +57,37 @@ impl Source for SyntheticSource {
         self.plan.partitions as usize
     }
 
+    fn checkpoint(&self, e: &mut Enc) -> Result<SourcePosition, String> {
+        e.u64(self.i);
+        self.gen.encode(e);
+        Ok(SourcePosition {
+            source: String::new(),
+            kind: "synthetic".into(),
+            partitions: Vec::new(),
+            byte_offset: None,
+            seed: Some(self.plan.seed),
+            count: Some(self.i),
+        })
+    }
+
+    fn restore(&mut self, d: &mut Dec<'_>) -> Result<(), SourceError> {
+        let bad = |e: crate::checkpoint::codec::DecodeError| SourceError::Other {
+            source_name: self.name.clone(),
+            message: format!("restoring the generator: {e}"),
+        };
+        let i = d.u64("events generated").map_err(bad)?;
+        self.gen.decode_into(d).map_err(bad)?;
+        self.i = i;
+        // Paced: event i is due when the run resumes, not i / rate after some earlier start.
+        self.resumed = true;
+        Ok(())
+    }
+
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
         let rate = self.plan.rate;
         if rate > 0 && self.paced.is_none() {
-            self.paced = Some((mono_now(), mono_to_wall_offset()));
+            let back = if self.resumed { (self.i as u128 * 1_000_000_000 / rate as u128) as u64 } else { 0 };
+            self.paced = Some((mono_now().saturating_sub(back), mono_to_wall_offset()));
         }
         for n in 0..BATCH {
             if self.plan.events != 0 && self.i >= self.plan.events {

@@ -14,6 +14,7 @@
 //! [`PartitionWatermarks::check_idle`], which the source calls periodically with the time (Flink's
 //! `IdlenessTimer` works the same way), so tests can drive it with a fake clock.
 
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
 use crate::event::{Nanos, WATERMARK_MAX, WATERMARK_MIN};
 
 /// `W = max_ts − bound − 1`, advanced by every event.
@@ -197,6 +198,59 @@ impl PartitionWatermarks {
         false
     }
 
+    /// Checkpoint form: per partition slot its largest event time, event count and idleness; the
+    /// partitions present; the combined watermark. The idleness clock restarts on restore (its times are
+    /// this process's monotonic clock).
+    pub fn encode(&self, e: &mut Enc) {
+        e.len_of(self.parts.len());
+        for p in &self.parts {
+            e.i64(p.gen.max_ts);
+            e.u64(p.events);
+            e.bool(p.idle);
+        }
+        e.len_of(self.present.len());
+        for &p in &self.present {
+            e.u64(p as u64);
+        }
+        e.i64(self.combined);
+        e.bool(self.all_idle);
+    }
+
+    /// Restores what [`PartitionWatermarks::encode`] wrote for the same number of partition slots.
+    pub fn decode_into(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        let at = d.pos();
+        let n = d.count(17, "watermark partitions")?;
+        if n != self.parts.len() {
+            return Err(DecodeError::Mismatch {
+                what: "watermark partitions",
+                expected: self.parts.len().to_string(),
+                found: n.to_string(),
+            });
+        }
+        for p in &mut self.parts {
+            p.gen.max_ts = d.i64("partition max event time")?;
+            p.events = d.u64("partition events")?;
+            p.idle = d.bool("partition idle")?;
+            p.events_at_check = p.events;
+            p.active_at = 0;
+        }
+        let present = d.count(8, "partitions present")?;
+        self.present.clear();
+        for _ in 0..present {
+            let p = d.u64("partition")?;
+            if p >= n as u64 || self.present.contains(&(p as usize)) {
+                return Err(DecodeError::Invalid {
+                    at,
+                    what: format!("partition {p} of {n} listed twice or out of range"),
+                });
+            }
+            self.present.push(p as usize);
+        }
+        self.combined = d.i64("combined watermark")?;
+        self.all_idle = d.bool("all partitions idle")?;
+        Ok(())
+    }
+
     fn recombine(&mut self) -> bool {
         let mut min = WATERMARK_MAX;
         let mut all_idle = true;
@@ -243,6 +297,39 @@ impl Frontier {
     #[inline]
     pub fn current(&self) -> Nanos {
         self.current
+    }
+
+    /// Checkpoint form: per input its watermark and idleness, then the frontier.
+    pub fn encode(&self, e: &mut Enc) {
+        e.len_of(self.inputs.len());
+        for &(w, idle) in &self.inputs {
+            e.i64(w);
+            e.bool(idle);
+        }
+        e.i64(self.current);
+    }
+
+    /// Merges a frontier written by [`Frontier::encode`] over the same inputs: per input the larger
+    /// watermark (shards restored into one saw the same source up to different broadcasts; the larger is
+    /// still at most the source's watermark at the barrier), and the larger frontier.
+    pub fn merge_from(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        let n = d.count(9, "frontier inputs")?;
+        if n != self.inputs.len() {
+            return Err(DecodeError::Mismatch {
+                what: "inputs of a stage",
+                expected: self.inputs.len().to_string(),
+                found: n.to_string(),
+            });
+        }
+        for slot in &mut self.inputs {
+            let w = d.i64("input watermark")?;
+            let idle = d.bool("input idle")?;
+            if w > slot.0 || (w == slot.0 && !idle) {
+                *slot = (w, idle);
+            }
+        }
+        self.current = self.current.max(d.i64("frontier")?);
+        Ok(())
     }
 
     /// Updates input `i`; returns the new frontier if it advanced.

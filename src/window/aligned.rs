@@ -15,10 +15,14 @@ use super::timers::BucketTimers;
 use super::{cleanup_time, is_late, max_timestamp, window_start, WindowKind, WindowSpec};
 use crate::agg::twap::{TwapFold, VecPool};
 use crate::agg::{Bar, Twap};
+use crate::checkpoint::codec::{self, Dec, DecodeError, Enc};
 use crate::event::{Event, KeyId, Nanos, Price, Trade};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, WindowRow};
 use std::collections::VecDeque;
+
+/// First byte of this operator's checkpoint section.
+const SNAPSHOT_TAG: u8 = 1;
 
 #[derive(Debug)]
 struct Pane {
@@ -336,6 +340,95 @@ impl Operator for AlignedWindows {
         let from_fire = self.fire.next_due().map(|at| at + 1 - self.size);
         let from_cleanup = self.cleanup.next_due().map(|at| at + 1 - self.lateness - self.size);
         from_fire.into_iter().chain(from_cleanup).min().unwrap_or(crate::event::WATERMARK_MAX)
+    }
+
+    fn snapshot(&self, e: &mut Enc) {
+        e.u8(SNAPSHOT_TAG);
+        for v in [self.size, self.slide, self.offset, self.lateness] {
+            e.i64(v);
+        }
+        e.bool(self.twap);
+        e.i64(self.wm);
+        let n_at = e.placeholder_u64();
+        let mut n = 0;
+        for (key, ks) in self.keys.iter().enumerate() {
+            if ks.panes.is_empty() && ks.windows.is_empty() {
+                continue;
+            }
+            n += 1;
+            e.key(key as KeyId);
+            e.len_of(ks.panes.len());
+            for p in &ks.panes {
+                e.i64(p.start);
+                p.bar.encode(e);
+                e.u32(p.fires);
+                p.twap.encode(e);
+            }
+            e.len_of(ks.windows.len());
+            for w in &ks.windows {
+                e.i64(w.start);
+                e.u32(w.fires);
+            }
+        }
+        e.fill_u64(n_at, n);
+        self.fire.encode(e);
+        self.cleanup.encode(e);
+    }
+
+    fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
+        d.expect_u8("operator", SNAPSHOT_TAG)?;
+        d.expect_i64("window size", self.size)?;
+        d.expect_i64("window slide", self.slide)?;
+        d.expect_i64("window offset", self.offset)?;
+        d.expect_i64("allowed lateness", self.lateness)?;
+        d.expect_u8("twap", self.twap as u8)?;
+        // Every shard's watermark is the same at a barrier; the largest is the one to continue from.
+        self.wm = self.wm.max(d.i64("watermark")?);
+        let keys = d.count(20, "keys")?;
+        for _ in 0..keys {
+            let at = d.pos();
+            let key = d.key()?;
+            let mine = owns(key);
+            let idx = key as usize;
+            if mine {
+                if idx >= self.keys.len() {
+                    self.keys.resize_with(idx + 1, KeyState::default);
+                }
+                if !self.keys[idx].panes.is_empty() || !self.keys[idx].windows.is_empty() {
+                    return Err(DecodeError::Invalid { at, what: format!("key {key} restored twice") });
+                }
+            }
+            let mut scratch = KeyState::default();
+            let ks = if mine { &mut self.keys[idx] } else { &mut scratch };
+            let panes = d.count(8 + 96 + 4 + 8, "panes")?;
+            for _ in 0..panes {
+                let at = d.pos();
+                let start = d.i64("pane start")?;
+                if let Some(prev) = ks.panes.back() {
+                    codec::ordered(at, prev.start.saturating_add(1), start, "pane starts")?;
+                }
+                let bar = Bar::decode(d)?;
+                let fires = d.u32("pane fires")?;
+                let mut twap = Twap::with_vec(ks.spare.get());
+                twap.decode_into(d)?;
+                ks.panes.push_back(Pane { start, bar, twap, fires });
+            }
+            let windows = d.count(12, "windows")?;
+            for _ in 0..windows {
+                let at = d.pos();
+                let start = d.i64("window start")?;
+                if let Some(prev) = ks.windows.back() {
+                    codec::ordered(at, prev.start.saturating_add(1), start, "window starts")?;
+                }
+                ks.windows.push_back(Win { start, fires: d.u32("window fires")? });
+            }
+            if mine {
+                self.open += if self.pane == self.size { panes } else { windows };
+            }
+        }
+        self.fire.decode_into(d, owns)?;
+        self.cleanup.decode_into(d, owns)?;
+        Ok(())
     }
 
     fn forget(&mut self, key: KeyId) {

@@ -15,11 +15,15 @@
 use super::{cleanup_time, is_late, max_timestamp, Timer, TimerKind, WindowKind, WindowSpec};
 use crate::agg::twap::{TwapFold, VecPool};
 use crate::agg::{Bar, Twap};
+use crate::checkpoint::codec::{self, Dec, DecodeError, Enc};
 use crate::event::{Event, KeyId, Nanos, Price, Trade};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, WindowRow};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+
+/// First byte of this operator's checkpoint section.
+const SNAPSHOT_TAG: u8 = 2;
 
 #[derive(Debug)]
 struct Session {
@@ -246,6 +250,110 @@ impl Operator for SessionWindows {
     fn retained_from(&self) -> Nanos {
         // A scan of every key's live sessions: called about once a second, for commits.
         self.keys.iter().filter_map(|k| k.live.first().map(|s| s.start)).min().unwrap_or(crate::event::WATERMARK_MAX)
+    }
+
+    fn snapshot(&self, e: &mut Enc) {
+        e.u8(SNAPSHOT_TAG);
+        e.i64(self.gap);
+        e.i64(self.lateness);
+        e.bool(self.twap);
+        e.i64(self.wm);
+        e.i64(self.next_uid);
+        let n_at = e.placeholder_u64();
+        let mut n = 0;
+        for (key, ks) in self.keys.iter().enumerate().filter(|(_, ks)| !ks.live.is_empty()) {
+            n += 1;
+            e.key(key as KeyId);
+            e.len_of(ks.live.len());
+            for s in &ks.live {
+                e.i64(s.start);
+                e.i64(s.end);
+                s.bar.encode(e);
+                e.u32(s.fires);
+                e.i64(s.uid);
+                e.bool(s.fire_pending);
+                s.twap.encode(e);
+            }
+        }
+        e.fill_u64(n_at, n);
+        // The heap's order is the timers' own (time, key, session, kind), so sorted is as good as as-held.
+        let mut timers: Vec<Timer> = self.timers.iter().map(|r| r.0).collect();
+        timers.sort_unstable();
+        e.len_of(timers.len());
+        for t in timers {
+            e.i64(t.at);
+            e.key(t.key);
+            e.i64(t.id);
+            e.u8(match t.kind {
+                TimerKind::Fire => 0,
+                TimerKind::Cleanup => 1,
+            });
+        }
+    }
+
+    fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
+        d.expect_u8("operator", SNAPSHOT_TAG)?;
+        d.expect_i64("session gap", self.gap)?;
+        d.expect_i64("allowed lateness", self.lateness)?;
+        d.expect_u8("twap", self.twap as u8)?;
+        self.wm = self.wm.max(d.i64("watermark")?);
+        self.next_uid = self.next_uid.max(d.i64("next session uid")?);
+        let keys = d.count(12, "keys")?;
+        for _ in 0..keys {
+            let at = d.pos();
+            let key = d.key()?;
+            let mine = owns(key);
+            let idx = key as usize;
+            if mine {
+                if idx >= self.keys.len() {
+                    self.keys.resize_with(idx + 1, KeySessions::default);
+                }
+                if !self.keys[idx].live.is_empty() {
+                    return Err(DecodeError::Invalid { at, what: format!("key {key} restored twice") });
+                }
+            }
+            let mut scratch = KeySessions::default();
+            let ks = if mine { &mut self.keys[idx] } else { &mut scratch };
+            let n = d.count(8 + 8 + 96 + 4 + 8 + 1 + 8, "sessions")?;
+            for _ in 0..n {
+                let at = d.pos();
+                let start = d.i64("session start")?;
+                let end = d.i64("session end")?;
+                codec::ordered(at, start, end, "session start and end")?;
+                if let Some(prev) = ks.live.last() {
+                    codec::ordered(at, prev.end.saturating_add(1), start, "sessions")?;
+                }
+                let bar = Bar::decode(d)?;
+                let fires = d.u32("session fires")?;
+                let uid = d.i64("session uid")?;
+                let fire_pending = d.bool("session fire pending")?;
+                let mut twap = Twap::with_vec(ks.spare.get());
+                twap.decode_into(d)?;
+                ks.live.push(Session { start, end, bar, twap, fires, uid, fire_pending });
+            }
+            if mine {
+                self.open += n;
+            }
+        }
+        let timers = d.count(21, "timers")?;
+        for _ in 0..timers {
+            let at = d.pos();
+            let t_at = d.i64("timer time")?;
+            let key = d.key()?;
+            let id = d.i64("timer session")?;
+            let kind = match d.u8("timer kind")? {
+                0 => TimerKind::Fire,
+                1 => TimerKind::Cleanup,
+                k => return Err(DecodeError::Invalid { at, what: format!("timer kind {k}") }),
+            };
+            if owns(key) {
+                if key as usize >= self.keys.len() {
+                    return Err(DecodeError::Invalid { at, what: format!("timer of key {key}, which has no state") });
+                }
+                self.timers.push(Reverse(Timer { at: t_at, key, id, kind }));
+            }
+        }
+        Ok(())
     }
 
     fn forget(&mut self, key: KeyId) {

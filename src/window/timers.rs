@@ -7,6 +7,7 @@
 //! steady state allocates nothing.
 
 use crate::agg::twap::VecPool;
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
 use crate::event::{KeyId, Nanos};
 use std::collections::VecDeque;
 
@@ -53,6 +54,47 @@ impl BucketTimers {
 
     pub fn recycle(&mut self, v: Vec<KeyId>) {
         self.pool.put(v);
+    }
+
+    /// Checkpoint form: the bucket count, then per bucket its time, key count and keys in order (the order
+    /// in which keys due at the same time fire, so it is kept exactly).
+    pub fn encode(&self, e: &mut Enc) {
+        e.len_of(self.buckets.len());
+        for (at, keys) in &self.buckets {
+            e.i64(*at);
+            e.len_of(keys.len());
+            for &k in keys {
+                e.key(k);
+            }
+        }
+    }
+
+    /// Adds the timers of a checkpoint whose key `owns` accepts, after those already here at the same
+    /// times (restoring several old shards into one keeps each one's order, the first's keys first).
+    pub fn decode_into(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
+        let n = d.count(16, "timer buckets")?;
+        let mut prev = None;
+        for _ in 0..n {
+            let pos = d.pos();
+            let at = d.i64("timer time")?;
+            if let Some(p) = prev {
+                if p >= at {
+                    return Err(DecodeError::Invalid {
+                        at: pos,
+                        what: format!("timer buckets out of order: {p}, {at}"),
+                    });
+                }
+            }
+            prev = Some(at);
+            let keys = d.count(4, "timer keys")?;
+            for _ in 0..keys {
+                let k = d.key()?;
+                if owns(k) {
+                    self.add(at, k);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,285 @@
+//! Encoding of operator state into checkpoint sections: little-endian fixed-width integers, no text.
+//!
+//! An operator writes its parameters first and its keys after them; restoring checks the parameters
+//! against the running configuration, so a checkpoint taken with a 1 s window is never poured into a 2 s
+//! one. Every length is checked against the bytes left before anything is allocated for it, so a corrupt
+//! section is an error naming the offset, never a panic or a huge allocation.
+
+use crate::event::{KeyId, Nanos, Price};
+use thiserror::Error;
+
+/// What a section could not be decoded into.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("state section truncated at byte {at}: {need} more bytes needed for {what}")]
+    Truncated { at: usize, need: usize, what: &'static str },
+    #[error("state section invalid at byte {at}: {what}")]
+    Invalid { at: usize, what: String },
+    #[error("state section has {left} bytes left over at byte {at}")]
+    Trailing { at: usize, left: usize },
+    #[error("checkpoint was taken with {what} = {found}, the configuration has {expected}")]
+    Mismatch { what: &'static str, expected: String, found: String },
+}
+
+/// Appends fixed-width little-endian values to a reused buffer.
+#[derive(Debug, Default)]
+pub struct Enc {
+    buf: Vec<u8>,
+}
+
+impl Enc {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Empties the buffer, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        self.buf
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    #[inline]
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    #[inline]
+    pub fn bool(&mut self, v: bool) {
+        self.buf.push(v as u8);
+    }
+    #[inline]
+    pub fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    #[inline]
+    pub fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    #[inline]
+    pub fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    #[inline]
+    pub fn i128(&mut self, v: i128) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    /// The exact bits: a restored EMA continues bit for bit.
+    #[inline]
+    pub fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
+    #[inline]
+    pub fn price(&mut self, p: Price) {
+        self.i64(p.0);
+    }
+    #[inline]
+    pub fn key(&mut self, k: KeyId) {
+        self.u32(k);
+    }
+    #[inline]
+    pub fn len_of(&mut self, n: usize) {
+        self.u64(n as u64);
+    }
+    /// Bytes with their length in front.
+    pub fn blob(&mut self, b: &[u8]) {
+        self.len_of(b.len());
+        self.buf.extend_from_slice(b);
+    }
+    /// A value whose position is filled in later (a count not known until the items are written).
+    pub fn placeholder_u64(&mut self) -> usize {
+        let at = self.buf.len();
+        self.u64(0);
+        at
+    }
+    pub fn fill_u64(&mut self, at: usize, v: u64) {
+        self.buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Reads what [`Enc`] wrote, checking every read against the bytes left.
+#[derive(Debug)]
+pub struct Dec<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    key_limit: u32,
+}
+
+/// Key ids a [`Dec`] accepts unless told the real number (per-key state lives in vectors indexed by id,
+/// so an id read from a damaged section must not size one).
+pub const DEFAULT_KEY_LIMIT: u32 = 1 << 24;
+
+impl<'a> Dec<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0, key_limit: DEFAULT_KEY_LIMIT }
+    }
+
+    /// Accepts key ids below `limit` only: the number of keys the checkpoint's symbol table holds.
+    pub fn with_key_limit(buf: &'a [u8], limit: u32) -> Self {
+        Self { buf, pos: 0, key_limit: limit }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn take<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let end = self.pos.checked_add(N).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            return Err(DecodeError::Truncated { at: self.pos, need: N - (self.buf.len() - self.pos), what });
+        };
+        let mut a = [0u8; N];
+        a.copy_from_slice(&self.buf[self.pos..end]);
+        self.pos = end;
+        Ok(a)
+    }
+
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take::<1>(what)?[0])
+    }
+    pub fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
+        let at = self.pos;
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(DecodeError::Invalid { at, what: format!("{what}: {v} is not a boolean") }),
+        }
+    }
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        self.take(what).map(u32::from_le_bytes)
+    }
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        self.take(what).map(u64::from_le_bytes)
+    }
+    pub fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+        self.take(what).map(i64::from_le_bytes)
+    }
+    pub fn i128(&mut self, what: &'static str) -> Result<i128, DecodeError> {
+        self.take(what).map(i128::from_le_bytes)
+    }
+    pub fn f64(&mut self, what: &'static str) -> Result<f64, DecodeError> {
+        self.u64(what).map(f64::from_bits)
+    }
+    pub fn price(&mut self, what: &'static str) -> Result<Price, DecodeError> {
+        self.i64(what).map(Price)
+    }
+    pub fn key(&mut self) -> Result<KeyId, DecodeError> {
+        let at = self.pos;
+        let k = self.u32("key")?;
+        if k >= self.key_limit {
+            return Err(DecodeError::Invalid {
+                at,
+                what: format!("key id {k}: only {} keys are known", self.key_limit),
+            });
+        }
+        Ok(k)
+    }
+
+    /// Bytes written by [`Enc::blob`], borrowed.
+    pub fn blob(&mut self, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        let n = self.count(1, what)?;
+        let b = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(b)
+    }
+
+    /// A count of items of at least `min_item` bytes each: rejected when the bytes left cannot hold them,
+    /// so a flipped length never turns into a huge allocation.
+    pub fn count(&mut self, min_item: usize, what: &'static str) -> Result<usize, DecodeError> {
+        let at = self.pos;
+        let n = self.u64(what)?;
+        let left = self.buf.len() - self.pos;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_item.max(1)) <= left => Ok(n),
+            _ => Err(DecodeError::Invalid { at, what: format!("{what}: {n} items cannot fit in {left} bytes") }),
+        }
+    }
+
+    /// Checks a parameter the checkpoint was taken with against the running configuration's.
+    pub fn expect_i64(&mut self, what: &'static str, expected: i64) -> Result<(), DecodeError> {
+        let found = self.i64(what)?;
+        if found != expected {
+            return Err(DecodeError::Mismatch { what, expected: expected.to_string(), found: found.to_string() });
+        }
+        Ok(())
+    }
+
+    pub fn expect_u8(&mut self, what: &'static str, expected: u8) -> Result<(), DecodeError> {
+        let found = self.u8(what)?;
+        if found != expected {
+            return Err(DecodeError::Mismatch { what, expected: expected.to_string(), found: found.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Fails if bytes are left: a section is read whole or not at all.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        match self.buf.len() - self.pos {
+            0 => Ok(()),
+            left => Err(DecodeError::Trailing { at: self.pos, left }),
+        }
+    }
+}
+
+/// Checks that a timestamp pair is ordered, for decoded state that must be (`what` names it).
+pub fn ordered(at: usize, a: Nanos, b: Nanos, what: &'static str) -> Result<(), DecodeError> {
+    if a <= b {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid { at, what: format!("{what}: {a} after {b}") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_errors() {
+        let mut e = Enc::new();
+        e.u8(7);
+        e.bool(true);
+        e.u32(0xdead_beef);
+        e.i64(-5);
+        e.i128(-(1i128 << 100));
+        e.f64(0.1);
+        let at = e.placeholder_u64();
+        e.fill_u64(at, 3);
+        let b = e.bytes().to_vec();
+        let mut d = Dec::new(&b);
+        assert_eq!(d.u8("a").unwrap(), 7);
+        assert!(d.bool("b").unwrap());
+        assert_eq!(d.u32("c").unwrap(), 0xdead_beef);
+        assert_eq!(d.i64("d").unwrap(), -5);
+        assert_eq!(d.i128("e").unwrap(), -(1i128 << 100));
+        assert_eq!(d.f64("f").unwrap().to_bits(), 0.1f64.to_bits());
+        assert!(matches!(d.count(1, "g"), Err(DecodeError::Invalid { .. })), "3 items, 0 bytes left");
+        d.finish().unwrap();
+
+        let mut d = Dec::new(&b[..3]);
+        d.u8("a").unwrap();
+        assert!(matches!(d.bool("b"), Ok(true)));
+        assert_eq!(d.u32("c"), Err(DecodeError::Truncated { at: 2, need: 3, what: "c" }));
+        let mut d = Dec::new(&[2u8]);
+        assert!(matches!(d.bool("flag"), Err(DecodeError::Invalid { at: 0, .. })));
+        let d = Dec::new(&[0u8; 2]);
+        assert_eq!(d.finish(), Err(DecodeError::Trailing { at: 0, left: 2 }));
+        let five = 5i64.to_le_bytes();
+        let mut d = Dec::new(&five);
+        let err = d.expect_i64("window size", 6).unwrap_err();
+        assert_eq!(err.to_string(), "checkpoint was taken with window size = 5, the configuration has 6");
+    }
+}

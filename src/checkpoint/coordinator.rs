@@ -1,0 +1,304 @@
+//! The checkpoint coordinator: starts a checkpoint every interval, collects every stage's part, and makes the
+//! checkpoint complete on disk — off the pipeline's threads.
+//!
+//! A checkpoint starts when the coordinator stores its id in the [`Trigger`]; each source sees it between two
+//! polls, writes its position and injects a barrier behind what it handed over; the barriers travel in-band
+//! through the rings; each shard snapshots when a stage's inputs have all delivered theirs, the emitter syncs
+//! the sinks when every shard's and every rejects ring's barrier has arrived. Each of them sends its [`Part`]
+//! here, and the coordinator writes the state files, then the manifest (docs/checkpoints.md).
+
+use super::codec::Enc;
+use super::file::{write_state_file, Section, StateHeader, PIPELINE_WIDE};
+use super::manifest::{self, Manifest, SinkPosition, SourcePosition};
+use crate::symbols::Symbols;
+use crossbeam_utils::CachePadded;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Section kinds of the state files.
+pub const SECTION_SHARD: u32 = 1;
+pub const SECTION_SOURCE: u32 = 2;
+pub const SECTION_SYMBOLS: u32 = 3;
+/// The file holding the sources' sections and the symbol table (`shard` = [`PIPELINE_WIDE`] in its header).
+pub const META_FILE: &str = "meta.state";
+
+/// The id of the checkpoint the sources are asked to start (0: none yet). Sources read it once per poll.
+#[derive(Debug, Default)]
+pub struct Trigger(CachePadded<AtomicU64>);
+
+impl Trigger {
+    #[inline]
+    pub fn requested(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn request(&self, id: u64) {
+        self.0.store(id, Ordering::Relaxed);
+    }
+}
+
+/// What a stage contributes to checkpoint `id`.
+#[derive(Debug)]
+pub enum Part {
+    /// A source at its barrier; `last`: the source has ended and this is its final state, which stands for
+    /// it in this and every later checkpoint.
+    Source { id: u64, source: usize, state: Vec<u8>, position: SourcePosition, last: bool },
+    /// A shard's state at the barrier and how long taking it held the shard.
+    Shard { id: u64, shard: usize, state: Vec<u8>, pause_ns: u64 },
+    /// The sinks, synced, and where their output stands.
+    Sinks { id: u64, positions: Vec<SinkPosition> },
+    /// A stage could not take part (the reason names it).
+    Failed { id: u64, reason: String },
+}
+
+/// Settings and figures of the coordinator.
+pub struct Coordinator {
+    pub root: PathBuf,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retain: usize,
+    pub tolerable_failures: u32,
+    pub shards: usize,
+    pub source_names: Vec<String>,
+    pub trigger: Arc<Trigger>,
+    pub parts: Receiver<Part>,
+    pub symbols: Arc<Symbols>,
+    /// The id of the checkpoint restored from (0: none); new ones count on from it.
+    pub last_id: u64,
+    pub stats: Arc<CheckpointStats>,
+}
+
+/// Figures of the checkpoints taken, for the summary and the live metrics.
+#[derive(Debug, Default)]
+pub struct CheckpointStats {
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub last_id: AtomicU64,
+    pub last_bytes: AtomicU64,
+    pub last_duration_ns: AtomicU64,
+    pub max_pause_ns: AtomicU64,
+}
+
+/// Why the job stopped because of checkpoints.
+#[derive(Debug, thiserror::Error)]
+#[error("{failures} checkpoints in a row failed (checkpoint.tolerable_failures = {tolerable}); the last: {last}")]
+pub struct TooManyFailures {
+    pub failures: u32,
+    pub tolerable: u32,
+    pub last: String,
+}
+
+struct Collect {
+    id: u64,
+    started: Instant,
+    sources: Vec<Option<(Vec<u8>, SourcePosition)>>,
+    shards: Vec<Option<(Vec<u8>, u64)>>,
+    sinks: Option<Vec<SinkPosition>>,
+}
+
+impl Collect {
+    fn missing(&self, finals: &[Option<(Vec<u8>, SourcePosition)>], names: &[String]) -> Vec<String> {
+        let mut m: Vec<String> = Vec::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.is_none() && finals[i].is_none() {
+                m.push(format!("source `{}`", names[i]));
+            }
+        }
+        for (i, s) in self.shards.iter().enumerate() {
+            if s.is_none() {
+                m.push(format!("shard {i}"));
+            }
+        }
+        if self.sinks.is_none() {
+            m.push("the sinks".into());
+        }
+        m
+    }
+}
+
+impl Coordinator {
+    /// Takes checkpoints until `stop` is set or every source has ended. Fails after more consecutive failed
+    /// checkpoints than tolerated.
+    pub fn run(self, stops: &[&AtomicBool]) -> Result<(), TooManyFailures> {
+        let stopped = || stops.iter().any(|s| s.load(Ordering::Relaxed));
+        let n_sources = self.source_names.len();
+        let mut finals: Vec<Option<(Vec<u8>, SourcePosition)>> = (0..n_sources).map(|_| None).collect();
+        let mut id = self.last_id;
+        let mut failures = 0u32;
+        let mut next_start = Instant::now() + self.interval;
+        loop {
+            // Wait for the next start, keeping the final parts of sources that end meanwhile.
+            loop {
+                if stopped() || finals.iter().all(Option::is_some) {
+                    return Ok(());
+                }
+                let now = Instant::now();
+                if now >= next_start {
+                    break;
+                }
+                match self.parts.recv_timeout((next_start - now).min(Duration::from_millis(20))) {
+                    Ok(Part::Source { source, state, position, last: true, .. }) => {
+                        finals[source] = Some((state, position))
+                    }
+                    Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+            }
+            id += 1;
+            let started = Instant::now();
+            next_start = started + self.interval;
+            self.trigger.request(id);
+            let mut c = Collect {
+                id,
+                started,
+                sources: (0..n_sources).map(|_| None).collect(),
+                shards: (0..self.shards).map(|_| None).collect(),
+                sinks: None,
+            };
+            let outcome = self.collect(&mut c, &mut finals, &stopped).and_then(|()| self.complete(&c, &finals));
+            match outcome {
+                Ok(bytes) => {
+                    failures = 0;
+                    let took = started.elapsed();
+                    let pause = c.shards.iter().flatten().map(|s| s.1).max().unwrap_or(0);
+                    let st = &self.stats;
+                    st.completed.fetch_add(1, Ordering::Relaxed);
+                    st.last_id.store(id, Ordering::Relaxed);
+                    st.last_bytes.store(bytes, Ordering::Relaxed);
+                    st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
+                    st.max_pause_ns.fetch_max(pause, Ordering::Relaxed);
+                    tracing::info!(
+                        id,
+                        bytes,
+                        duration_ms = took.as_secs_f64() * 1e3,
+                        max_shard_pause_us = pause as f64 / 1e3,
+                        "checkpoint complete"
+                    );
+                }
+                Err(reason) if stopped() => {
+                    tracing::info!(id, %reason, "checkpoint abandoned: the job is stopping");
+                    return Ok(());
+                }
+                Err(reason) => {
+                    failures += 1;
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(id, failures, %reason, "checkpoint failed");
+                    if failures > self.tolerable_failures {
+                        return Err(TooManyFailures { failures, tolerable: self.tolerable_failures, last: reason });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for every part of checkpoint `c.id`.
+    fn collect(
+        &self,
+        c: &mut Collect,
+        finals: &mut [Option<(Vec<u8>, SourcePosition)>],
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<(), String> {
+        let deadline = c.started + self.timeout;
+        loop {
+            if c.missing(finals, &self.source_names).is_empty() {
+                return Ok(());
+            }
+            if stopped() {
+                return Err("stopped".into());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "not complete after {:?} (checkpoint.timeout); missing: {}",
+                    self.timeout,
+                    c.missing(finals, &self.source_names).join(", ")
+                ));
+            }
+            match self.parts.recv_timeout((deadline - now).min(Duration::from_millis(20))) {
+                Ok(Part::Source { source, state, position, last: true, .. }) => {
+                    finals[source] = Some((state, position))
+                }
+                Ok(Part::Source { id, source, state, position, .. }) if id == c.id => {
+                    c.sources[source] = Some((state, position))
+                }
+                Ok(Part::Shard { id, shard, state, pause_ns }) if id == c.id => {
+                    c.shards[shard] = Some((state, pause_ns))
+                }
+                Ok(Part::Sinks { id, positions }) if id == c.id => c.sinks = Some(positions),
+                Ok(Part::Failed { id, reason }) if id == c.id => return Err(reason),
+                // Parts of an abandoned checkpoint.
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Err("the pipeline stopped".into()),
+            }
+        }
+    }
+
+    /// Writes the state files and then the manifest; returns the checkpoint's size in bytes. What a failed
+    /// attempt wrote is removed (a full disk would otherwise stay full).
+    fn complete(&self, c: &Collect, finals: &[Option<(Vec<u8>, SourcePosition)>]) -> Result<u64, String> {
+        let dir = manifest::checkpoint_dir(&self.root, c.id);
+        let res = self.write(&dir, c, finals);
+        if res.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        res
+    }
+
+    fn write(
+        &self,
+        dir: &std::path::Path,
+        c: &Collect,
+        finals: &[Option<(Vec<u8>, SourcePosition)>],
+    ) -> Result<u64, String> {
+        let dir = dir.to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let created_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+        let header = |shard: u32| StateHeader { checkpoint_id: c.id, shard, shards: self.shards as u32, created_ns };
+        let mut files = Vec::new();
+        let mut size = 0;
+        for (k, s) in c.shards.iter().enumerate() {
+            let (state, _) = s.as_ref().expect("complete");
+            let name = manifest::state_file_name(k as u32);
+            let path = dir.join(&name);
+            let sec = [Section { kind: SECTION_SHARD, id: 0, bytes: state }];
+            size += write_state_file(&path, &header(k as u32), &sec).map_err(|e| e.to_string())?;
+            files.push(path);
+        }
+        let mut symbols = Enc::new();
+        self.symbols.encode(&mut symbols);
+        let mut positions = Vec::new();
+        let mut sections = vec![Section { kind: SECTION_SYMBOLS, id: 0, bytes: symbols.bytes() }];
+        for (i, s) in c.sources.iter().enumerate() {
+            let (state, pos) = s.as_ref().or(finals[i].as_ref()).expect("complete");
+            sections.push(Section { kind: SECTION_SOURCE, id: i as u32, bytes: state });
+            positions.push(SourcePosition { source: self.source_names[i].clone(), ..pos.clone() });
+        }
+        let meta = dir.join(META_FILE);
+        size += write_state_file(&meta, &header(PIPELINE_WIDE), &sections).map_err(|e| e.to_string())?;
+        files.push(meta);
+        let entries =
+            files.iter().map(|p| manifest::file_entry(p)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let m = Manifest {
+            version: 1,
+            id: c.id,
+            created_ns,
+            kind: "checkpoint".into(),
+            name: None,
+            shards: self.shards as u32,
+            files: entries,
+            sources: positions,
+            sinks: c.sinks.clone().expect("complete"),
+        };
+        manifest::write_manifest(&dir, &m).map_err(|e| e.to_string())?;
+        if let Err(e) = manifest::prune(&self.root, self.retain) {
+            tracing::warn!(error = %e, "could not delete old checkpoints");
+        }
+        Ok(size)
+    }
+}
+
+/// A stage's way to the coordinator.
+pub type PartSender = Sender<Part>;

@@ -1,0 +1,49 @@
+//! Consistent snapshots of the pipeline's state on disk: a state file per shard, completed by a manifest.
+
+pub mod codec;
+pub mod coordinator;
+pub mod file;
+pub mod manifest;
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a checkpoint could not be written, read or trusted. Every variant names the file, and those about a
+/// file's content the byte offset, so a report is enough to find the bad bytes with a hex dump.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a ticklane state file: bytes 0..8 are {found:02x?}, expected {expected:02x?}", path.display())]
+    BadMagic { path: PathBuf, expected: [u8; 8], found: [u8; 8] },
+    #[error("{}: state file format version {found} (at offset 8) is not supported; this build reads version {supported}", path.display())]
+    UnsupportedVersion { path: PathBuf, found: u16, supported: u16 },
+    #[error("{}: truncated: {what} at offset {offset} needs the file to be {expected} bytes long, it is {found}", path.display())]
+    Truncated { path: PathBuf, what: String, offset: u64, expected: u64, found: u64 },
+    #[error("{}: CRC32C mismatch in {what} at offset {offset}: stored {expected:#010x}, computed {found:#010x}", path.display())]
+    ChecksumMismatch { path: PathBuf, what: String, offset: u64, expected: u32, found: u32 },
+    #[error("{}: malformed at offset {offset}: {reason}", path.display())]
+    Malformed { path: PathBuf, offset: u64, reason: String },
+    #[error("{}: cannot write a state file: {reason}", path.display())]
+    InvalidState { path: PathBuf, reason: String },
+    #[error("{}: manifest does not parse: {source}", path.display())]
+    ManifestParse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: invalid manifest: {reason}", path.display())]
+    ManifestInvalid { path: PathBuf, reason: String },
+    #[error("{}: {reason}", path.display())]
+    Inconsistent { path: PathBuf, reason: String },
+}
+
+impl CheckpointError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CheckpointError::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,272 @@
+//! Checkpoints and recovery, end to end through the binary: a job killed with SIGKILL at random moments and
+//! started again with the same config until it finishes writes exactly the files an uninterrupted run writes
+//! — byte for byte with one worker, the same lines with several (whose interleaving in a file depends on
+//! thread timing); also across a change of the number of workers, and past a damaged newest checkpoint.
+
+mod common;
+
+use common::{gen, run_config, ticklane, toml_path, Running};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every stream a job writes: windows of three kinds with their late outputs, per-trade ticks, rejects.
+const STREAMS: [&str; 8] = ["bars", "bars_late", "slide", "slide_late", "sess", "sess_late", "ticks", "trades_rejects"];
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("ticklane-checkpoint-").tempdir().expect("temp dir")
+}
+
+/// A trade file with malformed lines among the trades (they go to the rejects stream with their numbers).
+fn input(dir: &Path, n: u32) -> PathBuf {
+    let path = gen(dir, "clean.csv", &["-n", &n.to_string(), "--instruments", "300", "--seed", "11"]);
+    let text = std::fs::read_to_string(&path).expect("read trades");
+    let mut out = String::with_capacity(text.len() + 1000);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 && i % 40_000 == 0 {
+            out.push_str("not,a,trade\n");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let p = dir.join("trades.csv");
+    std::fs::write(&p, out).expect("write trades");
+    p
+}
+
+fn config(input: &Path, out: &Path, workers: usize, checkpoints: Option<&Path>) -> String {
+    let mut c = format!(
+        r#"
+[pipeline]
+workers = {workers}
+
+[metrics]
+live = false
+summary = false
+
+[[source]]
+name = "trades"
+type = "csv"
+path = {input}
+max_out_of_orderness = "1s"
+
+[[window]]
+name = "bars"
+type = "tumbling"
+size = "1s"
+allowed_lateness = "2s"
+aggregates = ["open", "high", "low", "close", "volume", "vwap", "twap", "count"]
+
+[[window]]
+name = "slide"
+type = "sliding"
+size = "10s"
+slide = "2s"
+aggregates = ["volume", "vwap", "count"]
+
+[[window]]
+name = "sess"
+type = "session"
+gap = "300ms"
+allowed_lateness = "500ms"
+
+[[continuous]]
+name = "ticks"
+ema_half_life = "2s"
+session_reset = "1h"
+"#,
+        input = toml_path(input)
+    );
+    for s in STREAMS {
+        c.push_str(&format!(
+            "\n[[sink]]\nstream = \"{s}\"\ntype = \"csv\"\npath = {}\n",
+            toml_path(&out.join(format!("{s}.csv")))
+        ));
+    }
+    if let Some(dir) = checkpoints {
+        c.push_str(&format!("\n[checkpoint]\ndir = {}\ninterval = \"40ms\"\n", toml_path(dir)));
+    }
+    c
+}
+
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    STREAMS.iter().map(|s| (s.to_string(), std::fs::read(dir.join(format!("{s}.csv"))).unwrap_or_default())).collect()
+}
+
+fn sorted_lines(files: &[(String, Vec<u8>)]) -> Vec<(String, Vec<String>)> {
+    files
+        .iter()
+        .map(|(s, b)| {
+            let mut l: Vec<String> = String::from_utf8_lossy(b).lines().map(str::to_string).collect();
+            l.sort();
+            (s.clone(), l)
+        })
+        .collect()
+}
+
+/// Runs `cfg` until it exits 0, killing it with SIGKILL after each of `kills` delays first. Returns how many
+/// runs resumed from a checkpoint.
+fn run_with_kills(dir: &Path, cfg: &Path, kills: &[Duration]) -> usize {
+    let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+    let mut resumed = 0;
+    for (i, &after) in kills.iter().enumerate() {
+        let mut r = Running::start_logging(&args, dir, "info");
+        if r.wait_for(after).is_some() {
+            let (_, err) = r.output();
+            assert!(!err.contains("error"), "run {i} failed:\n{err}");
+            resumed += err.contains("resuming from checkpoint") as usize;
+            return resumed;
+        }
+        r.signal("KILL");
+        r.wait_for(Duration::from_secs(10)).expect("killed");
+        let (_, err) = r.output();
+        resumed += err.contains("resuming from checkpoint") as usize;
+    }
+    let mut r = Running::start_logging(&args, dir, "info");
+    let st = r.wait_for(Duration::from_secs(120)).expect("the last run finishes");
+    let (_, err) = r.output();
+    assert!(st.success(), "the last run failed ({st}):\n{err}");
+    resumed + err.contains("resuming from checkpoint") as usize
+}
+
+/// A small deterministic generator of kill delays (no rand dependency needed).
+struct Delays(u64);
+
+impl Delays {
+    fn next(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_millis(lo_ms + self.0 % (hi_ms - lo_ms))
+    }
+}
+
+#[test]
+fn killed_anywhere_the_output_is_byte_identical() {
+    let dir = tmp();
+    let d = dir.path();
+    let input = input(d, 400_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 1, None));
+    let want = outputs(&reference);
+    assert!(want.iter().all(|(s, b)| !b.is_empty() || s == "slide_late"), "the reference run wrote nothing");
+    // How long an uninterrupted run takes here, to kill within it.
+    let t = std::time::Instant::now();
+    run_config(d, "timing.toml", &config(&input, &d.join("timing"), 1, Some(&d.join("timing-chk"))));
+    let span = (t.elapsed().as_millis() as u64).max(300);
+
+    let mut delays = Delays(0x9E37_79B9_7F4A_7C15);
+    let mut resumed = 0;
+    for round in 0..20 {
+        let out = d.join(format!("out-{round}"));
+        let chk = d.join(format!("chk-{round}"));
+        let cfg = d.join(format!("job-{round}.toml"));
+        std::fs::write(&cfg, config(&input, &out, 1, Some(&chk))).expect("write config");
+        let kills: Vec<Duration> = (0..1 + round % 3).map(|_| delays.next(30, span)).collect();
+        resumed += run_with_kills(d, &cfg, &kills);
+        for ((s, got), (_, w)) in outputs(&out).iter().zip(&want) {
+            assert!(got == w, "round {round} (kills after {kills:?}): {s}.csv differs from the uninterrupted run's");
+        }
+    }
+    assert!(resumed >= 10, "only {resumed} of the restarts resumed from a checkpoint: the kills came too early");
+}
+
+#[test]
+fn rescaled_between_restarts_the_results_are_the_same() {
+    let dir = tmp();
+    let d = dir.path();
+    let input = input(d, 300_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 4, None));
+    let want = sorted_lines(&outputs(&reference));
+    let (out, chk) = (d.join("out"), d.join("chk"));
+    // 4 workers, killed; 2 workers, killed; 3 workers to the end — each resuming the other's checkpoint.
+    let mut resumed = 0;
+    for (workers, kill) in [(4, Some(300)), (2, Some(300)), (3, None)] {
+        let cfg = d.join(format!("job-{workers}.toml"));
+        std::fs::write(&cfg, config(&input, &out, workers, Some(&chk))).expect("write config");
+        let kills: Vec<Duration> = kill.into_iter().map(Duration::from_millis).collect();
+        resumed += run_with_kills(d, &cfg, &kills);
+    }
+    assert!(resumed >= 1, "no run resumed from a checkpoint");
+    assert_eq!(sorted_lines(&outputs(&out)), want);
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
+    let dir = tmp();
+    let d = dir.path();
+    let input = input(d, 300_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 1, None));
+    let (out, chk) = (d.join("out"), d.join("chk"));
+    let cfg = d.join("job.toml");
+    std::fs::write(&cfg, config(&input, &out, 1, Some(&chk))).expect("write config");
+    let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+    // Run until at least two checkpoints are complete, then kill.
+    let mut r = Running::start_logging(&args, d, "info");
+    let t = std::time::Instant::now();
+    while r.stderr_so_far().matches("checkpoint complete").count() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(30), "no two checkpoints:\n{}", r.stderr_so_far());
+        assert!(r.wait_for(Duration::from_millis(5)).is_none(), "finished before two checkpoints");
+    }
+    r.signal("KILL");
+    r.wait_for(Duration::from_secs(10)).expect("killed");
+    drop(r);
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(&chk).expect("checkpoints").map(|e| e.expect("entry").path()).collect();
+    dirs.sort();
+    let complete: Vec<&PathBuf> = dirs.iter().filter(|p| p.join("MANIFEST.json").exists()).collect();
+    assert!(complete.len() >= 2, "{dirs:?}");
+    let newest = complete[complete.len() - 1];
+    let shard = newest.join("shard-0.state");
+    let mut bytes = std::fs::read(&shard).expect("state file");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&shard, bytes).expect("damage");
+
+    let listing = ticklane(&["checkpoints", "--dir", chk.to_str().expect("utf-8")], d);
+    let text = common::stdout(&listing);
+    assert!(text.contains("FAILED"), "the listing does not flag the damaged checkpoint:\n{text}");
+
+    let mut r = Running::start_logging(&args, d, "info");
+    let st = r.wait_for(Duration::from_secs(120)).expect("finishes");
+    let (_, err) = r.output();
+    assert!(st.success(), "{err}");
+    let skipped = newest.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+    assert!(err.contains(&skipped) && err.contains("WARN"), "no warning about {skipped}:\n{err}");
+    assert!(err.contains("resuming from checkpoint"), "did not resume from the previous checkpoint:\n{err}");
+    for ((s, got), (_, w)) in outputs(&out).iter().zip(&outputs(&reference)) {
+        assert!(got == w, "{s}.csv differs from the uninterrupted run's");
+    }
+}
+
+#[test]
+fn checkpoints_are_refused_for_kafka_edges_by_name() {
+    let dir = tmp();
+    let d = dir.path();
+    let cfg = d.join("k.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[checkpoint]
+dir = "chk"
+[[source]]
+name = "k"
+type = "kafka"
+topics = ["t"]
+kafka = { "bootstrap.servers" = "127.0.0.1:1", "group.id" = "g" }
+[[window]]
+name = "bars"
+type = "tumbling"
+size = "1s"
+[[sink]]
+stream = "bars"
+type = "null"
+"#,
+    )
+    .expect("write");
+    let o = ticklane(&["check", "--config", cfg.to_str().expect("utf-8")], d);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(err.contains("checkpoint.dir") && err.contains("Kafka source"), "{err}");
+}
