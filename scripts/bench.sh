@@ -23,7 +23,10 @@
 #               consumer reading the input topic (the broker round trip alone). The same latency case
 #               again at each of KAFKA_MOCK_RATES on librdkafka's mock cluster (benches/kafka_e2e.rs
 #               mock-broker, one broker process per topic, fresh for each run).
-#   all         throughput latency micro, and kafka when tansu is installed
+#   checkpoint  checkpoint size, duration and shard pause with CKPT_SIZES open windows (default "10000 100000
+#               1000000"), restore time (run start → first event) from a checkpoint of each, and throughput of
+#               workload (a) with a checkpoint every second vs none.
+#   all         throughput latency micro checkpoint, and kafka when tansu is installed
 #
 # Environment:
 #   RUNS=5          runs per case; the tables show the median (and min/max) over runs
@@ -73,6 +76,7 @@ KAFKA_PORT=${KAFKA_PORT:-19192}
 KAFKA_EVENTS=${KAFKA_EVENTS:-2000000}
 KAFKA_RATES=${KAFKA_RATES:-2000 5000 10000}
 KAFKA_MOCK_RATES=${KAFKA_MOCK_RATES:-10000 100000}
+CKPT_SIZES=${CKPT_SIZES:-10000 100000 1000000}
 KAFKA_SECONDS=${KAFKA_SECONDS:-10}
 KAFKA_WARMUP=${KAFKA_WARMUP:-2}
 KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-1}
@@ -105,8 +109,8 @@ want() {
     return 1
 }
 for m in "${modes[@]}"; do
-    case $m in throughput | latency | micro | waits | kafka | all) ;; *)
-        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|all]..." >&2
+    case $m in throughput | latency | micro | waits | kafka | checkpoint | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|all]..." >&2
         exit 2
         ;;
     esac
@@ -849,6 +853,93 @@ kafka() {
     done
 }
 
+# --- (g) checkpoints --------------------------------------------------------------------------------------
+# One stage's row of `ticklane stats` for a size stage: p50 p90 p99 p99.9 p99.99 max, in bytes.
+stage_bytes() { # hlog stage
+    "$BIN" stats "$1" | awk -v s="$2" '
+        function b(x) {
+            if (x ~ /GiB$/) { sub(/GiB$/, "", x); return x * 1073741824 }
+            if (x ~ /MiB$/) { sub(/MiB$/, "", x); return x * 1048576 }
+            if (x ~ /KiB$/) { sub(/KiB$/, "", x); return x * 1024 }
+            sub(/B$/, "", x); return x + 0
+        }
+        $1 == s && NF >= 8 { print b($3), b($4), b($5), b($6), b($7), b($8) }'
+}
+mib() { awk -v v="$1" 'BEGIN { if (v == "nan" || v == "") print "–"; else printf "%.1f MiB", v / 1048576 }'; }
+
+checkpoint() {
+    local n i dir cfg p b chosen ms eps pause99
+    for n in $CKPT_SIZES; do
+        for i in $(seq 1 "$RUNS"); do
+            dir=$WORK/ckpt-$n-$i
+            rm -rf "$dir"
+            mkdir -p "$dir"
+            cfg=$dir/job.toml
+            derive checkpoint-state.toml "$cfg" -e "s|^instruments = .*|instruments = $n|" \
+                -e "s|^dir = .*|dir = \"$dir/chk\"|" -e "s|^retain = .*|retain = 1000|" \
+                -e "s|^histogram_log = .*|histogram_log = \"$dir/ckpt.hlog\"|"
+            run_pipeline "$cfg" "$dir/run.log" >/dev/null
+            read -r -a p < <(stage_ns "$dir/ckpt.hlog" checkpoint_pause)
+            pause99=${p[2]:-?}
+            if [ ${#p[@]} -eq 6 ]; then
+                record "ckpt-$n" pause_p50 "${p[0]}"
+                record "ckpt-$n" pause_p99 "${p[2]}"
+                record "ckpt-$n" pause_max "${p[5]}"
+            fi
+            read -r -a p < <(stage_ns "$dir/ckpt.hlog" checkpoint_duration)
+            [ ${#p[@]} -eq 6 ] && record "ckpt-$n" duration_p50 "${p[0]}" && record "ckpt-$n" duration_max "${p[5]}"
+            read -r -a b < <(stage_bytes "$dir/ckpt.hlog" checkpoint_bytes)
+            [ ${#b[@]} -eq 6 ] && record "ckpt-$n" bytes "${b[5]}"
+            # Restore: the newest checkpoint taken while trades were still coming (its state is the full one).
+            chosen=$("$BIN" checkpoints --dir "$dir/chk" | awk -v total=20000000 '$NF == "ok" {
+                for (f = 1; f <= NF; f++) if ($f == "n" && $(f + 1) + 0 < total) c = $1 } END { print c }')
+            if [ -n "$chosen" ]; then
+                sed -e "s|^dir = .*|dir = \"$dir/chk-restored\"|" "$cfg" >"$dir/restore.toml"
+                "${NICE_CMD[@]}" env RUST_LOG=info "$BIN" run --config "$dir/restore.toml" \
+                    --from-savepoint "$dir/chk/$(printf 'chk-%020d' "$chosen")" >/dev/null 2>"$dir/restore.log" || {
+                    tail -20 "$dir/restore.log" >&2
+                    exit 1
+                }
+                ms=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/restore.log" | sed -nE 's/.*first event after restore.* ms=([0-9.]+).*/\1/p' | head -1)
+                record "ckpt-$n" restore_ms "${ms:-nan}"
+            fi
+            log "checkpoint $n windows run $i: pause p99 $pause99 ns, bytes ${b[5]:-?}, restore ${ms:-?} ms"
+        done
+    done
+    # Throughput with a checkpoint every second vs none: the (a) generator workload, alternating.
+    derive throughput-gen.toml "$WORK/ckpt-tput-off.toml" -e "s|^events = .*|events = $EVENTS|"
+    cp "$WORK/ckpt-tput-off.toml" "$WORK/ckpt-tput-on.toml"
+    for i in $(seq 1 "$RUNS"); do
+        rm -rf "$WORK/ckpt-tput-chk"
+        printf '\n[checkpoint]\ndir = "%s"\ninterval = "1s"\n' "$WORK/ckpt-tput-chk" >>"$WORK/ckpt-tput-on.toml.$i"
+        cat "$WORK/ckpt-tput-off.toml" "$WORK/ckpt-tput-on.toml.$i" >"$WORK/ckpt-tput-on.$i.toml"
+        eps=$(run_pipeline "$WORK/ckpt-tput-off.toml" "$WORK/ckpt-tput-off.$i.log")
+        record ckpt-tput-off eps "$eps"
+        eps=$(run_pipeline "$WORK/ckpt-tput-on.$i.toml" "$WORK/ckpt-tput-on.$i.log")
+        record ckpt-tput-on eps "$eps"
+        log "checkpoint throughput run $i: off $(stat ckpt-tput-off eps max) on $eps"
+    done
+    echo
+    echo "### (g) Checkpoints"
+    echo
+    echo "State: N keys with one open 1 h tumbling window each (OHLCV + VWAP), one worker, a checkpoint every 500 ms"
+    echo "during 20,000,000 uniform trades; restore: \`run --from-savepoint\` of the newest checkpoint taken mid-input,"
+    echo "run start → first event processed."
+    echo
+    echo "| open windows | checkpoint size | duration p50 / max | shard pause p50 | p99 [min – max] | max | restore → first event |"
+    echo "|---|---|---|---|---|---|---|"
+    for n in $CKPT_SIZES; do
+        printf '| %s | %s | %s / %s | %s | %s [%s – %s] | %s | %s ms |\n' "$n" "$(mib "$(stat "ckpt-$n" bytes median)")" \
+            "$(human "$(stat "ckpt-$n" duration_p50 median)")" "$(human "$(stat "ckpt-$n" duration_max median)")" \
+            "$(human "$(stat "ckpt-$n" pause_p50 median)")" "$(human "$(stat "ckpt-$n" pause_p99 median)")" \
+            "$(human "$(stat "ckpt-$n" pause_p99 min)")" "$(human "$(stat "ckpt-$n" pause_p99 max)")" \
+            "$(human "$(stat "ckpt-$n" pause_max median)")" "$(awk -v v="$(stat "ckpt-$n" restore_ms median)" 'BEGIN { if (v == "nan") print "–"; else printf "%.0f", v }')"
+    done
+    echo
+    echo "Throughput, workload (a) with the generator ($EVENTS trades): no checkpoints $(meps "$(stat ckpt-tput-off eps median)") events/s,"
+    echo "a checkpoint every 1 s $(meps "$(stat ckpt-tput-on eps median)") events/s ($(ratio "$(stat ckpt-tput-on eps median)" "$(stat ckpt-tput-off eps median)") of it)."
+}
+
 {
     echo "## ticklane benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
@@ -858,6 +949,7 @@ kafka() {
     want waits && waits
     want micro && micro
     want kafka && kafka
+    want checkpoint && checkpoint
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- raw values: $TSV; logs and derived configs: $WORK"

@@ -243,8 +243,29 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
             }
         }
     }
+    if let Some(c) = &out.checkpoints {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (done, failed) = (c.completed.load(Relaxed), c.failed.load(Relaxed));
+        write!(err, "  checkpoints: {done} complete, {failed} failed")?;
+        if done > 0 {
+            write!(
+                err,
+                "; last id {} ({}, {:.1} ms); longest shard pause {:.3} ms",
+                c.last_id.load(Relaxed),
+                ticklane::metrics::human_bytes(c.last_bytes.load(Relaxed)),
+                c.last_duration_ns.load(Relaxed) as f64 / 1e6,
+                c.max_pause_ns.load(Relaxed) as f64 / 1e6
+            )?;
+        }
+        writeln!(err)?;
+    }
     if plan.metrics.summary {
-        let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES.iter().copied().zip(out.hists.0.iter()).collect();
+        let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES
+            .iter()
+            .copied()
+            .zip(out.hists.0.iter())
+            .filter(|(name, h)| !(ticklane::metrics::is_checkpoint_stage(name) && h.is_empty()))
+            .collect();
         writeln!(
             err,
             "\nlatency (sampled every {} event{}):",

@@ -270,3 +270,55 @@ type = "null"
     let err = common::stderr(&o);
     assert!(err.contains("checkpoint.dir") && err.contains("Kafka source"), "{err}");
 }
+
+#[test]
+fn run_from_savepoint_resumes_an_older_checkpoint_with_other_workers() {
+    let dir = tmp();
+    let d = dir.path();
+    let input = input(d, 300_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 1, None));
+    let (out, chk) = (d.join("out"), d.join("chk"));
+    let cfg = d.join("job.toml");
+    std::fs::write(&cfg, config(&input, &out, 1, Some(&chk))).expect("write config");
+    let mut r = Running::start_logging(&["run", "--config", cfg.to_str().expect("utf-8")], d, "info");
+    let t = std::time::Instant::now();
+    // Killed after two checkpoints, or (on a fast machine) finished: either way older checkpoints remain.
+    let mut finished = false;
+    while r.stderr_so_far().matches("checkpoint complete").count() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(30), "no two checkpoints:\n{}", r.stderr_so_far());
+        if r.wait_for(Duration::from_millis(5)).is_some() {
+            finished = true;
+            break;
+        }
+    }
+    if !finished {
+        r.signal("KILL");
+        r.wait_for(Duration::from_secs(10)).expect("killed");
+    }
+    drop(r);
+    let mut complete: Vec<PathBuf> = std::fs::read_dir(&chk)
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("MANIFEST.json").exists())
+        .collect();
+    complete.sort();
+    assert!(complete.len() >= 2, "{complete:?}");
+    let oldest = complete[0].clone();
+    let newest_manifest = std::fs::read(complete[complete.len() - 1].join("MANIFEST.json")).expect("manifest");
+
+    // Two workers now; the older checkpoint's file positions are behind what the output file holds.
+    let cfg2 = d.join("job2.toml");
+    std::fs::write(&cfg2, config(&input, &out, 2, Some(&chk))).expect("write config");
+    let o = ticklane(
+        &["run", "--config", cfg2.to_str().expect("utf-8"), "--from-savepoint", oldest.to_str().expect("utf-8")],
+        d,
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!(sorted_lines(&outputs(&out)), sorted_lines(&outputs(&reference)));
+    // New checkpoints got new ids: the newer ones of the first run were not written over.
+    let last = complete[complete.len() - 1].join("MANIFEST.json");
+    if last.exists() {
+        assert_eq!(std::fs::read(&last).expect("manifest"), newest_manifest, "{} was rewritten", last.display());
+    }
+}

@@ -45,6 +45,13 @@ impl Enc {
         self.buf
     }
 
+    /// Takes the bytes out, leaving `spare` (emptied) as the buffer to write into next: two buffers taking
+    /// turns, so a snapshot neither copies its bytes nor writes into freshly mapped pages.
+    pub fn swap_out(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+        spare.clear();
+        std::mem::replace(&mut self.buf, spare)
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }

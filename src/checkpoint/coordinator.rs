@@ -10,6 +10,7 @@
 use super::codec::Enc;
 use super::file::{write_state_file, Section, StateHeader, PIPELINE_WIDE};
 use super::manifest::{self, Manifest, SinkPosition, SourcePosition};
+use crate::metrics::{LatencyRecorder, Stage};
 use crate::symbols::Symbols;
 use crossbeam_utils::CachePadded;
 use std::path::PathBuf;
@@ -46,8 +47,9 @@ pub enum Part {
     /// A source at its barrier; `last`: the source has ended and this is its final state, which stands for
     /// it in this and every later checkpoint.
     Source { id: u64, source: usize, state: Vec<u8>, position: SourcePosition, last: bool },
-    /// A shard's state at the barrier and how long taking it held the shard.
-    Shard { id: u64, shard: usize, state: Vec<u8>, pause_ns: u64 },
+    /// A shard's state at the barrier and how long taking it held the shard; `state` goes back to the shard
+    /// through `give_back` once written, to be written into again.
+    Shard { id: u64, shard: usize, state: Vec<u8>, pause_ns: u64, give_back: Sender<Vec<u8>> },
     /// The sinks, synced, and where their output stands.
     Sinks { id: u64, positions: Vec<SinkPosition> },
     /// A stage could not take part (the reason names it).
@@ -69,6 +71,8 @@ pub struct Coordinator {
     /// The id of the checkpoint restored from (0: none); new ones count on from it.
     pub last_id: u64,
     pub stats: Arc<CheckpointStats>,
+    /// Checkpoint durations and sizes go into the latency histograms (and their interval log).
+    pub recorder: LatencyRecorder,
 }
 
 /// Figures of the checkpoints taken, for the summary and the live metrics.
@@ -91,11 +95,14 @@ pub struct TooManyFailures {
     pub last: String,
 }
 
+/// A shard's state, its pause, and where the buffer goes back.
+type ShardPart = (Vec<u8>, u64, Sender<Vec<u8>>);
+
 struct Collect {
     id: u64,
     started: Instant,
     sources: Vec<Option<(Vec<u8>, SourcePosition)>>,
-    shards: Vec<Option<(Vec<u8>, u64)>>,
+    shards: Vec<Option<ShardPart>>,
     sinks: Option<Vec<SinkPosition>>,
 }
 
@@ -122,7 +129,13 @@ impl Collect {
 impl Coordinator {
     /// Takes checkpoints until `stop` is set or every source has ended. Fails after more consecutive failed
     /// checkpoints than tolerated.
-    pub fn run(self, stops: &[&AtomicBool]) -> Result<(), TooManyFailures> {
+    pub fn run(mut self, stops: &[&AtomicBool]) -> Result<(), TooManyFailures> {
+        let res = self.take_checkpoints(stops);
+        self.recorder.finish();
+        res
+    }
+
+    fn take_checkpoints(&mut self, stops: &[&AtomicBool]) -> Result<(), TooManyFailures> {
         let stopped = || stops.iter().any(|s| s.load(Ordering::Relaxed));
         let n_sources = self.source_names.len();
         let mut finals: Vec<Option<(Vec<u8>, SourcePosition)>> = (0..n_sources).map(|_| None).collect();
@@ -139,6 +152,7 @@ impl Coordinator {
                 if now >= next_start {
                     break;
                 }
+                self.recorder.tick();
                 match self.parts.recv_timeout((next_start - now).min(Duration::from_millis(20))) {
                     Ok(Part::Source { source, state, position, last: true, .. }) => {
                         finals[source] = Some((state, position))
@@ -159,17 +173,23 @@ impl Coordinator {
                 sinks: None,
             };
             let outcome = self.collect(&mut c, &mut finals, &stopped).and_then(|()| self.complete(&c, &finals));
+            let pauses = c.shards.iter().flatten().map(|s| s.1).max().unwrap_or(0);
+            for (state, _, back) in c.shards.iter_mut().filter_map(Option::take) {
+                let _ = back.send(state);
+            }
             match outcome {
                 Ok(bytes) => {
                     failures = 0;
                     let took = started.elapsed();
-                    let pause = c.shards.iter().flatten().map(|s| s.1).max().unwrap_or(0);
+                    let pause = pauses;
                     let st = &self.stats;
                     st.completed.fetch_add(1, Ordering::Relaxed);
                     st.last_id.store(id, Ordering::Relaxed);
                     st.last_bytes.store(bytes, Ordering::Relaxed);
                     st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
                     st.max_pause_ns.fetch_max(pause, Ordering::Relaxed);
+                    self.recorder.record(Stage::CheckpointDuration, took.as_nanos() as u64);
+                    self.recorder.record(Stage::CheckpointBytes, bytes);
                     tracing::info!(
                         id,
                         bytes,
@@ -196,7 +216,7 @@ impl Coordinator {
 
     /// Waits for every part of checkpoint `c.id`.
     fn collect(
-        &self,
+        &mut self,
         c: &mut Collect,
         finals: &mut [Option<(Vec<u8>, SourcePosition)>],
         stopped: &dyn Fn() -> bool,
@@ -224,8 +244,8 @@ impl Coordinator {
                 Ok(Part::Source { id, source, state, position, .. }) if id == c.id => {
                     c.sources[source] = Some((state, position))
                 }
-                Ok(Part::Shard { id, shard, state, pause_ns }) if id == c.id => {
-                    c.shards[shard] = Some((state, pause_ns))
+                Ok(Part::Shard { id, shard, state, pause_ns, give_back }) if id == c.id => {
+                    c.shards[shard] = Some((state, pause_ns, give_back))
                 }
                 Ok(Part::Sinks { id, positions }) if id == c.id => c.sinks = Some(positions),
                 Ok(Part::Failed { id, reason }) if id == c.id => return Err(reason),
@@ -260,7 +280,7 @@ impl Coordinator {
         let mut files = Vec::new();
         let mut size = 0;
         for (k, s) in c.shards.iter().enumerate() {
-            let (state, _) = s.as_ref().expect("complete");
+            let (state, _, _) = s.as_ref().expect("complete");
             let name = manifest::state_file_name(k as u32);
             let path = dir.join(&name);
             let sec = [Section { kind: SECTION_SHARD, id: 0, bytes: state }];

@@ -9,7 +9,7 @@
 pub mod hdrlog;
 mod report;
 
-pub use report::{percentile_table, Report};
+pub use report::{human_bytes, percentile_table, Report};
 
 use crate::event::Nanos;
 use crossbeam_utils::CachePadded;
@@ -29,9 +29,28 @@ pub enum Stage {
     ShardToSink = 2,
     /// Source → result written to the sinks (for results, the event that caused them).
     EndToEnd = 3,
+    /// How long a shard stopped to snapshot its state at a checkpoint barrier.
+    CheckpointPause = 4,
+    /// A checkpoint's start → its manifest written.
+    CheckpointDuration = 5,
+    /// A complete checkpoint's size on disk, in bytes (not a time: tables print it as bytes).
+    CheckpointBytes = 6,
 }
 
-pub const STAGES: [&str; 4] = ["ingest_to_shard", "shard", "shard_to_sink", "end_to_end"];
+pub const STAGES: [&str; 7] = [
+    "ingest_to_shard",
+    "shard",
+    "shard_to_sink",
+    "end_to_end",
+    "checkpoint_pause",
+    "checkpoint_duration",
+    "checkpoint_bytes",
+];
+
+/// Stages that only checkpoints record: left out of the summary when there were none.
+pub fn is_checkpoint_stage(name: &str) -> bool {
+    name.starts_with("checkpoint_")
+}
 
 /// Latencies above this (60 s) are recorded as this.
 pub const MAX_LATENCY_NS: u64 = 60_000_000_000;
@@ -41,7 +60,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// One histogram per stage.
-pub struct Hists(pub [Histogram<u64>; 4]);
+pub struct Hists(pub [Histogram<u64>; STAGES.len()]);
 
 impl Hists {
     pub fn new() -> Box<Hists> {

@@ -24,23 +24,39 @@ pub fn human_ns(ns: u64) -> String {
     }
 }
 
-/// The percentile table `ticklane` prints at exit and `ticklane stats` prints from a log.
+/// Formats a byte count (`512B`, `12.3KiB`, `4.20MiB`, `1.05GiB`).
+pub fn human_bytes(b: u64) -> String {
+    let f = b as f64;
+    if b < 1 << 10 {
+        format!("{b}B")
+    } else if b < 1 << 20 {
+        format!("{:.1}KiB", f / 1024.0)
+    } else if b < 1 << 30 {
+        format!("{:.2}MiB", f / (1u64 << 20) as f64)
+    } else {
+        format!("{:.2}GiB", f / (1u64 << 30) as f64)
+    }
+}
+
+/// The percentile table `ticklane` prints at exit and `ticklane stats` prints from a log. Rows whose name
+/// ends in `_bytes` hold sizes, printed as such.
 pub fn percentile_table(rows: &[(&str, &Histogram<u64>)]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:<20} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "stage", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"
     );
     for (name, h) in rows {
         if h.is_empty() {
-            let _ = writeln!(s, "{:<16} {:>12}", name, 0);
+            let _ = writeln!(s, "{:<20} {:>12}", name, 0);
             continue;
         }
-        let q = |q: f64| human_ns(h.value_at_quantile(q));
+        let fmt: fn(u64) -> String = if name.ends_with("_bytes") { human_bytes } else { human_ns };
+        let q = |q: f64| fmt(h.value_at_quantile(q));
         let _ = writeln!(
             s,
-            "{:<16} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "{:<20} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             name,
             h.len(),
             q(0.5),
@@ -48,7 +64,7 @@ pub fn percentile_table(rows: &[(&str, &Histogram<u64>)]) -> String {
             q(0.99),
             q(0.999),
             q(0.9999),
-            human_ns(h.max())
+            fmt(h.max())
         );
     }
     s

@@ -115,6 +115,8 @@ pub struct RunOutcome {
     pub hists: Box<Hists>,
     /// Stopped by a signal rather than by the end of the input.
     pub stopped: bool,
+    /// Checkpoints taken (checkpoints on).
+    pub checkpoints: Option<Arc<CheckpointStats>>,
 }
 
 impl RunOutcome {
@@ -281,6 +283,17 @@ impl Restored {
             anyhow::anyhow!("checkpoint {}: no {what} in {}", self.manifest.id, self.meta.path().display())
         })
     }
+}
+
+/// The largest checkpoint id with a directory under `root` (0: none).
+fn newest_id(root: &Path) -> u64 {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(checkpoint::manifest::parse_dir_name))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Which checkpoint to resume from: `from` if given, else the newest valid one in `checkpoint.dir`.
@@ -461,6 +474,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     };
 
     // Checkpoints: the coordinator and every stage's way to it.
+    let stats = Arc::new(CheckpointStats::default());
     let checkpointing = plan.checkpoint.dir.as_ref().map(|root| {
         let (tx, rx) = std::sync::mpsc::channel();
         let trigger = Arc::new(Trigger::default());
@@ -475,8 +489,11 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             trigger: trigger.clone(),
             parts: rx,
             symbols: symbols.clone(),
-            last_id: restored.as_ref().map_or(0, |r| r.manifest.id),
-            stats: Arc::new(CheckpointStats::default()),
+            // New ids count on from the restored one and from any already in the directory (a run resumed
+            // from an older checkpoint must not write into the directories of newer ones).
+            last_id: restored.as_ref().map_or(0, |r| r.manifest.id).max(newest_id(root)),
+            stats: stats.clone(),
+            recorder: hub.recorder(),
         };
         (c, trigger, tx)
     });
@@ -533,7 +550,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
                     for f in files.iter() {
                         let sec = f.section(coordinator::SECTION_SHARD, 0).unwrap_or_default();
                         let mut d = Dec::with_key_limit(sec, key_limit);
-                        w.restore(&mut d, &owns).with_context(|| {
+                        w.restore(&mut d, &owns, started).with_context(|| {
                             format!("shard {id}: restoring checkpoint {ck} from {}", f.path().display())
                         })?;
                     }
@@ -655,5 +672,6 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             }
         }
     }
-    Ok(RunOutcome { elapsed: started.elapsed(), metrics, hists, stopped: stop.load(Ordering::Relaxed) })
+    let checkpoints = plan.checkpoint.dir.as_ref().map(|_| stats);
+    Ok(RunOutcome { elapsed: started.elapsed(), metrics, hists, stopped: stop.load(Ordering::Relaxed), checkpoints })
 }

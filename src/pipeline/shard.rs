@@ -170,8 +170,11 @@ pub struct ShardWorker {
     align: Alignment,
     /// Where this shard's part of a checkpoint goes (checkpoints on).
     checkpoints: Option<PartSender>,
-    /// The snapshot buffer, reused.
+    /// The snapshot buffer, and the one the coordinator gives back after writing the previous snapshot.
     enc: Enc,
+    spare: (std::sync::mpsc::Sender<Vec<u8>>, std::sync::mpsc::Receiver<Vec<u8>>),
+    /// Restored from a checkpoint: when the run started, to report how long until the first event.
+    restored_since: Option<std::time::Instant>,
     /// Over all inputs: the shard's watermark, for metrics.
     frontier: Frontier,
     ops: Vec<OpSlot>,
@@ -199,6 +202,8 @@ impl ShardWorker {
             align: Alignment::new(n),
             checkpoints: None,
             enc: Enc::new(),
+            spare: std::sync::mpsc::channel(),
+            restored_since: None,
             frontier: Frontier::new(n),
             ops,
             out: Out {
@@ -245,6 +250,10 @@ impl ShardWorker {
                     }
                     match msg {
                         ShardMsg::Event { ev, part, wm, t0 } => {
+                            if let Some(since) = self.restored_since.take() {
+                                let ms = since.elapsed().as_secs_f64() * 1e3;
+                                tracing::info!(shard = self.id, ms, "first event after restore");
+                            }
                             let t_in = if t0 != 0 { mono_now() } else { 0 };
                             self.out.t0 = t0;
                             self.watermark(i, wm, false);
@@ -355,10 +364,14 @@ impl ShardWorker {
         let t = mono_now();
         self.enc.clear();
         self.encode_state();
-        let state = self.enc.bytes().to_vec();
+        // The buffer of the checkpoint before, written by now (else a new one, once).
+        let spare = self.spare.1.try_recv().unwrap_or_default();
+        let state = self.enc.swap_out(spare);
         let pause_ns = mono_now() - t;
+        self.out.recorder.record(Stage::CheckpointPause, pause_ns);
         if let Some(tx) = &self.checkpoints {
-            let _ = tx.send(Part::Shard { id, shard: self.id, state, pause_ns });
+            let give_back = self.spare.0.clone();
+            let _ = tx.send(Part::Shard { id, shard: self.id, state, pause_ns, give_back });
         }
         self.align.release();
         match &mut self.out.to {
@@ -385,7 +398,13 @@ impl ShardWorker {
 
     /// Restores the shard from the states of the old shards (one, or all of them when the number of shards
     /// changed), keeping the keys `owns` accepts.
-    pub fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
+    pub fn restore(
+        &mut self,
+        d: &mut Dec<'_>,
+        owns: &dyn Fn(KeyId) -> bool,
+        run_started: std::time::Instant,
+    ) -> Result<(), DecodeError> {
+        self.restored_since = Some(run_started);
         self.arrival = self.arrival.max(d.u64("arrival counter")?);
         self.frontier.merge_from(d)?;
         let n = d.count(1, "operators")?;
