@@ -40,7 +40,13 @@ impl Operator for Noop {
         0
     }
     // Stateless: nothing to write, nothing to read.
-    fn snapshot(&self, _e: &mut ticklane::checkpoint::codec::Enc) {}
+    fn snapshot_begin(&mut self) {}
+    fn snapshot_step(&mut self, _budget: usize) -> bool {
+        true
+    }
+    fn snapshot_take(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        spare
+    }
     fn restore(
         &mut self,
         _d: &mut ticklane::checkpoint::codec::Dec<'_>,

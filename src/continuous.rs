@@ -3,7 +3,7 @@
 //! benchmark measures.
 
 use crate::agg::Running;
-use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+use crate::checkpoint::codec::{Dec, DecodeError, Incremental};
 use crate::event::{Event, KeyId, Nanos, Trade, WATERMARK_MAX, WATERMARK_MIN};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, TickRow};
@@ -28,17 +28,41 @@ pub struct Continuous {
     stream: StreamId,
     late_stream: StreamId,
     keys: Vec<Running>,
+    /// The checkpoint snapshot being written, if any.
+    snap: Incremental,
 }
 
 impl Continuous {
     pub fn new(half_life: Nanos, reset: Option<SessionReset>, stream: StreamId, late_stream: StreamId) -> Self {
         assert!(half_life > 0, "half-life must be positive");
-        Self { half_life, reset, stream, late_stream, keys: Vec::new() }
+        Self { half_life, reset, stream, late_stream, keys: Vec::new(), snap: Incremental::default() }
+    }
+
+    /// A snapshot is being written: write `key` as it is now, before it changes (once per snapshot).
+    #[inline]
+    fn presave(&mut self, key: usize) {
+        if self.snap.active() {
+            self.save_key(key);
+        }
+    }
+
+    #[cold]
+    fn save_key(&mut self, key: usize) {
+        if !self.snap.claim(key) {
+            return;
+        }
+        // A key with no trade counted is the same as a key never seen.
+        let Some(r) = self.keys.get(key).filter(|r| r.count > 0) else { return };
+        let r = *r;
+        let e = self.snap.key_enc();
+        e.key(key as KeyId);
+        r.encode(e);
     }
 
     #[inline]
     fn on_trade(&mut self, t: &Trade, out: &mut dyn Collector) {
         let key = t.instrument as usize;
+        self.presave(key);
         if key >= self.keys.len() {
             self.keys.resize_with(key + 1, Running::default);
         }
@@ -99,7 +123,8 @@ impl Operator for Continuous {
         }
     }
 
-    fn snapshot(&self, e: &mut Enc) {
+    fn snapshot_begin(&mut self) {
+        let e = self.snap.begin(self.keys.len());
         e.u8(SNAPSHOT_TAG);
         e.i64(self.half_life);
         e.bool(self.reset.is_some());
@@ -107,15 +132,26 @@ impl Operator for Continuous {
             e.i64(r.every);
             e.i64(r.offset);
         }
-        let n_at = e.placeholder_u64();
-        let mut n = 0;
-        // A key with no trade counted is the same as a key never seen.
-        for (key, r) in self.keys.iter().enumerate().filter(|(_, r)| r.count > 0) {
-            n += 1;
-            e.key(key as KeyId);
-            r.encode(e);
+        self.snap.keys_follow();
+    }
+
+    fn snapshot_step(&mut self, budget: usize) -> bool {
+        match self.snap.next_range(budget) {
+            Some(r) => {
+                for k in r {
+                    self.save_key(k);
+                }
+                false
+            }
+            None => {
+                self.snap.finish();
+                true
+            }
         }
-        e.fill_u64(n_at, n);
+    }
+
+    fn snapshot_take(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        self.snap.take(spare)
     }
 
     fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
@@ -150,6 +186,7 @@ impl Operator for Continuous {
     }
 
     fn forget(&mut self, key: KeyId) {
+        self.presave(key as usize);
         if let Some(r) = self.keys.get_mut(key as usize) {
             *r = Running::default();
         }

@@ -29,16 +29,30 @@ pub trait Operator: Send {
         crate::event::WATERMARK_MAX
     }
 
-    /// Writes everything needed to continue exactly from here: the operator's parameters, its watermark,
-    /// every key's state and the pending timers, in the order they are held (the order of results due at
-    /// the same time depends on it).
-    fn snapshot(&self, enc: &mut Enc);
+    /// Starts a snapshot of the state as it is now (at a checkpoint barrier): writes the parameters, the
+    /// watermark and the pending timers at once; the keys follow in [`Operator::snapshot_step`]s, or just
+    /// before the operator changes one of them, so the snapshot holds every key as it was here while the
+    /// operator goes on. The order of timers due at the same time is kept (results depend on it).
+    fn snapshot_begin(&mut self);
+
+    /// Writes up to `budget` more keys of the snapshot begun; true when it is complete.
+    fn snapshot_step(&mut self, budget: usize) -> bool;
+
+    /// The complete snapshot's bytes; `spare` becomes the buffer of the next one.
+    fn snapshot_take(&mut self, spare: Vec<u8>) -> Vec<u8>;
+
+    /// A whole snapshot at once, appended to `e`.
+    fn snapshot(&mut self, e: &mut Enc) {
+        self.snapshot_begin();
+        while !self.snapshot_step(usize::MAX) {}
+        e.raw(&self.snapshot_take(Vec::new()));
+    }
 
     /// Adds a snapshot written by [`Operator::snapshot`] of an operator with the same parameters (else
     /// [`DecodeError::Mismatch`]), keeping the keys `owns` accepts: all of them when the number of shards
     /// is unchanged; with a different number each new shard reads every old shard's snapshot and keeps its
     /// own keys. A fresh operator restored from a snapshot and fed what followed it emits exactly what the
-    /// snapshotted one would have.
+    /// snapshotted one would have. Keys may come in any order.
     fn restore(&mut self, dec: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError>;
 
     /// Drops all state of `key` (its input partition moved to another instance, which recomputes it from

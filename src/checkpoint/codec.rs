@@ -45,6 +45,12 @@ impl Enc {
         self.buf
     }
 
+    /// Writes into `buf` (emptied), reusing its capacity.
+    pub fn from_vec(mut buf: Vec<u8>) -> Enc {
+        buf.clear();
+        Enc { buf }
+    }
+
     /// Takes the bytes out, leaving `spare` (emptied) as the buffer to write into next: two buffers taking
     /// turns, so a snapshot neither copies its bytes nor writes into freshly mapped pages.
     pub fn swap_out(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
@@ -101,6 +107,11 @@ impl Enc {
     pub fn len_of(&mut self, n: usize) {
         self.u64(n as u64);
     }
+    /// Bytes as they are (another encoding's output).
+    pub fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
     /// Bytes with their length in front.
     pub fn blob(&mut self, b: &[u8]) {
         self.len_of(b.len());
@@ -114,6 +125,93 @@ impl Enc {
     }
     pub fn fill_u64(&mut self, at: usize, v: u64) {
         self.buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// An operator's snapshot written key by key while the operator goes on: a key is written either by the
+/// cursor walking the keys a few thousand at a time between the shard's batches, or — if the operator is
+/// about to change it first — right before that change. Either way it is written as it was at the barrier,
+/// and the shard never stops for longer than one step.
+#[derive(Debug, Default)]
+pub struct Incremental {
+    enc: Enc,
+    /// Per key: the snapshot that has written it (a key is written at most once per snapshot).
+    saved: Vec<u32>,
+    epoch: u32,
+    active: bool,
+    cursor: usize,
+    /// Keys at the barrier: ids from here on were created after it and held nothing before.
+    limit: usize,
+    count_at: usize,
+    written: u64,
+}
+
+impl Incremental {
+    /// Starts a snapshot of an operator with `keys` keys; returns the buffer for its header (parameters,
+    /// watermark, timers). Call [`Incremental::keys_follow`] after writing it.
+    pub fn begin(&mut self, keys: usize) -> &mut Enc {
+        self.enc.clear();
+        self.epoch = self.epoch.wrapping_add(1).max(1);
+        self.active = true;
+        self.cursor = 0;
+        self.limit = keys;
+        self.written = 0;
+        &mut self.enc
+    }
+
+    /// The header is written; keys follow (their count is filled in at the end).
+    pub fn keys_follow(&mut self) {
+        self.count_at = self.enc.placeholder_u64();
+    }
+
+    /// A snapshot is being written.
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    /// True if `key` has not been written in this snapshot yet — and from now on counts as written.
+    #[inline]
+    pub fn claim(&mut self, key: usize) -> bool {
+        if key >= self.saved.len() {
+            self.saved.resize(key + 1, 0);
+        }
+        if self.saved[key] == self.epoch {
+            return false;
+        }
+        self.saved[key] = self.epoch;
+        true
+    }
+
+    /// The buffer to write a claimed key into; counts it.
+    #[inline]
+    pub fn key_enc(&mut self) -> &mut Enc {
+        self.written += 1;
+        &mut self.enc
+    }
+
+    /// The next keys for the cursor to write (at most `budget`), or `None` when it has passed them all.
+    pub fn next_range(&mut self, budget: usize) -> Option<std::ops::Range<usize>> {
+        if self.cursor >= self.limit {
+            return None;
+        }
+        let end = self.cursor.saturating_add(budget.max(1)).min(self.limit);
+        let r = self.cursor..end;
+        self.cursor = end;
+        Some(r)
+    }
+
+    /// Every key is written: the snapshot is complete.
+    pub fn finish(&mut self) {
+        if self.active {
+            self.enc.fill_u64(self.count_at, self.written);
+            self.active = false;
+        }
+    }
+
+    /// The complete snapshot's bytes, leaving `spare` as the next snapshot's buffer.
+    pub fn take(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        self.enc.swap_out(spare)
     }
 }
 

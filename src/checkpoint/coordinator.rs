@@ -23,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const SECTION_SHARD: u32 = 1;
 pub const SECTION_SOURCE: u32 = 2;
 pub const SECTION_SYMBOLS: u32 = 3;
+/// One operator's snapshot in a shard's file (`id`: the operator's index).
+pub const SECTION_OPERATOR: u32 = 4;
 /// The file holding the sources' sections and the symbol table (`shard` = [`PIPELINE_WIDE`] in its header).
 pub const META_FILE: &str = "meta.state";
 
@@ -47,9 +49,9 @@ pub enum Part {
     /// A source at its barrier; `last`: the source has ended and this is its final state, which stands for
     /// it in this and every later checkpoint.
     Source { id: u64, source: usize, state: Vec<u8>, position: SourcePosition, last: bool },
-    /// A shard's state at the barrier and how long taking it held the shard; `state` goes back to the shard
-    /// through `give_back` once written, to be written into again.
-    Shard { id: u64, shard: usize, state: Vec<u8>, pause_ns: u64, give_back: Sender<Vec<u8>> },
+    /// A shard's state at the barrier — its own section, then one per operator — and the longest the shard
+    /// stopped for it; the sections go back to the shard through `give_back` once written, to be reused.
+    Shard { id: u64, shard: usize, sections: Vec<Vec<u8>>, pause_ns: u64, give_back: Sender<Vec<Vec<u8>>> },
     /// The sinks, synced, and where their output stands.
     Sinks { id: u64, positions: Vec<SinkPosition> },
     /// A stage could not take part (the reason names it).
@@ -96,7 +98,7 @@ pub struct TooManyFailures {
 }
 
 /// A shard's state, its pause, and where the buffer goes back.
-type ShardPart = (Vec<u8>, u64, Sender<Vec<u8>>);
+type ShardPart = (Vec<Vec<u8>>, u64, Sender<Vec<Vec<u8>>>);
 
 struct Collect {
     id: u64,
@@ -244,8 +246,8 @@ impl Coordinator {
                 Ok(Part::Source { id, source, state, position, .. }) if id == c.id => {
                     c.sources[source] = Some((state, position))
                 }
-                Ok(Part::Shard { id, shard, state, pause_ns, give_back }) if id == c.id => {
-                    c.shards[shard] = Some((state, pause_ns, give_back))
+                Ok(Part::Shard { id, shard, sections, pause_ns, give_back }) if id == c.id => {
+                    c.shards[shard] = Some((sections, pause_ns, give_back))
                 }
                 Ok(Part::Sinks { id, positions }) if id == c.id => c.sinks = Some(positions),
                 Ok(Part::Failed { id, reason }) if id == c.id => return Err(reason),
@@ -283,7 +285,14 @@ impl Coordinator {
             let (state, _, _) = s.as_ref().expect("complete");
             let name = manifest::state_file_name(k as u32);
             let path = dir.join(&name);
-            let sec = [Section { kind: SECTION_SHARD, id: 0, bytes: state }];
+            let sec: Vec<Section<'_>> = state
+                .iter()
+                .enumerate()
+                .map(|(i, b)| match i {
+                    0 => Section { kind: SECTION_SHARD, id: 0, bytes: b },
+                    _ => Section { kind: SECTION_OPERATOR, id: i as u32 - 1, bytes: b },
+                })
+                .collect();
             size += write_state_file(&path, &header(k as u32), &sec).map_err(|e| e.to_string())?;
             files.push(path);
         }

@@ -528,6 +528,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Shards.
     let key_limit = symbols.len() as u32;
+    let n_ops = plan.operators.len();
     for (id, (inputs, to)) in shard_inputs.into_iter().zip(targets).enumerate() {
         let ops = build_operators(plan);
         let recorder = hub.recorder();
@@ -549,8 +550,10 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
                     let owns = |k: KeyId| SourceOut::shard_of(k, n_shards) == id;
                     for f in files.iter() {
                         let sec = f.section(coordinator::SECTION_SHARD, 0).unwrap_or_default();
-                        let mut d = Dec::with_key_limit(sec, key_limit);
-                        w.restore(&mut d, &owns, started).with_context(|| {
+                        let ops: Vec<&[u8]> = (0..n_ops)
+                            .map(|i| f.section(coordinator::SECTION_OPERATOR, i as u32).unwrap_or_default())
+                            .collect();
+                        w.restore(sec, &ops, key_limit, &owns, started).with_context(|| {
                             format!("shard {id}: restoring checkpoint {ck} from {}", f.path().display())
                         })?;
                     }

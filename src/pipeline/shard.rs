@@ -14,6 +14,7 @@ use crate::record::{Collector, Record, StreamId};
 use crate::time::mono_now;
 use crate::time::watermark::Frontier;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::sync::Arc;
 
 /// An operator, the sources (bit i = input ring i) it consumes, and its watermark: the minimum over those
@@ -159,6 +160,13 @@ impl Owners {
     }
 }
 
+/// A shard snapshot's sections: the shard's own, then one per operator.
+type Sections = Vec<Vec<u8>>;
+
+/// Keys of a pending snapshot written per pass of the shard's loop: about 0.1–0.3 ms of work, so a checkpoint
+/// never holds the shard up longer than that (BENCHMARKS.md, "(g) Checkpoints").
+const SNAPSHOT_STEP_KEYS: usize = 2048;
+
 /// Messages taken from one input ring before looking at the next.
 const BATCH: usize = 256;
 
@@ -170,9 +178,13 @@ pub struct ShardWorker {
     align: Alignment,
     /// Where this shard's part of a checkpoint goes (checkpoints on).
     checkpoints: Option<PartSender>,
-    /// The snapshot buffer, and the one the coordinator gives back after writing the previous snapshot.
+    /// The shard's own snapshot section; the sections of the checkpoint before come back through `spare`
+    /// once written, and are written into again (`spares`: the operators', until their snapshots end).
     enc: Enc,
-    spare: (std::sync::mpsc::Sender<Vec<u8>>, std::sync::mpsc::Receiver<Vec<u8>>),
+    spare: (mpsc::Sender<Sections>, mpsc::Receiver<Sections>),
+    spares: Vec<Vec<u8>>,
+    /// A checkpoint whose operator snapshots are still being written, and the longest stop for it so far.
+    pending: Option<(u64, u64)>,
     /// Restored from a checkpoint: when the run started, to report how long until the first event.
     restored_since: Option<std::time::Instant>,
     /// Over all inputs: the shard's watermark, for metrics.
@@ -203,6 +215,8 @@ impl ShardWorker {
             checkpoints: None,
             enc: Enc::new(),
             spare: std::sync::mpsc::channel(),
+            spares: Vec::new(),
+            pending: None,
             restored_since: None,
             frontier: Frontier::new(n),
             ops,
@@ -323,6 +337,11 @@ impl ShardWorker {
                     got = true;
                 }
             }
+            if self.pending.is_some() {
+                // A few thousand keys between batches: the shard never stops for the whole state.
+                self.snapshot_step(SNAPSHOT_STEP_KEYS);
+                got = true;
+            }
             self.out.recorder.tick();
             if got {
                 self.publish(events);
@@ -339,6 +358,7 @@ impl ShardWorker {
                 self.idler.idle(|| inputs.iter().enumerate().all(|(i, c)| align.blocked(i) || c.is_empty()));
             }
         }
+        while !self.snapshot_step(usize::MAX) {}
         self.publish(events);
         let Out { to, recorder, .. } = self.out;
         recorder.finish();
@@ -361,18 +381,22 @@ impl ShardWorker {
     /// (the only time the shard stops for a checkpoint: measured as `pause_ns`), hand a copy to the
     /// coordinator, which writes it to disk, and pass the barrier on.
     fn checkpoint(&mut self, id: u64) -> Result<(), ShardError> {
+        if self.pending.is_some() {
+            // The one before is still being written: finish it first (a stall only when checkpoints come
+            // faster than a shard's state can be written between batches).
+            while !self.snapshot_step(usize::MAX) {}
+        }
         let t = mono_now();
-        self.enc.clear();
+        let mut spares = self.spare.1.try_recv().unwrap_or_default().into_iter();
+        self.enc = Enc::from_vec(spares.next().unwrap_or_default());
         self.encode_state();
-        // The buffer of the checkpoint before, written by now (else a new one, once).
-        let spare = self.spare.1.try_recv().unwrap_or_default();
-        let state = self.enc.swap_out(spare);
+        for slot in &mut self.ops {
+            slot.op.snapshot_begin();
+        }
+        self.spares = spares.collect();
         let pause_ns = mono_now() - t;
         self.out.recorder.record(Stage::CheckpointPause, pause_ns);
-        if let Some(tx) = &self.checkpoints {
-            let give_back = self.spare.0.clone();
-            let _ = tx.send(Part::Shard { id, shard: self.id, state, pause_ns, give_back });
-        }
+        self.pending = Some((id, pause_ns));
         self.align.release();
         match &mut self.out.to {
             Target::Ring(tx) => tx.send(EmitMsg::Barrier { id }).map_err(|_| ShardError::EmitterGone)?,
@@ -384,7 +408,41 @@ impl ShardWorker {
         Ok(())
     }
 
-    /// The shard's state: its arrival counter and frontier, then per operator its frontier and state.
+    /// Writes up to `budget` more keys of the pending snapshot (operator after operator); when it is
+    /// complete, hands every section to the coordinator. True when nothing is pending any more.
+    fn snapshot_step(&mut self, budget: usize) -> bool {
+        let Some((id, mut pause_ns)) = self.pending else { return true };
+        let t = mono_now();
+        let mut done = true;
+        for slot in &mut self.ops {
+            if !slot.op.snapshot_step(budget) {
+                done = false;
+                break;
+            }
+        }
+        let step = mono_now() - t;
+        self.out.recorder.record(Stage::CheckpointPause, step);
+        pause_ns = pause_ns.max(step);
+        if !done {
+            self.pending = Some((id, pause_ns));
+            return false;
+        }
+        self.pending = None;
+        let mut sections = Vec::with_capacity(1 + self.ops.len());
+        sections.push(std::mem::take(&mut self.enc).into_vec());
+        let mut spares = std::mem::take(&mut self.spares).into_iter();
+        for slot in &mut self.ops {
+            sections.push(slot.op.snapshot_take(spares.next().unwrap_or_default()));
+        }
+        if let Some(tx) = &self.checkpoints {
+            let give_back = self.spare.0.clone();
+            let _ = tx.send(Part::Shard { id, shard: self.id, sections, pause_ns, give_back });
+        }
+        true
+    }
+
+    /// The shard's own section: its arrival counter and frontier, then per operator its frontier (the
+    /// operators write sections of their own).
     fn encode_state(&mut self) {
         let e = &mut self.enc;
         e.u64(self.arrival);
@@ -392,32 +450,36 @@ impl ShardWorker {
         e.len_of(self.ops.len());
         for slot in &self.ops {
             slot.frontier.encode(e);
-            slot.op.snapshot(e);
         }
     }
 
-    /// Restores the shard from the states of the old shards (one, or all of them when the number of shards
-    /// changed), keeping the keys `owns` accepts.
+    /// Restores the shard from an old shard's sections (one old shard, or each of them in turn when the
+    /// number of shards changed), keeping the keys `owns` accepts.
     pub fn restore(
         &mut self,
-        d: &mut Dec<'_>,
+        shard: &[u8],
+        ops: &[&[u8]],
+        key_limit: u32,
         owns: &dyn Fn(KeyId) -> bool,
         run_started: std::time::Instant,
     ) -> Result<(), DecodeError> {
         self.restored_since = Some(run_started);
+        let mut d = Dec::new(shard);
         self.arrival = self.arrival.max(d.u64("arrival counter")?);
-        self.frontier.merge_from(d)?;
+        self.frontier.merge_from(&mut d)?;
         let n = d.count(1, "operators")?;
-        if n != self.ops.len() {
+        if n != self.ops.len() || ops.len() != n {
             return Err(DecodeError::Mismatch {
                 what: "number of operators",
                 expected: self.ops.len().to_string(),
                 found: n.to_string(),
             });
         }
-        for slot in &mut self.ops {
-            slot.frontier.merge_from(d)?;
-            slot.op.restore(d, owns)?;
+        for (slot, bytes) in self.ops.iter_mut().zip(ops) {
+            slot.frontier.merge_from(&mut d)?;
+            let mut od = Dec::with_key_limit(bytes, key_limit);
+            slot.op.restore(&mut od, owns)?;
+            od.finish()?;
         }
         d.finish()
     }

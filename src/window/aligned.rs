@@ -15,7 +15,7 @@ use super::timers::BucketTimers;
 use super::{cleanup_time, is_late, max_timestamp, window_start, WindowKind, WindowSpec};
 use crate::agg::twap::{TwapFold, VecPool};
 use crate::agg::{Bar, Twap};
-use crate::checkpoint::codec::{self, Dec, DecodeError, Enc};
+use crate::checkpoint::codec::{self, Dec, DecodeError, Incremental};
 use crate::event::{Event, KeyId, Nanos, Price, Trade};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, WindowRow};
@@ -69,6 +69,8 @@ pub struct AlignedWindows {
     /// Keys whose window ending at `t + 1 − lateness` is dropped at `t` (only with allowed lateness).
     cleanup: BucketTimers,
     open: usize,
+    /// The checkpoint snapshot being written, if any.
+    snap: Incremental,
 }
 
 impl AlignedWindows {
@@ -97,6 +99,40 @@ impl AlignedWindows {
             fire: BucketTimers::default(),
             cleanup: BucketTimers::default(),
             open: 0,
+            snap: Incremental::default(),
+        }
+    }
+
+    /// A snapshot is being written: write `key` as it is now, before it changes (once per snapshot).
+    #[inline]
+    fn presave(&mut self, key: usize) {
+        if self.snap.active() {
+            self.save_key(key);
+        }
+    }
+
+    #[cold]
+    fn save_key(&mut self, key: usize) {
+        if !self.snap.claim(key) {
+            return;
+        }
+        let Some(ks) = self.keys.get(key) else { return };
+        if ks.panes.is_empty() && ks.windows.is_empty() {
+            return;
+        }
+        let e = self.snap.key_enc();
+        e.key(key as KeyId);
+        e.len_of(ks.panes.len());
+        for p in &ks.panes {
+            e.i64(p.start);
+            p.bar.encode(e);
+            e.u32(p.fires);
+            p.twap.encode(e);
+        }
+        e.len_of(ks.windows.len());
+        for w in &ks.windows {
+            e.i64(w.start);
+            e.u32(w.fires);
         }
     }
 
@@ -104,6 +140,7 @@ impl AlignedWindows {
     fn on_trade(&mut self, t: &Trade, arrival: u64, out: &mut dyn Collector) {
         let wm = self.wm;
         let key = t.instrument as usize;
+        self.presave(key);
         if key >= self.keys.len() {
             self.keys.resize_with(key + 1, KeyState::default);
         }
@@ -221,6 +258,7 @@ impl AlignedWindows {
         let start = end - self.size;
         let cleanup = cleanup_time(end, self.lateness);
         for &key in keys {
+            self.presave(key as usize);
             let ks = &mut self.keys[key as usize];
             let fires = if self.pane == self.size {
                 ks.panes.iter_mut().find(|p| p.start == start).map(|p| &mut p.fires)
@@ -313,6 +351,7 @@ impl Operator for AlignedWindows {
                     let (at, keys) = self.cleanup.pop_due(wm).expect("due");
                     let start = at - self.lateness + 1 - self.size;
                     for &k in &keys {
+                        self.presave(k as usize);
                         self.purge(k as usize, start);
                     }
                     self.cleanup.recycle(keys);
@@ -342,37 +381,36 @@ impl Operator for AlignedWindows {
         from_fire.into_iter().chain(from_cleanup).min().unwrap_or(crate::event::WATERMARK_MAX)
     }
 
-    fn snapshot(&self, e: &mut Enc) {
+    fn snapshot_begin(&mut self) {
+        let e = self.snap.begin(self.keys.len());
         e.u8(SNAPSHOT_TAG);
         for v in [self.size, self.slide, self.offset, self.lateness] {
             e.i64(v);
         }
         e.bool(self.twap);
         e.i64(self.wm);
-        let n_at = e.placeholder_u64();
-        let mut n = 0;
-        for (key, ks) in self.keys.iter().enumerate() {
-            if ks.panes.is_empty() && ks.windows.is_empty() {
-                continue;
-            }
-            n += 1;
-            e.key(key as KeyId);
-            e.len_of(ks.panes.len());
-            for p in &ks.panes {
-                e.i64(p.start);
-                p.bar.encode(e);
-                e.u32(p.fires);
-                p.twap.encode(e);
-            }
-            e.len_of(ks.windows.len());
-            for w in &ks.windows {
-                e.i64(w.start);
-                e.u32(w.fires);
-            }
-        }
-        e.fill_u64(n_at, n);
         self.fire.encode(e);
         self.cleanup.encode(e);
+        self.snap.keys_follow();
+    }
+
+    fn snapshot_step(&mut self, budget: usize) -> bool {
+        match self.snap.next_range(budget) {
+            Some(r) => {
+                for k in r {
+                    self.save_key(k);
+                }
+                false
+            }
+            None => {
+                self.snap.finish();
+                true
+            }
+        }
+    }
+
+    fn snapshot_take(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        self.snap.take(spare)
     }
 
     fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
@@ -384,6 +422,8 @@ impl Operator for AlignedWindows {
         d.expect_u8("twap", self.twap as u8)?;
         // Every shard's watermark is the same at a barrier; the largest is the one to continue from.
         self.wm = self.wm.max(d.i64("watermark")?);
+        self.fire.decode_into(d, owns)?;
+        self.cleanup.decode_into(d, owns)?;
         let keys = d.count(20, "keys")?;
         for _ in 0..keys {
             let at = d.pos();
@@ -426,12 +466,11 @@ impl Operator for AlignedWindows {
                 self.open += if self.pane == self.size { panes } else { windows };
             }
         }
-        self.fire.decode_into(d, owns)?;
-        self.cleanup.decode_into(d, owns)?;
         Ok(())
     }
 
     fn forget(&mut self, key: KeyId) {
+        self.presave(key as usize);
         let Some(ks) = self.keys.get_mut(key as usize) else { return };
         self.open -= if self.pane == self.size { ks.panes.len() } else { ks.windows.len() };
         ks.windows.clear();

@@ -15,7 +15,7 @@
 use super::{cleanup_time, is_late, max_timestamp, Timer, TimerKind, WindowKind, WindowSpec};
 use crate::agg::twap::{TwapFold, VecPool};
 use crate::agg::{Bar, Twap};
-use crate::checkpoint::codec::{self, Dec, DecodeError, Enc};
+use crate::checkpoint::codec::{self, Dec, DecodeError, Incremental};
 use crate::event::{Event, KeyId, Nanos, Price, Trade};
 use crate::operator::Operator;
 use crate::record::{Collector, LateReason, LateRow, Record, StreamId, WindowRow};
@@ -62,6 +62,8 @@ pub struct SessionWindows {
     timers: BinaryHeap<Reverse<Timer>>,
     next_uid: i64,
     open: usize,
+    /// The checkpoint snapshot being written, if any.
+    snap: Incremental,
 }
 
 impl SessionWindows {
@@ -81,6 +83,7 @@ impl SessionWindows {
             timers: BinaryHeap::new(),
             next_uid: 0,
             open: 0,
+            snap: Incremental::default(),
         }
     }
 
@@ -89,10 +92,42 @@ impl SessionWindows {
         self.next_uid
     }
 
+    /// A snapshot is being written: write `key` as it is now, before it changes (once per snapshot).
+    #[inline]
+    fn presave(&mut self, key: usize) {
+        if self.snap.active() {
+            self.save_key(key);
+        }
+    }
+
+    #[cold]
+    fn save_key(&mut self, key: usize) {
+        if !self.snap.claim(key) {
+            return;
+        }
+        let Some(ks) = self.keys.get(key) else { return };
+        if ks.live.is_empty() {
+            return;
+        }
+        let e = self.snap.key_enc();
+        e.key(key as KeyId);
+        e.len_of(ks.live.len());
+        for s in &ks.live {
+            e.i64(s.start);
+            e.i64(s.end);
+            s.bar.encode(e);
+            e.u32(s.fires);
+            e.i64(s.uid);
+            e.bool(s.fire_pending);
+            s.twap.encode(e);
+        }
+    }
+
     fn on_trade(&mut self, t: &Trade, arrival: u64, out: &mut dyn Collector) {
         let wm = self.wm;
         let (ns, ne) = (t.ts, t.ts.saturating_add(self.gap));
         let key = t.instrument as usize;
+        self.presave(key);
         if key >= self.keys.len() {
             self.keys.resize_with(key + 1, KeySessions::default);
         }
@@ -204,6 +239,7 @@ impl Operator for SessionWindows {
             }
             self.timers.pop();
             let key = t.key as usize;
+            self.presave(key);
             // A timer of a session that merged into another since is stale.
             let Some(i) = self.keys[key].live.iter().position(|s| s.uid == t.id) else {
                 continue;
@@ -252,30 +288,14 @@ impl Operator for SessionWindows {
         self.keys.iter().filter_map(|k| k.live.first().map(|s| s.start)).min().unwrap_or(crate::event::WATERMARK_MAX)
     }
 
-    fn snapshot(&self, e: &mut Enc) {
+    fn snapshot_begin(&mut self) {
+        let e = self.snap.begin(self.keys.len());
         e.u8(SNAPSHOT_TAG);
         e.i64(self.gap);
         e.i64(self.lateness);
         e.bool(self.twap);
         e.i64(self.wm);
         e.i64(self.next_uid);
-        let n_at = e.placeholder_u64();
-        let mut n = 0;
-        for (key, ks) in self.keys.iter().enumerate().filter(|(_, ks)| !ks.live.is_empty()) {
-            n += 1;
-            e.key(key as KeyId);
-            e.len_of(ks.live.len());
-            for s in &ks.live {
-                e.i64(s.start);
-                e.i64(s.end);
-                s.bar.encode(e);
-                e.u32(s.fires);
-                e.i64(s.uid);
-                e.bool(s.fire_pending);
-                s.twap.encode(e);
-            }
-        }
-        e.fill_u64(n_at, n);
         // The heap's order is the timers' own (time, key, session, kind), so sorted is as good as as-held.
         let mut timers: Vec<Timer> = self.timers.iter().map(|r| r.0).collect();
         timers.sort_unstable();
@@ -289,6 +309,26 @@ impl Operator for SessionWindows {
                 TimerKind::Cleanup => 1,
             });
         }
+        self.snap.keys_follow();
+    }
+
+    fn snapshot_step(&mut self, budget: usize) -> bool {
+        match self.snap.next_range(budget) {
+            Some(r) => {
+                for k in r {
+                    self.save_key(k);
+                }
+                false
+            }
+            None => {
+                self.snap.finish();
+                true
+            }
+        }
+    }
+
+    fn snapshot_take(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        self.snap.take(spare)
     }
 
     fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
@@ -298,6 +338,22 @@ impl Operator for SessionWindows {
         d.expect_u8("twap", self.twap as u8)?;
         self.wm = self.wm.max(d.i64("watermark")?);
         self.next_uid = self.next_uid.max(d.i64("next session uid")?);
+        let n_timers = d.count(21, "timers")?;
+        let mut timers = Vec::with_capacity(n_timers);
+        for _ in 0..n_timers {
+            let at = d.pos();
+            let t_at = d.i64("timer time")?;
+            let key = d.key()?;
+            let id = d.i64("timer session")?;
+            let kind = match d.u8("timer kind")? {
+                0 => TimerKind::Fire,
+                1 => TimerKind::Cleanup,
+                k => return Err(DecodeError::Invalid { at, what: format!("timer kind {k}") }),
+            };
+            if owns(key) {
+                timers.push((at, Timer { at: t_at, key, id, kind }));
+            }
+        }
         let keys = d.count(12, "keys")?;
         for _ in 0..keys {
             let at = d.pos();
@@ -335,28 +391,18 @@ impl Operator for SessionWindows {
                 self.open += n;
             }
         }
-        let timers = d.count(21, "timers")?;
-        for _ in 0..timers {
-            let at = d.pos();
-            let t_at = d.i64("timer time")?;
-            let key = d.key()?;
-            let id = d.i64("timer session")?;
-            let kind = match d.u8("timer kind")? {
-                0 => TimerKind::Fire,
-                1 => TimerKind::Cleanup,
-                k => return Err(DecodeError::Invalid { at, what: format!("timer kind {k}") }),
-            };
-            if owns(key) {
-                if key as usize >= self.keys.len() {
-                    return Err(DecodeError::Invalid { at, what: format!("timer of key {key}, which has no state") });
-                }
-                self.timers.push(Reverse(Timer { at: t_at, key, id, kind }));
+        for (at, t) in timers {
+            // Firing looks the key up: a timer must not name a key beyond the restored ones.
+            if t.key as usize >= self.keys.len() {
+                return Err(DecodeError::Invalid { at, what: format!("timer of key {}, which has no state", t.key) });
             }
+            self.timers.push(Reverse(t));
         }
         Ok(())
     }
 
     fn forget(&mut self, key: KeyId) {
+        self.presave(key as usize);
         let Some(ks) = self.keys.get_mut(key as usize) else { return };
         self.open -= ks.live.len();
         for s in ks.live.drain(..) {
