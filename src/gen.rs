@@ -89,7 +89,12 @@ impl TradeGen {
             });
         }
         for t in &mut self.ticks {
+            let at = d.pos();
             *t = d.i64("instrument price")?;
+            // Prices are positive ticks whose value in raw units fits an i64.
+            if !(1..=i64::MAX / TICK).contains(t) {
+                return Err(DecodeError::Invalid { at, what: format!("instrument price of {t} ticks") });
+            }
         }
         self.max_seen = d.i64("largest event time")?;
         self.first = d.i64("first event time")?;

@@ -466,6 +466,13 @@ impl Operator for AlignedWindows {
                 self.open += if self.pane == self.size { panes } else { windows };
             }
         }
+        // Firing and cleanup look keys up by id: every key a timer names must exist (a timer of a key with
+        // no window finds nothing and is skipped, as after `forget`).
+        if let Some(k) = self.fire.max_key().max(self.cleanup.max_key()) {
+            if k as usize >= self.keys.len() {
+                self.keys.resize_with(k as usize + 1, KeyState::default);
+            }
+        }
         Ok(())
     }
 

@@ -56,6 +56,11 @@ impl BucketTimers {
         self.pool.put(v);
     }
 
+    /// The largest key with a timer, if any.
+    pub fn max_key(&self) -> Option<KeyId> {
+        self.buckets.iter().flat_map(|(_, keys)| keys.iter().copied()).max()
+    }
+
     /// Checkpoint form: the bucket count, then per bucket its time, key count and keys in order (the order
     /// in which keys due at the same time fire, so it is kept exactly).
     pub fn encode(&self, e: &mut Enc) {
