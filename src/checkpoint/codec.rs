@@ -32,6 +32,11 @@ impl Enc {
         Self::default()
     }
 
+    /// Makes room for `n` more bytes at once.
+    pub fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+
     /// Empties the buffer, keeping its capacity.
     pub fn clear(&mut self) {
         self.buf.clear();
@@ -144,6 +149,8 @@ pub struct Incremental {
     limit: usize,
     count_at: usize,
     written: u64,
+    /// Bytes and keys of the last snapshot: what the next one reserves room for.
+    last: (usize, usize),
 }
 
 impl Incremental {
@@ -151,6 +158,13 @@ impl Incremental {
     /// watermark, timers). Call [`Incremental::keys_follow`] after writing it.
     pub fn begin(&mut self, keys: usize) -> &mut Enc {
         self.enc.clear();
+        // Room for all of it now, sized by the last snapshot's bytes per key: a buffer grown by doubling
+        // copies itself while the shard waits (80 MB at once, at a million windows).
+        let per_key = match self.last {
+            (bytes, n) if n > 0 => bytes / n + 1,
+            _ => 128,
+        };
+        self.enc.reserve(keys.saturating_mul(per_key).saturating_add(4096));
         self.epoch = self.epoch.wrapping_add(1).max(1);
         self.active = true;
         self.cursor = 0;
@@ -206,6 +220,7 @@ impl Incremental {
         if self.active {
             self.enc.fill_u64(self.count_at, self.written);
             self.active = false;
+            self.last = (self.enc.len(), self.written as usize);
         }
     }
 
