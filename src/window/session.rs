@@ -371,6 +371,11 @@ impl Operator for SessionWindows {
             let mut scratch = KeySessions::default();
             let ks = if mine { &mut self.keys[idx] } else { &mut scratch };
             let n = d.count(8 + 8 + 96 + 4 + 8 + 1 + 8, "sessions")?;
+            // Only keys with live sessions are written: an empty one is not a snapshot's (its timers would
+            // outlive it in the next snapshot, which could then not be restored).
+            if n == 0 {
+                return Err(DecodeError::Invalid { at, what: format!("key {key} listed with no sessions") });
+            }
             for _ in 0..n {
                 let at = d.pos();
                 let start = d.i64("session start")?;
