@@ -128,6 +128,21 @@ fn run_with_kills(dir: &Path, cfg: &Path, kills: &[Duration]) -> usize {
     resumed + err.contains("resuming from checkpoint") as usize
 }
 
+/// Runs `ticklane ARGS` until `n` checkpoints are complete, then kills it with SIGKILL; a run that finishes
+/// first (a fast machine) is left to finish — either way at least `n` checkpoints are on disk.
+fn kill_after_checkpoints(args: &[&str], dir: &Path, n: usize) {
+    let mut r = Running::start_logging(args, dir, "info");
+    let t = std::time::Instant::now();
+    while r.stderr_so_far().matches("checkpoint complete").count() < n {
+        assert!(t.elapsed() < Duration::from_secs(30), "not {n} checkpoints:\n{}", r.stderr_so_far());
+        if r.wait_for(Duration::from_millis(5)).is_some() {
+            return;
+        }
+    }
+    r.signal("KILL");
+    r.wait_for(Duration::from_secs(10)).expect("killed");
+}
+
 /// A small deterministic generator of kill delays (no rand dependency needed).
 struct Delays(u64);
 
@@ -219,22 +234,8 @@ fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
     std::fs::write(&cfg, config(&input, &out, 1, Some(&chk))).expect("write config");
     let args = ["run", "--config", cfg.to_str().expect("utf-8")];
     // Run until at least two checkpoints are complete, then kill.
-    let mut r = Running::start_logging(&args, d, "info");
-    let t = std::time::Instant::now();
-    // Killed after two checkpoints, or (on a fast machine) finished: either way the newest can be damaged.
-    let mut finished = false;
-    while r.stderr_so_far().matches("checkpoint complete").count() < 2 {
-        assert!(t.elapsed() < Duration::from_secs(30), "no two checkpoints:\n{}", r.stderr_so_far());
-        if r.wait_for(Duration::from_millis(5)).is_some() {
-            finished = true;
-            break;
-        }
-    }
-    if !finished {
-        r.signal("KILL");
-        r.wait_for(Duration::from_secs(10)).expect("killed");
-    }
-    drop(r);
+    // The newest of at least two checkpoints gets damaged.
+    kill_after_checkpoints(&args, d, 2);
     let mut dirs: Vec<PathBuf> =
         std::fs::read_dir(&chk).expect("checkpoints").map(|e| e.expect("entry").path()).collect();
     dirs.sort();
@@ -304,22 +305,7 @@ fn run_from_savepoint_resumes_an_older_checkpoint_with_other_workers() {
     let (out, chk) = (d.join("out"), d.join("chk"));
     let cfg = d.join("job.toml");
     std::fs::write(&cfg, config(&input, &out, 1, Some(&chk))).expect("write config");
-    let mut r = Running::start_logging(&["run", "--config", cfg.to_str().expect("utf-8")], d, "info");
-    let t = std::time::Instant::now();
-    // Killed after two checkpoints, or (on a fast machine) finished: either way older checkpoints remain.
-    let mut finished = false;
-    while r.stderr_so_far().matches("checkpoint complete").count() < 2 {
-        assert!(t.elapsed() < Duration::from_secs(30), "no two checkpoints:\n{}", r.stderr_so_far());
-        if r.wait_for(Duration::from_millis(5)).is_some() {
-            finished = true;
-            break;
-        }
-    }
-    if !finished {
-        r.signal("KILL");
-        r.wait_for(Duration::from_secs(10)).expect("killed");
-    }
-    drop(r);
+    kill_after_checkpoints(&["run", "--config", cfg.to_str().expect("utf-8")], d, 2);
     let mut complete: Vec<PathBuf> = std::fs::read_dir(&chk)
         .expect("checkpoints")
         .map(|e| e.expect("entry").path())

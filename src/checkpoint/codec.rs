@@ -204,24 +204,21 @@ impl Incremental {
         &mut self.enc
     }
 
-    /// The next keys for the cursor to write (at most `budget`), or `None` when it has passed them all.
-    pub fn next_range(&mut self, budget: usize) -> Option<std::ops::Range<usize>> {
+    /// The next keys for the cursor to write (at most `budget`); `None` once it has passed them all, which
+    /// completes the snapshot.
+    pub fn step(&mut self, budget: usize) -> Option<std::ops::Range<usize>> {
         if self.cursor >= self.limit {
+            if self.active {
+                self.enc.fill_u64(self.count_at, self.written);
+                self.active = false;
+                self.last = (self.enc.len(), self.written as usize);
+            }
             return None;
         }
         let end = self.cursor.saturating_add(budget.max(1)).min(self.limit);
         let r = self.cursor..end;
         self.cursor = end;
         Some(r)
-    }
-
-    /// Every key is written: the snapshot is complete.
-    pub fn finish(&mut self) {
-        if self.active {
-            self.enc.fill_u64(self.count_at, self.written);
-            self.active = false;
-            self.last = (self.enc.len(), self.written as usize);
-        }
     }
 
     /// The complete snapshot's bytes, leaving `spare` as the next snapshot's buffer.

@@ -395,18 +395,11 @@ impl Operator for AlignedWindows {
     }
 
     fn snapshot_step(&mut self, budget: usize) -> bool {
-        match self.snap.next_range(budget) {
-            Some(r) => {
-                for k in r {
-                    self.save_key(k);
-                }
-                false
-            }
-            None => {
-                self.snap.finish();
-                true
-            }
+        let Some(keys) = self.snap.step(budget) else { return true };
+        for k in keys {
+            self.save_key(k);
         }
+        false
     }
 
     fn snapshot_take(&mut self, spare: Vec<u8>) -> Vec<u8> {
