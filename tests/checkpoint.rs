@@ -265,34 +265,45 @@ fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
 }
 
 #[test]
-fn checkpoints_are_refused_for_kafka_edges_by_name() {
+fn kafka_options_that_contradict_checkpoints_are_named() {
     let dir = tmp();
     let d = dir.path();
-    let cfg = d.join("k.toml");
-    std::fs::write(
-        &cfg,
-        r#"
-[checkpoint]
-dir = "chk"
+    let check = |toml: &str| {
+        let cfg = d.join("k.toml");
+        std::fs::write(&cfg, toml).expect("write");
+        let o = ticklane(&["check", "--config", cfg.to_str().expect("utf-8")], d);
+        assert!(!o.status.success(), "accepted:\n{toml}");
+        common::stderr(&o)
+    };
+    let job = |checkpoint: &str, source_extra: &str, sink_extra: &str| {
+        format!(
+            r#"
+{checkpoint}
 [[source]]
 name = "k"
 type = "kafka"
 topics = ["t"]
-kafka = { "bootstrap.servers" = "127.0.0.1:1", "group.id" = "g" }
+{source_extra}
+kafka = {{ "bootstrap.servers" = "127.0.0.1:1", "group.id" = "g" }}
 [[window]]
 name = "bars"
 type = "tumbling"
 size = "1s"
 [[sink]]
 stream = "bars"
-type = "null"
-"#,
-    )
-    .expect("write");
-    let o = ticklane(&["check", "--config", cfg.to_str().expect("utf-8")], d);
-    assert!(!o.status.success());
-    let err = common::stderr(&o);
-    assert!(err.contains("checkpoint.dir") && err.contains("Kafka source"), "{err}");
+type = "kafka"
+topic = "out"
+{sink_extra}
+kafka = {{ "bootstrap.servers" = "127.0.0.1:1" }}
+"#
+        )
+    };
+    let err = check(&job("[checkpoint]\ndir = \"chk\"", "commit_interval = \"1s\"", ""));
+    assert!(err.contains("source[0].commit_interval") && err.contains("checkpoint completes"), "{err}");
+    let err = check(&job("", "", "exactly_once = \"replay\""));
+    assert!(err.contains("sink[0].exactly_once") && err.contains("checkpoint"), "{err}");
+    let err = check(&job("[checkpoint]\ndir = \"chk\"", "", "exactly_once = \"transactions\""));
+    assert!(err.contains("exactly_once") && err.contains("replay"), "{err}");
 }
 
 #[test]

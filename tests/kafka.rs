@@ -524,3 +524,191 @@ fn a_killed_instance_resumes_without_partial_windows_mock_cluster() {
     let dir = tempfile::tempdir().unwrap();
     kill_and_resume(&b, dir.path(), &|t| mock.create_topic(t, 1, 1).expect("mock topic"), true);
 }
+
+/// Results per instrument (the `symbol` field of each JSON line), in the order written.
+fn by_key(lines: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        let key = v.get("symbol").and_then(|s| s.as_str()).unwrap_or_else(|| panic!("no symbol: {l}"));
+        m.entry(key.to_string()).or_default().push(l.clone());
+    }
+    m
+}
+
+/// Kafka → ticklane → Kafka with checkpoints, killed with SIGKILL 20 times at random points (before the
+/// first checkpoint, during restores, while results written before a restore are being computed again)
+/// and started again each time with the same configuration: every result is in the output topics exactly
+/// once, and each instrument's results are those of an uninterrupted run, in the same order.
+fn killed_anywhere_kafka_output_is_exactly_once(b: &str, d: &Path, create: &dyn Fn(&str, i32)) {
+    let n = 40_000;
+    let input = gen(d, "trades.csv", &["-n", &n.to_string(), "--instruments", "20", "--late-fraction", "0.01"]);
+    let (want_bars, want_late) = file_run(d, &input);
+    assert!(!want_late.is_empty(), "the input should have late trades");
+    let (tin, bars, late) = (unique("exact-in"), unique("exact-bars"), unique("exact-late"));
+    // One input partition keeps the file's order (so lateness is decided as in the file run); two output
+    // partitions, so that reading back what was written covers several.
+    create(&tin, 1);
+    create(&bars, 2);
+    create(&late, 1);
+    // Paced, so the kills land while trades are still arriving (about 10 s of input).
+    let feeder = {
+        let (b, tin, input, d) = (b.to_string(), tin.clone(), input.clone(), d.to_path_buf());
+        std::thread::spawn(move || produce(&b, &tin, &input, &["--format", "binary", "--rate", "4000"], &d))
+    };
+    let source = kafka_source(b, &tin, &unique("g"), "binary", "").replace("commit_interval = \"200ms\"\n", "");
+    let toml = pipeline(&source, &kafka_sinks(b, &bars, &late)).replace(
+        "[pipeline]\n",
+        "[checkpoint]\ndir = \"chk\"\ninterval = \"250ms\"\n[pipeline]\nworkers = 2\nwait = \"park\"\n",
+    );
+    let cfg = write_config(d, "exact.toml", &toml);
+    let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+    let mut delays = Delays(0xD1B5_4A32_D192_ED03);
+    let (mut restored, mut replayed, mut from_start) = (0, 0, 0);
+    let mut logs = String::new();
+    for _ in 0..20 {
+        let mut r = Running::start_logging(&args, d, "info");
+        let wait = delays.next(150, 1500);
+        if r.wait_for(wait).is_some() {
+            let (_, err) = r.output();
+            panic!("ticklane exited by itself:\n{err}");
+        }
+        r.signal("KILL");
+        r.wait_for(Duration::from_secs(10)).expect("killed");
+        let (_, err) = r.output();
+        restored += err.contains("resuming from checkpoint") as usize;
+        from_start += err.contains("its start record") as usize;
+        replayed += err.contains("not written twice") as usize;
+        logs.push_str(&err.lines().filter(|l| !l.starts_with('[')).collect::<Vec<_>>().join("\n"));
+    }
+    feeder.join().expect("producer thread");
+    // The last run goes to the end of the input and stops with SIGTERM (which fires the open windows, as
+    // the end of the file does).
+    let r = Running::start_logging(&args, d, "info");
+    let mut last = (0, std::time::Instant::now());
+    assert!(
+        wait_until(Duration::from_secs(180), || {
+            let t = total_in(&r);
+            if t != last.0 {
+                last = (t, std::time::Instant::now());
+            }
+            last.1.elapsed() > Duration::from_secs(4)
+        }),
+        "the last run did not settle:\n{}",
+        r.stderr_so_far()
+    );
+    let err = stop(r);
+    let (got_bars, got_late) = (consume(b, &bars, false, d), consume(b, &late, false, d));
+    let ctx = format!("restored {restored}, from the start record {from_start}, replayed {replayed}\n{logs}\n{err}");
+    assert_eq!(
+        got_bars.len(),
+        want_bars.len(),
+        "bars: {} written, {} expected\n{ctx}",
+        got_bars.len(),
+        want_bars.len()
+    );
+    assert_eq!(counted(&got_bars), counted(&want_bars), "bars differ\n{ctx}");
+    assert_eq!(by_key(&got_bars), by_key(&want_bars), "an instrument's bars are out of order\n{ctx}");
+    assert_eq!(counted(&got_late), counted(&want_late), "late trades differ\n{ctx}");
+    eprintln!("{} bars, {} late rows; of 20 killed runs {restored} resumed from a checkpoint, {from_start} from the start record, {replayed} found results written after their checkpoint", got_bars.len(), got_late.len());
+    assert!(restored >= 5, "only {restored} runs resumed from a checkpoint\n{ctx}");
+    assert!(replayed >= 3, "only {replayed} runs found results written after their checkpoint\n{ctx}");
+}
+
+/// A small deterministic generator of kill delays.
+struct Delays(u64);
+
+impl Delays {
+    fn next(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_millis(lo_ms + self.0 % (hi_ms - lo_ms))
+    }
+}
+
+#[test]
+fn killed_anywhere_the_kafka_output_is_exactly_once() {
+    let Some(b) = broker("killed_anywhere_the_kafka_output_is_exactly_once") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    killed_anywhere_kafka_output_is_exactly_once(&b, d, &|t, p| create(&b, t, p as u32, d));
+}
+
+/// The same on librdkafka's in-process mock cluster (runs without a broker).
+#[test]
+fn killed_anywhere_the_kafka_output_is_exactly_once_mock_cluster() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    killed_anywhere_kafka_output_is_exactly_once(&b, dir.path(), &|t, p| {
+        mock.create_topic(t, p, 1).expect("mock topic")
+    });
+}
+
+/// Killed after writing results but before its first checkpoint (`interval = "1h"`), the job starts again
+/// from its start record: what the killed run wrote is read back, computed again and not written twice.
+fn killed_before_the_first_checkpoint(b: &str, d: &Path, create: &dyn Fn(&str, i32)) {
+    let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0"]);
+    let (want_bars, _) = file_run(d, &input);
+    let (tin, bars, late) = (unique("first-in"), unique("first-bars"), unique("first-late"));
+    create(&tin, 1);
+    create(&bars, 2);
+    create(&late, 1);
+    let feeder = {
+        let (b, tin, input, d) = (b.to_string(), tin.clone(), input.clone(), d.to_path_buf());
+        std::thread::spawn(move || produce(&b, &tin, &input, &["--format", "binary", "--rate", "5000"], &d))
+    };
+    let source = kafka_source(b, &tin, &unique("g"), "binary", "").replace("commit_interval = \"200ms\"\n", "");
+    let toml = pipeline(&source, &kafka_sinks(b, &bars, &late))
+        .replace("[pipeline]\n", "[checkpoint]\ndir = \"chk\"\ninterval = \"1h\"\n[pipeline]\nworkers = 2\n");
+    let cfg = write_config(d, "first.toml", &toml);
+    let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+    let mut r = Running::start_logging(&args, d, "info");
+    assert!(
+        wait_until(Duration::from_secs(60), || stdout(&ticklane_ok(
+            &["consume", "--brokers", b, "--topic", &bars, "--idle", "200ms", "-n", "20"],
+            d
+        ))
+        .lines()
+        .count()
+            >= 20),
+        "no results written:\n{}",
+        r.stderr_so_far()
+    );
+    r.signal("KILL");
+    r.wait_for(Duration::from_secs(10)).expect("killed");
+    assert!(d.join("chk/START.json").exists(), "no start record");
+    feeder.join().expect("producer thread");
+    let r = Running::start_logging(&args, d, "info");
+    let mut last = (0, std::time::Instant::now());
+    assert!(wait_until(Duration::from_secs(120), || {
+        let t = total_in(&r);
+        if t != last.0 {
+            last = (t, std::time::Instant::now());
+        }
+        t > 0 && last.1.elapsed() > Duration::from_secs(3)
+    }));
+    let err = stop(r);
+    assert!(err.contains("its start record"), "did not resume from the start record:\n{err}");
+    assert!(err.contains("not written twice"), "nothing was read back:\n{err}");
+    let got = consume(b, &bars, false, d);
+    assert_eq!(got.len(), want_bars.len(), "bars\n{err}");
+    assert_eq!(by_key(&got), by_key(&want_bars), "bars differ\n{err}");
+}
+
+#[test]
+fn killed_before_the_first_checkpoint_nothing_is_written_twice() {
+    let Some(b) = broker("killed_before_the_first_checkpoint_nothing_is_written_twice") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    killed_before_the_first_checkpoint(&b, d, &|t, p| create(&b, t, p as u32, d));
+}
+
+#[test]
+fn killed_before_the_first_checkpoint_nothing_is_written_twice_mock_cluster() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    killed_before_the_first_checkpoint(&b, dir.path(), &|t, p| mock.create_topic(t, p, 1).expect("mock topic"));
+}

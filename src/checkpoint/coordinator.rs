@@ -28,19 +28,38 @@ pub const SECTION_OPERATOR: u32 = 4;
 /// The file holding the sources' sections and the symbol table (`shard` = [`PIPELINE_WIDE`] in its header).
 pub const META_FILE: &str = "meta.state";
 
-/// The id of the checkpoint the sources are asked to start (0: none yet). Sources read it once per poll.
+/// The id of the checkpoint the sources are asked to start (0: none yet), and of the last one complete on
+/// disk. Sources read both once per poll.
 #[derive(Debug, Default)]
-pub struct Trigger(CachePadded<AtomicU64>);
+pub struct Trigger {
+    requested: CachePadded<AtomicU64>,
+    completed: AtomicU64,
+}
 
 impl Trigger {
     #[inline]
     pub fn requested(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.requested.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
     }
 
     fn request(&self, id: u64) {
-        self.0.store(id, Ordering::Relaxed);
+        self.requested.store(id, Ordering::Relaxed);
     }
+}
+
+/// Something that keeps checkpoints from starting while `pending` is not 0: a Kafka sink after a restore,
+/// until it has computed again every result written after the checkpoint (its output position is not
+/// known before).
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// The sink, for the log.
+    pub what: String,
+    pub pending: Arc<AtomicU64>,
 }
 
 /// What a stage contributes to checkpoint `id`.
@@ -75,6 +94,9 @@ pub struct Coordinator {
     pub stats: Arc<CheckpointStats>,
     /// Checkpoint durations and sizes go into the latency histograms (and their interval log).
     pub recorder: LatencyRecorder,
+    /// No checkpoint starts while one of these is pending; held longer than `timeout`, that counts as a
+    /// failed checkpoint.
+    pub holds: Vec<Hold>,
 }
 
 /// Figures of the checkpoints taken, for the summary and the live metrics.
@@ -144,6 +166,7 @@ impl Coordinator {
         let mut id = self.last_id;
         let mut failures = 0u32;
         let mut next_start = Instant::now() + self.interval;
+        let mut held_since: Option<Instant> = None;
         loop {
             // Wait for the next start, keeping the final parts of sources that end meanwhile.
             loop {
@@ -162,6 +185,36 @@ impl Coordinator {
                     Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 }
+            }
+            if let Some(h) = self.holds.iter().find(|h| h.pending.load(Ordering::Relaxed) > 0) {
+                let now = Instant::now();
+                let since = *held_since.get_or_insert(now);
+                if since == now {
+                    tracing::info!(sink = %h.what, pending = h.pending.load(Ordering::Relaxed), "checkpoints wait until the results written before the restore have been computed again");
+                }
+                if now - since < self.timeout {
+                    next_start = now + Duration::from_millis(20);
+                    continue;
+                }
+                held_since = Some(now);
+                failures += 1;
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                let reason = format!(
+                    "{}: {} results written before the restore have not been computed again within {:?} \
+                     (checkpoint.timeout): the restored run does not reproduce them",
+                    h.what,
+                    h.pending.load(Ordering::Relaxed),
+                    self.timeout
+                );
+                tracing::warn!(failures, %reason, "checkpoint failed");
+                if failures > self.tolerable_failures {
+                    return Err(TooManyFailures { failures, tolerable: self.tolerable_failures, last: reason });
+                }
+                next_start = now + self.interval;
+                continue;
+            }
+            if held_since.take().is_some() {
+                tracing::info!("checkpoints resume");
             }
             id += 1;
             let started = Instant::now();
@@ -186,6 +239,7 @@ impl Coordinator {
                     let pause = pauses;
                     let st = &self.stats;
                     st.completed.fetch_add(1, Ordering::Relaxed);
+                    self.trigger.completed.store(id, Ordering::Relaxed);
                     st.last_id.store(id, Ordering::Relaxed);
                     st.last_bytes.store(bytes, Ordering::Relaxed);
                     st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);

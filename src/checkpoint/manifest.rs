@@ -179,10 +179,16 @@ pub fn file_entry(path: &Path) -> Result<FileEntry, CheckpointError> {
 pub fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), CheckpointError> {
     let path = dir.join(MANIFEST);
     m.validate().map_err(|reason| CheckpointError::ManifestInvalid { path: path.clone(), reason })?;
-    let mut json = serde_json::to_vec_pretty(m)
+    let json = serde_json::to_vec_pretty(m)
         .map_err(|e| CheckpointError::ManifestInvalid { path: path.clone(), reason: e.to_string() })?;
+    write_atomically(&path, json)
+}
+
+/// Writes `json` to `path` all or nothing: a temporary file, fsync, rename, fsync of the directory and of
+/// its parent (which holds the directory's own entry).
+fn write_atomically(path: &Path, mut json: Vec<u8>) -> Result<(), CheckpointError> {
     json.push(b'\n');
-    let tmp = tmp_path(&path);
+    let tmp = tmp_path(path);
     let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&json)?;
@@ -192,13 +198,58 @@ pub fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), CheckpointError> {
         let _ = fs::remove_file(&tmp);
         return Err(CheckpointError::io(&tmp, e));
     }
-    fs::rename(&tmp, &path).map_err(|e| CheckpointError::io(&path, e))?;
+    fs::rename(&tmp, path).map_err(|e| CheckpointError::io(path, e))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     sync_dir(dir)?;
     match dir.parent() {
         Some(p) if p.as_os_str().is_empty() => sync_dir(Path::new(".")),
         Some(p) => sync_dir(p),
         None => Ok(()),
     }
+}
+
+/// Where a job started, written before it produces anything and kept until the checkpoint directory is
+/// deleted: the checkpoint a job resumes from when it stopped before its first checkpoint completed (or
+/// when none of its checkpoints verifies). Its state is empty; the positions are those the job started at
+/// (a Kafka source's resolved offsets, a Kafka sink's end offsets), so nothing written before the first
+/// checkpoint is written twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    pub version: u32,
+    pub created_ns: i64,
+    pub sources: Vec<SourcePosition>,
+    pub sinks: Vec<SinkPosition>,
+}
+
+/// The start record's file name in `checkpoint.dir`.
+pub const START: &str = "START.json";
+
+pub fn write_start(root: &Path, s: &Start) -> Result<(), CheckpointError> {
+    fs::create_dir_all(root).map_err(|e| CheckpointError::io(root, e))?;
+    let path = root.join(START);
+    let json = serde_json::to_vec_pretty(s)
+        .map_err(|e| CheckpointError::ManifestInvalid { path: path.clone(), reason: e.to_string() })?;
+    write_atomically(&path, json)
+}
+
+/// The start record under `root`, if one was written.
+pub fn read_start(root: &Path) -> Result<Option<Start>, CheckpointError> {
+    let path = root.join(START);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CheckpointError::io(&path, e)),
+    };
+    let s: Start = serde_json::from_slice(&text)
+        .map_err(|source| CheckpointError::ManifestParse { path: path.clone(), source })?;
+    if s.version != MANIFEST_VERSION {
+        return Err(CheckpointError::ManifestInvalid {
+            path,
+            reason: format!("version {}, this build reads version {MANIFEST_VERSION}", s.version),
+        });
+    }
+    Ok(Some(s))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {

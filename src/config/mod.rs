@@ -414,6 +414,20 @@ pub struct SinkConfig {
     pub producer: Option<String>,
     /// Kafka: librdkafka producer properties.
     pub kafka: Option<KafkaProps>,
+    /// Kafka, with checkpoints: what a restore does with the results written after the checkpoint
+    /// (docs/checkpoints.md). Default `replay`.
+    pub exactly_once: Option<ExactlyOnce>,
+}
+
+/// How a Kafka sink keeps results from reaching consumers twice after a restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExactlyOnce {
+    /// The checkpoint records the topic's end offsets; a restore reads what was written after them, checks
+    /// it against what it computes again and does not write it twice.
+    Replay,
+    /// At-least-once: the results after the checkpoint are written again.
+    None,
 }
 
 fn one() -> usize {

@@ -1,8 +1,8 @@
 //! Validation: the parsed config becomes a [`Plan`] (what to build), or a list of `(key, reason)` errors.
 
 use super::{
-    CheckpointConfig, Config, EventTime, FieldNames, Format, KafkaProps, MetricsConfig, PipelineConfig, SinkConfig,
-    SinkType, SourceConfig, SourceType, WindowType,
+    CheckpointConfig, Config, EventTime, ExactlyOnce, FieldNames, Format, KafkaProps, MetricsConfig, PipelineConfig,
+    SinkConfig, SinkType, SourceConfig, SourceType, WindowType,
 };
 use crate::continuous::SessionReset;
 use crate::event::Nanos;
@@ -62,6 +62,8 @@ pub struct KafkaSourcePlan {
 #[derive(Debug, Clone)]
 pub struct KafkaSinkPlan {
     pub topic: String,
+    /// With checkpoints: read back and skip what was written after the restored checkpoint.
+    pub replay: bool,
     /// Sinks with the same producer name share one producer.
     pub producer: String,
     /// librdkafka properties: ticklane's defaults overridden by the file's.
@@ -766,22 +768,24 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     if c.retain == 0 {
         errs.push(("checkpoint.retain".into(), "must be at least 1 (the checkpoint to resume from)".into()));
     }
-    if c.dir.is_some() {
-        // Their positions live in the broker: restoring them (and keeping Kafka output exactly once) is not
-        // built yet, and a checkpoint that silently left them out would not be one.
-        for s in &sources {
-            if matches!(s.kind, SourceKindPlan::Kafka(_)) {
+    if c.dir.is_none() {
+        for (i, s) in cfg.sinks.iter().enumerate() {
+            if s.exactly_once == Some(ExactlyOnce::Replay) {
                 errs.push((
-                    "checkpoint.dir".into(),
-                    format!("source `{}` is a Kafka source: checkpoints do not cover Kafka sources yet", s.name),
+                    format!("sink[{i}].exactly_once"),
+                    "`replay` works from checkpoints: set [checkpoint] dir".into(),
                 ));
             }
         }
-        for (i, s) in sinks.iter().enumerate() {
-            if s.kind == SinkType::Kafka {
+    }
+    if c.dir.is_some() {
+        // With checkpoints a Kafka source's offsets live in the checkpoints and are committed when one
+        // completes: its own commit cadence would mean nothing.
+        for (i, s) in cfg.sources.iter().enumerate() {
+            if s.commit_interval.is_some() {
                 errs.push((
-                    "checkpoint.dir".into(),
-                    format!("sink[{i}] is a Kafka sink: checkpoints do not cover Kafka sinks yet"),
+                    format!("source[{i}].commit_interval"),
+                    "has no effect with [checkpoint] dir set: offsets are committed when a checkpoint completes".into(),
                 ));
             }
         }
@@ -866,8 +870,12 @@ fn kafka_source(i: usize, s: &SourceConfig, errs: &mut Errors) -> KafkaSourcePla
 fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPlan> {
     let k = |f: &str| format!("sink[{i}].{f}");
     if s.kind != SinkType::Kafka {
-        for (f, set) in [("topic", s.topic.is_some()), ("producer", s.producer.is_some()), ("kafka", s.kafka.is_some())]
-        {
+        for (f, set) in [
+            ("topic", s.topic.is_some()),
+            ("producer", s.producer.is_some()),
+            ("kafka", s.kafka.is_some()),
+            ("exactly_once", s.exactly_once.is_some()),
+        ] {
             if set {
                 errs.push((k(f), "only applies to a kafka sink".into()));
             }
@@ -891,5 +899,6 @@ fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPl
     if prop(&props, "bootstrap.servers").is_none_or(str::is_empty) {
         errs.push((k("kafka"), "needs \"bootstrap.servers\"".into()));
     }
-    Some(KafkaSinkPlan { topic, producer, props })
+    let replay = s.exactly_once.unwrap_or(ExactlyOnce::Replay) == ExactlyOnce::Replay;
+    Some(KafkaSinkPlan { topic, replay, producer, props })
 }

@@ -162,7 +162,9 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
             Box::new(FileSource::open(&s.name, path, Json::new(fields), false, s.unit, interner, *speed)?)
         }
         SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
-        SourceKindPlan::Kafka(kp) => Box::new(KafkaSource::open(&s.name, kp, s.unit, interner)?),
+        SourceKindPlan::Kafka(kp) => {
+            Box::new(KafkaSource::open(&s.name, kp, s.unit, interner, plan.checkpoint.dir.is_some())?)
+        }
     })
 }
 
@@ -175,12 +177,14 @@ struct SourceCheckpoints {
     parts: PartSender,
     /// The last checkpoint id seen.
     seen: u64,
+    /// The last complete checkpoint the source was told of.
+    completed: u64,
 }
 
 /// Sends this source's part of checkpoint `id` (its position, then its hand-off's state) and, unless it is
 /// the final one of an ended source, injects the barrier behind everything handed over.
 fn source_part(
-    src: &dyn Source,
+    src: &mut dyn Source,
     out: &mut SourceOut,
     idx: usize,
     c: &SourceCheckpoints,
@@ -188,7 +192,7 @@ fn source_part(
     last: bool,
 ) -> Result<(), SourceError> {
     let mut e = Enc::new();
-    let part = match src.checkpoint(&mut e) {
+    let part = match src.checkpoint(id, &mut e) {
         Ok(position) => {
             out.encode(&mut e);
             Part::Source { id, source: idx, state: e.into_vec(), position, last }
@@ -227,7 +231,12 @@ fn run_source(
             let req = c.trigger.requested();
             if req > c.seen {
                 c.seen = req;
-                source_part(src.as_ref(), &mut out, idx, c, req, false)?;
+                source_part(src.as_mut(), &mut out, idx, c, req, false)?;
+            }
+            let done = c.trigger.completed();
+            if done > c.completed {
+                c.completed = done;
+                src.checkpoint_complete(done);
             }
         }
         let p = match src.poll(&mut out) {
@@ -245,7 +254,7 @@ fn run_source(
                 out.finish(true)?;
                 if let Some(c) = &ckpt {
                     // Stands for this source in every checkpoint from now on.
-                    source_part(src.as_ref(), &mut out, idx, c, c.seen, true)?;
+                    source_part(src.as_mut(), &mut out, idx, c, c.seen, true)?;
                 }
                 return Ok(());
             }
@@ -283,6 +292,33 @@ impl Restored {
             anyhow::anyhow!("checkpoint {}: no {what} in {}", self.manifest.id, self.meta.path().display())
         })
     }
+}
+
+/// Writes the job's start record: where every source starts and every sink's output stands, before anything
+/// is written (docs/checkpoints.md, "Before the first checkpoint").
+fn write_start(
+    root: &Path,
+    sources: &mut [Box<dyn Source>],
+    sinks: &mut [Box<dyn Sink>],
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    let mut st = checkpoint::manifest::Start {
+        version: checkpoint::manifest::MANIFEST_VERSION,
+        created_ns: SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64),
+        sources: Vec::with_capacity(sources.len()),
+        sinks: Vec::with_capacity(sinks.len()),
+    };
+    for (src, sp) in sources.iter_mut().zip(&plan.sources) {
+        let pos = src
+            .checkpoint(0, &mut Enc::new())
+            .map_err(|e| anyhow::anyhow!("source `{}`: its start position: {e}", sp.name))?;
+        st.sources.push(checkpoint::manifest::SourcePosition { source: sp.name.clone(), ..pos });
+    }
+    for s in sinks.iter_mut() {
+        st.sinks.push(s.checkpoint().with_context(|| format!("{}: its start position", s.describe()))?);
+    }
+    checkpoint::manifest::write_start(root, &st)
+        .with_context(|| format!("writing the start record in {}", root.display()))
 }
 
 /// The largest checkpoint id with a directory under `root` (0: none).
@@ -343,6 +379,27 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         tracing::info!(id = r.manifest.id, shards = r.manifest.shards, "resuming from checkpoint");
     }
 
+    // A job that stopped before its first checkpoint completed resumes from where it started.
+    let start = match (&restored, &plan.checkpoint.dir) {
+        (None, Some(root)) => checkpoint::manifest::read_start(root)
+            .with_context(|| format!("reading the start record in {}", root.display()))?,
+        _ => None,
+    };
+    if let Some(st) = &start {
+        let names: Vec<&str> = st.sources.iter().map(|s| s.source.as_str()).collect();
+        let ours: Vec<&str> = plan.sources.iter().map(|s| s.name.as_str()).collect();
+        if names != ours || st.sinks.len() != plan.sinks.len() {
+            anyhow::bail!(
+                "the start record in {} was written for sources {names:?} and {} sinks, the configuration has \
+                 {ours:?} and {} sinks (a different job: give it its own checkpoint.dir)",
+                plan.checkpoint.dir.as_ref().map_or(String::new(), |d| d.display().to_string()),
+                st.sinks.len(),
+                plan.sinks.len()
+            );
+        }
+        tracing::info!("no complete checkpoint: resuming from where the job started (its start record)");
+    }
+
     // Open everything that can fail on the user's input before starting any thread.
     let mut sources = Vec::with_capacity(n_sources);
     // Per source: the rest of its section, its hand-off's state.
@@ -354,6 +411,8 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             let mut d = Dec::new(sec);
             src.restore(&mut d).with_context(|| format!("restoring source `{}`", plan.sources[i].name))?;
             *state = Some(&sec[d.pos()..]);
+        } else if let Some(st) = &start {
+            src.resume_at(&st.sources[i]).with_context(|| format!("resuming source `{}`", plan.sources[i].name))?;
         }
         sources.push(src);
     }
@@ -372,11 +431,14 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     }
     for (j, sp) in plan.sinks.iter().enumerate() {
         let def = &plan.streams[sp.stream as usize];
-        let resume = restored.as_ref().map(|r| &r.manifest.sinks[j]);
-        let sink = crate::sink::open(sp, def, &mut producers, resume)
+        let resume = restored.as_ref().map(|r| &r.manifest.sinks[j]).or(start.as_ref().map(|s| &s.sinks[j]));
+        let sink = crate::sink::open(sp, def, &mut producers, plan.checkpoint.dir.is_some(), resume)
             .with_context(|| format!("opening the sink of stream `{}`", def.name))?;
         routes[sp.stream as usize].push(sinks.len());
         sinks.push(sink);
+    }
+    if let (None, None, Some(root)) = (&restored, &start, &plan.checkpoint.dir) {
+        write_start(root, &mut sources, &mut sinks, plan)?;
     }
     let mut log = match &plan.metrics.histogram_log {
         Some(path) => Some(
@@ -494,6 +556,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             last_id: restored.as_ref().map_or(0, |r| r.manifest.id).max(newest_id(root)),
             stats: stats.clone(),
             recorder: hub.recorder(),
+            holds: sinks.iter().filter_map(|s| s.hold()).collect(),
         };
         (c, trigger, tx)
     });
@@ -572,6 +635,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             trigger: trigger.clone(),
             parts: tx.clone(),
             seen: c.last_id,
+            completed: c.last_id,
         });
         handles.push(spawn(
             format!("tl-source-{}", plan.sources[i].name),

@@ -6,18 +6,33 @@
 //! by default: librdkafka retries until the broker takes the message). `sync` waits for every delivery
 //! report; a failed delivery (retries exhausted, or a fatal idempotence error) fails the sink with the
 //! topic named, so no offset after it is ever committed.
+//!
+//! **Exactly once with checkpoints** (`exactly_once = "replay"`, the default when `[checkpoint] dir` is set),
+//! without Kafka transactions. Processing is deterministic, so a run restored from a checkpoint computes again
+//! exactly the results the run before it wrote after that checkpoint. Each checkpoint records the topic's end
+//! offset per partition, taken after every delivery before the barrier is confirmed. A restore reads what the
+//! topic holds after those offsets, and the restored run writes a result only once it has gone past what was
+//! already written for that instrument: each result is compared with the next one already written for its
+//! key (one instrument's results are in order in one partition), and a difference stops the job naming both.
+//! Until everything read back has been produced again the sink holds new checkpoints back (a checkpoint then
+//! could not say where the output stands). This needs the topic to be written by this sink only.
 
 use super::{Encoder, Sink};
+use crate::checkpoint::coordinator::Hold;
+use crate::checkpoint::manifest::{PartitionPosition, SinkPosition};
 use crate::config::{Format, KafkaSinkPlan, SinkPlan, StreamDef};
-use crate::kafka::{self, Delivery};
+use crate::kafka::{self, Delivery, Logged};
 use crate::record::{Record, RejectRow};
 use crate::symbols::SymbolCache;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use std::collections::HashMap;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Delivery reports are served every this many messages.
 const POLL_EVERY: u32 = 64;
@@ -47,22 +62,140 @@ pub struct KafkaSink {
     buf: Vec<u8>,
     since_poll: u32,
     what: String,
+    /// Checkpoints on: end offsets for the checkpoints, and what a restore read back.
+    exact: Option<Exact>,
+}
+
+/// Metadata and read-back timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A sink under checkpoints: the topic's end offsets at each barrier and, after a restore, the results the
+/// run before wrote after the checkpoint.
+struct Exact {
+    /// Reads end offsets and, on restore, the messages after the checkpoint's.
+    reader: BaseConsumer<Logged>,
+    partitions: usize,
+    replay: Option<Replay>,
+    /// Results read back and not yet produced again (the coordinator holds checkpoints while it is not 0).
+    pending: Arc<AtomicU64>,
+}
+
+/// One message the run before the restore wrote after the checkpoint.
+struct Written {
+    partition: i32,
+    offset: i64,
+    payload: Vec<u8>,
+}
+
+/// What the run before the restore wrote after the checkpoint, by key in the order written.
+struct Replay {
+    by_key: HashMap<Vec<u8>, VecDeque<Written>>,
+    /// Messages without a key (reject rows): matched by content, as rows of several sources interleave.
+    keyless: VecDeque<Written>,
+    left: usize,
+    skipped: u64,
+}
+
+impl Replay {
+    /// True if `payload` under `key` was already written before the restore (and is now accounted for);
+    /// an error if the results written for `key` differ from what this run computes.
+    fn take(&mut self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> io::Result<bool> {
+        let hit = match key {
+            Some(k) => {
+                let Some(q) = self.by_key.get_mut(k) else { return Ok(false) };
+                let Some(w) = q.front() else { return Ok(false) };
+                if w.payload != payload {
+                    return Err(io::Error::other(format!(
+                        "after the restore, key `{}` computes a different result from the one already written to \
+                         topic `{topic}` partition {} offset {}: written {:?}, computed now {:?} (was the input, \
+                         the configuration or the topic changed?)",
+                        String::from_utf8_lossy(k),
+                        w.partition,
+                        w.offset,
+                        String::from_utf8_lossy(&w.payload),
+                        String::from_utf8_lossy(payload)
+                    )));
+                }
+                q.pop_front();
+                true
+            }
+            None => match self.keyless.iter().position(|w| w.payload == payload) {
+                Some(i) => {
+                    self.keyless.remove(i);
+                    true
+                }
+                None => false,
+            },
+        };
+        if hit {
+            self.left -= 1;
+            self.skipped += 1;
+        }
+        Ok(hit)
+    }
 }
 
 impl KafkaSink {
-    pub fn open(plan: &SinkPlan, def: &StreamDef, producers: &mut Producers) -> io::Result<KafkaSink> {
+    /// With `checkpointed`, checkpoints record the topic's end offsets; with `resume` as well (a restore),
+    /// what was written after the checkpoint's offsets is read back so as not to write it again.
+    pub fn open(
+        plan: &SinkPlan,
+        def: &StreamDef,
+        producers: &mut Producers,
+        checkpointed: bool,
+        resume: Option<&SinkPosition>,
+    ) -> io::Result<KafkaSink> {
         let kp = plan.kafka.as_ref().ok_or_else(|| io::Error::other("a kafka sink without its topic"))?;
         let producer = producers.get(kp)?;
         // Fail at start, not at the first result, when the topic does not exist or the brokers are unreachable.
-        kafka::partitions_of(producer.client(), &kp.topic, Duration::from_secs(10)).map_err(io::Error::other)?;
+        let partitions = kafka::partitions_of(producer.client(), &kp.topic, TIMEOUT).map_err(io::Error::other)?;
+        let what = format!("kafka topic `{}` (producer `{}`)", kp.topic, kp.producer);
+        let exact = match checkpointed {
+            false => None,
+            true => Some(Exact::open(kp, partitions, resume.filter(|_| kp.replay), &what)?),
+        };
         Ok(KafkaSink {
             topic: kp.topic.clone(),
             producer,
             enc: Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit },
             buf: Vec::with_capacity(1024),
             since_poll: 0,
-            what: format!("kafka topic `{}` (producer `{}`)", kp.topic, kp.producer),
+            what,
+            exact,
         })
+    }
+
+    /// What goes into the message for the record encoded in `buf` (text formats without the newline).
+    fn payload(&self) -> &[u8] {
+        match self.enc.format {
+            Format::Binary => &self.buf,
+            _ => self.buf.strip_suffix(b"\n").unwrap_or(&self.buf),
+        }
+    }
+
+    /// After a restore: true if the record in `buf` was already written before it.
+    #[cold]
+    fn replayed(&mut self, key: Option<&str>) -> io::Result<bool> {
+        let payload = match self.enc.format {
+            Format::Binary => &self.buf[..],
+            _ => self.buf.strip_suffix(b"\n").unwrap_or(&self.buf),
+        };
+        let Some(x) = &mut self.exact else { return Ok(false) };
+        let Some(r) = &mut x.replay else { return Ok(false) };
+        let hit = r.take(&self.topic, key.map(str::as_bytes), payload)?;
+        if hit {
+            x.pending.store(r.left as u64, Ordering::Relaxed);
+            if r.left == 0 {
+                tracing::info!(sink = %self.what, skipped = r.skipped, "every result written before the restore was computed again identically and not written twice");
+                x.replay = None;
+            }
+        }
+        Ok(hit)
+    }
+
+    #[inline]
+    fn replaying(&self) -> bool {
+        self.exact.as_ref().is_some_and(|x| x.replay.is_some())
     }
 
     fn check(&self) -> io::Result<()> {
@@ -80,10 +213,10 @@ impl KafkaSink {
 
     /// Sends the encoded `buf` with `key`, waiting for room in the producer's queue.
     fn send(&mut self, key: Option<&str>) -> io::Result<()> {
-        let payload: &[u8] = match self.enc.format {
-            Format::Binary => &self.buf,
-            _ => self.buf.strip_suffix(b"\n").unwrap_or(&self.buf),
-        };
+        if self.replaying() && self.replayed(key)? {
+            return Ok(());
+        }
+        let payload = self.payload();
         let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(&self.topic).payload(payload);
         if let Some(k) = key {
             rec = rec.key(k);
@@ -158,7 +291,143 @@ impl Sink for KafkaSink {
         self.check()
     }
 
+    /// Every delivery confirmed, then the topic's end offsets: after a restore, what follows them was written
+    /// after this checkpoint.
+    fn checkpoint(&mut self) -> io::Result<SinkPosition> {
+        self.sync()?;
+        let mut end_offsets = Vec::new();
+        if let Some(x) = &self.exact {
+            if x.replay.is_some() {
+                // The coordinator does not start a checkpoint while results read back are pending.
+                return Err(io::Error::other(format!(
+                    "{}: results written before the restore still pending",
+                    self.what
+                )));
+            }
+            for p in 0..x.partitions as i32 {
+                let (_, high) = x.reader.fetch_watermarks(&self.topic, p, TIMEOUT).map_err(|e| {
+                    io::Error::other(format!("reading the end offset of topic `{}` partition {p}: {e}", self.topic))
+                })?;
+                end_offsets.push(PartitionPosition { topic: None, partition: p, offset: high });
+            }
+        }
+        Ok(SinkPosition {
+            sink: self.what.clone(),
+            kind: "kafka".into(),
+            path: None,
+            bytes: None,
+            topic: Some(self.topic.clone()),
+            end_offsets,
+        })
+    }
+
+    fn hold(&self) -> Option<Hold> {
+        self.exact.as_ref().map(|x| Hold { what: self.what.clone(), pending: x.pending.clone() })
+    }
+
     fn describe(&self) -> String {
         self.what.clone()
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        if let Some(r) = self.exact.as_ref().and_then(|x| x.replay.as_ref()) {
+            tracing::warn!(
+                sink = %self.what,
+                pending = r.left,
+                "stopped before every result written before the restore was computed again: the next start checks them again"
+            );
+        }
+    }
+}
+
+impl Exact {
+    fn open(kp: &KafkaSinkPlan, partitions: usize, resume: Option<&SinkPosition>, what: &str) -> io::Result<Exact> {
+        let mut props = kafka::connection_props(&kp.props);
+        props.extend([
+            ("group.id".to_string(), "ticklane-sink-reader".to_string()),
+            ("enable.auto.commit".to_string(), "false".to_string()),
+            ("isolation.level".to_string(), "read_committed".to_string()),
+            ("fetch.wait.max.ms".to_string(), "10".to_string()),
+        ]);
+        let reader: BaseConsumer<Logged> = kafka::client_config(&props)
+            .create_with_context(Logged(format!("{what} reader")))
+            .map_err(|e| io::Error::other(format!("{what}: cannot create the consumer that reads offsets: {e}")))?;
+        let mut x = Exact { reader, partitions, replay: None, pending: Arc::new(AtomicU64::new(0)) };
+        if let Some(pos) = resume {
+            let r = x.read_back(&kp.topic, pos, what)?;
+            if r.left > 0 {
+                tracing::info!(sink = %what, results = r.left, "results written after the checkpoint: each is computed again and compared, not written twice");
+                x.pending.store(r.left as u64, Ordering::Relaxed);
+                x.replay = Some(r);
+            }
+        }
+        Ok(x)
+    }
+
+    /// Reads every message after the checkpoint's end offsets up to the current ones.
+    fn read_back(&self, topic: &str, pos: &SinkPosition, what: &str) -> io::Result<Replay> {
+        if pos.end_offsets.len() != self.partitions {
+            return Err(io::Error::other(format!(
+                "{what}: the checkpoint recorded {} partitions of topic `{topic}`, it now has {}",
+                pos.end_offsets.len(),
+                self.partitions
+            )));
+        }
+        let mut tpl = TopicPartitionList::new();
+        // Per partition: (next offset to read, end).
+        let mut range = Vec::with_capacity(self.partitions);
+        for e in &pos.end_offsets {
+            let (_, high) = self.reader.fetch_watermarks(topic, e.partition, TIMEOUT).map_err(|err| {
+                io::Error::other(format!("{what}: reading the end offset of partition {}: {err}", e.partition))
+            })?;
+            if high < e.offset {
+                return Err(io::Error::other(format!(
+                    "{what}: partition {} ends at offset {high}, before the checkpoint's {}: was the topic deleted or \
+                     truncated?",
+                    e.partition, e.offset
+                )));
+            }
+            range.push((e.offset, high));
+            tpl.add_partition_offset(topic, e.partition, Offset::Offset(e.offset))
+                .map_err(|err| io::Error::other(format!("{what}: {err}")))?;
+        }
+        let mut r = Replay { by_key: HashMap::new(), keyless: VecDeque::new(), left: 0, skipped: 0 };
+        if range.iter().all(|(from, to)| from == to) {
+            return Ok(r);
+        }
+        self.reader.assign(&tpl).map_err(|e| io::Error::other(format!("{what}: {e}")))?;
+        let mut last = Instant::now();
+        while range.iter().any(|(from, to)| from < to) {
+            match self.reader.poll(Duration::from_millis(100)) {
+                None => {
+                    if last.elapsed() > TIMEOUT {
+                        return Err(io::Error::other(format!(
+                            "{what}: reading back what was written after the checkpoint: nothing for {TIMEOUT:?}; \
+                             still to read (from, to) per partition: {range:?}"
+                        )));
+                    }
+                }
+                Some(Err(e)) => return Err(io::Error::other(format!("{what}: reading back: {e}"))),
+                Some(Ok(m)) => {
+                    last = Instant::now();
+                    let (p, off) = (m.partition(), m.offset());
+                    let Some(slot) = range.get_mut(p as usize) else { continue };
+                    if off < slot.0 || off >= slot.1 {
+                        continue;
+                    }
+                    slot.0 = off + 1;
+                    let w = Written { partition: p, offset: off, payload: m.payload().unwrap_or(b"").to_vec() };
+                    match m.key() {
+                        Some(k) => r.by_key.entry(k.to_vec()).or_default().push_back(w),
+                        None => r.keyless.push_back(w),
+                    }
+                    r.left += 1;
+                }
+            }
+        }
+        let _ = self.reader.unassign();
+        Ok(r)
     }
 }

@@ -7,6 +7,7 @@ mod kafka;
 pub use encode::{Column, Encoder};
 pub use kafka::{KafkaSink, Producers};
 
+use crate::checkpoint::coordinator::Hold;
 use crate::checkpoint::manifest::SinkPosition;
 use crate::config::{Format, SinkPlan, SinkType, StreamDef};
 use crate::record::{Record, RejectRow};
@@ -40,22 +41,30 @@ pub trait Sink: Send {
         })
     }
 
+    /// Checkpoints wait while this is not 0 (a Kafka sink after a restore, until it has computed again what
+    /// was written after the checkpoint).
+    fn hold(&self) -> Option<Hold> {
+        None
+    }
+
     /// For error messages: `csv file out/bars.csv`.
     fn describe(&self) -> String;
 }
 
 /// Opens the sink of `plan` for stream `def`; Kafka sinks take their producer from `producers`. With
 /// `resume` (the sink's position in the checkpoint being restored), a file sink continues the file cut back
-/// to that position instead of starting it anew.
+/// to that position instead of starting it anew, and a Kafka sink reads back what followed it;
+/// `checkpointed`: checkpoints are on.
 pub fn open(
     plan: &SinkPlan,
     def: &StreamDef,
     producers: &mut Producers,
+    checkpointed: bool,
     resume: Option<&SinkPosition>,
 ) -> io::Result<Box<dyn Sink>> {
     Ok(match plan.kind {
         SinkType::Null => Box::new(NullSink),
-        SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers)?),
+        SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers, checkpointed, resume)?),
         _ => Box::new(TextSink::open(plan, def, resume)?),
     })
 }
@@ -155,7 +164,8 @@ impl TextSink {
             }
         };
         let mut s = TextSink { enc, buf: Vec::with_capacity(BUFFER + 4096), out, what, written };
-        if plan.format == Format::Csv && plan.header && resume.is_none() {
+        // A resumed file holds its header already (in the bytes kept).
+        if plan.format == Format::Csv && plan.header && written == 0 {
             s.enc.header(&mut s.buf);
         }
         Ok(s)

@@ -106,7 +106,7 @@ impl<F: LineFormat> Source for FileSource<F> {
         Ok(Poll::More)
     }
 
-    fn checkpoint(&self, e: &mut Enc) -> Result<SourcePosition, String> {
+    fn checkpoint(&mut self, _id: u64, e: &mut Enc) -> Result<SourcePosition, String> {
         e.u64(self.pos);
         // The line number and record index of the next line: what rejects and late rows report.
         let held = self.pacer.as_ref().is_some_and(Pacer::holds);

@@ -21,11 +21,19 @@
 //! (the new owner rebuilds it from the committed offset). A newly assigned partition holds the watermark
 //! back until it has data or goes idle.
 //!
+//! **With checkpoints** (`[checkpoint] dir`) none of the above applies: the checkpoint, not the group, holds
+//! where each partition resumes. The source assigns itself every partition of its topics (no group
+//! rebalancing: the state of a partition's keys lives in this instance's checkpoints), writes the next offset
+//! and largest event time of each into every checkpoint, and seeks there on restore. When a checkpoint is
+//! complete on disk its offsets are committed to the group as well, for lag monitoring only.
+//!
 //! **Hot path.** One `poll(0)` per message: a lock-free-when-uncontended queue pop inside librdkafka, no
 //! system call (the fetching is done by librdkafka's own threads). When nothing is waiting the source
 //! blocks in `poll` for up to 1 ms and is woken by the next message.
 
 use super::{Json, LineFormat, Poll, Source, SourceError, SourceOut};
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+use crate::checkpoint::manifest::{PartitionPosition, SourcePosition};
 use crate::config::{EventTime, Format, KafkaSourcePlan};
 use crate::event::{Event, Nanos, Trade};
 use crate::kafka::{self, Delivery};
@@ -233,6 +241,14 @@ pub struct KafkaSource {
     /// The newest acknowledgement not applied yet (waiting for dead letters to be delivered).
     ack: Option<crate::pipeline::Ack>,
     idle: bool,
+    /// Checkpoints on: positions live in the checkpoints, partitions are assigned, not subscribed.
+    checkpointed: bool,
+    /// Checkpoints on: the partitions are assigned and have joined the watermark.
+    started: bool,
+    /// Checkpoints on: the offsets of checkpoints taken but not known complete, to commit when they are.
+    to_commit: VecDeque<(u64, TopicPartitionList)>,
+    /// `auto.offset.reset`: where a partition with no committed offset starts.
+    reset: String,
 }
 
 fn err(name: &str, msg: String) -> SourceError {
@@ -241,7 +257,15 @@ fn err(name: &str, msg: String) -> SourceError {
 
 impl KafkaSource {
     /// Connects, checks that the topics exist (their partition counts size the watermark) and subscribes.
-    pub fn open(name: &str, plan: &KafkaSourcePlan, unit: TimeUnit, interner: Interner) -> Result<Self, SourceError> {
+    /// With `checkpointed` it does not subscribe: the first poll assigns every partition at the position a
+    /// restore left (or the group's committed offsets on a fresh start).
+    pub fn open(
+        name: &str,
+        plan: &KafkaSourcePlan,
+        unit: TimeUnit,
+        interner: Interner,
+        checkpointed: bool,
+    ) -> Result<Self, SourceError> {
         let ctx =
             Ctx { name: name.to_string(), shared: Mutex::new(Shared::default()), changed: AtomicBool::new(false) };
         let consumer: BaseConsumer<Ctx> = kafka::client_config(&plan.props)
@@ -269,7 +293,9 @@ impl KafkaSource {
             return Err(err(name, format!("{} partitions in all: at most 65535", parts.len())));
         }
         let topics: Vec<&str> = plan.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(|e| err(name, format!("cannot subscribe to {topics:?}: {e}")))?;
+        if !checkpointed {
+            consumer.subscribe(&topics).map_err(|e| err(name, format!("cannot subscribe to {topics:?}: {e}")))?;
+        }
         let dead = match &plan.dead_letter {
             None => None,
             Some(topic) => {
@@ -292,7 +318,7 @@ impl KafkaSource {
             Format::Jsonl => Decoder::Json(Json::new(&plan.fields)),
             Format::Binary => Decoder::Binary,
         };
-        Ok(Self {
+        let mut src = Self {
             name: name.to_string(),
             consumer,
             slots: Slots { topics: plan.topics.clone(), base },
@@ -303,7 +329,86 @@ impl KafkaSource {
             next_marker: crate::time::mono_now() + plan.commit_interval as u64,
             ack: None,
             idle: false,
-        })
+            checkpointed,
+            started: false,
+            to_commit: VecDeque::new(),
+            reset: plan
+                .props
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "auto.offset.reset")
+                .map_or_else(|| "latest".to_string(), |(_, v)| v.clone()),
+        };
+        if checkpointed {
+            // A restore then overrides these positions with the checkpoint's.
+            src.resolve()?;
+        }
+        Ok(src)
+    }
+
+    /// Checkpoints on, at open: resolves where every partition starts (the group's committed offset, else
+    /// `auto.offset.reset`) to a concrete offset, so that every checkpoint and the start record hold one for
+    /// every partition and a restore never depends on what the group has committed since.
+    fn resolve(&mut self) -> Result<(), SourceError> {
+        let mut all = TopicPartitionList::new();
+        for p in &self.parts {
+            all.add_partition(&self.slots.topics[p.topic], p.partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(all, TIMEOUT)
+            .map_err(|e| err(&self.name, format!("cannot read the group's committed offsets: {e}")))?;
+        for p in &mut self.parts {
+            let topic = &self.slots.topics[p.topic];
+            let c = committed.find_partition(topic, p.partition).map(|e| e.offset());
+            p.next = match c {
+                Some(Offset::Offset(o)) if o >= 0 => o,
+                _ => {
+                    let (low, high) = self.consumer.fetch_watermarks(topic, p.partition, TIMEOUT).map_err(|e| {
+                        err(&self.name, format!("cannot read the offsets of `{topic}` partition {}: {e}", p.partition))
+                    })?;
+                    match self.reset.as_str() {
+                        "earliest" | "smallest" | "beginning" => low,
+                        "latest" | "largest" | "end" => high,
+                        other => {
+                            return Err(err(
+                                &self.name,
+                                format!(
+                                    "`{topic}` partition {} has no committed offset and auto.offset.reset is `{other}`",
+                                    p.partition
+                                ),
+                            ))
+                        }
+                    }
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Checkpoints on, first poll: assigns every partition at its position (resolved at open, or restored)
+    /// and lets those the restored watermark does not hold yet join it.
+    fn start_assigned(&mut self, out: &mut SourceOut) -> Result<(), SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.parts {
+            let topic = &self.slots.topics[p.topic];
+            tpl.add_partition_offset(topic, p.partition, Offset::Offset(p.next))
+                .map_err(|e| err(&self.name, format!("assigning `{topic}` partition {}: {e}", p.partition)))?;
+        }
+        self.consumer.assign(&tpl).map_err(|e| err(&self.name, format!("cannot assign the partitions: {e}")))?;
+        for (slot, p) in self.parts.iter_mut().enumerate() {
+            if !p.assigned {
+                p.assigned = true;
+                out.join(slot, None)?;
+            }
+        }
+        tracing::info!(
+            source = %self.name,
+            from = ?self.parts.iter().map(|p| (&self.slots.topics[p.topic], p.partition, p.next)).collect::<Vec<_>>(),
+            "partitions assigned"
+        );
+        self.started = true;
+        Ok(())
     }
 
     /// Sends a commit marker if one is due and something is waiting to be committed.
@@ -388,6 +493,11 @@ impl KafkaSource {
     }
 }
 
+/// `a` (2 partitions), `b` (1 partition)
+fn describe_topics(t: &[(String, usize)]) -> String {
+    t.iter().map(|(t, n)| format!("`{t}` ({n} partitions)")).collect::<Vec<_>>().join(", ")
+}
+
 /// Applies what the rebalance callbacks recorded (called right after `poll`, before its message).
 fn rebalanced(
     name: &str,
@@ -469,9 +579,15 @@ impl Source for KafkaSource {
     }
 
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
-        rebalanced(&self.name, &self.consumer, &self.slots, &mut self.parts, out)?;
-        self.apply_acks(out, CommitMode::Async)?;
-        self.maybe_mark(out)?;
+        if self.checkpointed {
+            if !self.started {
+                self.start_assigned(out)?;
+            }
+        } else {
+            rebalanced(&self.name, &self.consumer, &self.slots, &mut self.parts, out)?;
+            self.apply_acks(out, CommitMode::Async)?;
+            self.maybe_mark(out)?;
+        }
         let mut got = 0;
         while got < BATCH {
             let wait = if self.idle { IDLE_WAIT } else { Duration::ZERO };
@@ -489,7 +605,9 @@ impl Source for KafkaSource {
             self.idle = false;
             got += 1;
             // A rebalance callback may have run inside this poll: apply it before the message.
-            rebalanced(&self.name, &self.consumer, &self.slots, &mut self.parts, out)?;
+            if !self.checkpointed {
+                rebalanced(&self.name, &self.consumer, &self.slots, &mut self.parts, out)?;
+            }
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
             let slot = self.slots.slot(&self.name, topic, partition)?;
             let part = &mut self.parts[slot];
@@ -516,6 +634,122 @@ impl Source for KafkaSource {
         Ok(if got > 0 { Poll::More } else { Poll::Idle })
     }
 
+    /// Per partition: the next offset and the largest event time read; then the record counter. Dead
+    /// letters before the barrier are delivered first (after a restore they may be sent again, never lost).
+    fn checkpoint(&mut self, id: u64, e: &mut Enc) -> Result<SourcePosition, String> {
+        if !self.checkpointed {
+            return Err("a Kafka source opened without checkpoints".into());
+        }
+        if let Some(d) = &self.dead {
+            d.producer.flush(TIMEOUT).map_err(|e| format!("dead-letter topic `{}`: not delivered: {e}", d.topic))?;
+            if let Some(f) = d.producer.context().failure() {
+                return Err(format!("dead-letter topic `{}`: {f}", d.topic));
+            }
+        }
+        e.len_of(self.slots.topics.len());
+        for (t, &(_, n)) in self.slots.topics.iter().zip(&self.slots.base) {
+            e.blob(t.as_bytes());
+            e.len_of(n);
+        }
+        // Whether the partitions had joined the watermark (whose state follows this source's).
+        e.bool(self.started);
+        let mut partitions = Vec::with_capacity(self.parts.len());
+        let mut commit = TopicPartitionList::new();
+        for p in &self.parts {
+            e.i64(p.next);
+            e.i64(p.max_ts);
+            let topic = &self.slots.topics[p.topic];
+            partitions.push(PartitionPosition { topic: Some(topic.clone()), partition: p.partition, offset: p.next });
+            if p.next >= 0 && commit.add_partition_offset(topic, p.partition, Offset::Offset(p.next)).is_ok() {
+                if let Some(mut x) = commit.find_partition(topic, p.partition) {
+                    x.set_metadata(format!("ticklane:checkpoint={id}"));
+                }
+            }
+        }
+        e.u64(self.dec.seq);
+        // A checkpoint that never completes is superseded by a later one: keep a few.
+        if self.to_commit.len() >= 16 {
+            self.to_commit.pop_front();
+        }
+        self.to_commit.push_back((id, commit));
+        Ok(SourcePosition {
+            source: String::new(),
+            kind: "kafka".into(),
+            partitions,
+            byte_offset: None,
+            seed: None,
+            count: Some(self.dec.seq),
+        })
+    }
+
+    fn resume_at(&mut self, pos: &SourcePosition) -> Result<(), SourceError> {
+        for p in &mut self.parts {
+            let topic = &self.slots.topics[p.topic];
+            let at = pos
+                .partitions
+                .iter()
+                .find(|x| x.topic.as_deref() == Some(topic.as_str()) && x.partition == p.partition);
+            match at {
+                Some(x) => p.next = x.offset,
+                None => {
+                    return Err(err(
+                        &self.name,
+                        format!(
+                            "the start record has no offset for `{topic}` partition {}: were partitions added?",
+                            p.partition
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) {
+        let mut newest = None;
+        while self.to_commit.front().is_some_and(|(i, _)| *i <= id) {
+            newest = self.to_commit.pop_front().filter(|(i, _)| *i == id);
+        }
+        if let Some((_, tpl)) = newest.filter(|(_, t)| t.count() > 0) {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!(source = %self.name, "committing the offsets of checkpoint {id} failed: {e}");
+            }
+        }
+    }
+
+    fn restore(&mut self, d: &mut Dec<'_>) -> Result<(), SourceError> {
+        let name = self.name.clone();
+        let bad = |e: DecodeError| err(&name, format!("restoring the Kafka positions: {e}"));
+        let n = d.count(16, "topics").map_err(bad)?;
+        let mut was = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = d.blob("topic").map_err(bad)?;
+            let parts = d.count(16, "partitions").map_err(bad)?;
+            was.push((String::from_utf8_lossy(t).into_owned(), parts));
+        }
+        let now: Vec<(String, usize)> =
+            self.slots.topics.iter().cloned().zip(self.slots.base.iter().map(|&(_, n)| n)).collect();
+        if was != now {
+            return Err(err(
+                &self.name,
+                format!(
+                    "the checkpoint was taken reading {} and the source now reads {}: restore into the same \
+                     topics and partition counts",
+                    describe_topics(&was),
+                    describe_topics(&now)
+                ),
+            ));
+        }
+        let joined = d.bool("partitions joined").map_err(bad)?;
+        for p in &mut self.parts {
+            p.next = d.i64("next offset").map_err(bad)?;
+            p.max_ts = d.i64("largest event time").map_err(bad)?;
+            p.assigned = joined;
+        }
+        self.dec.seq = d.u64("record counter").map_err(bad)?;
+        Ok(())
+    }
+
     /// Makes the results of everything read so far durable and commits what that makes safe, waiting up to
     /// `timeout` for the pipeline to acknowledge; then leaves the group.
     fn close(&mut self, out: &mut SourceOut, timeout: Duration) -> Result<(), SourceError> {
@@ -523,6 +757,10 @@ impl Source for KafkaSource {
             if let Err(e) = d.producer.flush(timeout) {
                 tracing::warn!(source = %self.name, "dead letters not all delivered at shutdown: {e}");
             }
+        }
+        if self.checkpointed {
+            // The next start resumes from the last checkpoint, whatever is committed.
+            return Ok(());
         }
         let Some(id) = self.mark(out)? else { return Ok(()) };
         let deadline = crate::time::mono_now() + timeout.as_nanos() as u64;

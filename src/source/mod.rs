@@ -77,9 +77,20 @@ pub trait Source: Send {
     /// At a checkpoint barrier: writes what this source needs to go on from exactly after the last event it
     /// handed over, and returns that position for the manifest. `Err` (naming why) if this source cannot be
     /// checkpointed; the checkpoint then fails.
-    fn checkpoint(&self, _e: &mut Enc) -> Result<SourcePosition, String> {
+    fn checkpoint(&mut self, _id: u64, _e: &mut Enc) -> Result<SourcePosition, String> {
         Err("this kind of source cannot be checkpointed yet".into())
     }
+
+    /// Starts at a position from the job's start record (docs/checkpoints.md), before the first poll: a Kafka
+    /// source at the offsets it resolved when the job first started. Other sources always start at the
+    /// same place.
+    fn resume_at(&mut self, _pos: &SourcePosition) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// Checkpoint `id` is complete on disk (a Kafka source commits its offsets to the group, for
+    /// monitoring: the checkpoint, not the group, is where it resumes from).
+    fn checkpoint_complete(&mut self, _id: u64) {}
 
     /// Goes back to a position written by [`Source::checkpoint`] (before the first poll).
     fn restore(&mut self, _d: &mut Dec<'_>) -> Result<(), SourceError> {

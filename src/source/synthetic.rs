@@ -57,7 +57,7 @@ impl Source for SyntheticSource {
         self.plan.partitions as usize
     }
 
-    fn checkpoint(&self, e: &mut Enc) -> Result<SourcePosition, String> {
+    fn checkpoint(&mut self, _id: u64, e: &mut Enc) -> Result<SourcePosition, String> {
         e.u64(self.i);
         self.gen.encode(e);
         Ok(SourcePosition {
