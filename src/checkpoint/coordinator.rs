@@ -42,9 +42,11 @@ impl Trigger {
         self.requested.load(Ordering::Relaxed)
     }
 
+    /// Stored before the next checkpoint is requested (Release/Acquire): a stage that sees checkpoint n+1's
+    /// barrier and then reads this sees at least n when n completed.
     #[inline]
     pub fn completed(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
+        self.completed.load(Ordering::Acquire)
     }
 
     fn request(&self, id: u64) {
@@ -239,7 +241,7 @@ impl Coordinator {
                     let pause = pauses;
                     let st = &self.stats;
                     st.completed.fetch_add(1, Ordering::Relaxed);
-                    self.trigger.completed.store(id, Ordering::Relaxed);
+                    self.trigger.completed.store(id, Ordering::Release);
                     st.last_id.store(id, Ordering::Relaxed);
                     st.last_bytes.store(bytes, Ordering::Relaxed);
                     st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);

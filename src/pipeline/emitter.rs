@@ -9,7 +9,7 @@
 use super::barrier::Alignment;
 use super::ring::Idler;
 use super::{Ack, EmitMsg, RejectMsg};
-use crate::checkpoint::coordinator::{Part, PartSender};
+use crate::checkpoint::coordinator::{Part, PartSender, Trigger};
 use crate::metrics::{LatencyRecorder, Metrics, Stage};
 use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
@@ -47,6 +47,8 @@ pub struct Writer {
     dirty: bool,
     /// Where the sinks' part of a checkpoint goes (checkpoints on).
     checkpoints: Option<PartSender>,
+    /// Checkpoints on: where completions are announced, and the last one passed on to the sinks.
+    completed: Option<(Arc<Trigger>, u64)>,
 }
 
 impl Writer {
@@ -72,12 +74,34 @@ impl Writer {
             rejects: 0,
             dirty: false,
             checkpoints: None,
+            completed: None,
         }
     }
 
-    /// Checkpoints are on: the sinks' parts go to `tx`.
-    pub fn send_checkpoints_to(&mut self, tx: PartSender) {
+    /// Checkpoints are on: the sinks' parts go to `tx`, and `trigger` says which checkpoint is complete.
+    pub fn send_checkpoints_to(&mut self, tx: PartSender, trigger: Arc<Trigger>) {
         self.checkpoints = Some(tx);
+        let seen = trigger.completed();
+        self.completed = Some((trigger, seen));
+    }
+
+    /// Tells the sinks of every checkpoint completed since the last call (one atomic load when none has).
+    #[inline]
+    pub fn poll_completed(&mut self) -> Result<(), SinkError> {
+        let Some((trigger, seen)) = &mut self.completed else { return Ok(()) };
+        let done = trigger.completed();
+        if done <= *seen {
+            return Ok(());
+        }
+        *seen = done;
+        for s in &mut self.sinks {
+            s.checkpoint_complete(done).map_err(|error| SinkError {
+                sink: s.describe(),
+                stream: String::new(),
+                error,
+            })?;
+        }
+        Ok(())
     }
 
     /// Checkpoint `id`'s barrier has come through every input: every sink makes what it has written durable
@@ -86,7 +110,7 @@ impl Writer {
         let mut positions = Vec::with_capacity(self.sinks.len());
         let mut failed = None;
         for s in &mut self.sinks {
-            match s.checkpoint() {
+            match s.checkpoint(id) {
                 Ok(p) => positions.push(p),
                 Err(e) => {
                     failed = Some(format!("sink {}: {e}", s.describe()));
@@ -336,6 +360,7 @@ impl Emitter {
                 got = true;
             }
             self.recorder.tick();
+            self.writer.poll_completed()?;
             if got {
                 idler.reset();
                 self.writer.publish();

@@ -315,7 +315,7 @@ fn write_start(
         st.sources.push(checkpoint::manifest::SourcePosition { source: sp.name.clone(), ..pos });
     }
     for s in sinks.iter_mut() {
-        st.sinks.push(s.checkpoint().with_context(|| format!("{}: its start position", s.describe()))?);
+        st.sinks.push(s.checkpoint(0).with_context(|| format!("{}: its start position", s.describe()))?);
     }
     checkpoint::manifest::write_start(root, &st)
         .with_context(|| format!("writing the start record in {}", root.display()))
@@ -568,8 +568,8 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         metrics.clone(),
         ack_rings,
     );
-    if let Some((_, _, tx)) = &checkpointing {
-        writer.send_checkpoints_to(tx.clone());
+    if let Some((_, trigger, tx)) = &checkpointing {
+        writer.send_checkpoints_to(tx.clone(), trigger.clone());
     }
     let rejects = emitter::RejectRings::new(reject_rings);
     let mut targets: Vec<shard::Target> = Vec::with_capacity(n_shards);

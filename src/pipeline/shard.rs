@@ -343,6 +343,9 @@ impl ShardWorker {
                 got = true;
             }
             self.out.recorder.tick();
+            if let Target::Inline(w, _) = &mut self.out.to {
+                w.poll_completed()?;
+            }
             if got {
                 self.publish(events);
                 self.idler.reset();

@@ -293,7 +293,7 @@ impl Sink for KafkaSink {
 
     /// Every delivery confirmed, then the topic's end offsets: after a restore, what follows them was written
     /// after this checkpoint.
-    fn checkpoint(&mut self) -> io::Result<SinkPosition> {
+    fn checkpoint(&mut self, _id: u64) -> io::Result<SinkPosition> {
         self.sync()?;
         let mut end_offsets = Vec::new();
         if let Some(x) = &self.exact {

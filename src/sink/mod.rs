@@ -29,7 +29,7 @@ pub trait Sink: Send {
     /// At a checkpoint barrier: makes everything written so far durable and says where the output stands,
     /// so that a restore can cut it back to exactly there. A sink that cannot be cut back says so in the
     /// position's `kind` (its output after a restore repeats what followed the checkpoint).
-    fn checkpoint(&mut self) -> io::Result<SinkPosition> {
+    fn checkpoint(&mut self, _id: u64) -> io::Result<SinkPosition> {
         self.sync()?;
         Ok(SinkPosition {
             sink: self.describe(),
@@ -39,6 +39,12 @@ pub trait Sink: Send {
             topic: None,
             end_offsets: Vec::new(),
         })
+    }
+
+    /// Checkpoint `id` (and every one before it) is complete on disk: what this sink wrote before its barrier
+    /// is final. An error stops the job.
+    fn checkpoint_complete(&mut self, _id: u64) -> io::Result<()> {
+        Ok(())
     }
 
     /// Checkpoints wait while this is not 0 (a Kafka sink after a restore, until it has computed again what
@@ -206,7 +212,7 @@ impl Sink for TextSink {
         }
     }
 
-    fn checkpoint(&mut self) -> io::Result<SinkPosition> {
+    fn checkpoint(&mut self, _id: u64) -> io::Result<SinkPosition> {
         self.flush()?;
         let (kind, path) = match &self.out {
             Output::File { file, path } => {
