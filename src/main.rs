@@ -58,6 +58,22 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Ask the job running with this config for a savepoint (through its control socket in checkpoint.dir)
+    /// and wait until it is complete on disk; prints its directory, for `run --from-savepoint`.
+    Savepoint {
+        /// The running job's TOML file (its `[checkpoint] dir` locates the job).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The savepoint's name (default `savepoint-<id>`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to write it (default `<checkpoint.dir>/savepoints/<name>`; must not exist).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// How long to wait for it.
+        #[arg(long, default_value = "5m", value_parser = parse_wait)]
+        timeout: std::time::Duration,
+    },
     /// Create a Kafka topic (an existing one with the same number of partitions is fine).
     CreateTopic {
         #[arg(long, default_value = "127.0.0.1:9092")]
@@ -74,6 +90,10 @@ enum Cmd {
 
 fn parse_prop(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not name=value"))
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).map(|ns| std::time::Duration::from_nanos(ns.max(0) as u64))
 }
 
 fn parse_unit(s: &str) -> Result<TimeUnit, String> {
@@ -153,6 +173,7 @@ fn main() {
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
         Cmd::Checkpoints { dir } => checkpoints(&dir),
+        Cmd::Savepoint { config, name, dir, timeout } => savepoint(&config, name.as_deref(), dir.as_deref(), timeout),
         Cmd::CreateTopic { brokers, topic, partitions, prop } => {
             tools::create_topic(&brokers, &topic, partitions, &prop)
                 .map(|_| eprintln!("topic `{topic}`: {partitions} partition(s) on {brokers}"))
@@ -382,6 +403,31 @@ fn stats(file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+fn savepoint(
+    config: &std::path::Path,
+    name: Option<&str>,
+    dir: Option<&std::path::Path>,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    use ticklane::checkpoint::control;
+    let plan = load(Some(&config.to_path_buf()))?;
+    let Some(root) = &plan.checkpoint.dir else {
+        bail!("{}: savepoints need [checkpoint] dir (the running job's control socket is there)", config.display())
+    };
+    if let Some(n) = name.filter(|n| !control::valid_name(n)) {
+        bail!("savepoint name {n:?}: use letters, digits, `.`, `_` and `-` (not first)");
+    }
+    // The job resolves a relative directory against its own working directory: make it absolute here.
+    let dir = match dir {
+        Some(d) if d.is_relative() => Some(std::env::current_dir()?.join(d)),
+        d => d.map(std::path::Path::to_path_buf),
+    };
+    let sp = control::request_savepoint(root, name, dir.as_deref(), timeout)?;
+    eprintln!("savepoint {} complete: {} in {}", sp.id, human_bytes(sp.bytes), sp.dir.display());
+    println!("{}", sp.dir.display());
+    Ok(())
+}
+
 fn checkpoints(dir: &std::path::Path) -> Result<()> {
     use ticklane::checkpoint::{manifest, CheckpointError};
     let list = match manifest::list(dir) {
@@ -392,11 +438,12 @@ fn checkpoints(dir: &std::path::Path) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     let mut out = std::io::stdout().lock();
-    if list.is_empty() {
+    let savepoints = manifest::list_savepoints(dir);
+    if list.is_empty() && savepoints.is_empty() {
         writeln!(out, "no checkpoints in {}", dir.display())?;
         return Ok(());
     }
-    for c in &list {
+    for c in list.iter().chain(&savepoints) {
         let (kind, time, shards, sources) = match &c.manifest {
             Some(m) => (
                 match &m.name {

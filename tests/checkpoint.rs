@@ -342,3 +342,65 @@ fn run_from_savepoint_resumes_an_older_checkpoint_with_other_workers() {
         assert_eq!(std::fs::read(&last).expect("manifest"), newest_manifest, "{} was rewritten", last.display());
     }
 }
+
+/// `ticklane savepoint` asks the running job for a named snapshot through its control socket and returns
+/// once it is on disk; the job goes on. A second job on the same checkpoint directory is refused. The job,
+/// killed later, resumes from the savepoint with three workers instead of one and writes what an
+/// uninterrupted run writes.
+#[test]
+fn a_savepoint_of_a_running_job_resumes_with_other_workers() {
+    let dir = tmp();
+    let d = dir.path();
+    let input = input(d, 300_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 1, None));
+    let (out, chk) = (d.join("out"), d.join("chk"));
+    // Paced (150 s of trades at 50×: about 3 s) and no periodic checkpoint: the savepoint is the only one.
+    let job = |workers: usize, paced: bool| {
+        let c = config(&input, &out, workers, Some(&chk)).replace("interval = \"40ms\"", "interval = \"1h\"");
+        if paced {
+            c.replace("max_out_of_orderness = \"1s\"\n", "max_out_of_orderness = \"1s\"\nspeed = 50.0\n")
+        } else {
+            c
+        }
+    };
+    let cfg = d.join("job.toml");
+    std::fs::write(&cfg, job(1, true)).expect("write config");
+    let c = cfg.to_str().expect("utf-8");
+    let mut r = Running::start_logging(&["run", "--config", c], d, "info");
+    assert!(
+        common::wait_until(Duration::from_secs(30), || common::complete_lines(&out.join("bars.csv")) > 10),
+        "no output:\n{}",
+        r.stderr_so_far()
+    );
+    let second = ticklane(&["run", "--config", c], d);
+    assert!(!second.status.success(), "a second job on the same checkpoint.dir started");
+    assert!(common::stderr(&second).contains("another ticklane job"), "{}", common::stderr(&second));
+
+    let o = ticklane(&["savepoint", "--config", c, "--name", "mid"], d);
+    assert!(o.status.success(), "{}\n{}", common::stderr(&o), r.stderr_so_far());
+    let sp = PathBuf::from(common::stdout(&o).trim());
+    let sp = if sp.is_relative() { d.join(sp) } else { sp };
+    assert_eq!(sp, chk.join("savepoints").join("mid"));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sp.join("MANIFEST.json")).expect("manifest")).expect("json");
+    assert_eq!((m["kind"].as_str(), m["name"].as_str()), (Some("savepoint"), Some("mid")));
+    let again = ticklane(&["savepoint", "--config", c, "--name", "mid"], d);
+    assert!(!again.status.success() && common::stderr(&again).contains("exists already"));
+    let listed = common::stdout(&common::ticklane_ok(&["checkpoints", "--dir", chk.to_str().expect("utf-8")], d));
+    assert!(listed.contains("savepoint:mid") && listed.contains(" ok"), "{listed}");
+    assert!(r.wait_for(Duration::ZERO).is_none(), "the job stopped after the savepoint:\n{}", r.stderr_so_far());
+    r.signal("KILL");
+    r.wait_for(Duration::from_secs(10)).expect("killed");
+
+    let cfg3 = d.join("job3.toml");
+    std::fs::write(&cfg3, job(3, false)).expect("write config");
+    let o = ticklane(
+        &["run", "--config", cfg3.to_str().expect("utf-8"), "--from-savepoint", sp.to_str().expect("utf-8")],
+        d,
+    );
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!(sorted_lines(&outputs(&out)), sorted_lines(&outputs(&reference)));
+    let no_job = ticklane(&["savepoint", "--config", c], d);
+    assert!(common::stderr(&no_job).contains("no job is running"), "{}", common::stderr(&no_job));
+}

@@ -8,6 +8,7 @@
 //! here, and the coordinator writes the state files, then the manifest (docs/checkpoints.md).
 
 use super::codec::Enc;
+use super::control::{Savepoint, SavepointRequest};
 use super::file::{write_state_file, Section, StateHeader, PIPELINE_WIDE};
 use super::manifest::{self, Manifest, SinkPosition, SourcePosition};
 use crate::metrics::{LatencyRecorder, Stage};
@@ -99,6 +100,15 @@ pub struct Coordinator {
     /// No checkpoint starts while one of these is pending; held longer than `timeout`, that counts as a
     /// failed checkpoint.
     pub holds: Vec<Hold>,
+    /// Savepoints asked for through the control endpoint.
+    pub requests: Option<Receiver<SavepointRequest>>,
+}
+
+/// A savepoint being taken: its name, directory, and who waits for it.
+struct SavepointTarget {
+    name: String,
+    dir: PathBuf,
+    reply: std::sync::mpsc::Sender<Result<Savepoint, String>>,
 }
 
 /// Figures of the checkpoints taken, for the summary and the live metrics.
@@ -130,6 +140,7 @@ struct Collect {
     sources: Vec<Option<(Vec<u8>, SourcePosition)>>,
     shards: Vec<Option<ShardPart>>,
     sinks: Option<Vec<SinkPosition>>,
+    savepoint: Option<SavepointTarget>,
 }
 
 impl Collect {
@@ -169,14 +180,22 @@ impl Coordinator {
         let mut failures = 0u32;
         let mut next_start = Instant::now() + self.interval;
         let mut held_since: Option<Instant> = None;
+        let mut savepoint: Option<SavepointRequest> = None;
         loop {
-            // Wait for the next start, keeping the final parts of sources that end meanwhile.
+            // Wait for the next start (or a savepoint request), keeping the final parts of sources that end
+            // meanwhile.
             loop {
                 if stopped() || finals.iter().all(Option::is_some) {
+                    if let Some(r) = savepoint.take() {
+                        let _ = r.reply.send(Err("the job is stopping".into()));
+                    }
                     return Ok(());
                 }
+                if savepoint.is_none() {
+                    savepoint = self.requests.as_ref().and_then(|r| r.try_recv().ok());
+                }
                 let now = Instant::now();
-                if now >= next_start {
+                if now >= next_start || savepoint.is_some() {
                     break;
                 }
                 self.recorder.tick();
@@ -189,6 +208,12 @@ impl Coordinator {
                 }
             }
             if let Some(h) = self.holds.iter().find(|h| h.pending.load(Ordering::Relaxed) > 0) {
+                if let Some(r) = savepoint.take() {
+                    let _ = r.reply.send(Err(format!(
+                        "not now: {} has results written before the restore not yet computed again",
+                        h.what
+                    )));
+                }
                 let now = Instant::now();
                 let since = *held_since.get_or_insert(now);
                 if since == now {
@@ -219,8 +244,16 @@ impl Coordinator {
                 tracing::info!("checkpoints resume");
             }
             id += 1;
+            let target = match savepoint.take().map(|r| self.savepoint_target(r, id)) {
+                Some(Err(())) => continue,
+                Some(Ok(t)) => Some(t),
+                None => None,
+            };
             let started = Instant::now();
-            next_start = started + self.interval;
+            // A savepoint does not move the checkpoint schedule.
+            if target.is_none() {
+                next_start = started + self.interval;
+            }
             self.trigger.request(id);
             let mut c = Collect {
                 id,
@@ -228,11 +261,23 @@ impl Coordinator {
                 sources: (0..n_sources).map(|_| None).collect(),
                 shards: (0..self.shards).map(|_| None).collect(),
                 sinks: None,
+                savepoint: target,
             };
             let outcome = self.collect(&mut c, &mut finals, &stopped).and_then(|()| self.complete(&c, &finals));
             let pauses = c.shards.iter().flatten().map(|s| s.1).max().unwrap_or(0);
             for (state, _, back) in c.shards.iter_mut().filter_map(Option::take) {
                 let _ = back.send(state);
+            }
+            if let Some(sp) = c.savepoint.take() {
+                let answer = match &outcome {
+                    Ok(bytes) => Ok(Savepoint { id, bytes: *bytes, dir: sp.dir.clone() }),
+                    Err(reason) => Err(reason.clone()),
+                };
+                match &answer {
+                    Ok(_) => tracing::info!(id, name = %sp.name, dir = %sp.dir.display(), "savepoint complete"),
+                    Err(reason) => tracing::warn!(id, name = %sp.name, %reason, "savepoint failed"),
+                }
+                let _ = sp.reply.send(answer);
             }
             match outcome {
                 Ok(bytes) => {
@@ -270,6 +315,18 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// Where savepoint `id` goes: the request's directory, or `<checkpoint.dir>/savepoints/<name>` (name
+    /// `savepoint-<id>` unless given). Refuses (answering the request) a directory that exists already.
+    fn savepoint_target(&self, r: SavepointRequest, id: u64) -> Result<SavepointTarget, ()> {
+        let name = r.name.unwrap_or_else(|| format!("savepoint-{id}"));
+        let dir = r.dir.unwrap_or_else(|| self.root.join(manifest::SAVEPOINTS).join(&name));
+        if dir.exists() {
+            let _ = r.reply.send(Err(format!("{} exists already", dir.display())));
+            return Err(());
+        }
+        Ok(SavepointTarget { name, dir, reply: r.reply })
     }
 
     /// Waits for every part of checkpoint `c.id`.
@@ -317,7 +374,10 @@ impl Coordinator {
     /// Writes the state files and then the manifest; returns the checkpoint's size in bytes. What a failed
     /// attempt wrote is removed (a full disk would otherwise stay full).
     fn complete(&self, c: &Collect, finals: &[Option<(Vec<u8>, SourcePosition)>]) -> Result<u64, String> {
-        let dir = manifest::checkpoint_dir(&self.root, c.id);
+        let dir = match &c.savepoint {
+            Some(sp) => sp.dir.clone(),
+            None => manifest::checkpoint_dir(&self.root, c.id),
+        };
         let res = self.write(&dir, c, finals);
         if res.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
@@ -370,14 +430,18 @@ impl Coordinator {
             version: 1,
             id: c.id,
             created_ns,
-            kind: "checkpoint".into(),
-            name: None,
+            kind: if c.savepoint.is_some() { manifest::KIND_SAVEPOINT } else { manifest::KIND_CHECKPOINT }.into(),
+            name: c.savepoint.as_ref().map(|s| s.name.clone()),
             shards: self.shards as u32,
             files: entries,
             sources: positions,
             sinks: c.sinks.clone().expect("complete"),
         };
         manifest::write_manifest(&dir, &m).map_err(|e| e.to_string())?;
+        if c.savepoint.is_some() {
+            // Savepoints are the user's: never pruned.
+            return Ok(size);
+        }
         if let Err(e) = manifest::prune(&self.root, self.retain) {
             tracing::warn!(error = %e, "could not delete old checkpoints");
         }

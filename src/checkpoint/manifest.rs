@@ -387,6 +387,25 @@ pub fn list(root: &Path) -> Result<Vec<CheckpointInfo>, CheckpointError> {
     Ok(scan(root)?.into_iter().map(|(id, path)| inspect(id, path)).collect())
 }
 
+/// The directory under `checkpoint.dir` where savepoints go unless one is named.
+pub const SAVEPOINTS: &str = "savepoints";
+
+/// The savepoints under `root/savepoints`, oldest first, each verified.
+pub fn list_savepoints(root: &Path) -> Vec<CheckpointInfo> {
+    let Ok(rd) = fs::read_dir(root.join(SAVEPOINTS)) else { return Vec::new() };
+    let mut v: Vec<CheckpointInfo> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            let id = read_manifest(&p).map_or(0, |m| m.id);
+            inspect(id, p)
+        })
+        .collect();
+    v.sort_by_key(|c| c.id);
+    v
+}
+
 /// The newest checkpoint under `root` that passes [`verify`], verifying from the newest down; each newer one
 /// that fails is skipped with a warning naming it and the reason. `None` if there is none.
 pub fn latest_valid(root: &Path) -> Result<Option<CheckpointInfo>, CheckpointError> {

@@ -1,6 +1,7 @@
 //! Consistent snapshots of the pipeline's state on disk: a state file per shard, completed by a manifest.
 
 pub mod codec;
+pub mod control;
 pub mod coordinator;
 pub mod file;
 pub mod manifest;

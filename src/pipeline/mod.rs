@@ -361,6 +361,13 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     let n_shards = p.workers;
     let n_sources = plan.sources.len();
     let symbols = Symbols::new();
+    // First: a second job on the same checkpoint directory is refused before it reads or writes anything there.
+    let (control_tx, control_rx) = std::sync::mpsc::channel();
+    let _control = match &plan.checkpoint.dir {
+        Some(root) => Some(checkpoint::control::Endpoint::open(root, control_tx)?),
+        None => None,
+    };
+    let mut control_rx = Some(control_rx);
     let restored = find_restore(plan, from)?;
     if let Some(r) = &restored {
         let names: Vec<&str> = r.manifest.sources.iter().map(|s| s.source.as_str()).collect();
@@ -557,6 +564,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             stats: stats.clone(),
             recorder: hub.recorder(),
             holds: sinks.iter().filter_map(|s| s.hold()).collect(),
+            requests: control_rx.take(),
         };
         (c, trigger, tx)
     });
