@@ -393,6 +393,7 @@ impl Coordinator {
     ) -> Result<u64, String> {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        crate::checkpoint::crash_point("creating a checkpoint directory");
         let created_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
         let header = |shard: u32| StateHeader { checkpoint_id: c.id, shard, shards: self.shards as u32, created_ns };
         let mut files = Vec::new();

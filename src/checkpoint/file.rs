@@ -98,7 +98,8 @@ pub fn write_state_file(path: &Path, header: &StateHeader, sections: &[Section<'
 
     let tmp = tmp_path(path);
     let result = write_mapped(&tmp, total, |buf| fill(buf, header, sections, &offsets, total))
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| CheckpointError::io(path, e)));
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| CheckpointError::io(path, e)))
+        .map(|()| super::crash_point("renaming a state file"));
     if result.is_err() {
         // Best effort: a leftover .tmp is harmless (never read, overwritten by the next attempt).
         let _ = fs::remove_file(&tmp);
@@ -121,6 +122,7 @@ fn write_mapped(tmp: &Path, len: u64, fill: impl FnOnce(&mut [u8])) -> Result<()
     // Reserve the blocks now: a sparse file on a full disk would fault with SIGBUS in the copy below and
     // kill the process; reserved, a full disk is an ENOSPC here, which fails this checkpoint only.
     preallocate(&file, len).map_err(io)?;
+    super::crash_point("creating a state file");
     // SAFETY: the map is of a file this call has just created and truncated under a `.tmp` name in the
     // checkpoint directory, which is private to this process; nothing else opens it before the rename below,
     // so no other mapping or writer aliases the bytes while the `&mut [u8]` lives. A concurrent truncation
@@ -128,8 +130,11 @@ fn write_mapped(tmp: &Path, len: u64, fill: impl FnOnce(&mut [u8])) -> Result<()
     let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io)?;
     fill(&mut map[..]);
     map.flush().map_err(io)?;
+    super::crash_point("writing a state file");
     drop(map);
-    file.sync_all().map_err(io)
+    file.sync_all().map_err(io)?;
+    super::crash_point("syncing a state file");
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]

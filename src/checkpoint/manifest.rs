@@ -192,15 +192,19 @@ fn write_atomically(path: &Path, mut json: Vec<u8>) -> Result<(), CheckpointErro
     let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&json)?;
+        super::crash_point("writing a manifest");
         f.sync_all()
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(CheckpointError::io(&tmp, e));
     }
+    super::crash_point("syncing a manifest");
     fs::rename(&tmp, path).map_err(|e| CheckpointError::io(path, e))?;
+    super::crash_point("renaming a manifest");
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     sync_dir(dir)?;
+    super::crash_point("syncing a directory");
     match dir.parent() {
         Some(p) if p.as_os_str().is_empty() => sync_dir(Path::new(".")),
         Some(p) => sync_dir(p),
@@ -451,7 +455,9 @@ pub fn prune(root: &Path, retain: usize) -> Result<Vec<PathBuf>, CheckpointError
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(CheckpointError::io(path.join(MANIFEST), e)),
             _ => {}
         }
+        super::crash_point("removing an old manifest");
         fs::remove_dir_all(path).map_err(|e| CheckpointError::io(path, e))?;
+        super::crash_point("removing an old checkpoint");
     }
     Ok(doomed)
 }

@@ -9,6 +9,28 @@ pub mod manifest;
 use std::path::PathBuf;
 use thiserror::Error;
 
+/// Fault injection for the crash tests (tests/checkpoint.rs): with `TICKLANE_CRASH_AT=n` in the environment
+/// the process aborts — no destructor runs, nothing buffered is flushed, as with SIGKILL — at the n-th
+/// crash point it passes (from 1). Crash points sit after every step that changes what is on disk at a
+/// checkpoint: each write, fsync, rename and removal of state files, manifests, the start record and sink
+/// files, so a test can kill the job between any two of them. Unset (the normal case) a crash point costs
+/// one relaxed load of a cached value; none is on the per-event path.
+pub fn crash_point(what: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static AT: OnceLock<u64> = OnceLock::new();
+    static PASSED: AtomicU64 = AtomicU64::new(0);
+    let at = *AT.get_or_init(|| std::env::var("TICKLANE_CRASH_AT").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
+    if at == 0 {
+        return;
+    }
+    let n = PASSED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == at {
+        eprintln!("crash point {n}: after {what}: aborting (TICKLANE_CRASH_AT)");
+        std::process::abort();
+    }
+}
+
 /// Why a checkpoint could not be written, read or trusted. Every variant names the file, and those about a
 /// file's content the byte offset, so a report is enough to find the bad bytes with a hex dump.
 #[derive(Debug, Error)]

@@ -214,9 +214,11 @@ impl Sink for TextSink {
 
     fn checkpoint(&mut self, _id: u64) -> io::Result<SinkPosition> {
         self.flush()?;
+        crate::checkpoint::crash_point("writing a sink file");
         let (kind, path) = match &self.out {
             Output::File { file, path } => {
                 file.sync_data()?;
+                crate::checkpoint::crash_point("syncing a sink file");
                 ("file", Some(path.display().to_string()))
             }
             Output::Stdout(_) => ("stdout", None),
