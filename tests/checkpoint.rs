@@ -302,6 +302,8 @@ kafka = {{ "bootstrap.servers" = "127.0.0.1:1" }}
     assert!(err.contains("source[0].commit_interval") && err.contains("checkpoint completes"), "{err}");
     let err = check(&job("", "", "exactly_once = \"replay\""));
     assert!(err.contains("sink[0].exactly_once") && err.contains("checkpoint"), "{err}");
+    let err = check(&job("[pipeline]\nfire_on_shutdown = true\n[checkpoint]\ndir = \"chk\"", "", ""));
+    assert!(err.contains("pipeline.fire_on_shutdown") && err.contains("sink[0]"), "{err}");
     let err = check(&job("[checkpoint]\ndir = \"chk\"", "", "exactly_once = \"transactions\""));
     assert!(err.contains("exactly_once") && err.contains("replay"), "{err}");
 }

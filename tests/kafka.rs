@@ -525,6 +525,31 @@ fn a_killed_instance_resumes_without_partial_windows_mock_cluster() {
     kill_and_resume(&b, dir.path(), &|t| mock.create_topic(t, 1, 1).expect("mock topic"), true);
 }
 
+/// `input` with a last trade an hour after the others, of an instrument of its own: its watermark closes every
+/// window of the others, as the end of a file does, in a job that never ends.
+fn with_sentinel(d: &Path, input: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(input).expect("read input");
+    let last: i64 =
+        text.lines().last().and_then(|l| l.split(',').next()).and_then(|t| t.parse().ok()).expect("last ts");
+    let p = d.join("trades-end.csv");
+    std::fs::write(&p, format!("{text}{},ZZEND,1.0,1,B\n", last + 3_600_000)).expect("write input");
+    p
+}
+
+/// Without the sentinel's own results.
+fn without_sentinel(v: Vec<String>) -> Vec<String> {
+    v.into_iter().filter(|l| !l.contains("ZZEND")).collect()
+}
+
+/// The exactly-once jobs: checkpoints every `interval`, two workers parking when idle, and no firing at the
+/// stop (a restart resumes the windows open at the stop).
+fn exactly_once_job(source: &str, sinks: &str, interval: &str) -> String {
+    pipeline(source, sinks).replace(
+        "[pipeline]\nfire_on_shutdown = true\n",
+        &format!("[checkpoint]\ndir = \"chk\"\ninterval = \"{interval}\"\n[pipeline]\nworkers = 2\nwait = \"park\"\n"),
+    )
+}
+
 /// Results per instrument (the `symbol` field of each JSON line), in the order written.
 fn by_key(lines: &[String]) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -543,7 +568,9 @@ fn by_key(lines: &[String]) -> BTreeMap<String, Vec<String>> {
 fn killed_anywhere_kafka_output_is_exactly_once(b: &str, d: &Path, create: &dyn Fn(&str, i32)) {
     let n = 40_000;
     let input = gen(d, "trades.csv", &["-n", &n.to_string(), "--instruments", "20", "--late-fraction", "0.01"]);
+    let input = with_sentinel(d, &input);
     let (want_bars, want_late) = file_run(d, &input);
+    let want_bars = without_sentinel(want_bars);
     assert!(!want_late.is_empty(), "the input should have late trades");
     let (tin, bars, late) = (unique("exact-in"), unique("exact-bars"), unique("exact-late"));
     // One input partition keeps the file's order (so lateness is decided as in the file run); two output
@@ -557,10 +584,7 @@ fn killed_anywhere_kafka_output_is_exactly_once(b: &str, d: &Path, create: &dyn 
         std::thread::spawn(move || produce(&b, &tin, &input, &["--format", "binary", "--rate", "4000"], &d))
     };
     let source = kafka_source(b, &tin, &unique("g"), "binary", "").replace("commit_interval = \"200ms\"\n", "");
-    let toml = pipeline(&source, &kafka_sinks(b, &bars, &late)).replace(
-        "[pipeline]\n",
-        "[checkpoint]\ndir = \"chk\"\ninterval = \"250ms\"\n[pipeline]\nworkers = 2\nwait = \"park\"\n",
-    );
+    let toml = exactly_once_job(&source, &kafka_sinks(b, &bars, &late), "250ms");
     let cfg = write_config(d, "exact.toml", &toml);
     let args = ["run", "--config", cfg.to_str().expect("utf-8")];
     let mut delays = Delays(0xD1B5_4A32_D192_ED03);
@@ -582,8 +606,7 @@ fn killed_anywhere_kafka_output_is_exactly_once(b: &str, d: &Path, create: &dyn 
         logs.push_str(&err.lines().filter(|l| !l.starts_with('[')).collect::<Vec<_>>().join("\n"));
     }
     feeder.join().expect("producer thread");
-    // The last run goes to the end of the input and stops with SIGTERM (which fires the open windows, as
-    // the end of the file does).
+    // The last run goes to the end of the input (whose last trade closes every window) and stops.
     let r = Running::start_logging(&args, d, "info");
     let mut last = (0, std::time::Instant::now());
     assert!(
@@ -598,7 +621,7 @@ fn killed_anywhere_kafka_output_is_exactly_once(b: &str, d: &Path, create: &dyn 
         r.stderr_so_far()
     );
     let err = stop(r);
-    let (got_bars, got_late) = (consume(b, &bars, false, d), consume(b, &late, false, d));
+    let (got_bars, got_late) = (without_sentinel(consume(b, &bars, false, d)), consume(b, &late, false, d));
     let ctx = format!("restored {restored}, from the start record {from_start}, replayed {replayed}\n{logs}\n{err}");
     assert_eq!(
         got_bars.len(),
@@ -650,7 +673,9 @@ fn killed_anywhere_the_kafka_output_is_exactly_once_mock_cluster() {
 /// from its start record: what the killed run wrote is read back, computed again and not written twice.
 fn killed_before_the_first_checkpoint(b: &str, d: &Path, create: &dyn Fn(&str, i32)) {
     let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0"]);
+    let input = with_sentinel(d, &input);
     let (want_bars, _) = file_run(d, &input);
+    let want_bars = without_sentinel(want_bars);
     let (tin, bars, late) = (unique("first-in"), unique("first-bars"), unique("first-late"));
     create(&tin, 1);
     create(&bars, 2);
@@ -660,8 +685,7 @@ fn killed_before_the_first_checkpoint(b: &str, d: &Path, create: &dyn Fn(&str, i
         std::thread::spawn(move || produce(&b, &tin, &input, &["--format", "binary", "--rate", "5000"], &d))
     };
     let source = kafka_source(b, &tin, &unique("g"), "binary", "").replace("commit_interval = \"200ms\"\n", "");
-    let toml = pipeline(&source, &kafka_sinks(b, &bars, &late))
-        .replace("[pipeline]\n", "[checkpoint]\ndir = \"chk\"\ninterval = \"1h\"\n[pipeline]\nworkers = 2\n");
+    let toml = exactly_once_job(&source, &kafka_sinks(b, &bars, &late), "1h");
     let cfg = write_config(d, "first.toml", &toml);
     let args = ["run", "--config", cfg.to_str().expect("utf-8")];
     let mut r = Running::start_logging(&args, d, "info");
@@ -692,7 +716,7 @@ fn killed_before_the_first_checkpoint(b: &str, d: &Path, create: &dyn Fn(&str, i
     let err = stop(r);
     assert!(err.contains("its start record"), "did not resume from the start record:\n{err}");
     assert!(err.contains("not written twice"), "nothing was read back:\n{err}");
-    let got = consume(b, &bars, false, d);
+    let got = without_sentinel(consume(b, &bars, false, d));
     assert_eq!(got.len(), want_bars.len(), "bars\n{err}");
     assert_eq!(by_key(&got), by_key(&want_bars), "bars differ\n{err}");
 }
@@ -711,4 +735,64 @@ fn killed_before_the_first_checkpoint_nothing_is_written_twice_mock_cluster() {
     let b = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     killed_before_the_first_checkpoint(&b, dir.path(), &|t, p| mock.create_topic(t, p, 1).expect("mock topic"));
+}
+
+/// A result that differs from what was written before the restore stops the job, naming the key, where the
+/// written one is, and both: here a message put into the output topic after the kill stands for a result
+/// that the restored run computes differently.
+fn a_different_result_after_a_restore_stops_the_job(b: &str, d: &Path, create: &dyn Fn(&str, i32)) {
+    let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0"]);
+    let (tin, bars, late) = (unique("diff-in"), unique("diff-bars"), unique("diff-late"));
+    create(&tin, 1);
+    create(&bars, 1);
+    create(&late, 1);
+    // The first half before the kill, the second after: the restored run computes new bars for SYM0001,
+    // which it compares with what the topic holds after the old ones.
+    let text = std::fs::read_to_string(&input).expect("read input");
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = (d.join("first.csv"), d.join("second.csv"));
+    std::fs::write(&first, lines[..10001].join("\n") + "\n").expect("write");
+    std::fs::write(&second, format!("{}\n{}\n", lines[0], lines[10001..].join("\n"))).expect("write");
+    produce(b, &tin, &first, &["--format", "binary"], d);
+    let source = kafka_source(b, &tin, &unique("g"), "binary", "").replace("commit_interval = \"200ms\"\n", "");
+    let cfg = write_config(d, "diff.toml", &exactly_once_job(&source, &kafka_sinks(b, &bars, &late), "1h"));
+    let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+    let mut r = Running::start_logging(&args, d, "info");
+    assert!(wait_until(Duration::from_secs(60), || total_in(&r) >= 10000), "not all read:\n{}", r.stderr_so_far());
+    r.signal("KILL");
+    r.wait_for(Duration::from_secs(10)).expect("killed");
+    // A "result" for SYM0001 that no run computes.
+    let bogus = d.join("bogus.csv");
+    std::fs::write(&bogus, "ts,symbol,price,qty,side\n1700000000000,SYM0001,1.0,1,B\n").expect("write");
+    produce(b, &bars, &bogus, &["--format", "jsonl"], d);
+    produce(b, &tin, &second, &["--format", "binary"], d);
+    let mut again = Running::start_logging(&args, d, "info");
+    let st = again.wait_for(Duration::from_secs(60));
+    if st.is_none() {
+        again.signal("KILL");
+        again.wait_for(Duration::from_secs(10));
+    }
+    let (_, err) = again.output();
+    let st = st.unwrap_or_else(|| panic!("the job did not stop:\n{err}"));
+    assert!(!st.success(), "the job succeeded:\n{err}");
+    assert!(err.contains("key `SYM0001` computes a different result"), "{err}");
+    assert!(err.contains(&format!("topic `{bars}` partition 0 offset")), "{err}");
+}
+
+#[test]
+fn a_different_result_after_a_restore_stops_the_job_mock_cluster() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    a_different_result_after_a_restore_stops_the_job(&b, dir.path(), &|t, p| {
+        mock.create_topic(t, p, 1).expect("mock topic")
+    });
+}
+
+#[test]
+fn a_different_result_after_a_restore_stops_the_job_on_the_broker() {
+    let Some(b) = broker("a_different_result_after_a_restore_stops_the_job_on_the_broker") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    a_different_result_after_a_restore_stops_the_job(&b, d, &|t, p| create(&b, t, p as u32, d));
 }

@@ -778,6 +778,22 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             }
         }
     }
+    if c.dir.is_some() && cfg.pipeline.fire_on_shutdown {
+        // A restart resumes the windows that were open at the stop: fired at the stop, they were written
+        // partial, and a Kafka sink that replays would find them differ from the complete results (a file
+        // sink is cut back to the checkpoint and rewrites them).
+        if let Some(i) =
+            cfg.sinks.iter().position(|s| s.kind == SinkType::Kafka && s.exactly_once != Some(ExactlyOnce::None))
+        {
+            errs.push((
+                "pipeline.fire_on_shutdown".into(),
+                format!(
+                    "cannot be true with [checkpoint] dir and a Kafka sink that replays (sink[{i}]): a restart \
+                     resumes the windows open at the stop, whose results fired at the stop would be partial"
+                ),
+            ));
+        }
+    }
     if c.dir.is_some() {
         // With checkpoints a Kafka source's offsets live in the checkpoints and are committed when one
         // completes: its own commit cadence would mean nothing.

@@ -532,12 +532,21 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     let mut hub = LatencyHub::new();
     let cores = &p.cores;
     let mut handles: Vec<(String, std::thread::JoinHandle<anyhow::Result<()>>)> = Vec::new();
+    // A stage that fails stops the job: the sources stop reading and the others wind down, instead of
+    // reading on until a full ring shows them the failed stage is gone.
     let spawn = |name: String,
                  f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>|
      -> anyhow::Result<(String, std::thread::JoinHandle<anyhow::Result<()>>)> {
+        let stop = stop.clone();
         let h = std::thread::Builder::new()
             .name(name.clone())
-            .spawn(f)
+            .spawn(move || {
+                let res = f();
+                if res.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                res
+            })
             .with_context(|| format!("spawning thread {name}"))?;
         Ok((name, h))
     };
