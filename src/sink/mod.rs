@@ -47,6 +47,13 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// At the end of the run, after everything is written: `ended` when the input has ended (the job is
+    /// done), false when the job was stopped (its next run resumes from the last checkpoint). Makes the
+    /// output durable ([`Sink::sync`]); a sink writing part files commits the rest of them if `ended`.
+    fn finish(&mut self, _ended: bool) -> io::Result<()> {
+        self.sync()
+    }
+
     /// Checkpoints wait while this is not 0 (a Kafka sink after a restore, until it has computed again what
     /// was written after the checkpoint).
     fn hold(&self) -> Option<Hold> {
