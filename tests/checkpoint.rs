@@ -342,3 +342,158 @@ fn run_from_savepoint_resumes_an_older_checkpoint_with_other_workers() {
         assert_eq!(std::fs::read(&last).expect("manifest"), newest_manifest, "{} was rewritten", last.display());
     }
 }
+
+#[test]
+fn part_files_are_named_after_the_path_and_a_restore_cleans_up() {
+    use ticklane::checkpoint::manifest::SinkPosition;
+    use ticklane::record::{RejectReason, RejectRow};
+    let dir = tmp();
+    let d = dir.path();
+    let out = d.join("out");
+    let toml = format!(
+        r#"
+[checkpoint]
+dir = {chk}
+[[source]]
+name = "trades"
+type = "csv"
+path = "trades.csv"
+[[sink]]
+stream = "trades_rejects"
+type = "csv"
+parts = true
+path = {path}
+"#,
+        chk = toml_path(&d.join("chk")),
+        path = toml_path(&out.join("rej.csv"))
+    );
+    let plan = ticklane::config::parse(&toml, "test.toml").expect("valid");
+    let (sp, def) = (&plan.sinks[0], &plan.streams[plan.sinks[0].stream as usize]);
+    let open = |resume: Option<&SinkPosition>| {
+        ticklane::sink::open(sp, def, &mut ticklane::sink::Producers::default(), true, resume)
+    };
+    let row = |i: u64| RejectRow::new(i, RejectReason::BadPrice, format!("t{i},x,1").as_bytes());
+    let file = |name: &str| out.join(name);
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&out)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        v.sort();
+        v
+    };
+
+    // A new job deletes the parts of an old one, nothing else.
+    std::fs::create_dir_all(&out).expect("dir");
+    for f in ["rej-000001.csv", ".rej-000009.csv.inprogress", "rej.csv", "rej-000001.jsonl", "other-000001.csv"] {
+        std::fs::write(file(f), "old\n").expect("write");
+    }
+    let mut s = open(None).expect("open");
+    assert_eq!(names(), ["other-000001.csv", "rej-000001.jsonl", "rej.csv"]);
+    let start = s.checkpoint(0).expect("start position");
+    assert_eq!((start.kind.as_str(), start.next_part, start.pending.len()), ("parts", Some(1), 0));
+    assert_eq!(start.path.as_deref(), out.join("rej.csv").to_str());
+
+    // Checkpoint 1 closes part 1; checkpoint 2 has nothing new (no empty part); 2 completes: part 1 is final.
+    for i in 1..=3 {
+        s.write_reject(&row(i)).expect("write");
+    }
+    let p1 = s.checkpoint(1).expect("checkpoint 1");
+    assert_eq!(p1.next_part, Some(2));
+    assert_eq!(p1.pending.iter().map(|p| (p.part, p.name.as_str())).collect::<Vec<_>>(), [(1, "rej-000001.csv")]);
+    let part1 = std::fs::read(file(".rej-000001.csv.inprogress")).expect("part 1 in progress");
+    assert_eq!(p1.pending[0].bytes, part1.len() as u64);
+    let header = b"line,reason,text\n";
+    assert!(part1.starts_with(header), "{}", String::from_utf8_lossy(&part1));
+    let p2 = s.checkpoint(2).expect("checkpoint 2");
+    assert_eq!((p2.next_part, p2.pending.len()), (Some(2), 1));
+    s.checkpoint_complete(2).expect("complete");
+    assert_eq!(std::fs::read(file("rej-000001.csv")).expect("part 1"), part1);
+    assert!(!file(".rej-000001.csv.inprogress").exists());
+
+    // Part 2 closes at checkpoint 3, which does not complete; part 3 is being written when the job dies.
+    s.write_reject(&row(4)).expect("write");
+    let p3 = s.checkpoint(3).expect("checkpoint 3");
+    assert_eq!((p3.next_part, p3.pending.iter().map(|p| p.part).collect::<Vec<_>>()), (Some(3), vec![2]));
+    s.write_reject(&row(5)).expect("write");
+    s.flush().expect("flush");
+    drop(s);
+    // Left behind by other runs: a final part after the checkpoint (a run that reached its end) and a part
+    // in progress below it that the checkpoint does not list.
+    std::fs::write(file("rej-000004.csv"), "later\n").expect("write");
+    std::fs::write(file(".rej-000001.csv.inprogress"), "stray\n").expect("write");
+    assert_eq!(
+        names(),
+        [
+            ".rej-000001.csv.inprogress",
+            ".rej-000002.csv.inprogress",
+            ".rej-000003.csv.inprogress",
+            "other-000001.csv",
+            "rej-000001.csv",
+            "rej-000001.jsonl",
+            "rej-000004.csv",
+            "rej.csv"
+        ]
+    );
+
+    // A restore from checkpoint 3 commits part 2, deletes parts 3 and 4 and the stray one, and goes on at 3.
+    let mut s = open(Some(&p3)).expect("restore");
+    assert_eq!(names(), ["other-000001.csv", "rej-000001.csv", "rej-000001.jsonl", "rej-000002.csv", "rej.csv"]);
+    assert_eq!(std::fs::read(file("rej-000001.csv")).expect("part 1"), part1);
+    let part2 = std::fs::read(file("rej-000002.csv")).expect("part 2");
+    assert!(part2.starts_with(header) && part2.len() as u64 == p3.pending[0].bytes);
+    s.write_reject(&row(5)).expect("write");
+    // The end of the input commits the part being written.
+    s.finish(true).expect("finish");
+    assert_eq!(
+        names(),
+        ["other-000001.csv", "rej-000001.csv", "rej-000001.jsonl", "rej-000002.csv", "rej-000003.csv", "rej.csv"]
+    );
+    let part3 = std::fs::read(file("rej-000003.csv")).expect("part 3");
+    assert!(part3.starts_with(header) && part3.ends_with(b"\n") && part3.len() > header.len());
+    drop(s);
+
+    // A pending part shorter than the checkpoint says is an error naming it; a stop leaves the part in progress.
+    std::fs::rename(file("rej-000002.csv"), file(".rej-000002.csv.inprogress")).expect("rename");
+    std::fs::write(file(".rej-000002.csv.inprogress"), header).expect("cut");
+    let err = open(Some(&p3)).err().expect("a short part is an error").to_string();
+    assert!(err.contains(".rej-000002.csv.inprogress") && err.contains("shorter"), "{err}");
+    std::fs::write(file(".rej-000002.csv.inprogress"), &part2).expect("write");
+    let mut s = open(Some(&p3)).expect("restore");
+    s.write_reject(&row(6)).expect("write");
+    s.finish(false).expect("finish");
+    assert!(file(".rej-000003.csv.inprogress").exists() && !file("rej-000003.csv").exists());
+}
+
+#[test]
+fn part_files_need_a_file_sink_and_checkpoints() {
+    let dir = tmp();
+    let d = dir.path();
+    let check = |sink: &str, checkpoint: bool| {
+        let cfg = d.join("p.toml");
+        let chk = if checkpoint { "[checkpoint]\ndir = \"chk\"\n" } else { "" };
+        let toml = format!(
+            "{chk}[[source]]\nname = \"t\"\ntype = \"csv\"\npath = \"t.csv\"\n[[window]]\nname = \"bars\"\n\
+             type = \"tumbling\"\nsize = \"1s\"\n[[sink]]\nstream = \"bars\"\nparts = true\n{sink}\n"
+        );
+        std::fs::write(&cfg, &toml).expect("write");
+        let o = ticklane(&["check", "--config", cfg.to_str().expect("utf-8")], d);
+        (o.status.success(), common::stderr(&o))
+    };
+    let (ok, err) = check("type = \"csv\"\npath = \"out/bars.csv\"", false);
+    assert!(!ok && err.contains("sink[0].parts") && err.contains("[checkpoint] dir"), "{err}");
+    let (ok, err) = check("type = \"stdout\"", true);
+    assert!(!ok && err.contains("sink[0].parts") && err.contains("only applies to csv and jsonl"), "{err}");
+    let (ok, err) =
+        check("type = \"kafka\"\ntopic = \"bars\"\nkafka = { \"bootstrap.servers\" = \"127.0.0.1:1\" }", true);
+    assert!(!ok && err.contains("sink[0].parts") && err.contains("only applies to csv and jsonl"), "{err}");
+    let (ok, err) = check(
+        "type = \"csv\"\npath = \"out/bars.csv\"\n[[sink]]\nstream = \"bars\"\ntype = \"csv\"\npath = \"out/bars-000001.csv\"",
+        true,
+    );
+    assert!(!ok && err.contains("sink[1].path") && err.contains("part file of sink[0]"), "{err}");
+    for ty in ["csv", "jsonl"] {
+        let (ok, err) = check(&format!("type = \"{ty}\"\npath = \"out/bars.{ty}\""), true);
+        assert!(ok, "{ty}: {err}");
+    }
+}
