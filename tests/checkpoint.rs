@@ -1,7 +1,8 @@
 //! Checkpoints and recovery, end to end through the binary: a job killed with SIGKILL at random moments and
 //! started again with the same config until it finishes writes exactly the files an uninterrupted run writes
 //! — byte for byte with one worker, the same lines with several (whose interleaving in a file depends on
-//! thread timing); also across a change of the number of workers, and past a damaged newest checkpoint.
+//! thread timing); also across a change of the number of workers, and past a damaged newest checkpoint. Sinks
+//! writing part files commit only what a complete checkpoint holds, and their parts put together are the file.
 
 mod common;
 
@@ -341,6 +342,151 @@ fn run_from_savepoint_resumes_an_older_checkpoint_with_other_workers() {
     if last.exists() {
         assert_eq!(std::fs::read(&last).expect("manifest"), newest_manifest, "{} was rewritten", last.display());
     }
+}
+
+/// `config` with every sink writing part files (one worker, checkpoints in `chk`).
+fn parts_config(input: &Path, out: &Path, chk: &Path) -> String {
+    let c = config(input, out, 1, Some(chk));
+    let at = c.find("[[sink]]").expect("sinks");
+    let (head, sinks) = c.split_at(at);
+    format!("{head}{}", sinks.replace("type = \"csv\"\n", "type = \"csv\"\nparts = true\n"))
+}
+
+/// The part files of stream `s` in `dir`: (number, in progress, path), by number.
+fn part_files(dir: &Path, s: &str) -> Vec<(u64, bool, PathBuf)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = e.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8").to_string();
+        let (plain, in_progress) = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".inprogress")) {
+            Some(n) => (n.to_string(), true),
+            None => (name.clone(), false),
+        };
+        let Some(digits) = plain.strip_prefix(&format!("{s}-")).and_then(|n| n.strip_suffix(".csv")) else { continue };
+        if digits.len() >= 6 && digits.bytes().all(|c| c.is_ascii_digit()) {
+            v.push((digits.parse().expect("part number"), in_progress, path));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The committed parts of stream `s` in `dir` put together, the CSV header kept once; panics unless they are
+/// numbered 1, 2, … without a gap and each starts with `header`.
+fn committed(dir: &Path, s: &str, header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (n, _, path)) in part_files(dir, s).into_iter().filter(|p| !p.1).enumerate() {
+        assert_eq!(n, i as u64 + 1, "{}: the committed parts are not numbered from 1 without a gap", path.display());
+        let bytes = std::fs::read(&path).expect("part file");
+        assert!(bytes.starts_with(header) && bytes.len() > header.len(), "{}: no header or no rows", path.display());
+        if out.is_empty() {
+            out.extend_from_slice(header);
+        }
+        out.extend_from_slice(&bytes[header.len()..]);
+    }
+    out
+}
+
+/// The header line of a reference output file.
+fn header_of(file: &[u8]) -> &[u8] {
+    &file[..file.iter().position(|&c| c == b'\n').map_or(file.len(), |i| i + 1)]
+}
+
+#[test]
+fn part_files_killed_anywhere_commit_only_checkpointed_output() {
+    use ticklane::checkpoint::manifest::latest_valid;
+    let dir = tmp();
+    let d = dir.path();
+    let input = input(d, 400_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 1, None));
+    let want = outputs(&reference);
+    // An uninterrupted run with part files, which also says how long a run takes here.
+    let t = std::time::Instant::now();
+    let timing = d.join("timing");
+    run_config(d, "timing.toml", &parts_config(&input, &timing, &d.join("timing-chk")));
+    let span = (t.elapsed().as_millis() as u64).max(300);
+    for (s, w) in &want {
+        let got = committed(&timing, s, header_of(w));
+        assert!(got == *w || (got.is_empty() && header_of(w) == &w[..]), "uninterrupted: the parts of {s} differ");
+        assert!(part_files(&timing, s).len() > 1 || s.ends_with("late"), "{s}: one part only");
+    }
+
+    let mut delays = Delays(0x2545_F491_4F6C_DD1D);
+    let (mut kills, mut early, mut resumed) = (0, 0, 0);
+    for round in 0..8 {
+        let (out, chk) = (d.join(format!("out-{round}")), d.join(format!("chk-{round}")));
+        let cfg = d.join(format!("job-{round}.toml"));
+        std::fs::write(&cfg, parts_config(&input, &out, &chk)).expect("write config");
+        let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+        let mut finished = false;
+        for k in 0..2 + round % 2 {
+            let mut r = Running::start_logging(&args, d, "info");
+            let exited = if round == 0 && k == 0 {
+                // Once output is being written, before the first checkpoint (40 ms): a restart from the start.
+                let first = out.join(".ticks-000001.csv.inprogress");
+                let t = std::time::Instant::now();
+                loop {
+                    if let Some(st) = r.child.try_wait().expect("try_wait") {
+                        break Some(st);
+                    }
+                    if first.exists() || t.elapsed() > Duration::from_secs(10) {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            } else {
+                r.wait_for(delays.next(30, span * 3 / 4))
+            };
+            if let Some(st) = exited {
+                let (_, err) = r.output();
+                assert!(st.success(), "round {round}: run {k} failed:\n{err}");
+                finished = true;
+                break;
+            }
+            // Once a SIGTERM: a stopped job commits nothing more than a killed one.
+            let stop = round == 2 && k == 0;
+            r.signal(if stop { "TERM" } else { "KILL" });
+            r.wait_for(Duration::from_secs(10)).expect("killed");
+            let (_, err) = r.output();
+            kills += !stop as usize;
+            early += !err.contains("checkpoint complete") as usize;
+            resumed += err.contains("resuming from checkpoint") as usize;
+            // Killed anywhere, what is committed is what the uninterrupted run wrote, up to somewhere: parts of
+            // the newest complete checkpoint (below its next part), or everything once the input has ended.
+            let newest = latest_valid(&chk).expect("checkpoints").and_then(|c| c.manifest);
+            for (j, (s, w)) in want.iter().enumerate() {
+                let got = committed(&out, s, header_of(w));
+                assert!(w.starts_with(&got), "round {round}, kill {k}: the committed parts of {s} are not a prefix");
+                let next = newest.as_ref().and_then(|m| m.sinks[j].next_part).unwrap_or(1);
+                let last = part_files(&out, s).iter().filter(|p| !p.1).map(|p| p.0).max().unwrap_or(0);
+                assert!(
+                    last < next || got == *w,
+                    "round {round}, kill {k}: part {last} of {s} is committed, the newest complete checkpoint ends \
+                     before part {next}"
+                );
+            }
+        }
+        if !finished {
+            let mut r = Running::start_logging(&args, d, "info");
+            let st = r.wait_for(Duration::from_secs(120)).expect("the last run finishes");
+            let (_, err) = r.output();
+            assert!(st.success(), "round {round}: the last run failed ({st}):\n{err}");
+            resumed += err.contains("resuming from checkpoint") as usize;
+        }
+        for (s, w) in &want {
+            let files = part_files(&out, s);
+            assert!(files.iter().all(|f| !f.1), "round {round}: {s}: parts left in progress: {files:?}");
+            let got = committed(&out, s, header_of(w));
+            assert!(
+                got == *w || (got.is_empty() && header_of(w) == &w[..]),
+                "round {round}: the parts of {s} put together differ from the uninterrupted run's file"
+            );
+        }
+    }
+    assert!(kills >= 10, "only {kills} kills: the runs finished first");
+    assert!(early >= 1, "no kill before the first checkpoint");
+    assert!(resumed >= 3, "only {resumed} of the restarts resumed from a checkpoint: the kills came too early");
 }
 
 #[test]
