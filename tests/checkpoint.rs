@@ -1,7 +1,8 @@
 //! Checkpoints and recovery, end to end through the binary: a job killed with SIGKILL at random moments and
 //! started again with the same config until it finishes writes exactly the files an uninterrupted run writes
 //! — byte for byte with one worker, the same lines with several (whose interleaving in a file depends on
-//! thread timing); also across a change of the number of workers, and past a damaged newest checkpoint.
+//! thread timing); also across a change of the number of workers, and past a damaged newest checkpoint. Sinks
+//! writing part files commit only what a complete checkpoint holds, and their parts put together are the file.
 
 mod common;
 
@@ -447,6 +448,11 @@ gap = "300ms"
             ));
         }
         if let Some(chk) = chk {
+            // The bars as part files too: their closing and commits are crash points as well.
+            c.push_str(&format!(
+                "[[sink]]\nstream = \"bars\"\ntype = \"csv\"\npath = {}\nparts = true\n",
+                toml_path(&out.join("parts").join("bars.csv"))
+            ));
             // retain = 1: old checkpoints are removed too, between the writes of new ones.
             c.push_str(&format!("[checkpoint]\ndir = {}\ninterval = \"60ms\"\nretain = 1\n", toml_path(chk)));
         }
@@ -481,6 +487,11 @@ gap = "300ms"
         assert!(again.status.success(), "after {point}: the restart failed:\n{}", common::stderr(&again));
         let got = read(&out);
         assert!(got == want, "after {point}: the output differs from the uninterrupted run's");
+        let parts = committed(&out.join("parts"), "bars", header_of(&want[0]));
+        assert!(
+            parts == want[0],
+            "after {point}: the part files put together differ from the uninterrupted run's bars"
+        );
         let _ = std::fs::remove_dir_all(&out);
         let _ = std::fs::remove_dir_all(&chk);
     }
@@ -491,7 +502,314 @@ gap = "300ms"
         .collect();
     eprintln!("{} crash points, of {} kinds: {kinds:?}", points.len(), kinds.len());
     assert!(points.len() < 400, "the job never finished without crashing");
-    for k in ["renaming a state file", "renaming a manifest", "syncing a sink file", "removing an old checkpoint"] {
+    for k in [
+        "renaming a state file",
+        "renaming a manifest",
+        "syncing a sink file",
+        "removing an old checkpoint",
+        "syncing a part file",
+        "committing a part file",
+    ] {
         assert!(kinds.contains(k), "no crash point after {k}: {kinds:?}");
+    }
+}
+
+/// `config` with every sink writing part files (one worker, checkpoints in `chk`).
+fn parts_config(input: &Path, out: &Path, chk: &Path) -> String {
+    let c = config(input, out, 1, Some(chk));
+    let at = c.find("[[sink]]").expect("sinks");
+    let (head, sinks) = c.split_at(at);
+    format!("{head}{}", sinks.replace("type = \"csv\"\n", "type = \"csv\"\nparts = true\n"))
+}
+
+/// The part files of stream `s` in `dir`: (number, in progress, path), by number.
+fn part_files(dir: &Path, s: &str) -> Vec<(u64, bool, PathBuf)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = e.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8").to_string();
+        let (plain, in_progress) = match name.strip_prefix('.').and_then(|n| n.strip_suffix(".inprogress")) {
+            Some(n) => (n.to_string(), true),
+            None => (name.clone(), false),
+        };
+        let Some(digits) = plain.strip_prefix(&format!("{s}-")).and_then(|n| n.strip_suffix(".csv")) else { continue };
+        if digits.len() >= 6 && digits.bytes().all(|c| c.is_ascii_digit()) {
+            v.push((digits.parse().expect("part number"), in_progress, path));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The committed parts of stream `s` in `dir` put together, the CSV header kept once; panics unless they are
+/// numbered 1, 2, … without a gap and each starts with `header`.
+fn committed(dir: &Path, s: &str, header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (n, _, path)) in part_files(dir, s).into_iter().filter(|p| !p.1).enumerate() {
+        assert_eq!(n, i as u64 + 1, "{}: the committed parts are not numbered from 1 without a gap", path.display());
+        let bytes = std::fs::read(&path).expect("part file");
+        assert!(bytes.starts_with(header) && bytes.len() > header.len(), "{}: no header or no rows", path.display());
+        if out.is_empty() {
+            out.extend_from_slice(header);
+        }
+        out.extend_from_slice(&bytes[header.len()..]);
+    }
+    out
+}
+
+/// The header line of a reference output file.
+fn header_of(file: &[u8]) -> &[u8] {
+    &file[..file.iter().position(|&c| c == b'\n').map_or(file.len(), |i| i + 1)]
+}
+
+#[test]
+fn part_files_killed_anywhere_commit_only_checkpointed_output() {
+    use ticklane::checkpoint::manifest::latest_valid;
+    let dir = tmp();
+    let d = dir.path();
+    let input = input(d, 400_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 1, None));
+    let want = outputs(&reference);
+    // An uninterrupted run with part files, which also says how long a run takes here.
+    let t = std::time::Instant::now();
+    let timing = d.join("timing");
+    run_config(d, "timing.toml", &parts_config(&input, &timing, &d.join("timing-chk")));
+    let span = (t.elapsed().as_millis() as u64).max(300);
+    for (s, w) in &want {
+        let got = committed(&timing, s, header_of(w));
+        assert!(got == *w || (got.is_empty() && header_of(w) == &w[..]), "uninterrupted: the parts of {s} differ");
+        assert!(part_files(&timing, s).len() > 1 || s.ends_with("late"), "{s}: one part only");
+    }
+
+    let mut delays = Delays(0x2545_F491_4F6C_DD1D);
+    let (mut kills, mut early, mut resumed) = (0, 0, 0);
+    for round in 0..8 {
+        let (out, chk) = (d.join(format!("out-{round}")), d.join(format!("chk-{round}")));
+        let cfg = d.join(format!("job-{round}.toml"));
+        std::fs::write(&cfg, parts_config(&input, &out, &chk)).expect("write config");
+        let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+        let mut finished = false;
+        for k in 0..2 + round % 2 {
+            let mut r = Running::start_logging(&args, d, "info");
+            let exited = if round == 0 && k == 0 {
+                // Once output is being written, before the first checkpoint (40 ms): a restart from the start.
+                let first = out.join(".ticks-000001.csv.inprogress");
+                let t = std::time::Instant::now();
+                loop {
+                    if let Some(st) = r.child.try_wait().expect("try_wait") {
+                        break Some(st);
+                    }
+                    if first.exists() || t.elapsed() > Duration::from_secs(10) {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            } else {
+                r.wait_for(delays.next(30, span * 3 / 4))
+            };
+            if let Some(st) = exited {
+                let (_, err) = r.output();
+                assert!(st.success(), "round {round}: run {k} failed:\n{err}");
+                finished = true;
+                break;
+            }
+            // Once a SIGTERM: a stopped job commits nothing more than a killed one.
+            let stop = round == 2 && k == 0;
+            r.signal(if stop { "TERM" } else { "KILL" });
+            r.wait_for(Duration::from_secs(10)).expect("killed");
+            let (_, err) = r.output();
+            kills += !stop as usize;
+            early += !err.contains("checkpoint complete") as usize;
+            resumed += err.contains("resuming from checkpoint") as usize;
+            // Killed anywhere, what is committed is what the uninterrupted run wrote, up to somewhere: parts of
+            // the newest complete checkpoint (below its next part), or everything once the input has ended.
+            let newest = latest_valid(&chk).expect("checkpoints").and_then(|c| c.manifest);
+            for (j, (s, w)) in want.iter().enumerate() {
+                let got = committed(&out, s, header_of(w));
+                assert!(w.starts_with(&got), "round {round}, kill {k}: the committed parts of {s} are not a prefix");
+                let next = newest.as_ref().and_then(|m| m.sinks[j].next_part).unwrap_or(1);
+                let last = part_files(&out, s).iter().filter(|p| !p.1).map(|p| p.0).max().unwrap_or(0);
+                assert!(
+                    last < next || got == *w,
+                    "round {round}, kill {k}: part {last} of {s} is committed, the newest complete checkpoint ends \
+                     before part {next}"
+                );
+            }
+        }
+        if !finished {
+            let mut r = Running::start_logging(&args, d, "info");
+            let st = r.wait_for(Duration::from_secs(120)).expect("the last run finishes");
+            let (_, err) = r.output();
+            assert!(st.success(), "round {round}: the last run failed ({st}):\n{err}");
+            resumed += err.contains("resuming from checkpoint") as usize;
+        }
+        for (s, w) in &want {
+            let files = part_files(&out, s);
+            assert!(files.iter().all(|f| !f.1), "round {round}: {s}: parts left in progress: {files:?}");
+            let got = committed(&out, s, header_of(w));
+            assert!(
+                got == *w || (got.is_empty() && header_of(w) == &w[..]),
+                "round {round}: the parts of {s} put together differ from the uninterrupted run's file"
+            );
+        }
+    }
+    assert!(kills >= 10, "only {kills} kills: the runs finished first");
+    assert!(early >= 1, "no kill before the first checkpoint");
+    assert!(resumed >= 3, "only {resumed} of the restarts resumed from a checkpoint: the kills came too early");
+}
+
+#[test]
+fn part_files_are_named_after_the_path_and_a_restore_cleans_up() {
+    use ticklane::checkpoint::manifest::SinkPosition;
+    use ticklane::record::{RejectReason, RejectRow};
+    let dir = tmp();
+    let d = dir.path();
+    let out = d.join("out");
+    let toml = format!(
+        r#"
+[checkpoint]
+dir = {chk}
+[[source]]
+name = "trades"
+type = "csv"
+path = "trades.csv"
+[[sink]]
+stream = "trades_rejects"
+type = "csv"
+parts = true
+path = {path}
+"#,
+        chk = toml_path(&d.join("chk")),
+        path = toml_path(&out.join("rej.csv"))
+    );
+    let plan = ticklane::config::parse(&toml, "test.toml").expect("valid");
+    let (sp, def) = (&plan.sinks[0], &plan.streams[plan.sinks[0].stream as usize]);
+    let open = |resume: Option<&SinkPosition>| {
+        ticklane::sink::open(sp, def, &mut ticklane::sink::Producers::default(), true, resume)
+    };
+    let row = |i: u64| RejectRow::new(i, RejectReason::BadPrice, format!("t{i},x,1").as_bytes());
+    let file = |name: &str| out.join(name);
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&out)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        v.sort();
+        v
+    };
+
+    // A new job deletes the parts of an old one, nothing else.
+    std::fs::create_dir_all(&out).expect("dir");
+    for f in ["rej-000001.csv", ".rej-000009.csv.inprogress", "rej.csv", "rej-000001.jsonl", "other-000001.csv"] {
+        std::fs::write(file(f), "old\n").expect("write");
+    }
+    let mut s = open(None).expect("open");
+    assert_eq!(names(), ["other-000001.csv", "rej-000001.jsonl", "rej.csv"]);
+    let start = s.checkpoint(0).expect("start position");
+    assert_eq!((start.kind.as_str(), start.next_part, start.pending.len()), ("parts", Some(1), 0));
+    assert_eq!(start.path.as_deref(), out.join("rej.csv").to_str());
+
+    // Checkpoint 1 closes part 1; checkpoint 2 has nothing new (no empty part); 2 completes: part 1 is final.
+    for i in 1..=3 {
+        s.write_reject(&row(i)).expect("write");
+    }
+    let p1 = s.checkpoint(1).expect("checkpoint 1");
+    assert_eq!(p1.next_part, Some(2));
+    assert_eq!(p1.pending.iter().map(|p| (p.part, p.name.as_str())).collect::<Vec<_>>(), [(1, "rej-000001.csv")]);
+    let part1 = std::fs::read(file(".rej-000001.csv.inprogress")).expect("part 1 in progress");
+    assert_eq!(p1.pending[0].bytes, part1.len() as u64);
+    let header = b"line,reason,text\n";
+    assert!(part1.starts_with(header), "{}", String::from_utf8_lossy(&part1));
+    let p2 = s.checkpoint(2).expect("checkpoint 2");
+    assert_eq!((p2.next_part, p2.pending.len()), (Some(2), 1));
+    s.checkpoint_complete(2).expect("complete");
+    assert_eq!(std::fs::read(file("rej-000001.csv")).expect("part 1"), part1);
+    assert!(!file(".rej-000001.csv.inprogress").exists());
+
+    // Part 2 closes at checkpoint 3, which does not complete; part 3 is being written when the job dies.
+    s.write_reject(&row(4)).expect("write");
+    let p3 = s.checkpoint(3).expect("checkpoint 3");
+    assert_eq!((p3.next_part, p3.pending.iter().map(|p| p.part).collect::<Vec<_>>()), (Some(3), vec![2]));
+    s.write_reject(&row(5)).expect("write");
+    s.flush().expect("flush");
+    drop(s);
+    // Left behind by other runs: a final part after the checkpoint (a run that reached its end) and a part
+    // in progress below it that the checkpoint does not list.
+    std::fs::write(file("rej-000004.csv"), "later\n").expect("write");
+    std::fs::write(file(".rej-000001.csv.inprogress"), "stray\n").expect("write");
+    assert_eq!(
+        names(),
+        [
+            ".rej-000001.csv.inprogress",
+            ".rej-000002.csv.inprogress",
+            ".rej-000003.csv.inprogress",
+            "other-000001.csv",
+            "rej-000001.csv",
+            "rej-000001.jsonl",
+            "rej-000004.csv",
+            "rej.csv"
+        ]
+    );
+
+    // A restore from checkpoint 3 commits part 2, deletes parts 3 and 4 and the stray one, and goes on at 3.
+    let mut s = open(Some(&p3)).expect("restore");
+    assert_eq!(names(), ["other-000001.csv", "rej-000001.csv", "rej-000001.jsonl", "rej-000002.csv", "rej.csv"]);
+    assert_eq!(std::fs::read(file("rej-000001.csv")).expect("part 1"), part1);
+    let part2 = std::fs::read(file("rej-000002.csv")).expect("part 2");
+    assert!(part2.starts_with(header) && part2.len() as u64 == p3.pending[0].bytes);
+    s.write_reject(&row(5)).expect("write");
+    // The end of the input commits the part being written.
+    s.finish(true).expect("finish");
+    assert_eq!(
+        names(),
+        ["other-000001.csv", "rej-000001.csv", "rej-000001.jsonl", "rej-000002.csv", "rej-000003.csv", "rej.csv"]
+    );
+    let part3 = std::fs::read(file("rej-000003.csv")).expect("part 3");
+    assert!(part3.starts_with(header) && part3.ends_with(b"\n") && part3.len() > header.len());
+    drop(s);
+
+    // A pending part shorter than the checkpoint says is an error naming it; a stop leaves the part in progress.
+    std::fs::rename(file("rej-000002.csv"), file(".rej-000002.csv.inprogress")).expect("rename");
+    std::fs::write(file(".rej-000002.csv.inprogress"), header).expect("cut");
+    let err = open(Some(&p3)).err().expect("a short part is an error").to_string();
+    assert!(err.contains(".rej-000002.csv.inprogress") && err.contains("shorter"), "{err}");
+    std::fs::write(file(".rej-000002.csv.inprogress"), &part2).expect("write");
+    let mut s = open(Some(&p3)).expect("restore");
+    s.write_reject(&row(6)).expect("write");
+    s.finish(false).expect("finish");
+    assert!(file(".rej-000003.csv.inprogress").exists() && !file("rej-000003.csv").exists());
+}
+
+#[test]
+fn part_files_need_a_file_sink_and_checkpoints() {
+    let dir = tmp();
+    let d = dir.path();
+    let check = |sink: &str, checkpoint: bool| {
+        let cfg = d.join("p.toml");
+        let chk = if checkpoint { "[checkpoint]\ndir = \"chk\"\n" } else { "" };
+        let toml = format!(
+            "{chk}[[source]]\nname = \"t\"\ntype = \"csv\"\npath = \"t.csv\"\n[[window]]\nname = \"bars\"\n\
+             type = \"tumbling\"\nsize = \"1s\"\n[[sink]]\nstream = \"bars\"\nparts = true\n{sink}\n"
+        );
+        std::fs::write(&cfg, &toml).expect("write");
+        let o = ticklane(&["check", "--config", cfg.to_str().expect("utf-8")], d);
+        (o.status.success(), common::stderr(&o))
+    };
+    let (ok, err) = check("type = \"csv\"\npath = \"out/bars.csv\"", false);
+    assert!(!ok && err.contains("sink[0].parts") && err.contains("[checkpoint] dir"), "{err}");
+    let (ok, err) = check("type = \"stdout\"", true);
+    assert!(!ok && err.contains("sink[0].parts") && err.contains("only applies to csv and jsonl"), "{err}");
+    let (ok, err) =
+        check("type = \"kafka\"\ntopic = \"bars\"\nkafka = { \"bootstrap.servers\" = \"127.0.0.1:1\" }", true);
+    assert!(!ok && err.contains("sink[0].parts") && err.contains("only applies to csv and jsonl"), "{err}");
+    let (ok, err) = check(
+        "type = \"csv\"\npath = \"out/bars.csv\"\n[[sink]]\nstream = \"bars\"\ntype = \"csv\"\npath = \"out/bars-000001.csv\"",
+        true,
+    );
+    assert!(!ok && err.contains("sink[1].path") && err.contains("part file of sink[0]"), "{err}");
+    for ty in ["csv", "jsonl"] {
+        let (ok, err) = check(&format!("type = \"{ty}\"\npath = \"out/bars.{ty}\""), true);
+        assert!(ok, "{ty}: {err}");
     }
 }

@@ -254,6 +254,8 @@ fn sinks() -> Vec<SinkPosition> {
             bytes: Some(987),
             topic: None,
             end_offsets: Vec::new(),
+            next_part: None,
+            pending: Vec::new(),
         },
         SinkPosition {
             sink: "bars-kafka".into(),
@@ -262,6 +264,8 @@ fn sinks() -> Vec<SinkPosition> {
             bytes: None,
             topic: Some("bars".into()),
             end_offsets: vec![PartitionPosition { topic: None, partition: 0, offset: 5 }],
+            next_part: None,
+            pending: Vec::new(),
         },
     ]
 }

@@ -93,6 +93,25 @@ pub struct SinkPosition {
     pub topic: Option<String>,
     #[serde(default)]
     pub end_offsets: Vec<PartitionPosition>,
+    /// File sinks writing part files (`parts = true`, `path` their template): the number the next part
+    /// gets. A restore deletes every part from this number on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_part: Option<u64>,
+    /// The parts closed at this barrier or an earlier one and not committed yet: they are committed
+    /// (renamed to their final names) when this checkpoint completes, or by a restore from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PartFile>,
+}
+
+/// A part file closed at a checkpoint barrier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartFile {
+    pub part: u64,
+    /// Its final name, in the directory of the sink's path.
+    pub name: String,
+    /// Its length.
+    pub bytes: u64,
 }
 
 impl Manifest {
@@ -120,6 +139,16 @@ impl Manifest {
             }
             if !names.insert(f.name.as_str()) {
                 return Err(format!("file `{}` is listed twice", f.name.escape_debug()));
+            }
+        }
+        for s in &self.sinks {
+            for p in &s.pending {
+                if p.name.is_empty() || p.name == "." || p.name == ".." || p.name.contains(['/', '\\', '\0']) {
+                    return Err(format!("part file `{}` is not a plain file name", p.name.escape_debug()));
+                }
+                if s.next_part.is_none_or(|next| p.part >= next) {
+                    return Err(format!("part {} of {} is pending, but not below next_part", p.part, s.sink));
+                }
             }
         }
         Ok(())

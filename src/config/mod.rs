@@ -407,6 +407,9 @@ pub struct SinkConfig {
     pub columns: Option<Vec<String>>,
     /// CSV: write a header line (default true).
     pub header: Option<bool>,
+    /// csv and jsonl, with checkpoints: write numbered part files, each committed (renamed to its final
+    /// name) when the checkpoint after it completes (docs/checkpoints.md). Default false: one file.
+    pub parts: Option<bool>,
     /// Kafka: the topic.
     pub topic: Option<String>,
     /// Kafka: sinks naming the same producer share one (and must give it the same `kafka` properties);

@@ -7,11 +7,12 @@ use super::{
 use crate::continuous::SessionReset;
 use crate::event::Nanos;
 use crate::record::StreamId;
+use crate::sink::parts::PartNames;
 use crate::sink::Column;
 use crate::time::{format_duration, TimeUnit};
 use crate::window::{WindowKind, WindowSpec};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What a validated config builds.
 #[derive(Debug, Clone)]
@@ -178,6 +179,8 @@ pub struct SinkPlan {
     pub format: Format,
     pub columns: Vec<Column>,
     pub header: bool,
+    /// Part files committed on checkpoint completion instead of one file (csv and jsonl, checkpoints on).
+    pub parts: bool,
     pub kafka: Option<KafkaSinkPlan>,
 }
 
@@ -713,6 +716,9 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         if s.header.is_some() && format != Format::Csv && s.kind != SinkType::Kafka {
             errs.push((k("header"), "only applies to CSV".into()));
         }
+        if s.parts.is_some() && !matches!(s.kind, SinkType::Csv | SinkType::Jsonl) {
+            errs.push((k("parts"), "only applies to csv and jsonl sinks (files)".into()));
+        }
         let columns = match &s.columns {
             None => def.default_columns.clone(),
             Some(cols) => {
@@ -736,8 +742,25 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             format,
             columns,
             header: s.header.unwrap_or(true),
+            parts: s.parts.unwrap_or(false) && matches!(s.kind, SinkType::Csv | SinkType::Jsonl),
             kafka,
         });
+    }
+
+    // A sink writing part files deletes the files named as its parts on a restore: no other sink's file.
+    for (i, s) in cfg.sinks.iter().enumerate().filter(|(_, s)| s.parts == Some(true)) {
+        let Some(path) = &s.path else { continue };
+        let Ok(names) = PartNames::new(path) else {
+            errs.push((format!("sink[{i}].path"), "needs a file name to name the parts after".into()));
+            continue;
+        };
+        for (j, other) in cfg.sinks.iter().enumerate().filter(|&(j, _)| j != i) {
+            let Some(p) = &other.path else { continue };
+            let same_dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")) == names.dir();
+            if same_dir && p.file_name().and_then(|n| n.to_str()).and_then(|n| names.parse(n)).is_some() {
+                errs.push((format!("sink[{j}].path"), format!("is named as a part file of sink[{i}] (parts = true)")));
+            }
+        }
     }
 
     let mut producers: HashMap<&str, (usize, &Props)> = HashMap::new();
@@ -774,6 +797,12 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 errs.push((
                     format!("sink[{i}].exactly_once"),
                     "`replay` works from checkpoints: set [checkpoint] dir".into(),
+                ));
+            }
+            if s.parts == Some(true) && matches!(s.kind, SinkType::Csv | SinkType::Jsonl) {
+                errs.push((
+                    format!("sink[{i}].parts"),
+                    "a part is committed when a checkpoint completes: set [checkpoint] dir".into(),
                 ));
             }
         }

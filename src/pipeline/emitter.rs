@@ -15,7 +15,7 @@ use crate::record::{Record, RejectRow, StreamId};
 use crate::sink::Sink;
 use crate::symbols::SymbolCache;
 use crate::time::mono_now;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A sink failed; the pipeline stops.
@@ -49,6 +49,11 @@ pub struct Writer {
     checkpoints: Option<PartSender>,
     /// Checkpoints on: where completions are announced, and the last one passed on to the sinks.
     completed: Option<(Arc<Trigger>, u64)>,
+    /// The job's stop flag: set at the end, the job was stopped (a signal, a failure) rather than its input
+    /// having ended.
+    stop: Arc<AtomicBool>,
+    /// A ring into the sinks was dropped without its end-of-input (the thread before it failed).
+    lost: bool,
 }
 
 impl Writer {
@@ -59,6 +64,7 @@ impl Writer {
         symbols: SymbolCache,
         metrics: Arc<Metrics>,
         acks: Vec<rtrb::Producer<Ack>>,
+        stop: Arc<AtomicBool>,
     ) -> Self {
         let n = routes.len();
         Self {
@@ -75,7 +81,15 @@ impl Writer {
             dirty: false,
             checkpoints: None,
             completed: None,
+            stop,
+            lost: false,
         }
+    }
+
+    /// An input of the writer's thread ended without saying so (its thread failed): the output is not
+    /// complete at the end of the run.
+    pub fn input_lost(&mut self) {
+        self.lost = true;
     }
 
     /// Checkpoints are on: the sinks' parts go to `tx`, and `trigger` says which checkpoint is complete.
@@ -194,10 +208,12 @@ impl Writer {
         Ok(())
     }
 
-    /// At the end of the run: everything written is made durable (a Kafka sink waits for every delivery).
+    /// At the end of the run: everything written is made durable (a Kafka sink waits for every delivery);
+    /// if the input has ended rather than the job been stopped, a sink writing part files commits the rest.
     pub fn finish(&mut self) -> Result<(), SinkError> {
+        let ended = !self.stop.load(Ordering::Relaxed) && !self.lost;
         for s in &mut self.sinks {
-            s.sync().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
+            s.finish(ended).map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
         }
         self.dirty = false;
         Ok(())
@@ -266,6 +282,7 @@ impl RejectRings {
             }
             if !self.ended[i] && c.is_abandoned() && c.is_empty() {
                 self.ended[i] = true;
+                w.input_lost();
             }
         }
         Ok(got)
@@ -315,6 +332,7 @@ impl Emitter {
                     let Ok(msg) = c.pop() else {
                         if c.is_abandoned() && c.is_empty() {
                             shard_ended[i] = true;
+                            self.writer.input_lost();
                         }
                         break;
                     };

@@ -584,6 +584,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         SymbolCache::new(symbols.clone()),
         metrics.clone(),
         ack_rings,
+        stop.clone(),
     );
     if let Some((_, trigger, tx)) = &checkpointing {
         writer.send_checkpoints_to(tx.clone(), trigger.clone());

@@ -174,6 +174,8 @@ pub struct ShardWorker {
     pub id: usize,
     inputs: Vec<rtrb::Consumer<ShardMsg>>,
     ended: Vec<bool>,
+    /// An input was dropped without its end-of-input (its source failed).
+    lost: bool,
     /// Checkpoint barriers of the inputs.
     align: Alignment,
     /// Where this shard's part of a checkpoint goes (checkpoints on).
@@ -211,6 +213,7 @@ impl ShardWorker {
             id,
             inputs,
             ended: vec![false; n],
+            lost: false,
             align: Alignment::new(n),
             checkpoints: None,
             enc: Enc::new(),
@@ -251,6 +254,7 @@ impl ShardWorker {
                         if self.inputs[i].is_abandoned() && self.inputs[i].is_empty() {
                             // The source thread is gone without saying goodbye (it failed): stop waiting for it.
                             self.ended[i] = true;
+                            self.lost = true;
                         }
                         break;
                     };
@@ -366,8 +370,13 @@ impl ShardWorker {
         let Out { to, recorder, .. } = self.out;
         recorder.finish();
         match to {
+            // Dropped without its end-of-input, the ring tells the emitter that an input was lost.
+            Target::Ring(_) if self.lost => Ok(()),
             Target::Ring(mut tx) => tx.send(EmitMsg::End).map_err(|_| ShardError::EmitterGone),
             Target::Inline(mut w, _) => {
+                if self.lost {
+                    w.input_lost();
+                }
                 w.finish()?;
                 w.publish();
                 Ok(())

@@ -318,6 +318,8 @@ impl Sink for KafkaSink {
             bytes: None,
             topic: Some(self.topic.clone()),
             end_offsets,
+            next_part: None,
+            pending: Vec::new(),
         })
     }
 

@@ -3,9 +3,11 @@
 
 mod encode;
 mod kafka;
+pub mod parts;
 
 pub use encode::{Column, Encoder};
 pub use kafka::{KafkaSink, Producers};
+pub use parts::Parts;
 
 use crate::checkpoint::coordinator::Hold;
 use crate::checkpoint::manifest::SinkPosition;
@@ -38,6 +40,8 @@ pub trait Sink: Send {
             bytes: None,
             topic: None,
             end_offsets: Vec::new(),
+            next_part: None,
+            pending: Vec::new(),
         })
     }
 
@@ -45,6 +49,13 @@ pub trait Sink: Send {
     /// is final. An error stops the job.
     fn checkpoint_complete(&mut self, _id: u64) -> io::Result<()> {
         Ok(())
+    }
+
+    /// At the end of the run, after everything is written: `ended` when the input has ended (the job is
+    /// done), false when the job was stopped (its next run resumes from the last checkpoint). Makes the
+    /// output durable ([`Sink::sync`]); a sink writing part files commits the rest of them if `ended`.
+    fn finish(&mut self, _ended: bool) -> io::Result<()> {
+        self.sync()
     }
 
     /// Checkpoints wait while this is not 0 (a Kafka sink after a restore, until it has computed again what
@@ -127,8 +138,13 @@ pub struct TextSink {
 }
 
 enum Output {
-    File { file: std::fs::File, path: PathBuf },
+    File {
+        file: std::fs::File,
+        path: PathBuf,
+    },
     Stdout(io::Stdout),
+    /// `parts = true`: numbered files committed on checkpoint completion.
+    Parts(Parts),
 }
 
 impl Output {
@@ -136,6 +152,7 @@ impl Output {
         match self {
             Output::File { file, .. } => file.write_all(b),
             Output::Stdout(s) => s.write_all(b),
+            Output::Parts(p) => p.write_all(b),
         }
     }
 }
@@ -143,6 +160,7 @@ impl Output {
 impl TextSink {
     /// Opens the sink of `plan` for stream `def` (creating the file's directory) and writes the CSV header;
     /// with `resume`, opens the existing file, cuts it back to the checkpoint's length and goes on there.
+    /// With `plan.parts`, opens its part files instead ([`Parts::open`]: a restore commits and deletes parts).
     pub fn open(plan: &SinkPlan, def: &StreamDef, resume: Option<&SinkPosition>) -> io::Result<TextSink> {
         let enc = Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit };
         let mut written = 0;
@@ -158,8 +176,18 @@ impl TextSink {
                         io::Error::new(e.kind(), format!("cannot create directory {}: {e}", dir.display()))
                     })?;
                 }
-                let what =
-                    format!("{} file {}", if plan.format == Format::Csv { "csv" } else { "jsonl" }, path.display());
+                let format = if plan.format == Format::Csv { "csv" } else { "jsonl" };
+                if plan.parts {
+                    let what = format!("{format} parts {}", path.display());
+                    let mut header = Vec::new();
+                    if plan.format == Format::Csv && plan.header {
+                        enc.header(&mut header);
+                    }
+                    let parts = Parts::open(&path, what.clone(), header, resume)?;
+                    let buf = Vec::with_capacity(BUFFER + 4096);
+                    return Ok(TextSink { enc, buf, out: Output::Parts(parts), what, written: 0 });
+                }
+                let what = format!("{format} file {}", path.display());
                 let file = match resume.and_then(|r| r.bytes) {
                     Some(len) => resume_file(&path, len)?,
                     None => std::fs::File::create(&path)
@@ -209,19 +237,34 @@ impl Sink for TextSink {
         match &mut self.out {
             Output::File { file, .. } => file.flush(),
             Output::Stdout(s) => s.flush(),
+            Output::Parts(_) => Ok(()),
         }
     }
 
-    fn checkpoint(&mut self, _id: u64) -> io::Result<SinkPosition> {
+    fn checkpoint(&mut self, id: u64) -> io::Result<SinkPosition> {
         self.flush()?;
         crate::checkpoint::crash_point("writing a sink file");
-        let (kind, path) = match &self.out {
+        let (kind, path) = match &mut self.out {
             Output::File { file, path } => {
                 file.sync_data()?;
                 crate::checkpoint::crash_point("syncing a sink file");
                 ("file", Some(path.display().to_string()))
             }
             Output::Stdout(_) => ("stdout", None),
+            Output::Parts(p) => {
+                p.close(id)?;
+                let (next, pending) = p.position();
+                return Ok(SinkPosition {
+                    sink: self.what.clone(),
+                    kind: "parts".into(),
+                    path: Some(p.path().display().to_string()),
+                    bytes: None,
+                    topic: None,
+                    end_offsets: Vec::new(),
+                    next_part: Some(next),
+                    pending,
+                });
+            }
         };
         Ok(SinkPosition {
             sink: self.what.clone(),
@@ -230,7 +273,24 @@ impl Sink for TextSink {
             bytes: Some(self.written),
             topic: None,
             end_offsets: Vec::new(),
+            next_part: None,
+            pending: Vec::new(),
         })
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> io::Result<()> {
+        match &mut self.out {
+            Output::Parts(p) => p.commit(id),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(&mut self, ended: bool) -> io::Result<()> {
+        self.flush()?;
+        match &mut self.out {
+            Output::Parts(p) if ended => p.finish(),
+            _ => Ok(()),
+        }
     }
 
     fn describe(&self) -> String {
