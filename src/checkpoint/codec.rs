@@ -253,6 +253,12 @@ impl<'a> Dec<'a> {
         self.pos
     }
 
+    /// The number of key ids this decoder accepts: a restore reserves its per-key vectors to it once
+    /// instead of growing them key by key (a million keys otherwise cost a dozen reallocations and copies).
+    pub fn key_limit(&self) -> u32 {
+        self.key_limit
+    }
+
     fn take<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let end = self.pos.checked_add(N).filter(|&e| e <= self.buf.len());
         let Some(end) = end else {
