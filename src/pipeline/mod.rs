@@ -321,15 +321,24 @@ fn write_start(
         .with_context(|| format!("writing the start record in {}", root.display()))
 }
 
-/// The largest checkpoint id with a directory under `root` (0: none).
+/// The largest checkpoint id with a directory under `root`, or of a savepoint under `root/savepoints` (0:
+/// none): savepoints and checkpoints share one sequence of ids.
 fn newest_id(root: &Path) -> u64 {
-    std::fs::read_dir(root)
+    let checkpoints = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(checkpoint::manifest::parse_dir_name))
         .max()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let savepoints = std::fs::read_dir(root.join(checkpoint::manifest::SAVEPOINTS))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| checkpoint::manifest::read_manifest(&e.path()).ok().map(|m| m.id))
+        .max()
+        .unwrap_or(0);
+    checkpoints.max(savepoints)
 }
 
 /// Which checkpoint to resume from: `from` if given, else the newest valid one in `checkpoint.dir`.
