@@ -868,7 +868,7 @@ stage_bytes() { # hlog stage
 mib() { awk -v v="$1" 'BEGIN { if (v == "nan" || v == "") print "–"; else printf "%.1f MiB", v / 1048576 }'; }
 
 checkpoint() {
-    local n i dir cfg p b chosen ms eps pause99
+    local n i dir cfg p b chosen ms eps off pause99
     for n in $CKPT_SIZES; do
         for i in $(seq 1 "$RUNS"); do
             dir=$WORK/ckpt-$n-$i
@@ -913,11 +913,11 @@ checkpoint() {
         rm -rf "$WORK/ckpt-tput-chk"
         printf '\n[checkpoint]\ndir = "%s"\ninterval = "1s"\n' "$WORK/ckpt-tput-chk" >>"$WORK/ckpt-tput-on.toml.$i"
         cat "$WORK/ckpt-tput-off.toml" "$WORK/ckpt-tput-on.toml.$i" >"$WORK/ckpt-tput-on.$i.toml"
-        eps=$(run_pipeline "$WORK/ckpt-tput-off.toml" "$WORK/ckpt-tput-off.$i.log")
-        record ckpt-tput-off eps "$eps"
+        off=$(run_pipeline "$WORK/ckpt-tput-off.toml" "$WORK/ckpt-tput-off.$i.log")
+        record ckpt-tput-off eps "$off"
         eps=$(run_pipeline "$WORK/ckpt-tput-on.$i.toml" "$WORK/ckpt-tput-on.$i.log")
         record ckpt-tput-on eps "$eps"
-        log "checkpoint throughput run $i: off $(stat ckpt-tput-off eps max) on $eps"
+        log "checkpoint throughput run $i: off $off on $eps"
     done
     echo
     echo "### (g) Checkpoints"
