@@ -305,8 +305,16 @@ kafka = {{ "bootstrap.servers" = "127.0.0.1:1" }}
     assert!(err.contains("sink[0].exactly_once") && err.contains("checkpoint"), "{err}");
     let err = check(&job("[pipeline]\nfire_on_shutdown = true\n[checkpoint]\ndir = \"chk\"", "", ""));
     assert!(err.contains("pipeline.fire_on_shutdown") && err.contains("sink[0]"), "{err}");
-    let err = check(&job("[checkpoint]\ndir = \"chk\"", "", "exactly_once = \"transactions\""));
-    assert!(err.contains("exactly_once") && err.contains("replay"), "{err}");
+    let err = check(&job("[checkpoint]\ndir = \"chk\"", "", "exactly_once = \"transactional\""));
+    assert!(err.contains("exactly_once") && err.contains("replay") && err.contains("transactions"), "{err}");
+    let err = check(&job("", "", "exactly_once = \"transactions\""));
+    assert!(err.contains("sink[0].exactly_once") && err.contains("checkpoint"), "{err}");
+    let small = job("[checkpoint]\ndir = \"chk\"\ninterval = \"10s\"", "", "exactly_once = \"transactions\"").replace(
+        "kafka = { \"bootstrap.servers\" = \"127.0.0.1:1\" }\n",
+        "kafka = { \"bootstrap.servers\" = \"127.0.0.1:1\", \"transaction.timeout.ms\" = 5000 }\n",
+    );
+    let err = check(&small);
+    assert!(err.contains("transaction.timeout.ms") && err.contains("checkpoint.interval"), "{err}");
 }
 
 #[test]

@@ -429,6 +429,10 @@ pub enum ExactlyOnce {
     /// The checkpoint records the topic's end offsets; a restore reads what was written after them, checks
     /// it against what it computes again and does not write it twice.
     Replay,
+    /// Replay, and the output between two barriers in one Kafka transaction, committed at the second: a
+    /// `read_committed` consumer never sees what a crash cut short (the broker aborts it), and a second
+    /// instance with the same `transactional.id` fences the first. Needs a broker with transactions.
+    Transactions,
     /// At-least-once: the results after the checkpoint are written again.
     None,
 }

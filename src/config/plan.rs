@@ -65,6 +65,8 @@ pub struct KafkaSinkPlan {
     pub topic: String,
     /// With checkpoints: read back and skip what was written after the restored checkpoint.
     pub replay: bool,
+    /// Output in Kafka transactions committed at each checkpoint barrier (`transactional.id` is in `props`).
+    pub transactional: bool,
     /// Sinks with the same producer name share one producer.
     pub producer: String,
     /// librdkafka properties: ticklane's defaults overridden by the file's.
@@ -791,12 +793,14 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     if c.retain == 0 {
         errs.push(("checkpoint.retain".into(), "must be at least 1 (the checkpoint to resume from)".into()));
     }
+    transactional_producers(cfg, &mut sinks, &mut errs);
     if c.dir.is_none() {
         for (i, s) in cfg.sinks.iter().enumerate() {
-            if s.exactly_once == Some(ExactlyOnce::Replay) {
+            if let Some(m @ (ExactlyOnce::Replay | ExactlyOnce::Transactions)) = s.exactly_once {
+                let m = if m == ExactlyOnce::Replay { "replay" } else { "transactions" };
                 errs.push((
                     format!("sink[{i}].exactly_once"),
-                    "`replay` works from checkpoints: set [checkpoint] dir".into(),
+                    format!("`{m}` works from checkpoints: set [checkpoint] dir"),
                 ));
             }
             if s.parts == Some(true) && matches!(s.kind, SinkType::Csv | SinkType::Jsonl) {
@@ -912,6 +916,58 @@ fn kafka_source(i: usize, s: &SourceConfig, errs: &mut Errors) -> KafkaSourcePla
 }
 
 /// The Kafka part of sink `i`, or None (with errors) for a kafka sink that lacks a topic.
+/// Sinks sharing a producer share its transactions: all of them use transactions or none does. A
+/// transactional producer gets a `transactional.id` unless the file gives one: `ticklane-<producer>-<crc>`,
+/// the CRC32C of the checkpoint directory's absolute path, so that it is the same at every start of the job
+/// and differs between jobs. A transaction spans one checkpoint interval, so the interval plus the timeout
+/// must stay below `transaction.timeout.ms` (the broker aborts a transaction older than that).
+fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Errors) {
+    let mut by_producer: HashMap<String, (usize, bool)> = HashMap::new();
+    for (i, s) in sinks.iter().enumerate() {
+        let Some(kp) = &s.kafka else { continue };
+        match by_producer.get(&kp.producer) {
+            Some(&(j, t)) if t != kp.transactional => errs.push((
+                format!("sink[{i}].exactly_once"),
+                format!(
+                    "sink[{j}] shares producer `{}` and {} transactions: sinks sharing a producer share its \
+                     transactions (name another producer)",
+                    kp.producer,
+                    if t { "uses" } else { "does not use" }
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                by_producer.insert(kp.producer.clone(), (i, kp.transactional));
+            }
+        }
+    }
+    let Some(dir) = &cfg.checkpoint.dir else { return };
+    let abs = std::env::current_dir().map(|c| c.join(dir)).unwrap_or_else(|_| dir.clone());
+    let crc = crc32c::crc32c(abs.to_string_lossy().as_bytes());
+    let span = cfg.checkpoint.interval.0.saturating_add(cfg.checkpoint.timeout.0);
+    for (i, s) in sinks.iter_mut().enumerate() {
+        let Some(kp) = s.kafka.as_mut().filter(|k| k.transactional) else { continue };
+        if prop(&kp.props, "transactional.id").is_none() {
+            kp.props.push(("transactional.id".into(), format!("ticklane-{}-{crc:08x}", kp.producer)));
+        }
+        let span_ms = span / 1_000_000;
+        let Some(limit_ms) = prop(&kp.props, "transaction.timeout.ms").and_then(|v| v.parse::<i64>().ok()) else {
+            // Room for a checkpoint that takes its whole timeout, and a margin.
+            kp.props.push(("transaction.timeout.ms".into(), (span_ms * 2).max(60_000).to_string()));
+            continue;
+        };
+        if span_ms >= limit_ms {
+            errs.push((
+                format!("sink[{i}].kafka.\"transaction.timeout.ms\""),
+                format!(
+                    "{limit_ms} ms is not above checkpoint.interval + checkpoint.timeout ({span_ms} ms): the broker \
+                     would abort a transaction before its checkpoint"
+                ),
+            ));
+        }
+    }
+}
+
 fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPlan> {
     let k = |f: &str| format!("sink[{i}].{f}");
     if s.kind != SinkType::Kafka {
@@ -944,6 +1000,8 @@ fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPl
     if prop(&props, "bootstrap.servers").is_none_or(str::is_empty) {
         errs.push((k("kafka"), "needs \"bootstrap.servers\"".into()));
     }
-    let replay = s.exactly_once.unwrap_or(ExactlyOnce::Replay) == ExactlyOnce::Replay;
-    Some(KafkaSinkPlan { topic, replay, producer, props })
+    let mode = s.exactly_once.unwrap_or(ExactlyOnce::Replay);
+    let replay = mode != ExactlyOnce::None;
+    let transactional = mode == ExactlyOnce::Transactions;
+    Some(KafkaSinkPlan { topic, replay, transactional, producer, props })
 }

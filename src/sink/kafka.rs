@@ -37,27 +37,69 @@ use std::time::{Duration, Instant};
 /// Delivery reports are served every this many messages.
 const POLL_EVERY: u32 = 64;
 
-/// The producers of a pipeline by name: sinks that name the same producer share it.
+/// The producers of a pipeline by name: sinks that name the same producer share it (and its transactions).
 #[derive(Default)]
-pub struct Producers(HashMap<String, Arc<BaseProducer<Delivery>>>);
+pub struct Producers(HashMap<String, Shared>);
+
+/// One producer and, if it is transactional, the last checkpoint barrier its transaction was committed at
+/// (the first of its sinks to reach a barrier commits for all of them).
+#[derive(Clone)]
+struct Shared {
+    producer: Arc<BaseProducer<Delivery>>,
+    committed: Option<Arc<AtomicU64>>,
+}
+
+/// How long transaction calls (init, commit) may take before the sink fails.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn txn_error(what: &str, e: KafkaError) -> io::Error {
+    let hint = match &e {
+        KafkaError::Transaction(t) if t.is_retriable() => " (retriable)",
+        KafkaError::Transaction(t) if t.txn_requires_abort() => " (the transaction must be aborted)",
+        KafkaError::Transaction(t) if t.is_fatal() => {
+            " (fatal: another producer with this transactional.id may have fenced this one)"
+        }
+        _ => "",
+    };
+    io::Error::other(format!("{what}: {e}{hint}"))
+}
 
 impl Producers {
-    fn get(&mut self, p: &KafkaSinkPlan) -> io::Result<Arc<BaseProducer<Delivery>>> {
-        if let Some(prod) = self.0.get(&p.producer) {
-            return Ok(prod.clone());
+    fn get(&mut self, p: &KafkaSinkPlan) -> io::Result<Shared> {
+        if let Some(s) = self.0.get(&p.producer) {
+            return Ok(s.clone());
         }
         let prod: BaseProducer<Delivery> = kafka::client_config(&p.props)
             .create_with_context(Delivery::new(format!("producer {}", p.producer)))
             .map_err(|e| io::Error::other(format!("cannot create Kafka producer `{}`: {e}", p.producer)))?;
-        let prod = Arc::new(prod);
-        self.0.insert(p.producer.clone(), prod.clone());
-        Ok(prod)
+        let committed = if p.transactional {
+            // Fences any earlier instance with this transactional.id and aborts its open transaction: what a
+            // crash cut short never becomes visible to read_committed consumers.
+            prod.init_transactions(TXN_TIMEOUT).map_err(|e| {
+                txn_error(
+                    &format!("producer `{}`: initialising transactions (does the broker support them?)", p.producer),
+                    e,
+                )
+            })?;
+            prod.begin_transaction()
+                .map_err(|e| txn_error(&format!("producer `{}`: beginning a transaction", p.producer), e))?;
+            Some(Arc::new(AtomicU64::new(0)))
+        } else {
+            None
+        };
+        let s = Shared { producer: Arc::new(prod), committed };
+        self.0.insert(p.producer.clone(), s.clone());
+        Ok(s)
     }
 }
 
 pub struct KafkaSink {
     topic: String,
     producer: Arc<BaseProducer<Delivery>>,
+    /// Transactions: the barrier the shared transaction was last committed at.
+    committed: Option<Arc<AtomicU64>>,
+    /// A transaction call failed: nothing more is written (the next run restores and replays).
+    broken: Option<String>,
     enc: Encoder,
     buf: Vec<u8>,
     since_poll: u32,
@@ -146,7 +188,7 @@ impl KafkaSink {
         resume: Option<&SinkPosition>,
     ) -> io::Result<KafkaSink> {
         let kp = plan.kafka.as_ref().ok_or_else(|| io::Error::other("a kafka sink without its topic"))?;
-        let producer = producers.get(kp)?;
+        let Shared { producer, committed } = producers.get(kp)?;
         // Fail at start, not at the first result, when the topic does not exist or the brokers are unreachable.
         let partitions = kafka::partitions_of(producer.client(), &kp.topic, TIMEOUT).map_err(io::Error::other)?;
         let what = format!("kafka topic `{}` (producer `{}`)", kp.topic, kp.producer);
@@ -157,12 +199,48 @@ impl KafkaSink {
         Ok(KafkaSink {
             topic: kp.topic.clone(),
             producer,
+            committed,
+            broken: None,
             enc: Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit },
             buf: Vec::with_capacity(1024),
             since_poll: 0,
             what,
             exact,
         })
+    }
+
+    /// Transactions: commits the shared transaction at barrier `id` (once for all the producer's sinks) and
+    /// begins the next. A failure breaks the sink: nothing more is written, the job stops, and the next run
+    /// restores the last checkpoint and replays.
+    fn commit(&mut self, id: u64) -> io::Result<()> {
+        let Some(c) = &self.committed else { return Ok(()) };
+        if c.load(Ordering::Relaxed) >= id {
+            return Ok(());
+        }
+        let res = self
+            .producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(|e| txn_error(&format!("{}: committing the transaction of checkpoint {id}", self.what), e))
+            .and_then(|()| {
+                self.producer
+                    .begin_transaction()
+                    .map_err(|e| txn_error(&format!("{}: beginning a transaction", self.what), e))
+            });
+        match res {
+            Ok(()) => {
+                c.store(id, Ordering::Relaxed);
+                if id == u64::MAX {
+                    tracing::debug!(sink = %self.what, "last transaction committed (end of the run)");
+                } else {
+                    tracing::debug!(sink = %self.what, id, "transaction committed");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// What goes into the message for the record encoded in `buf` (text formats without the newline).
@@ -199,6 +277,9 @@ impl KafkaSink {
     }
 
     fn check(&self) -> io::Result<()> {
+        if let Some(b) = &self.broken {
+            return Err(io::Error::other(b.clone()));
+        }
         if let Some(f) = self.producer.context().failure() {
             return Err(io::Error::other(format!("delivery to kafka failed: {f}")));
         }
@@ -293,7 +374,10 @@ impl Sink for KafkaSink {
 
     /// Every delivery confirmed, then the topic's end offsets: after a restore, what follows them was written
     /// after this checkpoint.
-    fn checkpoint(&mut self, _id: u64) -> io::Result<SinkPosition> {
+    fn checkpoint(&mut self, id: u64) -> io::Result<SinkPosition> {
+        if id > 0 {
+            self.commit(id)?;
+        }
         self.sync()?;
         let mut end_offsets = Vec::new();
         if let Some(x) = &self.exact {
@@ -321,6 +405,14 @@ impl Sink for KafkaSink {
             next_part: None,
             pending: Vec::new(),
         })
+    }
+
+    /// At the end of the run: the open transaction is committed too, whether the input ended or the job was
+    /// stopped — its results are correct, and a restart replays (and skips) them like any written after the
+    /// checkpoint it restores.
+    fn finish(&mut self, _ended: bool) -> io::Result<()> {
+        self.commit(u64::MAX)?;
+        self.sync()
     }
 
     fn hold(&self) -> Option<Hold> {
