@@ -68,9 +68,7 @@ impl BucketTimers {
         for (at, keys) in &self.buckets {
             e.i64(*at);
             e.len_of(keys.len());
-            for &k in keys {
-                e.key(k);
-            }
+            e.keys(keys);
         }
     }
 
