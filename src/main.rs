@@ -423,7 +423,7 @@ fn savepoint(
         d => d.map(std::path::Path::to_path_buf),
     };
     let sp = control::request_savepoint(root, name, dir.as_deref(), timeout)?;
-    eprintln!("savepoint {} complete: {} in {}", sp.id, human_bytes(sp.bytes), sp.dir.display());
+    eprintln!("savepoint {} complete: {} in {}", sp.id, ticklane::metrics::human_bytes(sp.bytes), sp.dir.display());
     println!("{}", sp.dir.display());
     Ok(())
 }
@@ -464,7 +464,7 @@ fn checkpoints(dir: &std::path::Path) -> Result<()> {
             out,
             "{:>6}  {kind:<10}  {time:<24}  {:>9}  {shards:<9}  {sources}  {status}",
             c.id,
-            human_bytes(c.size)
+            ticklane::metrics::human_bytes(c.size)
         )?;
     }
     Ok(())
@@ -477,21 +477,6 @@ fn utc(ns: i64) -> String {
             humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns)).to_string()
         }
         Err(_) => format!("{ns} ns"),
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

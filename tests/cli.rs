@@ -186,6 +186,17 @@ fn check_rejects_invalid_configs_naming_key_line_and_reason() {
         "slide 20s is larger than size 10s",
     );
     rejects(d, "zero_size", &win("type = \"tumbling\"\nsize = \"0s\"\n"), 9, "window[0].size", "size must be positive");
+    let wait = |w: &str| format!("[pipeline]\nwait = {w}\n{}", win("type = \"tumbling\"\nsize = \"1s\"\n"));
+    rejects(
+        d,
+        "wait_unknown",
+        &wait("\"spin-yield\""),
+        2,
+        "pipeline.wait",
+        "expected one of `spin`, `spin-then-yield`, `park`",
+    );
+    rejects(d, "wait_number", &wait("3"), 2, "pipeline.wait", "integer is not a wait strategy");
+    rejects(d, "wait_role", &wait("{ worker = \"park\" }"), 2, "pipeline.wait", "unknown field `worker`");
     rejects(
         d,
         "sink_of_no_stream",

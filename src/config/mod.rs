@@ -115,11 +115,28 @@ pub enum EmitterMode {
 }
 
 /// `pipeline.wait`: one strategy for every ring consumer, or one per role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitConfig {
     All(Wait),
     PerRole(WaitPerRole),
+}
+
+/// By hand rather than `untagged`, whose error ("data did not match any variant") names neither the values
+/// nor the shape expected.
+impl<'de> Deserialize<'de> for WaitConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let expected = "expected \"spin\", \"spin-then-yield\" or \"park\", or a table { workers = …, emitter = … }";
+        match toml::Value::deserialize(d)? {
+            v @ toml::Value::String(_) => {
+                Wait::deserialize(v).map(WaitConfig::All).map_err(|e| D::Error::custom(e.to_string().trim_end()))
+            }
+            v @ toml::Value::Table(_) => WaitPerRole::deserialize(v)
+                .map(WaitConfig::PerRole)
+                .map_err(|e| D::Error::custom(e.to_string().trim_end())),
+            other => Err(D::Error::custom(format!("{} is not a wait strategy: {expected}", other.type_str()))),
+        }
+    }
 }
 
 impl Default for WaitConfig {

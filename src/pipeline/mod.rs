@@ -168,6 +168,9 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
     })
 }
 
+/// A source's housekeeping (watermark broadcast, counters) runs at least this often while it has input.
+const TICK_AT_LEAST_NS: u64 = 10_000_000;
+
 /// How long a stopping source waits for the pipeline to make its last results durable.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -217,6 +220,7 @@ fn run_source(
     mut ckpt: Option<SourceCheckpoints>,
 ) -> anyhow::Result<()> {
     let mut polls = 0u32;
+    let mut last_tick = crate::time::mono_now();
     loop {
         if stop.load(Ordering::Relaxed) {
             // Fire first, so that what the source commits on closing covers the windows fired.
@@ -260,8 +264,12 @@ fn run_source(
             }
             Poll::Idle => out.tick(crate::time::mono_now())?,
             Poll::More => {
-                if polls % 64 == 0 {
-                    out.tick(crate::time::mono_now())?;
+                // Every 64 polls, or sooner when polls are slow (a paced source waits inside them): the
+                // watermark broadcast and the live counters must not wait for 64 of those.
+                let now = crate::time::mono_now();
+                if polls % 64 == 0 || now.saturating_sub(last_tick) >= TICK_AT_LEAST_NS {
+                    last_tick = now;
+                    out.tick(now)?;
                 }
             }
         }
