@@ -148,10 +148,7 @@ impl Operator for Continuous {
     }
 
     fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
-        let limit = d.key_limit() as usize;
-        if limit > self.keys.len() && limit < crate::checkpoint::codec::DEFAULT_KEY_LIMIT as usize {
-            self.keys.reserve(limit - self.keys.len());
-        }
+        d.reserve_keys(&mut self.keys);
         d.expect_u8("operator", SNAPSHOT_TAG)?;
         d.expect_i64("ema half-life", self.half_life)?;
         d.expect_u8("session reset", self.reset.is_some() as u8)?;

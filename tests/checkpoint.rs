@@ -144,18 +144,6 @@ fn kill_after_checkpoints(args: &[&str], dir: &Path, n: usize) {
     r.wait_for(Duration::from_secs(10)).expect("killed");
 }
 
-/// A small deterministic generator of kill delays (no rand dependency needed).
-struct Delays(u64);
-
-impl Delays {
-    fn next(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Duration::from_millis(lo_ms + self.0 % (hi_ms - lo_ms))
-    }
-}
-
 #[test]
 fn killed_anywhere_the_output_is_byte_identical() {
     let dir = tmp();
@@ -170,7 +158,7 @@ fn killed_anywhere_the_output_is_byte_identical() {
     run_config(d, "timing.toml", &config(&input, &d.join("timing"), 1, Some(&d.join("timing-chk"))));
     let span = (t.elapsed().as_millis() as u64).max(300);
 
-    let mut delays = Delays(0x9E37_79B9_7F4A_7C15);
+    let mut delays = common::Delays(0x9E37_79B9_7F4A_7C15);
     let mut resumed = 0;
     for round in 0..20 {
         let out = d.join(format!("out-{round}"));
@@ -590,7 +578,7 @@ fn part_files_killed_anywhere_commit_only_checkpointed_output() {
         assert!(part_files(&timing, s).len() > 1 || s.ends_with("late"), "{s}: one part only");
     }
 
-    let mut delays = Delays(0x2545_F491_4F6C_DD1D);
+    let mut delays = common::Delays(0x2545_F491_4F6C_DD1D);
     let (mut kills, mut early, mut resumed) = (0, 0, 0);
     for round in 0..8 {
         let (out, chk) = (d.join(format!("out-{round}")), d.join(format!("chk-{round}")));

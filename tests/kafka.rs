@@ -587,7 +587,7 @@ fn killed_anywhere_kafka_output_is_exactly_once(b: &str, d: &Path, create: &dyn 
     let toml = exactly_once_job(&source, &kafka_sinks(b, &bars, &late), "250ms");
     let cfg = write_config(d, "exact.toml", &toml);
     let args = ["run", "--config", cfg.to_str().expect("utf-8")];
-    let mut delays = Delays(0xD1B5_4A32_D192_ED03);
+    let mut delays = common::Delays(0xD1B5_4A32_D192_ED03);
     let (mut restored, mut replayed, mut from_start) = (0, 0, 0);
     let mut logs = String::new();
     for _ in 0..20 {
@@ -636,18 +636,6 @@ fn killed_anywhere_kafka_output_is_exactly_once(b: &str, d: &Path, create: &dyn 
     eprintln!("{} bars, {} late rows; of 20 killed runs {restored} resumed from a checkpoint, {from_start} from the start record, {replayed} found results written after their checkpoint", got_bars.len(), got_late.len());
     assert!(restored >= 5, "only {restored} runs resumed from a checkpoint\n{ctx}");
     assert!(replayed >= 3, "only {replayed} runs found results written after their checkpoint\n{ctx}");
-}
-
-/// A small deterministic generator of kill delays.
-struct Delays(u64);
-
-impl Delays {
-    fn next(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Duration::from_millis(lo_ms + self.0 % (hi_ms - lo_ms))
-    }
 }
 
 #[test]

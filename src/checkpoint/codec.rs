@@ -262,10 +262,14 @@ impl<'a> Dec<'a> {
         self.pos
     }
 
-    /// The number of key ids this decoder accepts: a restore reserves its per-key vectors to it once
-    /// instead of growing them key by key (a million keys otherwise cost a dozen reallocations and copies).
-    pub fn key_limit(&self) -> u32 {
-        self.key_limit
+    /// Reserves `per_key` (a vector indexed by key id) to the number of keys this decoder accepts, once,
+    /// instead of growing it key by key (a million keys otherwise cost a dozen reallocations and copies).
+    /// Not for a decoder without a real limit ([`Dec::new`]): its default would reserve for 16 M keys.
+    pub fn reserve_keys<T>(&self, per_key: &mut Vec<T>) {
+        let limit = self.key_limit as usize;
+        if limit > per_key.len() && self.key_limit < DEFAULT_KEY_LIMIT {
+            per_key.reserve(limit - per_key.len());
+        }
     }
 
     fn take<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {

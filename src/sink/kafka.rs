@@ -243,21 +243,10 @@ impl KafkaSink {
         }
     }
 
-    /// What goes into the message for the record encoded in `buf` (text formats without the newline).
-    fn payload(&self) -> &[u8] {
-        match self.enc.format {
-            Format::Binary => &self.buf,
-            _ => self.buf.strip_suffix(b"\n").unwrap_or(&self.buf),
-        }
-    }
-
     /// After a restore: true if the record in `buf` was already written before it.
     #[cold]
     fn replayed(&mut self, key: Option<&str>) -> io::Result<bool> {
-        let payload = match self.enc.format {
-            Format::Binary => &self.buf[..],
-            _ => self.buf.strip_suffix(b"\n").unwrap_or(&self.buf),
-        };
+        let payload = payload(self.enc.format, &self.buf);
         let Some(x) = &mut self.exact else { return Ok(false) };
         let Some(r) = &mut x.replay else { return Ok(false) };
         let hit = r.take(&self.topic, key.map(str::as_bytes), payload)?;
@@ -297,7 +286,7 @@ impl KafkaSink {
         if self.replaying() && self.replayed(key)? {
             return Ok(());
         }
-        let payload = self.payload();
+        let payload = payload(self.enc.format, &self.buf);
         let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(&self.topic).payload(payload);
         if let Some(k) = key {
             rec = rec.key(k);
@@ -421,6 +410,14 @@ impl Sink for KafkaSink {
 
     fn describe(&self) -> String {
         self.what.clone()
+    }
+}
+
+/// What goes into the message for a record encoded in `buf` (text formats without the newline).
+fn payload(format: Format, buf: &[u8]) -> &[u8] {
+    match format {
+        Format::Binary => buf,
+        _ => buf.strip_suffix(b"\n").unwrap_or(buf),
     }
 }
 

@@ -407,10 +407,7 @@ impl Operator for AlignedWindows {
     }
 
     fn restore(&mut self, d: &mut Dec<'_>, owns: &dyn Fn(KeyId) -> bool) -> Result<(), DecodeError> {
-        let limit = d.key_limit() as usize;
-        if limit > self.keys.len() && limit < codec::DEFAULT_KEY_LIMIT as usize {
-            self.keys.reserve(limit - self.keys.len());
-        }
+        d.reserve_keys(&mut self.keys);
         d.expect_u8("operator", SNAPSHOT_TAG)?;
         d.expect_i64("window size", self.size)?;
         d.expect_i64("window slide", self.slide)?;

@@ -292,3 +292,16 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn complete_lines(path: &Path) -> usize {
     std::fs::read(path).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
 }
+
+/// A small deterministic generator of kill delays (xorshift; no rand dependency needed).
+pub struct Delays(pub u64);
+
+impl Delays {
+    /// The next delay in `lo_ms..hi_ms`.
+    pub fn next(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_millis(lo_ms + self.0 % (hi_ms - lo_ms))
+    }
+}
