@@ -62,7 +62,15 @@ impl TradeGen {
 
     /// The symbol of instrument `i`.
     pub fn symbol(i: u32) -> String {
-        format!("SYM{i:04}")
+        let mut s = String::new();
+        Self::write_symbol(i, &mut s);
+        s
+    }
+
+    /// [`TradeGen::symbol`] into a buffer of the caller's.
+    pub fn write_symbol(i: u32, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(out, "SYM{i:04}");
     }
 
     /// Checkpoint form: the random generator's state, every instrument's price and the two event times it

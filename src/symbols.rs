@@ -6,7 +6,9 @@
 //! across sources, so the same symbol from two sources lands on the same shard.
 
 use crate::event::KeyId;
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 /// The shared, append-only table of symbols.
@@ -15,10 +17,35 @@ pub struct Symbols {
     inner: Mutex<Table>,
 }
 
+/// Names by id, and ids by name. The index holds only the ids (4 bytes a slot, hashed through `names`):
+/// a map keyed by the names themselves was six times larger, and filling it dominated the restore of a
+/// million symbols.
 #[derive(Debug, Default)]
 struct Table {
     names: Vec<Arc<str>>,
-    ids: FxHashMap<Arc<str>, KeyId>,
+    index: HashTable<KeyId>,
+}
+
+impl Table {
+    fn find(&self, name: &str) -> Option<KeyId> {
+        let names = &self.names;
+        self.index.find(FxBuildHasher.hash_one(name), |&id| &*names[id as usize] == name).copied()
+    }
+
+    /// Appends `name` (not present) as the next id.
+    fn push(&mut self, name: &str) -> KeyId {
+        let id = self.names.len() as KeyId;
+        let names = &self.names;
+        self.index.insert_unique(FxBuildHasher.hash_one(name), id, |&i| FxBuildHasher.hash_one(&*names[i as usize]));
+        self.names.push(Arc::from(name));
+        id
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.names.reserve(n);
+        let names = &self.names;
+        self.index.reserve(n, |&i| FxBuildHasher.hash_one(&*names[i as usize]));
+    }
 }
 
 impl Symbols {
@@ -29,17 +56,34 @@ impl Symbols {
     /// The id of `name`, assigning the next one if it is new. `None` past `limit` symbols.
     pub fn intern(&self, name: &str, limit: usize) -> Option<KeyId> {
         let mut t = self.inner.lock().expect("symbol table poisoned");
-        if let Some(&id) = t.ids.get(name) {
+        if let Some(id) = t.find(name) {
             return Some(id);
         }
         if t.names.len() >= limit {
             return None;
         }
-        let id = t.names.len() as KeyId;
-        let name: Arc<str> = Arc::from(name);
-        t.names.push(name.clone());
-        t.ids.insert(name, id);
-        Some(id)
+        Some(t.push(name))
+    }
+
+    /// The ids of `n` symbols at once, under one lock, assigning new ones in order: for a source that knows
+    /// its symbols up front (a million one `intern` at a time cost most of a restore). `name(i, buf)` writes
+    /// the i-th symbol into `buf`. `None` past `limit`.
+    pub fn intern_all(&self, n: usize, limit: usize, mut name: impl FnMut(usize, &mut String)) -> Option<Vec<KeyId>> {
+        let mut t = self.inner.lock().expect("symbol table poisoned");
+        let mut out = Vec::with_capacity(n);
+        t.reserve(n);
+        let mut buf = String::new();
+        for i in 0..n {
+            buf.clear();
+            name(i, &mut buf);
+            let id = match t.find(&buf) {
+                Some(id) => id,
+                None if t.names.len() >= limit => return None,
+                None => t.push(&buf),
+            };
+            out.push(id);
+        }
+        Some(out)
     }
 
     /// The symbol of `id`, if assigned.
@@ -73,27 +117,28 @@ impl Symbols {
     ) -> Result<(), crate::checkpoint::codec::DecodeError> {
         use crate::checkpoint::codec::DecodeError;
         let n = d.count(8, "symbols")?;
+        if n > limit {
+            return Err(DecodeError::Mismatch {
+                what: "pipeline.max_instruments",
+                expected: limit.to_string(),
+                found: format!("at least {n}"),
+            });
+        }
+        // One lock and one reservation for the whole table.
+        let mut t = self.inner.lock().expect("symbol table poisoned");
+        t.reserve(n);
         for i in 0..n {
             let at = d.pos();
             let b = d.blob("symbol")?;
             let name = std::str::from_utf8(b)
                 .map_err(|_| DecodeError::Invalid { at, what: format!("symbol {i} is not UTF-8") })?;
-            match self.intern(name, limit) {
-                Some(id) if id as usize == i => {}
-                Some(id) => {
-                    return Err(DecodeError::Invalid {
-                        at,
-                        what: format!("symbol `{name}` listed twice (ids {id} and {i})"),
-                    })
-                }
-                None => {
-                    return Err(DecodeError::Mismatch {
-                        what: "pipeline.max_instruments",
-                        expected: limit.to_string(),
-                        found: format!("at least {n}"),
-                    })
-                }
+            if let Some(id) = t.find(name) {
+                return Err(DecodeError::Invalid {
+                    at,
+                    what: format!("symbol `{name}` listed twice (ids {id} and {i})"),
+                });
             }
+            t.push(name);
         }
         Ok(())
     }
@@ -138,6 +183,11 @@ impl Interner {
     pub fn shared(&self) -> &Arc<Symbols> {
         &self.shared
     }
+
+    /// The symbols' limit (`pipeline.max_instruments`).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
 }
 
 /// A sink's private view: id → symbol text without locking once an id is known.
@@ -179,5 +229,26 @@ mod tests {
         let mut c = SymbolCache::new(s);
         assert_eq!(c.get(1), "MSFT");
         assert_eq!(c.get(9), "?");
+    }
+
+    #[test]
+    fn intern_all_keeps_known_ids_and_assigns_new_ones_in_order() {
+        let s = Symbols::new();
+        assert_eq!(s.intern("B", 4), Some(0));
+        let names = ["A", "B", "C"];
+        assert_eq!(s.intern_all(3, 4, |i, buf| buf.push_str(names[i])), Some(vec![1, 0, 2]));
+        assert_eq!(s.intern("C", 4), Some(2));
+        assert_eq!(s.intern_all(2, 4, |i, buf| buf.push_str(["D", "E"][i])), None, "past the limit");
+        let mut e = crate::checkpoint::codec::Enc::new();
+        s.encode(&mut e);
+        let bytes = e.into_vec();
+        let t = Symbols::new();
+        t.restore(&mut crate::checkpoint::codec::Dec::new(&bytes), 8).unwrap();
+        assert_eq!(
+            (0..t.len() as KeyId).map(|i| t.name(i).unwrap().to_string()).collect::<Vec<_>>(),
+            ["B", "A", "C", "D"]
+        );
+        assert_eq!(t.intern("D", 8), Some(3));
+        assert!(Symbols::new().restore(&mut crate::checkpoint::codec::Dec::new(&bytes), 3).is_err());
     }
 }

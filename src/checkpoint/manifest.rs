@@ -323,6 +323,12 @@ impl CheckpointInfo {
 /// ([`StateFile::open`] checks every checksum inside) of this checkpoint with the manifest's shard count;
 /// and the files cover every shard exactly once. Returns the manifest.
 pub fn verify(dir: &Path) -> Result<Manifest, CheckpointError> {
+    verify_open(dir).map(|(m, _)| m)
+}
+
+/// [`verify`], also returning the state files it opened (in the manifest's order), for a restore to use
+/// without reading and checking them again.
+pub fn verify_open(dir: &Path) -> Result<(Manifest, Vec<StateFile>), CheckpointError> {
     let inconsistent = |path: &Path, reason: String| CheckpointError::Inconsistent { path: path.to_path_buf(), reason };
     let m = match read_manifest(dir) {
         Err(CheckpointError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
@@ -338,6 +344,7 @@ pub fn verify(dir: &Path) -> Result<Manifest, CheckpointError> {
         ));
     }
     let mut shards = HashSet::new();
+    let mut opened = Vec::with_capacity(m.files.len());
     for f in &m.files {
         let path = dir.join(&f.name);
         let size = fs::metadata(&path).map_err(|e| CheckpointError::io(&path, e))?.len();
@@ -368,6 +375,7 @@ pub fn verify(dir: &Path) -> Result<Manifest, CheckpointError> {
         if !shards.insert(h.shard) {
             return Err(inconsistent(&path, format!("a second state file of shard {}", h.shard)));
         }
+        opened.push(sf);
     }
     let per_shard = shards.iter().filter(|&&s| s != super::file::PIPELINE_WIDE).count();
     if per_shard != m.shards as usize {
@@ -377,7 +385,7 @@ pub fn verify(dir: &Path) -> Result<Manifest, CheckpointError> {
             format!("no state file for shard(s) {missing:?} of {}", m.shards),
         ));
     }
-    Ok(m)
+    Ok((m, opened))
 }
 
 /// The checkpoint directories under `root`, by id.

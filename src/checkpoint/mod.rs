@@ -11,21 +11,39 @@ use thiserror::Error;
 
 /// Fault injection for the crash tests (tests/checkpoint.rs): with `TICKLANE_CRASH_AT=n` in the environment
 /// the process aborts — no destructor runs, nothing buffered is flushed, as with SIGKILL — at the n-th
-/// crash point it passes (from 1). Crash points sit after every step that changes what is on disk at a
-/// checkpoint: each write, fsync, rename and removal of state files, manifests, the start record and sink
-/// files, so a test can kill the job between any two of them. Unset (the normal case) a crash point costs
-/// one relaxed load of a cached value; none is on the per-event path.
+/// crash point it passes (from 1); with `TICKLANE_CRASH_AT=after:KIND` at the first one after `KIND` (the
+/// text the abort message names, such as `removing an old checkpoint`), for a test that must reach a kind
+/// whatever the timing. Crash points sit after every step that changes what is on disk at a checkpoint:
+/// each write, fsync, rename and removal of state files, manifests, the start record and sink files, so a
+/// test can kill the job between any two of them. Unset (the normal case) a crash point costs one relaxed
+/// load of a cached value; none is on the per-event path.
 pub fn crash_point(what: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
-    static AT: OnceLock<u64> = OnceLock::new();
-    static PASSED: AtomicU64 = AtomicU64::new(0);
-    let at = *AT.get_or_init(|| std::env::var("TICKLANE_CRASH_AT").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
-    if at == 0 {
-        return;
+    enum At {
+        Never,
+        Nth(u64),
+        After(String),
     }
-    let n = PASSED.fetch_add(1, Ordering::Relaxed) + 1;
-    if n == at {
+    static AT: OnceLock<At> = OnceLock::new();
+    static PASSED: AtomicU64 = AtomicU64::new(0);
+    let at = AT.get_or_init(|| match std::env::var("TICKLANE_CRASH_AT") {
+        Ok(v) => match v.strip_prefix("after:") {
+            Some(kind) => At::After(kind.to_string()),
+            None => v.parse().map_or(At::Never, At::Nth),
+        },
+        Err(_) => At::Never,
+    });
+    let hit = match at {
+        At::Never => return,
+        At::Nth(at) => PASSED.fetch_add(1, Ordering::Relaxed) + 1 == *at,
+        At::After(kind) => {
+            PASSED.fetch_add(1, Ordering::Relaxed);
+            kind == what
+        }
+    };
+    if hit {
+        let n = PASSED.load(Ordering::Relaxed);
         eprintln!("crash point {n}: after {what}: aborting (TICKLANE_CRASH_AT)");
         std::process::abort();
     }

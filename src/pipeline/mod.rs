@@ -285,13 +285,24 @@ struct Restored {
 
 impl Restored {
     fn load(dir: &Path) -> anyhow::Result<Restored> {
-        let manifest = checkpoint::manifest::verify(dir)
+        let (manifest, files) = checkpoint::manifest::verify_open(dir)
             .with_context(|| format!("checkpoint {} does not verify", dir.display()))?;
-        let meta = StateFile::open(&dir.join(coordinator::META_FILE))?;
-        let mut shards = Vec::with_capacity(manifest.shards as usize);
-        for k in 0..manifest.shards {
-            shards.push(StateFile::open(&dir.join(checkpoint::manifest::state_file_name(k)))?);
+        let mut meta = None;
+        let mut shards: Vec<Option<StateFile>> = (0..manifest.shards).map(|_| None).collect();
+        for f in files {
+            let k = f.header().shard;
+            match shards.get_mut(k as usize) {
+                Some(slot) => *slot = Some(f),
+                None => meta = Some(f),
+            }
         }
+        let missing = |what: String| anyhow::anyhow!("checkpoint {}: no {what}", dir.display());
+        let meta = meta.ok_or_else(|| missing(coordinator::META_FILE.to_string()))?;
+        let shards = shards
+            .into_iter()
+            .enumerate()
+            .map(|(k, f)| f.ok_or_else(|| missing(checkpoint::manifest::state_file_name(k as u32))))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Restored { manifest, meta, shards: Arc::new(shards) })
     }
 
@@ -386,6 +397,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     };
     let mut control_rx = Some(control_rx);
     let restored = find_restore(plan, from)?;
+    let verified_ms = started.elapsed().as_secs_f64() * 1e3;
     if let Some(r) = &restored {
         let names: Vec<&str> = r.manifest.sources.iter().map(|s| s.source.as_str()).collect();
         let ours: Vec<&str> = plan.sources.iter().map(|s| s.name.as_str()).collect();
@@ -400,7 +412,13 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             .restore(&mut d, p.max_instruments)
             .and_then(|()| d.finish())
             .with_context(|| format!("restoring the symbol table of checkpoint {}", r.manifest.id))?;
-        tracing::info!(id = r.manifest.id, shards = r.manifest.shards, "resuming from checkpoint");
+        tracing::info!(
+            id = r.manifest.id,
+            shards = r.manifest.shards,
+            verified_ms,
+            symbols_ms = started.elapsed().as_secs_f64() * 1e3 - verified_ms,
+            "resuming from checkpoint"
+        );
     }
 
     // A job that stopped before its first checkpoint completed resumes from where it started.
@@ -655,6 +673,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
                             format!("shard {id}: restoring checkpoint {ck} from {}", f.path().display())
                         })?;
                     }
+                    tracing::info!(shard = id, ms = started.elapsed().as_secs_f64() * 1e3, "state restored");
                 }
                 w.run().map_err(|e| anyhow::Error::from(e).context(format!("shard {id}")))
             }),

@@ -37,17 +37,19 @@ impl SyntheticSource {
             seed: plan.seed,
             granularity: unit.nanos(),
         });
-        let mut ids = Vec::with_capacity(plan.instruments as usize);
-        for i in 0..plan.instruments {
-            let id = interner.id(TradeGen::symbol(i).as_bytes()).ok_or_else(|| {
+        // Interned at once into the shared table: the generator names instruments by number, so it needs
+        // no map of its own.
+        let n = plan.instruments as usize;
+        let ids = interner
+            .shared()
+            .intern_all(n, interner.limit(), |i, buf| TradeGen::write_symbol(i as u32, buf))
+            .ok_or_else(|| {
                 SourceError::io(
                     name,
                     "interning symbols",
                     std::io::Error::other("more instruments than pipeline.max_instruments"),
                 )
             })?;
-            ids.push(id);
-        }
         Ok(Self { name: name.to_string(), plan: plan.clone(), resumed: false, gen, ids, i: 0, paced: None })
     }
 }

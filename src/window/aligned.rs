@@ -435,6 +435,9 @@ impl Operator for AlignedWindows {
             let mut scratch = KeyState::default();
             let ks = if mine { &mut self.keys[idx] } else { &mut scratch };
             let panes = d.count(8 + 96 + 4 + 8, "panes")?;
+            // Exactly the room restored: growth would give every key four panes (a tumbling window's key
+            // holds one), four times the memory for the restore to fault in.
+            ks.panes.reserve_exact(panes);
             for _ in 0..panes {
                 let at = d.pos();
                 let start = d.i64("pane start")?;
@@ -448,6 +451,7 @@ impl Operator for AlignedWindows {
                 ks.panes.push_back(Pane { start, bar, twap, fires });
             }
             let windows = d.count(12, "windows")?;
+            ks.windows.reserve_exact(windows);
             for _ in 0..windows {
                 let at = d.pos();
                 let start = d.i64("window start")?;
