@@ -58,7 +58,12 @@ impl Operator for Noop {
 
 fn tumbling_1s() -> Box<dyn Operator> {
     // OHLCV + VWAP + TWAP: TWAP keeps the points of the window.
-    let spec = WindowSpec { kind: WindowKind::Tumbling { size: SEC, offset: 0 }, lateness: 0, twap: true };
+    let spec = WindowSpec {
+        kind: WindowKind::Tumbling { size: SEC, offset: 0 },
+        lateness: 0,
+        twap: true,
+        value: Default::default(),
+    };
     Box::new(AlignedWindows::new(&spec, 0, 1))
 }
 
@@ -67,12 +72,14 @@ fn sliding_60s_10s() -> Box<dyn Operator> {
         kind: WindowKind::Sliding { size: 60 * SEC, slide: 10 * SEC, offset: 0 },
         lateness: 0,
         twap: false,
+        value: Default::default(),
     };
     Box::new(AlignedWindows::new(&spec, 2, 3))
 }
 
 fn session_5s() -> Box<dyn Operator> {
-    let spec = WindowSpec { kind: WindowKind::Session { gap: 5 * SEC }, lateness: 0, twap: false };
+    let spec =
+        WindowSpec { kind: WindowKind::Session { gap: 5 * SEC }, lateness: 0, twap: false, value: Default::default() };
     Box::new(SessionWindows::new(&spec, 4, 5))
 }
 

@@ -144,6 +144,56 @@ pub struct Trade {
     pub side: Side,
 }
 
+/// The top of one instrument's order book after a change (from an exchange feed's book, `src/book/`).
+///
+/// 40 bytes, so an [`Event`] stays 48: sizes are the venue's share counts (ITCH sizes are 32-bit), and the
+/// imbalance over the book's top levels is kept as `i32` in units of 10⁻⁹ (it lies in [−1, 1]). A side with
+/// no order has size 0 and its price is meaningless.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quote {
+    /// Event time, ns since the epoch.
+    pub ts: Nanos,
+    pub bid: Price,
+    pub ask: Price,
+    pub bid_qty: u32,
+    pub ask_qty: u32,
+    pub instrument: KeyId,
+    /// (Σ bid size − Σ ask size) / (Σ bid size + Σ ask size) over the top N levels, × 10⁹; 0 when both
+    /// sides are empty.
+    pub imbalance: i32,
+}
+
+impl Quote {
+    /// Scale of [`Quote::imbalance`]: the same as [`Price::SCALE`], so it prints as a decimal.
+    pub const IMBALANCE_SCALE: i64 = Price::SCALE;
+
+    pub fn has_bid(&self) -> bool {
+        self.bid_qty > 0
+    }
+
+    pub fn has_ask(&self) -> bool {
+        self.ask_qty > 0
+    }
+
+    /// (bid + ask) / 2, exact to the price scale (halves away from zero), if both sides are present.
+    pub fn mid(&self) -> Option<Price> {
+        (self.has_bid() && self.has_ask()).then(|| Price::from_ratio(self.bid.0 as i128 + self.ask.0 as i128, 2))
+    }
+
+    /// ask − bid, if both sides are present.
+    pub fn spread(&self) -> Option<Price> {
+        (self.has_bid() && self.has_ask()).then(|| Price(self.ask.0.saturating_sub(self.bid.0)))
+    }
+
+    /// The size-weighted mid (bid·ask size + ask·bid size) / (bid size + ask size), if both sides are present.
+    pub fn microprice(&self) -> Option<Price> {
+        (self.has_bid() && self.has_ask()).then(|| {
+            let (bq, aq) = (self.bid_qty as i128, self.ask_qty as i128);
+            Price::from_ratio(self.bid.0 as i128 * aq + self.ask.0 as i128 * bq, bq + aq)
+        })
+    }
+}
+
 /// What a stream is keyed (and so sharded) by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KeyBy {
@@ -160,6 +210,7 @@ pub enum KeyBy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     Trade(Trade),
+    Quote(Quote),
 }
 
 impl Event {
@@ -168,6 +219,7 @@ impl Event {
     pub fn ts(&self) -> Nanos {
         match self {
             Event::Trade(t) => t.ts,
+            Event::Quote(q) => q.ts,
         }
     }
 
@@ -176,14 +228,16 @@ impl Event {
     pub fn key(&self, by: KeyBy) -> KeyId {
         match (self, by) {
             (Event::Trade(t), KeyBy::Instrument) => t.instrument,
+            (Event::Quote(q), KeyBy::Instrument) => q.instrument,
         }
     }
 
-    /// The source's record index.
+    /// The source's record index (a quote carries none: 0).
     #[inline]
     pub fn seq(&self) -> u64 {
         match self {
             Event::Trade(t) => t.seq,
+            Event::Quote(_) => 0,
         }
     }
 }
@@ -226,5 +280,22 @@ mod tests {
         fn is_copy<T: Copy>() {}
         is_copy::<Event>();
         assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
+    }
+
+    #[test]
+    fn quote_values_are_exact_and_absent_without_both_sides() {
+        let q = Quote {
+            bid: Price(100_000_000_000),
+            ask: Price(100_010_000_000),
+            bid_qty: 300,
+            ask_qty: 100,
+            ..Default::default()
+        };
+        assert_eq!(q.mid(), Some(Price(100_005_000_000)));
+        assert_eq!(q.spread(), Some(Price(10_000_000)));
+        // (100 × 100 + 100.01 × 300) / 400 = 100.0075
+        assert_eq!(q.microprice(), Some(Price(100_007_500_000)));
+        let one_sided = Quote { ask_qty: 0, ..q };
+        assert_eq!((one_sided.mid(), one_sided.spread(), one_sided.microprice()), (None, None, None));
     }
 }

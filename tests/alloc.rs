@@ -90,7 +90,12 @@ const MS: Nanos = 1_000_000;
 fn operators() -> Vec<Box<dyn Operator>> {
     vec![
         Box::new(AlignedWindows::new(
-            &WindowSpec { kind: WindowKind::Tumbling { size: 1000 * MS, offset: 0 }, lateness: 3000 * MS, twap: true },
+            &WindowSpec {
+                kind: WindowKind::Tumbling { size: 1000 * MS, offset: 0 },
+                lateness: 3000 * MS,
+                twap: true,
+                value: Default::default(),
+            },
             0,
             1,
         )),
@@ -99,12 +104,18 @@ fn operators() -> Vec<Box<dyn Operator>> {
                 kind: WindowKind::Sliding { size: 60_000 * MS, slide: 10_000 * MS, offset: 0 },
                 lateness: 0,
                 twap: true,
+                value: Default::default(),
             },
             2,
             3,
         )),
         Box::new(SessionWindows::new(
-            &WindowSpec { kind: WindowKind::Session { gap: 5000 * MS }, lateness: 1000 * MS, twap: true },
+            &WindowSpec {
+                kind: WindowKind::Session { gap: 5000 * MS },
+                lateness: 1000 * MS,
+                twap: true,
+                value: Default::default(),
+            },
             4,
             5,
         )),

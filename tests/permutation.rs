@@ -57,16 +57,30 @@ fn rows(out: &[(StreamId, Record)]) -> Vec<String> {
 fn make_ops(size: Nanos, slide: Nanos, gap: Nanos) -> Vec<Box<dyn Operator>> {
     vec![
         Box::new(AlignedWindows::new(
-            &WindowSpec { kind: WindowKind::Tumbling { size, offset: 0 }, lateness: 0, twap: true },
+            &WindowSpec {
+                kind: WindowKind::Tumbling { size, offset: 0 },
+                lateness: 0,
+                twap: true,
+                value: Default::default(),
+            },
             0,
             1,
         )),
         Box::new(AlignedWindows::new(
-            &WindowSpec { kind: WindowKind::Sliding { size, slide, offset: slide / 3 }, lateness: 0, twap: true },
+            &WindowSpec {
+                kind: WindowKind::Sliding { size, slide, offset: slide / 3 },
+                lateness: 0,
+                twap: true,
+                value: Default::default(),
+            },
             2,
             3,
         )),
-        Box::new(SessionWindows::new(&WindowSpec { kind: WindowKind::Session { gap }, lateness: 0, twap: true }, 4, 5)),
+        Box::new(SessionWindows::new(
+            &WindowSpec { kind: WindowKind::Session { gap }, lateness: 0, twap: true, value: Default::default() },
+            4,
+            5,
+        )),
     ]
 }
 

@@ -59,17 +59,27 @@ fn restore(op: &mut dyn Operator, bytes: &[u8], owns: &dyn Fn(KeyId) -> bool) ->
 fn make(kind: u8, size: Nanos, slide: Nanos, lateness: Nanos) -> Box<dyn Operator> {
     match kind {
         0 => Box::new(AlignedWindows::new(
-            &WindowSpec { kind: WindowKind::Tumbling { size, offset: 0 }, lateness, twap: true },
+            &WindowSpec {
+                kind: WindowKind::Tumbling { size, offset: 0 },
+                lateness,
+                twap: true,
+                value: Default::default(),
+            },
             0,
             1,
         )),
         1 => Box::new(AlignedWindows::new(
-            &WindowSpec { kind: WindowKind::Sliding { size: size * 2, slide, offset: 3 }, lateness, twap: true },
+            &WindowSpec {
+                kind: WindowKind::Sliding { size: size * 2, slide, offset: 3 },
+                lateness,
+                twap: true,
+                value: Default::default(),
+            },
             0,
             1,
         )),
         2 => Box::new(SessionWindows::new(
-            &WindowSpec { kind: WindowKind::Session { gap: slide }, lateness, twap: true },
+            &WindowSpec { kind: WindowKind::Session { gap: slide }, lateness, twap: true, value: Default::default() },
             0,
             1,
         )),

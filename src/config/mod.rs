@@ -369,6 +369,9 @@ pub struct WindowConfig {
     pub allowed_lateness: Dur,
     /// Aggregates to compute and write, in order (default: open, high, low, close, volume, vwap, twap, count).
     pub aggregates: Option<Vec<String>>,
+    /// What the window aggregates: `trade` (default), or a value of each quote of a book-building source
+    /// (`bid`, `ask`, `mid`, `spread`, `microprice`, `imbalance`).
+    pub value: Option<String>,
     /// Name of the late side output stream (default `<name>_late`).
     pub late: Option<String>,
 }

@@ -10,7 +10,7 @@ use crate::record::StreamId;
 use crate::sink::parts::PartNames;
 use crate::sink::Column;
 use crate::time::{format_duration, TimeUnit};
-use crate::window::{WindowKind, WindowSpec};
+use crate::window::{Value, WindowKind, WindowSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -600,7 +600,28 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             }
         }
         let twap = aggs.iter().any(|a| a == "twap");
-        let spec = WindowSpec { kind, lateness: w.allowed_lateness.0, twap };
+        let value = match w.value.as_deref() {
+            None => Value::Trade,
+            Some(v) => Value::parse(v).unwrap_or_else(|| {
+                errs.push((k("value"), format!("unknown value `{v}` (one of: {})", Value::NAMES.join(", "))));
+                Value::Trade
+            }),
+        };
+        if value != Value::Trade {
+            for (j, a) in aggs.iter().enumerate() {
+                if matches!(a.as_str(), "volume" | "vwap") {
+                    errs.push((
+                        format!("window[{i}].aggregates[{j}]"),
+                        format!(
+                            "`{a}` needs trades; a window of quote {}s has no volume (open, high, low, close, twap \
+                             and count apply)",
+                            Value::NAMES[value.code() as usize]
+                        ),
+                    ));
+                }
+            }
+        }
+        let spec = WindowSpec { kind, lateness: w.allowed_lateness.0, twap, value };
         let cols = Column::defaults(StreamKind::Window, &aggs);
         let stream = streams.add(
             k("name"),

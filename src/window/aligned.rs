@@ -60,6 +60,7 @@ pub struct AlignedWindows {
     pane: Nanos,
     lateness: Nanos,
     twap: bool,
+    value: super::Value,
     stream: StreamId,
     late_stream: StreamId,
     wm: Nanos,
@@ -92,6 +93,7 @@ impl AlignedWindows {
             pane: super::gcd(size, slide),
             lateness: spec.lateness,
             twap: spec.twap,
+            value: spec.value,
             stream,
             late_stream,
             wm: crate::event::WATERMARK_MIN,
@@ -327,8 +329,8 @@ fn emit(
 impl Operator for AlignedWindows {
     #[inline]
     fn on_event(&mut self, ev: &Event, arrival: u64, out: &mut dyn Collector) {
-        match ev {
-            Event::Trade(t) => self.on_trade(t, arrival, out),
+        if let Some(t) = self.value.sample(ev) {
+            self.on_trade(&t, arrival, out);
         }
     }
 
@@ -388,6 +390,7 @@ impl Operator for AlignedWindows {
             e.i64(v);
         }
         e.bool(self.twap);
+        e.u8(self.value.code());
         e.i64(self.wm);
         self.fire.encode(e);
         self.cleanup.encode(e);
@@ -414,6 +417,7 @@ impl Operator for AlignedWindows {
         d.expect_i64("window offset", self.offset)?;
         d.expect_i64("allowed lateness", self.lateness)?;
         d.expect_u8("twap", self.twap as u8)?;
+        d.expect_u8("window value", self.value.code())?;
         // Every shard's watermark is the same at a barrier; the largest is the one to continue from.
         self.wm = self.wm.max(d.i64("watermark")?);
         self.fire.decode_into(d, owns)?;
@@ -535,7 +539,12 @@ mod tests {
 
     fn tumbling(size: Nanos, lateness: Nanos) -> AlignedWindows {
         AlignedWindows::new(
-            &WindowSpec { kind: WindowKind::Tumbling { size, offset: 0 }, lateness, twap: true },
+            &WindowSpec {
+                kind: WindowKind::Tumbling { size, offset: 0 },
+                lateness,
+                twap: true,
+                value: Default::default(),
+            },
             S,
             LATE,
         )
@@ -595,8 +604,12 @@ mod tests {
     fn sliding_windows_late_for_some_count_in_others() {
         // size 3000, slide 1000; element at 1500 after wm 2999: windows [-1000,2000), [0,3000) late,
         // [1000,4000) not: it counts there and does not go to the late output.
-        let spec =
-            WindowSpec { kind: WindowKind::Sliding { size: 3000, slide: 1000, offset: 0 }, lateness: 0, twap: false };
+        let spec = WindowSpec {
+            kind: WindowKind::Sliding { size: 3000, slide: 1000, offset: 0 },
+            lateness: 0,
+            twap: false,
+            value: Default::default(),
+        };
         let mut op = AlignedWindows::new(&spec, S, LATE);
         let out = run(&mut op, 0, &[(500, 1), (3000, 2), (1500, 3)]);
         assert!(lates(&out).is_empty());
@@ -628,6 +641,7 @@ mod tests {
             kind: WindowKind::Sliding { size: 60_000, slide: 10_000, offset: 0 },
             lateness: 3000,
             twap: true,
+            value: Default::default(),
         };
         let mut op = AlignedWindows::new(&spec, S, LATE);
         let out = run(&mut op, 2000, &[(1, 1), (70_000, 2), (5, 3)]);

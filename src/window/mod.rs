@@ -17,7 +17,7 @@ mod timers;
 pub use aligned::AlignedWindows;
 pub use session::SessionWindows;
 
-use crate::event::Nanos;
+use crate::event::{Event, Nanos, Side, Trade};
 
 /// What kind of window, with its sizes in ns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,10 +34,67 @@ pub enum WindowKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowSpec {
     pub kind: WindowKind,
+    /// What the window aggregates: trades, or a value of each quote.
+    pub value: Value,
     /// Flink's `allowedLateness`: how long after firing a window still accepts elements (each re-fires it).
     pub lateness: Nanos,
     /// Keep the points needed for TWAP (the only aggregate that costs memory per trade).
     pub twap: bool,
+}
+
+/// What a window aggregates (`window[i].value`). Trades feed every aggregate; a quote value feeds the
+/// price aggregates (open, high, low, close, TWAP) and the count, as a sample with no volume.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Value {
+    /// Trades: their price and size.
+    #[default]
+    Trade,
+    Bid,
+    Ask,
+    Mid,
+    Spread,
+    Microprice,
+    /// The order-book imbalance over the book's top levels, in [−1, 1].
+    Imbalance,
+}
+
+impl Value {
+    /// The config spellings, in order.
+    pub const NAMES: [&'static str; 7] = ["trade", "bid", "ask", "mid", "spread", "microprice", "imbalance"];
+
+    /// Its number in a checkpoint (the index in [`Value::NAMES`]).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn parse(s: &str) -> Option<Value> {
+        use Value::*;
+        let all = [Trade, Bid, Ask, Mid, Spread, Microprice, Imbalance];
+        Self::NAMES.iter().position(|n| *n == s).map(|i| all[i])
+    }
+
+    /// The sample `ev` gives this window, if any: a trade as it is, a quote as a trade-shaped sample at the
+    /// chosen value with no size (a quote without the sides the value needs gives none).
+    #[inline]
+    pub fn sample(self, ev: &Event) -> Option<Trade> {
+        match (self, ev) {
+            (Value::Trade, Event::Trade(t)) => Some(*t),
+            (Value::Trade, Event::Quote(_)) | (_, Event::Trade(_)) => None,
+            (v, Event::Quote(q)) => {
+                let price = match v {
+                    Value::Bid => q.has_bid().then_some(q.bid),
+                    Value::Ask => q.has_ask().then_some(q.ask),
+                    Value::Mid => q.mid(),
+                    Value::Spread => q.spread(),
+                    Value::Microprice => q.microprice(),
+                    Value::Imbalance => (q.has_bid() || q.has_ask()).then_some(crate::event::Price(q.imbalance as i64)),
+                    Value::Trade => None,
+                }?;
+                Some(Trade { ts: q.ts, price, qty: 0, seq: 0, instrument: q.instrument, side: Side::Unknown })
+            }
+        }
+    }
 }
 
 /// Flink's `TimeWindow.getWindowStartWithOffset`: the start of the window of width `size` (aligned to

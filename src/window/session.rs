@@ -55,6 +55,7 @@ pub struct SessionWindows {
     gap: Nanos,
     lateness: Nanos,
     twap: bool,
+    value: super::Value,
     stream: StreamId,
     late_stream: StreamId,
     wm: Nanos,
@@ -76,6 +77,7 @@ impl SessionWindows {
             gap,
             lateness: spec.lateness,
             twap: spec.twap,
+            value: spec.value,
             stream,
             late_stream,
             wm: crate::event::WATERMARK_MIN,
@@ -223,8 +225,8 @@ fn emit(s: &Session, key: KeyId, twap: bool, fire: u32, stream: StreamId, out: &
 impl Operator for SessionWindows {
     #[inline]
     fn on_event(&mut self, ev: &Event, arrival: u64, out: &mut dyn Collector) {
-        match ev {
-            Event::Trade(t) => self.on_trade(t, arrival, out),
+        if let Some(t) = self.value.sample(ev) {
+            self.on_trade(&t, arrival, out);
         }
     }
 
@@ -294,6 +296,7 @@ impl Operator for SessionWindows {
         e.i64(self.gap);
         e.i64(self.lateness);
         e.bool(self.twap);
+        e.u8(self.value.code());
         e.i64(self.wm);
         e.i64(self.next_uid);
         // The heap's order is the timers' own (time, key, session, kind), so sorted is as good as as-held.
@@ -330,6 +333,7 @@ impl Operator for SessionWindows {
         d.expect_i64("session gap", self.gap)?;
         d.expect_i64("allowed lateness", self.lateness)?;
         d.expect_u8("twap", self.twap as u8)?;
+        d.expect_u8("window value", self.value.code())?;
         self.wm = self.wm.max(d.i64("watermark")?);
         self.next_uid = self.next_uid.max(d.i64("next session uid")?);
         let n_timers = d.count(21, "timers")?;
@@ -423,7 +427,7 @@ mod tests {
     type Rows = Vec<(Nanos, Nanos, u64, u32)>;
 
     fn run(lateness: Nanos, bound: Nanos, gap: Nanos, evs: &[Nanos]) -> (Rows, Vec<Nanos>) {
-        let spec = WindowSpec { kind: WindowKind::Session { gap }, lateness, twap: true };
+        let spec = WindowSpec { kind: WindowKind::Session { gap }, lateness, twap: true, value: Default::default() };
         let mut op = SessionWindows::new(&spec, 0, 1);
         let mut out = Vec::new();
         let mut max = i64::MIN;
