@@ -381,8 +381,7 @@ impl<'p, W: Write> Gen<'p, W> {
         let roll = self.rng.u32(0..1000);
         match roll {
             _ if !has_live && (355..915).contains(&roll) => self.add(i),
-            0..=299 => self.add(i),
-            300..=354 => self.add(i),
+            0..=354 => self.add(i),
             355..=439 => self.execute(i, false),
             440..=454 => self.execute(i, true),
             455..=514 => self.cancel(i),
