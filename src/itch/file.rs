@@ -202,7 +202,9 @@ impl<R: Read> StreamFrames<R> {
 }
 
 /// An opened sample file: mapped when plain, decompressed in streaming when gzip.
-pub enum ItchFile {
+pub struct ItchFile(Source);
+
+enum Source {
     Mapped { map: Mmap, pos: usize, done: bool },
     Gzip(Box<StreamFrames<MultiGzDecoder<BufReader<File>>>>),
 }
@@ -224,30 +226,30 @@ impl ItchFile {
         if got == 2 && magic == GZIP_MAGIC {
             let file = File::open(path)?;
             let dec = MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
-            Ok(ItchFile::Gzip(Box::new(StreamFrames::new(dec))))
+            Ok(ItchFile(Source::Gzip(Box::new(StreamFrames::new(dec)))))
         } else {
-            Ok(ItchFile::Mapped { map: map(path)?, pos: 0, done: false })
+            Ok(ItchFile(Source::Mapped { map: map(path)?, pos: 0, done: false }))
         }
     }
 
     /// Whether the file is gzip.
     pub fn is_gzip(&self) -> bool {
-        matches!(self, ItchFile::Gzip(_))
+        matches!(self.0, Source::Gzip(_))
     }
 
     /// The next frame, an error, or `None` at the end (see [`Frames`] and [`StreamFrames`]).
     #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn next(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
-        match self {
-            ItchFile::Mapped { map, pos, done } => {
+        match &mut self.0 {
+            Source::Mapped { map, pos, done } => {
                 let mut f = Frames { buf: &map[..], pos: *pos, done: *done };
                 let r = f.next();
                 *pos = f.pos;
                 *done = f.done;
                 r
             }
-            ItchFile::Gzip(s) => s.next(),
+            Source::Gzip(s) => s.next(),
         }
     }
 }
@@ -342,5 +344,33 @@ impl Counters {
         self.zero_length += o.zero_length;
         self.truncated_tail += o.truncated_tail;
         self.io_errors += o.io_errors;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_after_a_truncation() {
+        let mut f = frames(&[0, 5, b'D']);
+        assert!(matches!(f.next(), Some(Err(FrameError::Truncated { offset: 0, need: 7, available: 3 }))));
+        assert!(f.next().is_none());
+        assert_eq!(f.position(), 3);
+    }
+
+    #[test]
+    fn counters_count_and_merge() {
+        let mut c = Counters::default();
+        let _ = c.decode(b"S\0\0\0\0\0\0\0\0\0\0O");
+        let _ = c.decode(b"S\0\0\0\0\0\0\0\0\0\0Oextra");
+        let _ = c.decode(b"S\0\0");
+        let _ = c.decode(b"?");
+        c.frame_error(&FrameError::ZeroLength { offset: 4 });
+        assert_eq!((c.of(b'S'), c.oversize, c.truncated, c.unknown, c.zero_length), (2, 1, 1, 1, 1));
+        assert_eq!(c.kinds().collect::<Vec<_>>(), vec![(b'S', 2)]);
+        let mut d = c.clone();
+        d.merge(&c);
+        assert_eq!((d.messages(), d.unknown, d.oversize), (4, 2, 2));
     }
 }

@@ -680,3 +680,40 @@ impl<'p, W: Write> Gen<'p, W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_are_unique_four_letters() {
+        let all: std::collections::HashSet<[u8; 8]> = (0..=u16::MAX).map(symbol).collect();
+        assert_eq!(all.len(), 65_536);
+        assert_eq!(&symbol(0), b"AAAA    ");
+        assert_eq!(&symbol(27), b"AABB    ");
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        let p = GenParams { messages: overhead(3), seed: 1, stocks: 3, start: 10, end: 20, faults: 0.0 };
+        assert!(generate(&p, Vec::new()).is_ok());
+        for bad in [
+            GenParams { messages: overhead(3) - 1, ..p.clone() },
+            GenParams { stocks: 0, ..p.clone() },
+            GenParams { faults: 1.5, ..p.clone() },
+            GenParams { end: 10, ..p.clone() },
+        ] {
+            assert_eq!(generate(&bad, Vec::new()).map_err(|e| e.kind()).err(), Some(io::ErrorKind::InvalidInput));
+        }
+    }
+
+    #[test]
+    fn every_message_a_fault_at_rate_one() {
+        let p = GenParams { messages: overhead(2) + 3_000, seed: 3, stocks: 2, start: 10, end: 1 << 40, faults: 1.0 };
+        let s = generate(&p, std::io::sink()).expect("generate");
+        assert_eq!(s.faults(), 3_000);
+        // No add ever happens, so every overfill drawn became an unknown reference.
+        assert_eq!(s.overfill_faults, 0);
+        assert!(s.unknown_type_faults > 800 && s.unknown_ref_faults > 1_600, "{s:?}");
+    }
+}

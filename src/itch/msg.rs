@@ -823,3 +823,40 @@ fn dlcr<'a>(r: &mut Rd<'a>) -> Option<Message<'a>> {
         upper_collar: r.p4()?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn price_scales() {
+        assert_eq!(Price4(1).to_price(), Price(100_000)); // 0.0001
+        assert_eq!(Price4(u32::MAX).to_price(), Price(429_496_729_500_000));
+        assert_eq!(Price4::from_price(Price(100_000)), Some(Price4(1)));
+        assert_eq!(Price4::from_price(Price(1)), None, "finer than 10⁻⁴");
+        assert_eq!(Price4::from_price(Price(-100_000)), None);
+        assert_eq!(Price4::from_price(Price4(u32::MAX).to_price()), Some(Price4(u32::MAX)));
+        assert_eq!(Price8(1).to_price(), Some(Price(10)));
+        assert_eq!(Price8(i64::MAX as u64 / 10).to_price(), Some(Price(i64::MAX / 10 * 10)));
+        assert_eq!(Price8(i64::MAX as u64 / 10 + 1).to_price(), None);
+        assert_eq!(Price8(u64::MAX).to_price(), None);
+    }
+
+    #[test]
+    fn alpha_padding() {
+        assert_eq!(trim_alpha(b"AAPL    "), b"AAPL");
+        assert_eq!(trim_alpha(b"        "), b"");
+        assert_eq!(trim_alpha(b"BRK A   "), b"BRK A");
+        assert_eq!(show_kind(b'A'), "'A'");
+        assert_eq!(show_kind(0), "0x00");
+    }
+
+    #[test]
+    fn lengths_and_size() {
+        assert_eq!(KINDS.iter().filter(|&&k| message_len(k).is_some()).count(), 23);
+        assert_eq!((0..=255u8).filter(|&k| message_len(k).is_some()).count(), 23);
+        assert!(!is_oversize(b'z', 1_000) && is_oversize(b'D', 20) && !is_oversize(b'D', 19));
+        // Messages travel by value on the hot path: keep them small.
+        assert!(std::mem::size_of::<Message<'_>>() <= 72, "{}", std::mem::size_of::<Message<'_>>());
+    }
+}
