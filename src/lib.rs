@@ -17,6 +17,7 @@ pub mod continuous;
 pub mod event;
 pub mod gen;
 pub mod hint;
+pub mod itch;
 pub mod kafka;
 pub mod metrics;
 pub mod operator;
