@@ -11,6 +11,7 @@
 
 pub mod agg;
 pub mod binary;
+pub mod book;
 pub mod checkpoint;
 pub mod config;
 pub mod continuous;

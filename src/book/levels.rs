@@ -1,0 +1,116 @@
+//! One side of one instrument's book by price level (L2): a vector sorted from the worst price to the best,
+//! each level holding its aggregate shares, its order count and the ends of its queue of orders.
+//!
+//! The best level is the last element, so the top of book is one load, and a level created or emptied
+//! near the top moves only the few better levels behind it. docs/book.md has the measurement against a
+//! `BTreeMap`.
+
+use super::orders::NIL;
+use super::BookSide;
+use crate::event::{Price, Qty};
+
+/// A price level and the ends of its queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LevelNode {
+    /// The price as a sort key: the price for bids, its bitwise complement for asks, so that the best
+    /// price is the largest key on both sides.
+    pub key: i64,
+    pub shares: Qty,
+    pub orders: u32,
+    /// Oldest order (first in time priority).
+    pub head: u32,
+    /// Newest order.
+    pub tail: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Levels {
+    side: BookSide,
+    v: Vec<LevelNode>,
+}
+
+impl Levels {
+    pub fn new(side: BookSide, capacity: usize) -> Self {
+        Self { side, v: Vec::with_capacity(capacity) }
+    }
+
+    #[inline]
+    pub fn key(&self, price: Price) -> i64 {
+        match self.side {
+            BookSide::Bid => price.0,
+            BookSide::Ask => !price.0,
+        }
+    }
+
+    #[inline]
+    pub fn price(&self, key: i64) -> Price {
+        match self.side {
+            BookSide::Bid => Price(key),
+            BookSide::Ask => Price(!key),
+        }
+    }
+
+    pub fn reserve(&mut self, levels: usize) {
+        self.v.reserve(levels.saturating_sub(self.v.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    /// Worst to best.
+    #[inline]
+    pub fn as_slice(&self) -> &[LevelNode] {
+        &self.v
+    }
+
+    #[inline]
+    pub fn best(&self) -> Option<&LevelNode> {
+        self.v.last()
+    }
+
+    /// The index of the level at `price`, or where it would be inserted.
+    #[inline]
+    pub fn find(&self, price: Price) -> Result<usize, usize> {
+        let k = self.key(price);
+        // Most updates are at the best level: one comparison before the search.
+        match self.v.last() {
+            Some(l) if l.key == k => Ok(self.v.len() - 1),
+            Some(l) if l.key < k => Err(self.v.len()),
+            _ => self.v.binary_search_by(|l| l.key.cmp(&k)),
+        }
+    }
+
+    /// The level at `price`, created empty where it belongs if there is none.
+    #[inline]
+    pub fn get_or_insert(&mut self, price: Price) -> &mut LevelNode {
+        let i = match self.find(price) {
+            Ok(i) => i,
+            Err(i) => {
+                let key = self.key(price);
+                self.v.insert(i, LevelNode { key, shares: 0, orders: 0, head: NIL, tail: NIL });
+                i
+            }
+        };
+        &mut self.v[i]
+    }
+
+    #[inline]
+    pub fn at_mut(&mut self, i: usize) -> &mut LevelNode {
+        &mut self.v[i]
+    }
+
+    #[inline]
+    pub fn remove(&mut self, i: usize) {
+        self.v.remove(i);
+    }
+
+    pub fn clear(&mut self) {
+        self.v.clear();
+    }
+
+    /// Appends a level worse than none (restore writes levels worst first).
+    pub fn push_best(&mut self, l: LevelNode) {
+        self.v.push(l);
+    }
+}

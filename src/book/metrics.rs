@@ -1,0 +1,71 @@
+//! Top-of-book metrics of one instrument in fixed point: best levels, spread, mid, microprice and the
+//! order-book imbalance over the top levels. What an empty side makes undefined is `None`, never 0.
+
+use super::levels::Levels;
+use super::Level;
+use crate::event::{Price, Qty};
+
+/// Units of [`Metrics::imbalance`] per 1.0: the imbalance is an `i64` in [−10⁹, 10⁹].
+pub const IMBALANCE_SCALE: i64 = 1_000_000_000;
+
+/// Derived values of one instrument's book at one moment (docs/book.md, "Metrics").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// Best bid level (`None`: no bids).
+    pub bid: Option<Level>,
+    /// Best ask level (`None`: no asks).
+    pub ask: Option<Level>,
+    /// `ask − bid` (0 when locked, negative when crossed); `None` unless both sides have a level.
+    pub spread: Option<Price>,
+    /// `(bid + ask) / 2`, rounded half away from zero to the raw unit (exact for prices on a tick of
+    /// 2 × 10⁻⁹ or coarser, so for every equity price).
+    pub mid: Option<Price>,
+    /// `(bid × askShares + ask × bidShares) / (bidShares + askShares)` over the best levels, rounded with
+    /// [`Price::from_ratio`].
+    pub microprice: Option<Price>,
+    /// Σ shares of the top `depth` bid levels (0: no bids).
+    pub bid_depth: Qty,
+    /// Σ shares of the top `depth` ask levels (0: no asks).
+    pub ask_depth: Qty,
+    /// `(bid_depth − ask_depth) / (bid_depth + ask_depth)` × [`IMBALANCE_SCALE`], rounded half away from
+    /// zero; `None` when both sums are 0. +10⁹: asks empty, −10⁹: bids empty.
+    pub imbalance: Option<i64>,
+}
+
+impl Metrics {
+    /// An instrument with no levels.
+    pub const EMPTY: Metrics = Metrics {
+        bid: None,
+        ask: None,
+        spread: None,
+        mid: None,
+        microprice: None,
+        bid_depth: 0,
+        ask_depth: 0,
+        imbalance: None,
+    };
+
+    pub(crate) fn compute(bids: &Levels, asks: &Levels, depth: usize) -> Metrics {
+        let best = |l: &Levels| l.best().map(|b| Level { price: l.price(b.key), shares: b.shares, orders: b.orders });
+        let (bid, ask) = (best(bids), best(asks));
+        let sum = |l: &Levels| {
+            let s = l.as_slice();
+            s[s.len().saturating_sub(depth)..].iter().map(|l| l.shares).sum::<Qty>()
+        };
+        let (bid_depth, ask_depth) = (sum(bids), sum(asks));
+        let (mut spread, mut mid, mut microprice) = (None, None, None);
+        if let (Some(b), Some(a)) = (bid, ask) {
+            spread = Some(Price(a.price.0.wrapping_sub(b.price.0)));
+            mid = Some(Price::from_ratio(b.price.0 as i128 + a.price.0 as i128, 2));
+            let num = b.price.0 as i128 * a.shares as i128 + a.price.0 as i128 * b.shares as i128;
+            microprice = Some(Price::from_ratio(num, b.shares as i128 + a.shares as i128));
+        }
+        Metrics { bid, ask, spread, mid, microprice, bid_depth, ask_depth, imbalance: imbalance(bid_depth, ask_depth) }
+    }
+}
+
+/// `(b − a) / (b + a)` × [`IMBALANCE_SCALE`], rounded half away from zero; `None` when `b + a` is 0.
+pub(crate) fn imbalance(b: Qty, a: Qty) -> Option<i64> {
+    let den = b as i128 + a as i128;
+    (den > 0).then(|| Price::from_ratio((b as i128 - a as i128) * IMBALANCE_SCALE as i128, den).0)
+}

@@ -1,0 +1,596 @@
+//! Venue-neutral limit order books built from a per-order (L3) feed: every order by reference in time
+//! priority, levels by price (L2), and the top-of-book metrics derived from them.
+//!
+//! [`Books`] holds the books of every instrument of one feed, indexed by a dense instrument index (the
+//! caller maps the venue's instrument code, e.g. ITCH's stock locate, to it), and one order store keyed by
+//! order reference, which is unique across the feed's instruments. Each operation returns what changed
+//! ([`Update`]: the level or levels touched, with their new aggregate shares and order counts) so a caller
+//! can publish it without reading the book again. Nothing allocates per update once [`Books::reserve`] has
+//! made room, and no input panics: a message the books cannot apply is a [`BookError`], counted in
+//! [`BookCounters`]. docs/book.md states the model and the rules.
+
+mod error;
+mod levels;
+mod metrics;
+mod orders;
+mod snapshot;
+
+pub use error::{BookError, Op};
+pub use metrics::{Metrics, IMBALANCE_SCALE};
+
+use crate::event::{KeyId, Price, Qty};
+use levels::Levels;
+use orders::{Node, Orders, NIL};
+
+/// The side of the book an order rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BookSide {
+    /// A buy order.
+    Bid = 0,
+    /// A sell order.
+    Ask = 1,
+}
+
+impl BookSide {
+    pub fn opposite(self) -> BookSide {
+        match self {
+            BookSide::Bid => BookSide::Ask,
+            BookSide::Ask => BookSide::Bid,
+        }
+    }
+}
+
+/// A price level: aggregate shares and number of orders resting at one price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    pub price: Price,
+    pub shares: Qty,
+    pub orders: u32,
+}
+
+/// A level as an update left it. A level that emptied (and is gone from the book) has `shares` and
+/// `orders` 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LevelChange {
+    pub side: BookSide,
+    pub price: Price,
+    pub shares: Qty,
+    pub orders: u32,
+}
+
+/// What one applied operation changed in one instrument's book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Update {
+    pub instrument: KeyId,
+    pub side: BookSide,
+    changes: [LevelChange; 2],
+    n: u8,
+    /// `Some(BookError::Crossed)` when the book is crossed or locked after this update.
+    pub crossed: Option<BookError>,
+    /// `Some(BookError::OverExecution)` when an execution or cancel asked for more shares than the order
+    /// had; the order was removed.
+    pub over_execution: Option<BookError>,
+}
+
+impl Update {
+    /// The levels changed, one or (a replace moving an order to another price: the old level first) two.
+    #[inline]
+    pub fn levels(&self) -> &[LevelChange] {
+        &self.changes[..self.n as usize]
+    }
+}
+
+/// An execution against a resting order (ITCH E and C).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fill {
+    pub reference: u64,
+    pub instrument: KeyId,
+    /// The side of the resting order.
+    pub side: BookSide,
+    /// The resting order's limit price.
+    pub resting: Price,
+    /// The execution price: `resting` for [`Books::execute`], the message's price for [`Books::execute_at`].
+    pub price: Price,
+    /// Shares executed, as the message says (more than the order had on an over-execution).
+    pub shares: Qty,
+    /// Shares left resting (0: the order is gone).
+    pub remaining: Qty,
+}
+
+/// What an execution did: the fill, and the level change of the book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Execution {
+    pub fill: Fill,
+    pub update: Update,
+}
+
+/// A live order as the book holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub reference: u64,
+    pub instrument: KeyId,
+    pub side: BookSide,
+    pub price: Price,
+    /// Shares still resting.
+    pub shares: Qty,
+}
+
+/// What the books have applied and refused since they were created (or restored, which restores these).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BookCounters {
+    pub adds: u64,
+    pub executes: u64,
+    pub executes_at: u64,
+    pub cancels: u64,
+    pub deletes: u64,
+    pub replaces: u64,
+    /// Refused: execute, cancel, delete or replace of an unknown reference.
+    pub unknown_reference: u64,
+    /// Refused: add or replace to a reference that is live.
+    pub duplicate_reference: u64,
+    /// Refused: zero or negative shares, or an instrument beyond the limit.
+    pub invalid: u64,
+    /// Applied: executions and cancels of more shares than the order had (the order was removed).
+    pub over_executions: u64,
+    /// Applied updates that left their book crossed or locked.
+    pub crossed: u64,
+}
+
+impl BookCounters {
+    /// Messages refused.
+    pub fn rejected(&self) -> u64 {
+        self.unknown_reference + self.duplicate_reference + self.invalid
+    }
+}
+
+/// Most shares one order may have: larger adds and replaces are refused, so that no level's sum of up to
+/// 2²³ such orders can overflow.
+pub const MAX_SHARES: Qty = 1 << 40;
+
+/// Default number of levels per side the imbalance sums.
+pub const DEFAULT_DEPTH: usize = 5;
+/// Default instrument limit: every ITCH stock locate (a `u16`).
+pub const DEFAULT_MAX_INSTRUMENTS: u32 = 1 << 16;
+
+#[derive(Clone, Debug)]
+struct Book {
+    bids: Levels,
+    asks: Levels,
+}
+
+impl Book {
+    fn new(levels: usize) -> Self {
+        Self { bids: Levels::new(BookSide::Bid, levels), asks: Levels::new(BookSide::Ask, levels) }
+    }
+
+    #[inline]
+    fn side(&self, side: BookSide) -> &Levels {
+        match side {
+            BookSide::Bid => &self.bids,
+            BookSide::Ask => &self.asks,
+        }
+    }
+
+    #[inline]
+    fn side_mut(&mut self, side: BookSide) -> &mut Levels {
+        match side {
+            BookSide::Bid => &mut self.bids,
+            BookSide::Ask => &mut self.asks,
+        }
+    }
+}
+
+/// The books of every instrument of one feed.
+#[derive(Debug)]
+pub struct Books {
+    /// Levels per side the imbalance sums over.
+    depth: usize,
+    max_instruments: u32,
+    books: Vec<Book>,
+    orders: Orders,
+    /// Levels per side each book (existing or created later) has room for.
+    level_capacity: usize,
+    counters: BookCounters,
+}
+
+impl Default for Books {
+    fn default() -> Self {
+        Books::new(DEFAULT_DEPTH, DEFAULT_MAX_INSTRUMENTS)
+    }
+}
+
+impl Books {
+    /// Empty books whose imbalance sums the top `depth` levels per side, for instrument indices below
+    /// `max_instruments`.
+    pub fn new(depth: usize, max_instruments: u32) -> Self {
+        Self {
+            depth,
+            max_instruments,
+            books: Vec::new(),
+            orders: Orders::default(),
+            level_capacity: 0,
+            counters: BookCounters::default(),
+        }
+    }
+
+    /// Makes room for `orders` live orders in all and `levels` price levels per side of every book
+    /// (including books of instruments not seen yet), so that updates allocate nothing while the books
+    /// stay within these. Reserving for instruments up front is [`Books::reserve_instruments`].
+    pub fn reserve(&mut self, orders: usize, levels: usize) {
+        self.orders.reserve(orders);
+        self.level_capacity = self.level_capacity.max(levels);
+        for b in &mut self.books {
+            b.bids.reserve(levels);
+            b.asks.reserve(levels);
+        }
+    }
+
+    /// Creates the books of instruments `0..n` (at most the limit) now rather than at their first add.
+    pub fn reserve_instruments(&mut self, n: u32) {
+        let n = n.min(self.max_instruments);
+        if n as usize > self.books.len() {
+            let cap = self.level_capacity;
+            self.books.resize_with(n as usize, || Book::new(cap));
+        }
+    }
+
+    /// Levels per side the imbalance sums over.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    pub fn max_instruments(&self) -> u32 {
+        self.max_instruments
+    }
+
+    /// Live orders.
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.len() == 0
+    }
+
+    /// Instruments with a book (every index below this has one, possibly empty).
+    pub fn instruments(&self) -> usize {
+        self.books.len()
+    }
+
+    /// Live orders the books hold without allocating.
+    pub fn order_capacity(&self) -> usize {
+        self.orders.capacity()
+    }
+
+    pub fn counters(&self) -> &BookCounters {
+        &self.counters
+    }
+
+    /// Removes every order and level, keeping the capacity, the books of instruments and the counters.
+    pub fn clear(&mut self) {
+        self.orders.clear();
+        for b in &mut self.books {
+            b.bids.clear();
+            b.asks.clear();
+        }
+    }
+
+    /// A new order at the back of its price level (ITCH A and F).
+    pub fn add(
+        &mut self,
+        reference: u64,
+        instrument: KeyId,
+        side: BookSide,
+        price: Price,
+        shares: Qty,
+    ) -> Result<Update, BookError> {
+        if !(1..=MAX_SHARES).contains(&shares) {
+            self.counters.invalid += 1;
+            return Err(BookError::InvalidShares { reference, op: Op::Add, shares });
+        }
+        if instrument >= self.max_instruments {
+            self.counters.invalid += 1;
+            return Err(BookError::InstrumentOutOfRange {
+                reference,
+                op: Op::Add,
+                instrument,
+                limit: self.max_instruments,
+            });
+        }
+        let node = Node { reference, price, shares, prev: NIL, next: NIL, instrument, side };
+        let Some(slot) = self.orders.insert(node) else {
+            self.counters.duplicate_reference += 1;
+            return Err(BookError::DuplicateReference { reference, op: Op::Add });
+        };
+        if instrument as usize >= self.books.len() {
+            self.reserve_instruments(instrument + 1);
+        }
+        let change = self.link(slot);
+        self.counters.adds += 1;
+        Ok(self.finish(instrument, side, [change, change], 1, None))
+    }
+
+    /// Executes `shares` of a resting order at its own price (ITCH E). Partial executions keep the order's
+    /// place; executing all of it, or more (an over-execution), removes it.
+    pub fn execute(&mut self, reference: u64, shares: Qty) -> Result<Execution, BookError> {
+        self.execute_op(reference, shares, None, Op::Execute)
+    }
+
+    /// Executes `shares` of a resting order at `price`, which may differ from its limit (ITCH C).
+    pub fn execute_at(&mut self, reference: u64, shares: Qty, price: Price) -> Result<Execution, BookError> {
+        self.execute_op(reference, shares, Some(price), Op::ExecuteAt)
+    }
+
+    /// Cancels `shares` of a resting order (ITCH X). A partial cancel keeps the order's place; cancelling
+    /// all of it, or more (counted as an over-execution), removes it.
+    pub fn cancel(&mut self, reference: u64, shares: Qty) -> Result<Update, BookError> {
+        let slot = self.live(reference, Op::Cancel)?;
+        if shares <= 0 {
+            self.counters.invalid += 1;
+            return Err(BookError::InvalidShares { reference, op: Op::Cancel, shares });
+        }
+        let n = *self.orders.node(slot);
+        let (change, _, over) = self.take(slot, shares, Op::Cancel);
+        self.counters.cancels += 1;
+        Ok(self.finish(n.instrument, n.side, [change, change], 1, over))
+    }
+
+    /// Removes a resting order (ITCH D).
+    pub fn delete(&mut self, reference: u64) -> Result<Update, BookError> {
+        let slot = self.live(reference, Op::Delete)?;
+        let n = *self.orders.node(slot);
+        let change = self.unlink(slot);
+        self.counters.deletes += 1;
+        Ok(self.finish(n.instrument, n.side, [change, change], 1, None))
+    }
+
+    /// Replaces a resting order by a new one (ITCH U): `old` leaves, `new` joins the same instrument and
+    /// side at `price` with `shares`, at the back of its level (time priority is lost, even at the same
+    /// price). Refused as a whole, leaving the book unchanged, if `old` is not live, `shares` is not
+    /// positive or `new` is live (and not `old`).
+    pub fn replace(&mut self, old: u64, new: u64, price: Price, shares: Qty) -> Result<Update, BookError> {
+        let slot = self.live(old, Op::Replace)?;
+        if !(1..=MAX_SHARES).contains(&shares) {
+            self.counters.invalid += 1;
+            return Err(BookError::InvalidShares { reference: new, op: Op::Replace, shares });
+        }
+        if new != old && self.orders.contains(new) {
+            self.counters.duplicate_reference += 1;
+            return Err(BookError::DuplicateReference { reference: new, op: Op::Replace });
+        }
+        let n = *self.orders.node(slot);
+        let left = self.unlink(slot);
+        let node = Node { reference: new, price, shares, ..n };
+        let Some(slot) = self.orders.insert(node) else {
+            // Unreachable: `new` was checked free and a slot was just freed. Reported, not panicked on.
+            self.counters.duplicate_reference += 1;
+            return Err(BookError::DuplicateReference { reference: new, op: Op::Replace });
+        };
+        let joined = self.link(slot);
+        self.counters.replaces += 1;
+        let (changes, k) = if price == n.price { ([joined, joined], 1) } else { ([left, joined], 2) };
+        Ok(self.finish(n.instrument, n.side, changes, k, None))
+    }
+
+    /// The live order with this reference.
+    pub fn order(&self, reference: u64) -> Option<Order> {
+        let n = self.orders.node(self.orders.slot(reference)?);
+        Some(Order { reference, instrument: n.instrument, side: n.side, price: n.price, shares: n.shares })
+    }
+
+    /// The levels of one side, best first.
+    pub fn levels(&self, instrument: KeyId, side: BookSide) -> impl ExactSizeIterator<Item = Level> + '_ {
+        let levels = self.books.get(instrument as usize).map(|b| b.side(side));
+        levels.map_or(&[][..], |l| l.as_slice()).iter().rev().map(move |l| Level {
+            price: match side {
+                BookSide::Bid => Price(l.key),
+                BookSide::Ask => Price(!l.key),
+            },
+            shares: l.shares,
+            orders: l.orders,
+        })
+    }
+
+    /// The best `n` levels of one side, best first.
+    pub fn top(&self, instrument: KeyId, side: BookSide, n: usize) -> impl ExactSizeIterator<Item = Level> + '_ {
+        self.levels(instrument, side).take(n)
+    }
+
+    /// The best level of one side.
+    #[inline]
+    pub fn best(&self, instrument: KeyId, side: BookSide) -> Option<Level> {
+        let levels = self.books.get(instrument as usize)?.side(side);
+        let l = levels.best()?;
+        Some(Level { price: levels.price(l.key), shares: l.shares, orders: l.orders })
+    }
+
+    /// The orders resting at one price, in time priority (first to execute first).
+    pub fn queue(&self, instrument: KeyId, side: BookSide, price: Price) -> Queue<'_> {
+        let head = self
+            .books
+            .get(instrument as usize)
+            .map(|b| b.side(side))
+            .and_then(|l| l.find(price).ok().map(|i| l.as_slice()[i].head))
+            .unwrap_or(NIL);
+        Queue { orders: &self.orders, next: head }
+    }
+
+    /// Top of book, spread, mid, microprice and imbalance over the top [`Books::depth`] levels of one
+    /// instrument, computed from its levels now (O(depth)). An instrument without a book has empty sides.
+    pub fn metrics(&self, instrument: KeyId) -> Metrics {
+        match self.books.get(instrument as usize) {
+            Some(b) => Metrics::compute(&b.bids, &b.asks, self.depth),
+            None => Metrics::EMPTY,
+        }
+    }
+
+    /// The slot of a live order, or the error (counted).
+    #[inline]
+    fn live(&mut self, reference: u64, op: Op) -> Result<u32, BookError> {
+        match self.orders.slot(reference) {
+            Some(s) => Ok(s),
+            None => {
+                self.counters.unknown_reference += 1;
+                Err(BookError::OrderNotFound { reference, op })
+            }
+        }
+    }
+
+    fn execute_op(&mut self, reference: u64, shares: Qty, at: Option<Price>, op: Op) -> Result<Execution, BookError> {
+        let slot = self.live(reference, op)?;
+        if shares <= 0 {
+            self.counters.invalid += 1;
+            return Err(BookError::InvalidShares { reference, op, shares });
+        }
+        let n = *self.orders.node(slot);
+        let (change, remaining, over) = self.take(slot, shares, op);
+        match op {
+            Op::ExecuteAt => self.counters.executes_at += 1,
+            _ => self.counters.executes += 1,
+        }
+        let fill = Fill {
+            reference,
+            instrument: n.instrument,
+            side: n.side,
+            resting: n.price,
+            price: at.unwrap_or(n.price),
+            shares,
+            remaining,
+        };
+        Ok(Execution { fill, update: self.finish(n.instrument, n.side, [change, change], 1, over) })
+    }
+
+    /// Takes `shares` (> 0) off the order in `slot`: the level's new state, the shares left, and the
+    /// over-execution if there were fewer than `shares`.
+    #[inline]
+    fn take(&mut self, slot: u32, shares: Qty, op: Op) -> (LevelChange, Qty, Option<BookError>) {
+        let n = *self.orders.node(slot);
+        if shares < n.shares {
+            self.orders.node_mut(slot).shares -= shares;
+            let levels = self.books[n.instrument as usize].side_mut(n.side);
+            let change = match levels.find(n.price) {
+                Ok(i) => {
+                    let l = levels.at_mut(i);
+                    l.shares -= shares;
+                    LevelChange { side: n.side, price: n.price, shares: l.shares, orders: l.orders }
+                }
+                Err(_) => Self::lost(n),
+            };
+            return (change, n.shares - shares, None);
+        }
+        let change = self.unlink(slot);
+        let over = (shares > n.shares).then(|| {
+            self.counters.over_executions += 1;
+            BookError::OverExecution { reference: n.reference, op, requested: shares, remaining: n.shares }
+        });
+        (change, 0, over)
+    }
+
+    /// Puts the stored order in `slot` at the back of its level, creating the level if needed.
+    #[inline]
+    fn link(&mut self, slot: u32) -> LevelChange {
+        let n = *self.orders.node(slot);
+        let l = self.books[n.instrument as usize].side_mut(n.side).get_or_insert(n.price);
+        let tail = l.tail;
+        l.tail = slot;
+        if tail == NIL {
+            l.head = slot;
+        }
+        l.shares += n.shares;
+        l.orders += 1;
+        let change = LevelChange { side: n.side, price: n.price, shares: l.shares, orders: l.orders };
+        if tail != NIL {
+            self.orders.node_mut(tail).next = slot;
+        }
+        let node = self.orders.node_mut(slot);
+        node.prev = tail;
+        node.next = NIL;
+        change
+    }
+
+    /// Takes the order in `slot` out of its level (removing the level when it empties) and frees the slot.
+    #[inline]
+    fn unlink(&mut self, slot: u32) -> LevelChange {
+        let n = *self.orders.node(slot);
+        let levels = self.books[n.instrument as usize].side_mut(n.side);
+        let change = match levels.find(n.price) {
+            Ok(i) => {
+                let l = levels.at_mut(i);
+                l.shares -= n.shares;
+                l.orders -= 1;
+                if n.prev == NIL {
+                    l.head = n.next;
+                }
+                if n.next == NIL {
+                    l.tail = n.prev;
+                }
+                let change = LevelChange { side: n.side, price: n.price, shares: l.shares, orders: l.orders };
+                if l.orders == 0 {
+                    levels.remove(i);
+                }
+                change
+            }
+            Err(_) => Self::lost(n),
+        };
+        if n.prev != NIL {
+            self.orders.node_mut(n.prev).next = n.next;
+        }
+        if n.next != NIL {
+            self.orders.node_mut(n.next).prev = n.prev;
+        }
+        self.orders.free(slot);
+        change
+    }
+
+    /// A live order whose level is missing: impossible while the books keep their invariants (the tests
+    /// check them after every operation); reported as an empty level rather than panicking.
+    #[cold]
+    fn lost(n: Node) -> LevelChange {
+        debug_assert!(false, "order {} has no level at {}", n.reference, n.price);
+        LevelChange { side: n.side, price: n.price, shares: 0, orders: 0 }
+    }
+
+    #[inline]
+    fn finish(
+        &mut self,
+        instrument: KeyId,
+        side: BookSide,
+        changes: [LevelChange; 2],
+        n: u8,
+        over_execution: Option<BookError>,
+    ) -> Update {
+        let b = &self.books[instrument as usize];
+        let crossed = match (b.bids.best(), b.asks.best()) {
+            (Some(bid), Some(ask)) if b.bids.price(bid.key) >= b.asks.price(ask.key) => {
+                self.counters.crossed += 1;
+                Some(BookError::Crossed { instrument, bid: b.bids.price(bid.key), ask: b.asks.price(ask.key) })
+            }
+            _ => None,
+        };
+        Update { instrument, side, changes, n, crossed, over_execution }
+    }
+}
+
+/// The orders of one level in time priority ([`Books::queue`]).
+#[derive(Clone, Debug)]
+pub struct Queue<'a> {
+    orders: &'a Orders,
+    next: u32,
+}
+
+impl Iterator for Queue<'_> {
+    type Item = Order;
+
+    fn next(&mut self) -> Option<Order> {
+        if self.next == NIL {
+            return None;
+        }
+        let n = self.orders.node(self.next);
+        self.next = n.next;
+        Some(Order { reference: n.reference, instrument: n.instrument, side: n.side, price: n.price, shares: n.shares })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! The books as a checkpoint section: every level of every book, worst price first, and each level's
+//! orders in time priority, so a restore rebuilds the same queues.
+//!
+//! Layout (all integers little-endian, [`Enc`]): tag `u8` = 16; the [`BookCounters`] as 11 `u64` in
+//! declaration order; `u64` instrument count; per instrument, bids then asks: `u64` level count, per level
+//! `i64` price, `u64` order count, per order `u64` reference and `i64` shares.
+
+use super::levels::LevelNode;
+use super::orders::{Node, NIL};
+use super::{BookCounters, BookSide, Books, MAX_SHARES};
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+
+/// First byte of the books' section.
+const SNAPSHOT_TAG: u8 = 16;
+
+/// Bytes of one level and one order, and the least a level takes (price, count, one order).
+const ORDER_BYTES: usize = 16;
+const LEVEL_BYTES: usize = 16;
+
+impl BookCounters {
+    fn fields(&mut self) -> [&mut u64; 11] {
+        [
+            &mut self.adds,
+            &mut self.executes,
+            &mut self.executes_at,
+            &mut self.cancels,
+            &mut self.deletes,
+            &mut self.replaces,
+            &mut self.unknown_reference,
+            &mut self.duplicate_reference,
+            &mut self.invalid,
+            &mut self.over_executions,
+            &mut self.crossed,
+        ]
+    }
+}
+
+impl Books {
+    /// Appends the books' state to `e`.
+    pub fn snapshot(&self, e: &mut Enc) {
+        let levels: usize = self.books.iter().map(|b| b.bids.len() + b.asks.len()).sum();
+        e.reserve(1 + 8 * 12 + self.books.len() * 16 + levels * LEVEL_BYTES + self.orders.len() * ORDER_BYTES);
+        e.u8(SNAPSHOT_TAG);
+        let mut c = self.counters;
+        for v in c.fields() {
+            e.u64(*v);
+        }
+        e.len_of(self.books.len());
+        for b in &self.books {
+            for side in [&b.bids, &b.asks] {
+                e.len_of(side.len());
+                for l in side.as_slice() {
+                    e.price(side.price(l.key));
+                    e.u64(l.orders as u64);
+                    let mut s = l.head;
+                    while s != NIL {
+                        let n = self.orders.node(s);
+                        e.u64(n.reference);
+                        e.i64(n.shares);
+                        s = n.next;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces the books' contents by a snapshot's, keeping the depth, the instrument limit and the
+    /// capacity. On an error the books are left empty.
+    pub fn restore(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        self.orders.clear();
+        for b in &mut self.books {
+            b.bids.clear();
+            b.asks.clear();
+        }
+        let r = self.restore_into(d);
+        if r.is_err() {
+            self.clear();
+            self.counters = BookCounters::default();
+        }
+        r
+    }
+
+    fn restore_into(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        d.expect_u8("state section", SNAPSHOT_TAG)?;
+        let mut c = BookCounters::default();
+        for v in c.fields() {
+            *v = d.u64("book counter")?;
+        }
+        let at = d.pos();
+        let n = d.count(2 * 8, "instruments")?;
+        if n > self.max_instruments as usize {
+            return Err(DecodeError::Invalid {
+                at,
+                what: format!("{n} instruments, the limit is {}", self.max_instruments),
+            });
+        }
+        self.books.truncate(n);
+        self.reserve_instruments(n as u32);
+        for instrument in 0..n as u32 {
+            for side in [BookSide::Bid, BookSide::Ask] {
+                let levels = d.count(LEVEL_BYTES + ORDER_BYTES, "levels")?;
+                for _ in 0..levels {
+                    let at = d.pos();
+                    let price = d.price("level price")?;
+                    let book = &mut self.books[instrument as usize];
+                    let lv = book.side_mut(side);
+                    let key = lv.key(price);
+                    if lv.best().is_some_and(|b| b.key >= key) {
+                        return Err(DecodeError::Invalid {
+                            at,
+                            what: format!("instrument {instrument}: {side:?} level {price} out of order"),
+                        });
+                    }
+                    let at = d.pos();
+                    let orders = d.count(ORDER_BYTES, "orders")?;
+                    if orders == 0 || orders > u32::MAX as usize {
+                        return Err(DecodeError::Invalid {
+                            at,
+                            what: format!("instrument {instrument}: {side:?} level {price} with {orders} orders"),
+                        });
+                    }
+                    let mut level = LevelNode { key, shares: 0, orders: orders as u32, head: NIL, tail: NIL };
+                    for _ in 0..orders {
+                        let at = d.pos();
+                        let reference = d.u64("order reference")?;
+                        let shares = d.i64("order shares")?;
+                        if !(1..=MAX_SHARES).contains(&shares) {
+                            return Err(DecodeError::Invalid {
+                                at,
+                                what: format!("order {reference} with {shares} shares"),
+                            });
+                        }
+                        let node = Node { reference, price, shares, prev: level.tail, next: NIL, instrument, side };
+                        let Some(slot) = self.orders.insert(node) else {
+                            return Err(DecodeError::Invalid { at, what: format!("order {reference} twice") });
+                        };
+                        if level.tail == NIL {
+                            level.head = slot;
+                        } else {
+                            self.orders.node_mut(level.tail).next = slot;
+                        }
+                        level.tail = slot;
+                        level.shares = level.shares.checked_add(shares).ok_or_else(|| DecodeError::Invalid {
+                            at,
+                            what: format!("instrument {instrument}: {side:?} level {price} holds too many shares"),
+                        })?;
+                    }
+                    self.books[instrument as usize].side_mut(side).push_best(level);
+                }
+            }
+        }
+        self.counters = c;
+        Ok(())
+    }
+}
