@@ -483,7 +483,7 @@ pub fn decode_trade(bytes: &[u8], seq: u64, interner: &mut Interner) -> Result<T
     Ok(Trade { ts, price, qty, seq, instrument, side })
 }
 
-/// The reject reason code (byte 2 of a reject record) of `r`: 1 to 24, listed in docs/formats.md.
+/// The reject reason code (byte 2 of a reject record) of `r`: 1 to 25, listed in docs/formats.md.
 pub fn reject_code(r: &RejectReason) -> u8 {
     match *r {
         RejectReason::MissingField("ts") => 1,
@@ -510,6 +510,7 @@ pub fn reject_code(r: &RejectReason) -> u8 {
         RejectReason::BadBinary(why::SIDE) => 22,
         RejectReason::BadBinary(why::TRUNCATED) => 23,
         RejectReason::BadBinary(_) => 24,
+        RejectReason::BadFeed(_) => 25,
     }
 }
 
@@ -517,7 +518,8 @@ const UNKNOWN_REJECT: &str = "unknown reject reason";
 
 /// The reason text of a reject code: what [`RejectReason::describe`] writes for the reason, except for codes 6
 /// (a missing field other than the five standard ones) and 24 (a binary record refused for a reason other
-/// than codes 18 to 23), where the detail is not in the record. `"unknown reject reason"` for 0 and 25 to 255.
+/// than codes 18 to 23) and 25 (an exchange-feed message), where the detail is not in the record. `"unknown reject
+/// reason"` for 0 and 26 to 255.
 pub fn describe_reject_code(code: u8) -> &'static str {
     match code {
         1 => "missing field ts",
@@ -544,6 +546,7 @@ pub fn describe_reject_code(code: u8) -> &'static str {
         22 => "not a ticklane binary record: side is not 0, 1 or 2",
         23 => "not a ticklane binary record: symbol was truncated to 32 bytes",
         24 => "not a ticklane binary record",
+        25 => "bad exchange-feed message",
         _ => UNKNOWN_REJECT,
     }
 }
@@ -897,7 +900,8 @@ mod tests {
             | RejectReason::BadJson
             | RejectReason::TooManyFields
             | RejectReason::TooManyInstruments
-            | RejectReason::BadBinary(_) => {}
+            | RejectReason::BadBinary(_)
+            | RejectReason::BadFeed(_) => {}
         }
         let mut seen = std::collections::HashSet::new();
         for r in reasons {
@@ -910,12 +914,13 @@ mod tests {
         // The catch-alls, and the codes that are not in use.
         assert_eq!(reject_code(&RejectReason::MissingField("t")), 6);
         assert_eq!(reject_code(&RejectReason::BadBinary("something else")), 24);
-        assert!(seen.insert(6) && seen.insert(24));
-        assert_eq!(seen, (1..=24).collect());
+        assert_eq!(reject_code(&RejectReason::BadFeed("ITCH message")), 25);
+        assert!(seen.insert(6) && seen.insert(24) && seen.insert(25));
+        assert_eq!(seen, (1..=25).collect());
         for code in (0..=255u8).filter(|c| !seen.contains(c)) {
             assert_eq!(describe_reject_code(code), "unknown reject reason");
         }
-        for code in 1..=24 {
+        for code in 1..=25 {
             assert_ne!(describe_reject_code(code), "unknown reject reason");
         }
     }

@@ -107,6 +107,9 @@ pub enum RejectReason {
     TooManyInstruments,
     /// A binary record (src/binary.rs) that is not a well-formed ticklane trade; the text says why.
     BadBinary(&'static str),
+    /// An exchange-feed message that does not decode or that the order book refuses; the text says where
+    /// (byte offset) and why.
+    BadFeed(&'static str),
 }
 
 impl RejectReason {
@@ -130,6 +133,10 @@ impl RejectReason {
             }
             RejectReason::TooManyInstruments => {
                 out.extend_from_slice(b"more distinct instruments than pipeline.max_instruments")
+            }
+            RejectReason::BadFeed(what) => {
+                out.extend_from_slice(b"bad ");
+                out.extend_from_slice(what.as_bytes());
             }
             RejectReason::BadBinary(why) => {
                 out.extend_from_slice(b"not a ticklane binary record: ");

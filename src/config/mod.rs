@@ -7,8 +7,8 @@ mod locate;
 mod plan;
 
 pub use plan::{
-    KafkaSinkPlan, KafkaSourcePlan, OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef, StreamKind,
-    SynthPlan, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS,
+    ItchPlan, KafkaSinkPlan, KafkaSourcePlan, OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef,
+    StreamKind, SynthPlan, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS,
 };
 
 use crate::pipeline::Wait;
@@ -246,6 +246,8 @@ pub enum SourceType {
     Synthetic,
     /// Topics of a Kafka cluster, read as a consumer group member.
     Kafka,
+    /// A NASDAQ TotalView-ITCH 5.0 feed (a sample file), rebuilt into order books.
+    Itch,
 }
 
 /// Where a Kafka source takes event time from.
@@ -320,6 +322,17 @@ pub struct SourceConfig {
     pub commit_interval: Option<Dur>,
     /// librdkafka consumer properties.
     pub kafka: Option<KafkaProps>,
+    // --- itch ---
+    /// The trading day the feed's nanoseconds since midnight count from (YYYY-MM-DD).
+    pub date: Option<String>,
+    /// The venue's time zone (IANA name; default America/New_York).
+    pub time_zone: Option<String>,
+    /// Book levels per side the imbalance sums over (default 5).
+    pub depth: Option<usize>,
+    /// Which executions become trades: any of E, C, P, Q (default all four).
+    pub trades: Option<Vec<String>>,
+    /// Emit a quote when an instrument's top of book or imbalance changes (default true).
+    pub quotes: Option<bool>,
 }
 
 /// JSON field names.

@@ -43,6 +43,20 @@ pub enum SourceKindPlan {
     Jsonl { path: PathBuf, fields: FieldNames, speed: Option<f64> },
     Synthetic(SynthPlan),
     Kafka(KafkaSourcePlan),
+    Itch(ItchPlan),
+}
+
+/// An ITCH 5.0 source: where the feed is, how its times become epoch times, and what it emits.
+#[derive(Debug, Clone)]
+pub struct ItchPlan {
+    pub path: PathBuf,
+    pub speed: Option<f64>,
+    pub date: String,
+    pub time_zone: String,
+    pub depth: usize,
+    /// Which message types become trades, by type byte (`E`, `C`, `P`, `Q`).
+    pub trades: Vec<u8>,
+    pub quotes: bool,
 }
 
 /// A Kafka source: what to subscribe to, how messages decode, and the consumer's properties.
@@ -239,10 +253,16 @@ fn multiple_of(key: String, what: &str, ns: Nanos, unit: TimeUnit, errs: &mut Er
 /// Keys set on a source that do not apply to its type.
 fn foreign_keys(s: &SourceConfig) -> Vec<&'static str> {
     let mut v = Vec::new();
-    let file = matches!(s.kind, SourceType::Csv | SourceType::Jsonl);
+    let file = matches!(s.kind, SourceType::Csv | SourceType::Jsonl | SourceType::Itch);
+    let itch = s.kind == SourceType::Itch;
     let synth = s.kind == SourceType::Synthetic;
     let kafka = s.kind == SourceType::Kafka;
-    let checks: [(&'static str, bool, bool); 20] = [
+    let checks: [(&'static str, bool, bool); 25] = [
+        ("date", s.date.is_some(), itch),
+        ("time_zone", s.time_zone.is_some(), itch),
+        ("depth", s.depth.is_some(), itch),
+        ("trades", s.trades.is_some(), itch),
+        ("quotes", s.quotes.is_some(), itch),
         ("path", s.path.is_some(), file),
         ("header", s.header.is_some(), s.kind == SourceType::Csv),
         ("speed", s.speed.is_some(), file),
@@ -281,6 +301,7 @@ fn source_type_name(t: SourceType) -> &'static str {
         SourceType::Jsonl => "jsonl",
         SourceType::Synthetic => "synthetic",
         SourceType::Kafka => "kafka",
+        SourceType::Itch => "itch",
     }
 }
 
@@ -379,8 +400,11 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         for f in foreign_keys(s) {
             errs.push((k(f), format!("does not apply to a {} source", source_type_name(s.kind))));
         }
-        let unit =
-            s.ts_unit.unwrap_or(if s.kind == SourceType::Synthetic { TimeUnit::Nanos } else { TimeUnit::Millis });
+        let unit = s.ts_unit.unwrap_or(if matches!(s.kind, SourceType::Synthetic | SourceType::Itch) {
+            TimeUnit::Nanos
+        } else {
+            TimeUnit::Millis
+        });
         let bound = s.max_out_of_orderness.0;
         multiple_of(k("max_out_of_orderness"), "max_out_of_orderness", bound, unit, &mut errs);
         if let Some(t) = s.idle_timeout {
@@ -479,6 +503,46 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 SourceKindPlan::Synthetic(sp)
             }
             SourceType::Kafka => SourceKindPlan::Kafka(kafka_source(i, s, &mut errs)),
+            SourceType::Itch => {
+                let date = s.date.clone().unwrap_or_else(|| {
+                    errs.push((k("date"), "missing: the trading day the feed's times count from (YYYY-MM-DD)".into()));
+                    "1970-01-01".into()
+                });
+                let time_zone = s.time_zone.clone().unwrap_or_else(|| crate::itch::DEFAULT_TZ.to_string());
+                if let Err(e) = crate::itch::SessionClock::new(&date, &time_zone) {
+                    let key = if matches!(e, crate::itch::TimeError::Zone(_)) { "time_zone" } else { "date" };
+                    errs.push((k(key), e.to_string()));
+                }
+                let depth = s.depth.unwrap_or(5);
+                if !(1..=1000).contains(&depth) {
+                    errs.push((k("depth"), format!("{depth} levels: must be between 1 and 1000")));
+                }
+                let mut trades = Vec::new();
+                for (j, t) in s
+                    .trades
+                    .clone()
+                    .unwrap_or_else(|| ["E", "C", "P", "Q"].map(String::from).to_vec())
+                    .iter()
+                    .enumerate()
+                {
+                    match t.as_str() {
+                        "E" | "C" | "P" | "Q" => trades.push(t.as_bytes()[0]),
+                        _ => errs.push((
+                            format!("source[{i}].trades[{j}]"),
+                            format!("`{t}` is not a message type that prints a trade (one of E, C, P, Q)"),
+                        )),
+                    }
+                }
+                SourceKindPlan::Itch(ItchPlan {
+                    path: need_path(&mut errs),
+                    speed: s.speed,
+                    date,
+                    time_zone,
+                    depth,
+                    trades,
+                    quotes: s.quotes.unwrap_or(true),
+                })
+            }
         };
         sources.push(SourcePlan {
             name: s.name.clone(),

@@ -162,6 +162,7 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
             Box::new(FileSource::open(&s.name, path, Json::new(fields), false, s.unit, interner, *speed)?)
         }
         SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
+        SourceKindPlan::Itch(ip) => Box::new(crate::source::ItchSource::open(&s.name, ip, interner)?),
         SourceKindPlan::Kafka(kp) => {
             Box::new(KafkaSource::open(&s.name, kp, s.unit, interner, plan.checkpoint.dir.is_some())?)
         }

@@ -7,6 +7,7 @@
 
 mod csv;
 mod file;
+mod itch;
 mod jsonl;
 mod kafka;
 mod lines;
@@ -15,6 +16,7 @@ mod synthetic;
 
 pub use self::csv::{parse_line as parse_csv_line, Csv};
 pub use file::{FileSource, LineFormat};
+pub use itch::ItchSource;
 pub use jsonl::{parse_object as parse_json_object, Json};
 pub use kafka::KafkaSource;
 pub use lines::LineReader;

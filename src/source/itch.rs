@@ -1,0 +1,356 @@
+//! The NASDAQ TotalView-ITCH 5.0 source: a feed file rebuilt into order books, handing trades and
+//! top-of-book quotes to the shards.
+//!
+//! Per message: the stock directory (`R`) names each stock locate, interned into the pipeline's instrument
+//! ids; adds, executions, cancels, deletes and replaces change the books (`src/book/`); executions (`E` at
+//! the resting order's price, `C` at its own when printable), non-cross trades (`P`) and crosses (`Q`)
+//! become trades (`trades` chooses which); and a book change that moves an instrument's best levels or its
+//! imbalance becomes a quote. What the feed gets wrong — a message cut short, an order the book does not
+//! know, an execution larger than the order — is counted and sent to the rejects stream with its byte
+//! offset, never a stop.
+
+use super::{Poll, Source, SourceError, SourceOut};
+use crate::book::{BookError, BookSide, Books, Update};
+use crate::config::ItchPlan;
+use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade};
+use crate::itch::{self, ItchFile, Message, SessionClock};
+use crate::record::{RejectReason, RejectRow};
+use crate::symbols::Interner;
+use std::path::PathBuf;
+
+/// Messages per poll.
+const BATCH: usize = 1024;
+/// No instrument id for a stock locate (its directory message has not come).
+const NONE: KeyId = KeyId::MAX;
+
+pub struct ItchSource {
+    name: String,
+    path: PathBuf,
+    file: ItchFile,
+    feed: Feed,
+    speed: Option<f64>,
+    /// Paced: the first message's event time and when it was replayed (monotonic ns).
+    first: Option<(Nanos, u64)>,
+    /// Paced: a message read but not yet due, with its offset.
+    held: Option<(u64, [u8; 64], usize)>,
+}
+
+/// Everything the messages change: books, ids, counters.
+struct Feed {
+    clock: SessionClock,
+    books: Books,
+    interner: Interner,
+    /// Instrument id by stock locate.
+    ids: Vec<KeyId>,
+    /// The last quote sent per instrument id (to send only changes).
+    last: Vec<Quote>,
+    trades: [bool; 256],
+    quotes: bool,
+    counters: itch::Counters,
+    /// Messages read (the record index of trades and rejects).
+    seq: u64,
+}
+
+impl ItchSource {
+    pub fn open(name: &str, plan: &ItchPlan, interner: Interner) -> Result<ItchSource, SourceError> {
+        let file = ItchFile::open(&plan.path)
+            .map_err(|e| SourceError::io(name, format!("opening {}", plan.path.display()), e))?;
+        let clock = SessionClock::new(&plan.date, &plan.time_zone).map_err(|e| SourceError::Other {
+            source_name: name.to_string(),
+            message: format!("the session clock: {e}"),
+        })?;
+        let mut trades = [false; 256];
+        for &t in &plan.trades {
+            trades[t as usize] = true;
+        }
+        let limit = interner.limit();
+        let mut books = Books::new(plan.depth, limit.min(KeyId::MAX as usize - 1) as u32);
+        // A busy ITCH day peaks around a million live orders: room for them up front keeps the book from
+        // growing (and copying) while it replays.
+        books.reserve(1 << 20, 1 << 16);
+        Ok(ItchSource {
+            name: name.to_string(),
+            path: plan.path.clone(),
+            file,
+            feed: Feed {
+                clock,
+                books,
+                interner,
+                ids: vec![NONE; 1 << 16],
+                last: Vec::new(),
+                trades,
+                quotes: plan.quotes,
+                counters: itch::Counters::default(),
+                seq: 0,
+            },
+            speed: plan.speed,
+            first: None,
+            held: None,
+        })
+    }
+}
+
+/// Paced at `speed`: whether a message of event time `ts` is due, and when; notes the first message's time.
+fn due(first: &mut Option<(Nanos, u64)>, speed: Option<f64>, ts: Nanos) -> (bool, u64) {
+    let Some(speed) = speed else { return (true, 0) };
+    let (t0, m0) = *first.get_or_insert((ts, crate::time::mono_now()));
+    let due = m0 + ((ts - t0).max(0) as f64 / speed) as u64;
+    (super::wait_briefly(due), due)
+}
+
+impl Source for ItchSource {
+    fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
+        if let Some((offset, buf, len)) = self.held {
+            let ts = header_ts(&buf[..len]).map_or(0, |t| self.feed.clock.to_epoch(t));
+            let (due, at) = due(&mut self.first, self.speed, ts);
+            if !due {
+                return Ok(Poll::Idle);
+            }
+            self.held = None;
+            self.feed.message(offset, &buf[..len], at, out)?;
+        }
+        for _ in 0..BATCH {
+            let (offset, msg) = match self.file.next() {
+                None => {
+                    log_summary(&self.name, &self.feed);
+                    return Ok(Poll::Done);
+                }
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    self.feed.counters.frame_error(&e);
+                    let row =
+                        RejectRow::new(self.feed.seq, RejectReason::BadFeed("ITCH framing"), e.to_string().as_bytes());
+                    out.reject(row)?;
+                    if matches!(e, itch::FrameError::Io { .. }) {
+                        return Err(SourceError::io(
+                            &self.name,
+                            format!("reading {}", self.path.display()),
+                            std::io::Error::other(e.to_string()),
+                        ));
+                    }
+                    continue;
+                }
+            };
+            let at = if self.speed.is_some() {
+                let ts = header_ts(msg).map_or(0, |t| self.feed.clock.to_epoch(t));
+                let (due, at) = due(&mut self.first, self.speed, ts);
+                if !due && msg.len() <= 64 {
+                    let mut buf = [0u8; 64];
+                    buf[..msg.len()].copy_from_slice(msg);
+                    self.held = Some((offset, buf, msg.len()));
+                    return Ok(Poll::Idle);
+                }
+                at
+            } else {
+                0
+            };
+            self.feed.message(offset, msg, at, out)?;
+        }
+        Ok(Poll::More)
+    }
+}
+
+/// The 6-byte timestamp of a message with the standard header (bytes 5..11), if it is long enough.
+fn header_ts(msg: &[u8]) -> Option<u64> {
+    let b = msg.get(5..11)?;
+    Some(b.iter().fold(0u64, |a, &x| (a << 8) | x as u64))
+}
+
+fn log_summary(name: &str, f: &Feed) {
+    let c = f.books.counters();
+    tracing::info!(
+        source = name,
+        messages = f.seq,
+        unknown_types = f.counters.unknown,
+        truncated = f.counters.truncated,
+        unknown_reference = c.unknown_reference,
+        duplicate_reference = c.duplicate_reference,
+        over_executions = c.over_executions,
+        crossed = c.crossed,
+        live_orders = f.books.len(),
+        "ITCH feed ended"
+    );
+}
+
+impl Feed {
+    fn message(&mut self, offset: u64, bytes: &[u8], at: u64, out: &mut SourceOut) -> Result<(), SourceError> {
+        let seq = self.seq;
+        self.seq += 1;
+        let m = match self.counters.decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return reject(out, seq, offset, &e.to_string(), bytes),
+        };
+        let ts = m.timestamp().map_or(0, |t| self.clock.to_epoch(t));
+        let id = |ids: &Vec<KeyId>, locate: u16| ids[locate as usize];
+        match m {
+            Message::StockDirectory(d) => {
+                let sym = itch::trim_alpha(d.stock);
+                match self.interner.id(sym) {
+                    Some(k) => self.ids[d.header.stock_locate as usize] = k,
+                    None => {
+                        let row = RejectRow::new(seq, RejectReason::TooManyInstruments, sym);
+                        return out.reject(row);
+                    }
+                }
+            }
+            Message::AddOrder(a) => {
+                let k = id(&self.ids, a.header.stock_locate);
+                if k == NONE {
+                    return reject(out, seq, offset, "add order for a stock locate with no directory message", bytes);
+                }
+                let side = if a.side == b'B' { BookSide::Bid } else { BookSide::Ask };
+                let r = self.books.add(a.order_ref, k, side, a.price.to_price(), a.shares as i64);
+                self.applied(r, ts, at, offset, bytes, seq, out)?;
+            }
+            Message::OrderExecuted(e) => match self.books.execute(e.order_ref, e.executed_shares as i64) {
+                Ok(x) => {
+                    if self.trades[b'E' as usize] {
+                        let t = trade(ts, x.fill.price, x.fill.shares, seq, x.fill.instrument, x.fill.side);
+                        out.emit(0, Event::Trade(t), at)?;
+                    }
+                    self.applied(Ok(x.update), ts, at, offset, bytes, seq, out)?;
+                }
+                Err(err) => self.refused(err, offset, bytes, seq, out)?,
+            },
+            Message::OrderExecutedWithPrice(e) => {
+                let price = e.execution_price.to_price();
+                match self.books.execute_at(e.order_ref, e.executed_shares as i64, price) {
+                    Ok(x) => {
+                        if e.printable == b'Y' && self.trades[b'C' as usize] {
+                            let t = trade(ts, price, x.fill.shares, seq, x.fill.instrument, x.fill.side);
+                            out.emit(0, Event::Trade(t), at)?;
+                        }
+                        self.applied(Ok(x.update), ts, at, offset, bytes, seq, out)?;
+                    }
+                    Err(err) => self.refused(err, offset, bytes, seq, out)?,
+                }
+            }
+            Message::OrderCancel(c) => {
+                let r = self.books.cancel(c.order_ref, c.cancelled_shares as i64);
+                self.applied(r, ts, at, offset, bytes, seq, out)?;
+            }
+            Message::OrderDelete(d) => {
+                let r = self.books.delete(d.order_ref);
+                self.applied(r, ts, at, offset, bytes, seq, out)?;
+            }
+            Message::OrderReplace(u) => {
+                let r = self.books.replace(u.original_ref, u.new_ref, u.price.to_price(), u.shares as i64);
+                self.applied(r, ts, at, offset, bytes, seq, out)?;
+            }
+            Message::Trade(p) if self.trades[b'P' as usize] => {
+                let k = id(&self.ids, p.header.stock_locate);
+                if k != NONE && p.shares > 0 {
+                    let t = Trade {
+                        ts,
+                        price: p.price.to_price(),
+                        qty: p.shares as i64,
+                        seq,
+                        instrument: k,
+                        side: Side::Unknown,
+                    };
+                    out.emit(0, Event::Trade(t), at)?;
+                }
+            }
+            Message::CrossTrade(q) if self.trades[b'Q' as usize] => {
+                let k = id(&self.ids, q.header.stock_locate);
+                if k != NONE && q.shares > 0 {
+                    let qty = i64::try_from(q.shares).unwrap_or(i64::MAX);
+                    let t = Trade { ts, price: q.cross_price.to_price(), qty, seq, instrument: k, side: Side::Unknown };
+                    out.emit(0, Event::Trade(t), at)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A book operation's outcome: a quote if the top of book moved; a refusal to the rejects.
+    #[allow(clippy::too_many_arguments)]
+    fn applied(
+        &mut self,
+        r: Result<Update, BookError>,
+        ts: Nanos,
+        at: u64,
+        offset: u64,
+        bytes: &[u8],
+        seq: u64,
+        out: &mut SourceOut,
+    ) -> Result<(), SourceError> {
+        match r {
+            Ok(u) => {
+                // Applied, but the feed and the book disagree: say where. (A crossed or locked book is only
+                // counted: it stays so for many updates, and each would be another reject.)
+                if let Some(e) = &u.over_execution {
+                    reject(out, seq, offset, &e.to_string(), bytes)?;
+                }
+                if self.quotes {
+                    self.quote(u.instrument, ts, at, out)?;
+                }
+                Ok(())
+            }
+            Err(e) => self.refused(e, offset, bytes, seq, out),
+        }
+    }
+
+    fn refused(
+        &mut self,
+        e: BookError,
+        offset: u64,
+        bytes: &[u8],
+        seq: u64,
+        out: &mut SourceOut,
+    ) -> Result<(), SourceError> {
+        reject(out, seq, offset, &e.to_string(), bytes)
+    }
+
+    /// Sends `k`'s quote if its best levels or imbalance differ from the last one sent.
+    fn quote(&mut self, k: KeyId, ts: Nanos, at: u64, out: &mut SourceOut) -> Result<(), SourceError> {
+        let m = self.books.metrics(k);
+        let size = |l: Option<crate::book::Level>| l.map_or(0, |l| l.shares.clamp(0, u32::MAX as i64) as u32);
+        let q = Quote {
+            ts,
+            bid: m.bid.map_or(Price(0), |l| l.price),
+            ask: m.ask.map_or(Price(0), |l| l.price),
+            bid_qty: size(m.bid),
+            ask_qty: size(m.ask),
+            instrument: k,
+            imbalance: m.imbalance.unwrap_or(0) as i32,
+        };
+        let i = k as usize;
+        if i >= self.last.len() {
+            self.last.resize(i + 1, Quote { instrument: NONE, ..Quote::default() });
+        }
+        let last = &mut self.last[i];
+        if last.instrument == k
+            && (last.bid, last.ask, last.bid_qty, last.ask_qty, last.imbalance)
+                == (q.bid, q.ask, q.bid_qty, q.ask_qty, q.imbalance)
+        {
+            return Ok(());
+        }
+        *last = q;
+        out.emit(0, Event::Quote(q), at)
+    }
+}
+
+fn trade(ts: Nanos, price: Price, qty: i64, seq: u64, instrument: KeyId, resting: BookSide) -> Trade {
+    // The resting order's side is the passive one: an execution against a bid is a sell.
+    let side = match resting {
+        BookSide::Bid => Side::Sell,
+        BookSide::Ask => Side::Buy,
+    };
+    Trade { ts, price, qty, seq, instrument, side }
+}
+
+/// A message the feed got wrong, to the rejects stream: the record index, and a text naming the byte offset,
+/// what is wrong and the message's bytes in hex.
+fn reject(out: &mut SourceOut, seq: u64, offset: u64, what: &str, bytes: &[u8]) -> Result<(), SourceError> {
+    let mut text = [0u8; RejectRow::TEXT];
+    let mut w = std::io::Cursor::new(&mut text[..]);
+    use std::io::Write;
+    let _ = write!(w, "offset {offset}: {what}: ");
+    for b in bytes.iter().take(48) {
+        let _ = write!(w, "{b:02x}");
+    }
+    let n = w.position() as usize;
+    out.reject(RejectRow::new(seq, RejectReason::BadFeed("ITCH message"), &text[..n]))
+}
