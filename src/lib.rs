@@ -19,6 +19,7 @@ pub mod gen;
 pub mod hint;
 pub mod kafka;
 pub mod metrics;
+pub mod moldudp64;
 pub mod operator;
 pub mod pipeline;
 pub mod record;
