@@ -227,24 +227,22 @@ impl Tracker {
 
         let first = packet.sequence();
         let gap = (first > state.expected).then_some(Gap { session, first: state.expected, end: first });
-        let verdict = match kind {
-            Kind::Heartbeat | Kind::EndOfSession => {
-                if kind == Kind::Heartbeat {
-                    c.heartbeats += 1;
-                } else {
-                    c.ends += 1;
-                    state.ended = true;
-                    tracing::info!(session = %session, next = first.max(state.expected), "MoldUDP64: end of session");
-                }
-                state.expected = state.expected.max(first);
-                if let Some(g) = gap {
-                    report(c, g, kind);
-                }
-                let verdict = if kind == Kind::Heartbeat { Verdict::Heartbeat } else { Verdict::EndOfSession };
-                return Tracked { new_session, gap, ..Tracked::dropped(verdict, Some(session), damage) };
+        if let Kind::Heartbeat | Kind::EndOfSession = kind {
+            let verdict = if kind == Kind::Heartbeat {
+                c.heartbeats += 1;
+                Verdict::Heartbeat
+            } else {
+                c.ends += 1;
+                state.ended = true;
+                tracing::info!(session = %session, next = first.max(state.expected), "MoldUDP64: end of session");
+                Verdict::EndOfSession
+            };
+            state.expected = state.expected.max(first);
+            if let Some(g) = gap {
+                report(c, g, kind);
             }
-            Kind::Data(_) => Verdict::Data,
-        };
+            return Tracked { new_session, gap, ..Tracked::dropped(verdict, Some(session), damage) };
+        }
 
         let end = packet.next_sequence();
         let n = packet.len() as u64;
@@ -263,7 +261,7 @@ impl Tracker {
         c.duplicates = c.duplicates.saturating_add(skip);
         c.messages = c.messages.saturating_add(end - first.max(state.expected));
         state.expected = end.max(state.expected);
-        Tracked { verdict, session: Some(session), new_session, gap, messages, error: damage }
+        Tracked { verdict: Verdict::Data, session: Some(session), new_session, gap, messages, error: damage }
     }
 }
 
