@@ -21,6 +21,7 @@ pub mod hint;
 pub mod itch;
 pub mod kafka;
 pub mod metrics;
+pub mod moldudp64;
 pub mod operator;
 pub mod pipeline;
 pub mod record;
