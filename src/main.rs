@@ -44,6 +44,9 @@ enum Cmd {
     Gen(GenArgs),
     /// Write a synthetic NASDAQ TotalView-ITCH 5.0 file (sample-file framing), internally consistent.
     ItchGen(ItchGenArgs),
+    /// Replay an ITCH file (sample-file framing, plain or gzip) as MoldUDP64 packets to a UDP address: the
+    /// live path of an `itch` source with `listen`, on one host.
+    ItchSend(ItchSendArgs),
     /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log.
     Stats {
         /// The log (metrics.histogram_log).
@@ -172,6 +175,7 @@ fn main() {
         Cmd::Check { config } => check(&config),
         Cmd::Gen(args) => gen(args),
         Cmd::ItchGen(args) => itch_gen(args),
+        Cmd::ItchSend(args) => itch_send(args),
         Cmd::Stats { file } => stats(&file),
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
@@ -337,6 +341,36 @@ struct GenArgs {
 }
 
 #[derive(clap::Args)]
+struct ItchSendArgs {
+    /// The ITCH file.
+    file: PathBuf,
+    /// Destination ADDRESS:PORT (unicast or an IPv4 multicast group).
+    #[arg(long)]
+    to: std::net::SocketAddr,
+    /// Messages per second (0: as fast as the socket takes them). Open loop: message i is due at start + i/rate.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// The MoldUDP64 session name (up to 10 characters).
+    #[arg(long, default_value = "TICKLANE")]
+    session: String,
+    /// Largest UDP payload, bytes.
+    #[arg(long, default_value_t = 1400)]
+    max_payload: usize,
+    /// Multicast TTL.
+    #[arg(long)]
+    ttl: Option<u32>,
+    /// For tests: packets dropped, sent late (after the next one) and sent twice, per million, seeded.
+    #[arg(long, default_value_t = 0)]
+    drop_ppm: u32,
+    #[arg(long, default_value_t = 0)]
+    reorder_ppm: u32,
+    #[arg(long, default_value_t = 0)]
+    duplicate_ppm: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
 struct ItchGenArgs {
     /// Output file ("-" for stdout).
     #[arg(long, short)]
@@ -362,6 +396,39 @@ struct ItchGenArgs {
     /// an execution of more shares than remain), for testing a reader's counters.
     #[arg(long, default_value_t = 0.0)]
     faults: f64,
+}
+
+fn itch_send(a: ItchSendArgs) -> Result<()> {
+    use ticklane::moldudp64::{Faults, Sender, SenderConfig, Session};
+    let session = Session::new(&a.session).map_err(|e| anyhow::anyhow!("--session: {e}"))?;
+    let mut cfg = SenderConfig::new(session);
+    cfg.rate = a.rate;
+    cfg.max_payload = a.max_payload;
+    cfg.ttl = a.ttl;
+    cfg.faults =
+        Faults { seed: a.seed, drop_ppm: a.drop_ppm, reorder_ppm: a.reorder_ppm, duplicate_ppm: a.duplicate_ppm };
+    let mut tx = Sender::new(cfg, a.to).with_context(|| format!("sending to {}", a.to))?;
+    let mut file = ticklane::itch::ItchFile::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
+    let started = std::time::Instant::now();
+    while let Some(m) = file.next() {
+        let (offset, msg) = m.with_context(|| format!("reading {}", a.file.display()))?;
+        tx.push(msg).with_context(|| format!("sending the message at byte {offset} to {}", a.to))?;
+    }
+    let r = tx.finish().with_context(|| format!("ending the session to {}", a.to))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: {} messages in {} packets to {} in {secs:.2} s ({:.0} msg/s); dropped {} packets {:?}, late {}, duplicated {}",
+        a.file.display(),
+        r.messages,
+        r.packets,
+        a.to,
+        r.messages as f64 / secs.max(1e-9),
+        r.dropped_packets,
+        r.dropped.iter().take(8).collect::<Vec<_>>(),
+        r.late_packets,
+        r.duplicated_packets
+    );
+    Ok(())
 }
 
 fn itch_gen(a: ItchGenArgs) -> Result<()> {

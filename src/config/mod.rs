@@ -333,6 +333,12 @@ pub struct SourceConfig {
     pub trades: Option<Vec<String>>,
     /// Emit a quote when an instrument's top of book or imbalance changes (default true).
     pub quotes: Option<bool>,
+    /// A live MoldUDP64 stream instead of `path`: the ADDRESS:PORT to bind.
+    pub listen: Option<String>,
+    /// IPv4 multicast group to join (with `listen`).
+    pub group: Option<String>,
+    /// The IPv4 address of the interface to join the group on (default: the kernel's choice).
+    pub interface: Option<String>,
 }
 
 /// JSON field names.

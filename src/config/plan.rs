@@ -57,6 +57,14 @@ pub struct ItchPlan {
     /// Which message types become trades, by type byte (`E`, `C`, `P`, `Q`).
     pub trades: Vec<u8>,
     pub quotes: bool,
+    /// A live MoldUDP64 stream instead of the file: the address to bind.
+    pub listen: Option<std::net::SocketAddr>,
+    /// IPv4 multicast group to join (with `listen`).
+    pub group: Option<std::net::Ipv4Addr>,
+    /// The interface (its IPv4 address) to join the group on.
+    pub interface: Option<std::net::Ipv4Addr>,
+    /// SO_RCVBUF to ask for, bytes.
+    pub recv_buffer: usize,
 }
 
 /// A Kafka source: what to subscribe to, how messages decode, and the consumer's properties.
@@ -257,7 +265,10 @@ fn foreign_keys(s: &SourceConfig) -> Vec<&'static str> {
     let itch = s.kind == SourceType::Itch;
     let synth = s.kind == SourceType::Synthetic;
     let kafka = s.kind == SourceType::Kafka;
-    let checks: [(&'static str, bool, bool); 25] = [
+    let checks: [(&'static str, bool, bool); 28] = [
+        ("listen", s.listen.is_some(), itch),
+        ("group", s.group.is_some(), itch),
+        ("interface", s.interface.is_some(), itch),
         ("date", s.date.is_some(), itch),
         ("time_zone", s.time_zone.is_some(), itch),
         ("depth", s.depth.is_some(), itch),
@@ -533,8 +544,40 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                         )),
                     }
                 }
+                let listen = s.listen.as_deref().and_then(|a| {
+                    a.parse::<std::net::SocketAddr>()
+                        .map_err(|e| errs.push((k("listen"), format!("`{a}` is not ADDRESS:PORT: {e}"))))
+                        .ok()
+                });
+                let ip = |key: &str, v: &Option<String>, errs: &mut Errors| {
+                    v.as_deref().and_then(|a| {
+                        a.parse::<std::net::Ipv4Addr>()
+                            .map_err(|e| errs.push((k(key), format!("`{a}` is not an IPv4 address: {e}"))))
+                            .ok()
+                    })
+                };
+                let group = ip("group", &s.group, &mut errs);
+                let interface = ip("interface", &s.interface, &mut errs);
+                if group.is_some_and(|g| !g.is_multicast()) {
+                    errs.push((k("group"), "not a multicast address (224.0.0.0/4)".into()));
+                }
+                if s.listen.is_none() {
+                    for (key, set) in [("group", s.group.is_some()), ("interface", s.interface.is_some())] {
+                        if set {
+                            errs.push((k(key), "only with `listen` (a live MoldUDP64 stream)".into()));
+                        }
+                    }
+                }
+                if s.listen.is_some() && (s.path.is_some() || s.speed.is_some()) {
+                    let key = if s.path.is_some() { "path" } else { "speed" };
+                    errs.push((k(key), "a live stream (`listen`) has no file: give one or the other".into()));
+                }
                 SourceKindPlan::Itch(ItchPlan {
-                    path: need_path(&mut errs),
+                    listen,
+                    group,
+                    interface,
+                    recv_buffer: 8 << 20,
+                    path: if s.listen.is_some() { PathBuf::new() } else { need_path(&mut errs) },
                     speed: s.speed,
                     date,
                     time_zone,

@@ -14,6 +14,7 @@ use crate::book::{BookError, BookSide, Books, Update};
 use crate::config::ItchPlan;
 use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade};
 use crate::itch::{self, ItchFile, Message, SessionClock};
+use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
 use crate::record::{RejectReason, RejectRow};
 use crate::symbols::Interner;
 use std::path::PathBuf;
@@ -26,13 +27,21 @@ const NONE: KeyId = KeyId::MAX;
 pub struct ItchSource {
     name: String,
     path: PathBuf,
-    file: ItchFile,
+    input: Input,
     feed: Feed,
     speed: Option<f64>,
     /// Paced: the first message's event time and when it was replayed (monotonic ns).
     first: Option<(Nanos, u64)>,
     /// Paced: a message read but not yet due, with its offset.
     held: Option<(u64, [u8; 64], usize)>,
+}
+
+/// Where the messages come from.
+enum Input {
+    /// A sample file: 2-byte lengths before the messages, plain or gzip.
+    File(ItchFile),
+    /// A live MoldUDP64 stream, its gaps and duplicates tracked (`src/moldudp64/`).
+    Udp { rx: Box<Receiver>, tracker: Tracker, ended: bool, gaps_logged: u64 },
 }
 
 /// Everything the messages change: books, ids, counters.
@@ -53,8 +62,26 @@ struct Feed {
 
 impl ItchSource {
     pub fn open(name: &str, plan: &ItchPlan, interner: Interner) -> Result<ItchSource, SourceError> {
-        let file = ItchFile::open(&plan.path)
-            .map_err(|e| SourceError::io(name, format!("opening {}", plan.path.display()), e))?;
+        let input = match &plan.listen {
+            None => Input::File(
+                ItchFile::open(&plan.path)
+                    .map_err(|e| SourceError::io(name, format!("opening {}", plan.path.display()), e))?,
+            ),
+            Some(addr) => {
+                let mut rc = ReceiverConfig::new(*addr);
+                rc.group = plan.group;
+                if let Some(i) = plan.interface {
+                    rc.interface = i;
+                }
+                rc.recv_buffer = Some(plan.recv_buffer);
+                let rx = Receiver::bind(&rc).map_err(|e| SourceError::Other {
+                    source_name: name.to_string(),
+                    message: format!("listening for MoldUDP64 on {addr}: {e}"),
+                })?;
+                tracing::info!(source = name, %addr, recv_buffer = rx.recv_buffer(), "listening for MoldUDP64");
+                Input::Udp { rx: Box::new(rx), tracker: Tracker::new(Start::FirstSeen), ended: false, gaps_logged: 0 }
+            }
+        };
         let clock = SessionClock::new(&plan.date, &plan.time_zone).map_err(|e| SourceError::Other {
             source_name: name.to_string(),
             message: format!("the session clock: {e}"),
@@ -71,7 +98,7 @@ impl ItchSource {
         Ok(ItchSource {
             name: name.to_string(),
             path: plan.path.clone(),
-            file,
+            input,
             feed: Feed {
                 clock,
                 books,
@@ -109,8 +136,42 @@ impl Source for ItchSource {
             self.held = None;
             self.feed.message(offset, &buf[..len], at, out)?;
         }
+        let file = match &mut self.input {
+            Input::File(f) => f,
+            Input::Udp { rx, tracker, ended, gaps_logged } => {
+                if *ended {
+                    log_summary(&self.name, &self.feed);
+                    return Ok(Poll::Done);
+                }
+                let feed = &mut self.feed;
+                let mut failed = None;
+                let n = rx
+                    .poll(tracker, 64, |t| {
+                        if t.verdict == Verdict::EndOfSession {
+                            *ended = true;
+                        }
+                        for (sequence, msg) in t.messages {
+                            if failed.is_none() {
+                                // The offset of a live message is its MoldUDP64 sequence number.
+                                failed = feed.message(sequence, msg, 0, out).err();
+                            }
+                        }
+                    })
+                    .map_err(|e| SourceError::Other { source_name: self.name.clone(), message: e.to_string() })?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                let c = tracker.counters();
+                if c.gaps > *gaps_logged {
+                    // The tracker logs each gap's range; the running totals go with the source's name.
+                    *gaps_logged = c.gaps;
+                    tracing::warn!(source = self.name, gaps = c.gaps, missing = c.missing, "MoldUDP64 messages lost");
+                }
+                return Ok(if n == 0 { Poll::Idle } else { Poll::More });
+            }
+        };
         for _ in 0..BATCH {
-            let (offset, msg) = match self.file.next() {
+            let (offset, msg) = match file.next() {
                 None => {
                     log_summary(&self.name, &self.feed);
                     return Ok(Poll::Done);

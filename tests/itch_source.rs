@@ -1,0 +1,251 @@
+//! The ITCH source end to end: a generated feed file (plain, gzip) and the same feed sent as MoldUDP64 over
+//! loopback, through the pipeline into windows of trades and quotes, checked against a reference computed
+//! here from the messages with a plain map of orders.
+
+mod common;
+
+use common::{fixed9, int, toml_path};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use ticklane::itch::{self, Message, SessionClock};
+
+const DATE: &str = "2026-11-26";
+
+fn gen_feed(dir: &Path, name: &str, extra: &[&str]) -> (std::path::PathBuf, String) {
+    let path = dir.join(name);
+    let p = path.to_str().expect("utf-8");
+    let mut args =
+        vec!["itch-gen", "--out", p, "--messages", "150000", "--stocks", "6", "--seed", "11", "--date", DATE];
+    args.extend_from_slice(extra);
+    let o = common::ticklane_ok(&args, dir);
+    (path, common::stderr(&o))
+}
+
+fn job(source: &str, out: &Path) -> String {
+    format!(
+        r#"
+[metrics]
+live = false
+summary = false
+[[source]]
+name = "feed"
+type = "itch"
+date = "{DATE}"
+{source}
+[[window]]
+name = "bars"
+type = "tumbling"
+size = "1m"
+aggregates = ["open", "high", "low", "close", "volume", "count"]
+[[window]]
+name = "spread"
+type = "tumbling"
+size = "1m"
+value = "spread"
+aggregates = ["low", "high", "count"]
+[[sink]]
+stream = "bars"
+type = "csv"
+path = {}
+[[sink]]
+stream = "spread"
+type = "csv"
+path = {}
+[[sink]]
+stream = "feed_rejects"
+type = "csv"
+path = {}
+"#,
+        toml_path(&out.join("bars.csv")),
+        toml_path(&out.join("spread.csv")),
+        toml_path(&out.join("rejects.csv")),
+    )
+}
+
+type Bar = (i64, i64, i64, i64, i64, u64);
+
+/// Per (symbol, minute start in ns): open, high, low, close (raw 10⁻⁹ units), volume, count — from the
+/// messages, with orders tracked in a map of their own: E at the order's price, C when printable at its
+/// price, P and Q.
+fn reference(path: &Path) -> BTreeMap<(String, i64), Bar> {
+    let clock = SessionClock::new(DATE, itch::DEFAULT_TZ).unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let mut names: HashMap<u16, String> = HashMap::new();
+    let mut orders: HashMap<u64, (u16, i64, i64)> = HashMap::new();
+    let mut bars: BTreeMap<(String, i64), Bar> = BTreeMap::new();
+    let mut trade = |names: &HashMap<u16, String>, locate: u16, ts: u64, price: i64, qty: i64| {
+        let ts = clock.to_epoch(ts);
+        let minute = ts - ts.rem_euclid(60_000_000_000);
+        let b = bars.entry((names[&locate].clone(), minute)).or_insert((price, price, price, price, 0, 0));
+        b.1 = b.1.max(price);
+        b.2 = b.2.min(price);
+        b.3 = price;
+        b.4 += qty;
+        b.5 += 1;
+    };
+    for f in itch::frames(&bytes) {
+        let (_, m) = f.unwrap();
+        match itch::decode(m).unwrap() {
+            Message::StockDirectory(d) => {
+                names.insert(d.header.stock_locate, String::from_utf8(itch::trim_alpha(d.stock).to_vec()).unwrap());
+            }
+            Message::AddOrder(a) => {
+                orders.insert(a.order_ref, (a.header.stock_locate, a.price.to_price().0, a.shares as i64));
+            }
+            Message::OrderExecuted(e) => {
+                let o = orders.get_mut(&e.order_ref).unwrap();
+                o.2 -= e.executed_shares as i64;
+                let (locate, price) = (o.0, o.1);
+                trade(&names, locate, e.header.timestamp, price, e.executed_shares as i64);
+            }
+            Message::OrderExecutedWithPrice(c) => {
+                let o = orders.get_mut(&c.order_ref).unwrap();
+                o.2 -= c.executed_shares as i64;
+                let locate = o.0;
+                if c.printable == b'Y' {
+                    let p = c.execution_price.to_price().0;
+                    trade(&names, locate, c.header.timestamp, p, c.executed_shares as i64);
+                }
+            }
+            Message::OrderReplace(u) => {
+                let o = orders.remove(&u.original_ref).unwrap();
+                orders.insert(u.new_ref, (o.0, u.price.to_price().0, u.shares as i64));
+            }
+            Message::Trade(p) if p.shares > 0 => {
+                trade(&names, p.header.stock_locate, p.header.timestamp, p.price.to_price().0, p.shares as i64)
+            }
+            Message::CrossTrade(q) if q.shares > 0 => {
+                trade(&names, q.header.stock_locate, q.header.timestamp, q.cross_price.to_price().0, q.shares as i64)
+            }
+            _ => {}
+        }
+    }
+    bars
+}
+
+fn read_bars(path: &Path) -> BTreeMap<(String, i64), Bar> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bar = (
+            fixed9(f[3]) as i64,
+            fixed9(f[4]) as i64,
+            fixed9(f[5]) as i64,
+            fixed9(f[6]) as i64,
+            int(f[7]),
+            int(f[8]) as u64,
+        );
+        assert!(out.insert((f[0].to_string(), int(f[1])), bar).is_none(), "a window written twice: {line}");
+    }
+    out
+}
+
+#[test]
+fn a_feed_file_makes_the_bars_of_its_trades() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, _) = gen_feed(d, "day.itch", &[]);
+    let out = d.join("out");
+    common::run_config(d, "job.toml", &job(&format!("path = {}", toml_path(&feed)), &out));
+    let want = reference(&feed);
+    assert!(want.len() > 100, "{} bars", want.len());
+    assert_eq!(read_bars(&out.join("bars.csv")), want);
+    // Spreads of a book that is never crossed: positive, one row per minute with quotes.
+    let spread = std::fs::read_to_string(out.join("spread.csv")).unwrap();
+    assert!(spread.lines().count() > 100);
+    for line in spread.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert!(fixed9(f[3]) > 0 && fixed9(f[3]) <= fixed9(f[4]), "{line}");
+    }
+    assert_eq!(std::fs::read_to_string(out.join("rejects.csv")).unwrap().lines().count(), 1, "no rejects");
+}
+
+#[test]
+fn a_gzip_feed_gives_what_the_plain_one_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (plain, _) = gen_feed(d, "day.itch", &[]);
+    // A gzip file with a plain name: recognised by its magic bytes.
+    let (gz, _) = gen_feed(d, "day-gz.itch", &["--gzip"]);
+    assert_ne!(std::fs::read(&plain).unwrap(), std::fs::read(&gz).unwrap());
+    for (f, o) in [(&plain, "a"), (&gz, "b")] {
+        common::run_config(d, &format!("{o}.toml"), &job(&format!("path = {}", toml_path(f)), &d.join(o)));
+    }
+    for s in ["bars.csv", "spread.csv"] {
+        assert_eq!(std::fs::read(d.join("a").join(s)).unwrap(), std::fs::read(d.join("b").join(s)).unwrap(), "{s}");
+    }
+}
+
+#[test]
+fn feed_faults_are_counted_and_rejected_with_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, summary) = gen_feed(d, "faulty.itch", &["--faults", "0.002"]);
+    // "… N faults (U unknown type, R unknown reference, O overfill) …"
+    let count = |what: &str| -> u64 {
+        let at = summary.find(what).unwrap_or_else(|| panic!("no `{what}` in {summary}"));
+        summary[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let (unknown_ref, overfill) = (count(" unknown reference"), count(" overfill"));
+    assert!(unknown_ref > 10 && overfill > 10, "{summary}");
+    let out = d.join("out");
+    let o = common::run_config(d, "job.toml", &job(&format!("path = {}", toml_path(&feed)), &out));
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
+    let rows: Vec<&str> = rejects.lines().skip(1).collect();
+    assert_eq!(rows.len() as u64, unknown_ref + overfill, "{}", common::stderr(&o));
+    assert_eq!(rows.iter().filter(|r| r.contains("is not in the book")).count() as u64, unknown_ref);
+    assert!(rows.iter().all(|r| r.contains(",bad ITCH message,") && r.contains("offset ")), "{rows:?}");
+}
+
+#[test]
+fn the_same_feed_over_moldudp64_gives_the_same_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, _) = gen_feed(d, "day.itch", &[]);
+    common::run_config(d, "file.toml", &job(&format!("path = {}", toml_path(&feed)), &d.join("file")));
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = d.join("live.toml");
+    std::fs::write(&cfg, job(&format!("listen = \"127.0.0.1:{port}\""), &d.join("live"))).unwrap();
+    let live = std::process::Command::new(common::bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .current_dir(d)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bound once it says so.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let to = format!("127.0.0.1:{port}");
+    common::ticklane_ok(&["itch-send", feed.to_str().unwrap(), "--to", &to, "--rate", "150000"], d);
+    let o = live.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for s in ["bars.csv", "spread.csv"] {
+        assert_eq!(
+            std::fs::read(d.join("live").join(s)).unwrap(),
+            std::fs::read(d.join("file").join(s)).unwrap(),
+            "{s}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn itch_options_are_checked_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = |source: &str| -> String {
+        let cfg = d.join("bad.toml");
+        std::fs::write(&cfg, job(source, &d.join("out"))).unwrap();
+        let o = common::ticklane(&["check", "--config", cfg.to_str().unwrap()], d);
+        assert!(!o.status.success());
+        common::stderr(&o)
+    };
+    let e = bad("path = \"x.itch\"\nlisten = \"127.0.0.1:5000\"");
+    assert!(e.contains("source[0].path") && e.contains("listen"), "{e}");
+    let e = bad("path = \"x.itch\"\ntrades = [\"E\", \"X\"]");
+    assert!(e.contains("source[0].trades[1]"), "{e}");
+    let e = bad("path = \"x.itch\"\ntime_zone = \"Mars/Olympus\"");
+    assert!(e.contains("source[0].time_zone"), "{e}");
+    let e = bad("listen = \"127.0.0.1:5000\"\ngroup = \"10.0.0.1\"");
+    assert!(e.contains("source[0].group") && e.contains("multicast"), "{e}");
+}
