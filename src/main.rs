@@ -47,6 +47,9 @@ enum Cmd {
     /// Replay an ITCH file (sample-file framing, plain or gzip) as MoldUDP64 packets to a UDP address: the
     /// live path of an `itch` source with `listen`, on one host.
     ItchSend(ItchSendArgs),
+    /// Print one instrument's order book rebuilt from an `itch` source's file up to a point in event time:
+    /// the price levels, and with --orders each level's queue in time priority.
+    Book(BookArgs),
     /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log.
     Stats {
         /// The log (metrics.histogram_log).
@@ -176,6 +179,7 @@ fn main() {
         Cmd::Gen(args) => gen(args),
         Cmd::ItchGen(args) => itch_gen(args),
         Cmd::ItchSend(args) => itch_send(args),
+        Cmd::Book(args) => book(args),
         Cmd::Stats { file } => stats(&file),
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
@@ -341,6 +345,28 @@ struct GenArgs {
 }
 
 #[derive(clap::Args)]
+struct BookArgs {
+    /// The job's TOML file: its `itch` source gives the file, trading day and time zone.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Which source (default: the only `itch` source).
+    #[arg(long)]
+    source: Option<String>,
+    #[arg(long)]
+    symbol: String,
+    /// Venue local time on the trading day (HH:MM:SS[.fraction]) or epoch nanoseconds: the book after every
+    /// message up to and including this time.
+    #[arg(long)]
+    at: String,
+    /// Price levels per side.
+    #[arg(long, default_value_t = 10)]
+    levels: usize,
+    /// Also list each level's orders (reference and shares) in time priority.
+    #[arg(long)]
+    orders: bool,
+}
+
+#[derive(clap::Args)]
 struct ItchSendArgs {
     /// The ITCH file.
     file: PathBuf,
@@ -396,6 +422,138 @@ struct ItchGenArgs {
     /// an execution of more shares than remain), for testing a reader's counters.
     #[arg(long, default_value_t = 0.0)]
     faults: f64,
+}
+
+fn book(a: BookArgs) -> Result<()> {
+    use ticklane::book::{BookSide, Books};
+    use ticklane::config::{ItchPlan, SourceKindPlan};
+    use ticklane::itch::{self, Message, SessionClock};
+    let plan = load(Some(&a.config))?;
+    let itch_sources: Vec<(&str, &ItchPlan)> = plan
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SourceKindPlan::Itch(p) if a.source.as_ref().is_none_or(|n| *n == s.name) => Some((s.name.as_str(), p)),
+            _ => None,
+        })
+        .collect();
+    let (name, p) = match itch_sources.as_slice() {
+        [one] => *one,
+        [] => bail!(
+            "{}: no itch source{}",
+            a.config.display(),
+            a.source.map_or(String::new(), |n| format!(" named `{n}`"))
+        ),
+        _ => bail!("{}: several itch sources: choose one with --source", a.config.display()),
+    };
+    if p.listen.is_some() {
+        bail!("source `{name}` is a live stream: the book command reads a file");
+    }
+    let clock = SessionClock::new(&p.date, &p.time_zone)?;
+    let at: u64 = if let Ok(epoch) = a.at.parse::<i64>() {
+        u64::try_from(epoch - clock.midnight())
+            .map_err(|_| anyhow::anyhow!("--at {epoch} is before the trading day"))?
+    } else {
+        let (hms, frac) = a.at.split_once('.').unwrap_or((&a.at, ""));
+        let f: Vec<i8> = hms
+            .split(':')
+            .map(|x| x.parse::<i8>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| anyhow::anyhow!("--at `{}`: expected HH:MM:SS[.fraction] or epoch nanoseconds", a.at))?;
+        let [h, m, sec] = f[..] else { bail!("--at `{}`: expected HH:MM:SS[.fraction]", a.at) };
+        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--at `{}`: at most 9 digits after the point", a.at);
+        }
+        let ns = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse::<u64>()? };
+        clock.local_time(h, m, sec)? + ns
+    };
+    let mut file = itch::ItchFile::open(&p.path).with_context(|| format!("opening {}", p.path.display()))?;
+    let mut books = Books::new(p.depth, 1);
+    let mut locate = None;
+    let (mut messages, mut refused) = (0u64, 0u64);
+    let mut last_ts = 0;
+    while let Some(f) = file.next() {
+        let (offset, bytes) = f.with_context(|| format!("reading {}", p.path.display()))?;
+        let Ok(m) = itch::decode(bytes) else { continue };
+        let Some(ts) = m.timestamp() else { continue };
+        if ts > at {
+            break;
+        }
+        messages += 1;
+        last_ts = ts;
+        if let Message::StockDirectory(d) = &m {
+            if itch::trim_alpha(d.stock) == a.symbol.as_bytes() {
+                locate = Some(d.header.stock_locate);
+            }
+        }
+        if m.stock_locate() != locate || locate.is_none() {
+            continue;
+        }
+        let side = |s: u8| if s == b'B' { BookSide::Bid } else { BookSide::Ask };
+        let r = match m {
+            Message::AddOrder(o) => {
+                books.add(o.order_ref, 0, side(o.side), o.price.to_price(), o.shares as i64).map(|_| ())
+            }
+            Message::OrderExecuted(e) => books.execute(e.order_ref, e.executed_shares as i64).map(|_| ()),
+            Message::OrderExecutedWithPrice(e) => {
+                books.execute_at(e.order_ref, e.executed_shares as i64, e.execution_price.to_price()).map(|_| ())
+            }
+            Message::OrderCancel(c) => books.cancel(c.order_ref, c.cancelled_shares as i64).map(|_| ()),
+            Message::OrderDelete(d) => books.delete(d.order_ref).map(|_| ()),
+            Message::OrderReplace(u) => {
+                books.replace(u.original_ref, u.new_ref, u.price.to_price(), u.shares as i64).map(|_| ())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            refused += 1;
+            if refused <= 5 {
+                eprintln!("offset {offset}: {e}");
+            }
+        }
+    }
+    if locate.is_none() {
+        bail!("{}: no stock directory message for `{}` by {}", p.path.display(), a.symbol, a.at);
+    }
+    let when = clock.to_epoch(last_ts);
+    println!(
+        "{} in {} at {} ({} messages read, last at epoch {when} ns; {refused} refused): {} orders",
+        a.symbol,
+        p.path.display(),
+        a.at,
+        messages,
+        books.len()
+    );
+    let m = books.metrics(0);
+    let show = |p: Option<ticklane::event::Price>| p.map_or("-".to_string(), |p| p.to_string());
+    println!(
+        "spread {}  mid {}  microprice {}  imbalance(top {}) {}",
+        show(m.spread),
+        show(m.mid),
+        show(m.microprice),
+        p.depth,
+        m.imbalance.map_or("-".to_string(), |i| ticklane::event::Price(i).to_string())
+    );
+    println!("{:>6} {:>14} {:>12}   side", "orders", "shares", "price");
+    let asks: Vec<_> = books.top(0, BookSide::Ask, a.levels).collect();
+    for l in asks.iter().rev() {
+        println!("{:>6} {:>14} {:>12}   ask", l.orders, l.shares, l.price.to_string());
+        if a.orders {
+            for o in books.queue(0, BookSide::Ask, l.price) {
+                println!("{:>21} ref {} ", o.shares, o.reference);
+            }
+        }
+    }
+    println!("{:-<42}", "");
+    for l in books.top(0, BookSide::Bid, a.levels) {
+        println!("{:>6} {:>14} {:>12}   bid", l.orders, l.shares, l.price.to_string());
+        if a.orders {
+            for o in books.queue(0, BookSide::Bid, l.price) {
+                println!("{:>21} ref {} ", o.shares, o.reference);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn itch_send(a: ItchSendArgs) -> Result<()> {

@@ -249,3 +249,82 @@ fn itch_options_are_checked_by_name() {
     let e = bad("listen = \"127.0.0.1:5000\"\ngroup = \"10.0.0.1\"");
     assert!(e.contains("source[0].group") && e.contains("multicast"), "{e}");
 }
+
+#[test]
+fn the_book_command_prints_the_levels_a_plain_replay_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, _) = gen_feed(d, "day.itch", &[]);
+    let cfg = d.join("job.toml");
+    std::fs::write(&cfg, job(&format!("path = {}", toml_path(&feed)), &d.join("out"))).unwrap();
+    // The reference: every order of the first stock by reference, replayed to 11:00 local time.
+    let clock = SessionClock::new(DATE, itch::DEFAULT_TZ).unwrap();
+    let at = clock.local_time(11, 0, 0).unwrap();
+    let bytes = std::fs::read(&feed).unwrap();
+    let (mut symbol, mut locate) = (String::new(), 0);
+    let mut orders: HashMap<u64, (bool, i64, i64)> = HashMap::new();
+    for f in itch::frames(&bytes) {
+        let m = itch::decode(f.unwrap().1).unwrap();
+        if m.timestamp().is_some_and(|t| t > at) {
+            break;
+        }
+        if let Message::StockDirectory(s) = &m {
+            if symbol.is_empty() {
+                symbol = String::from_utf8(itch::trim_alpha(s.stock).to_vec()).unwrap();
+                locate = s.header.stock_locate;
+            }
+        }
+        if m.stock_locate() != Some(locate) {
+            continue;
+        }
+        let mut take = |r: u64, n: i64| {
+            let o = orders.get_mut(&r).unwrap();
+            o.2 -= n;
+            if o.2 <= 0 {
+                orders.remove(&r);
+            }
+        };
+        match m {
+            Message::AddOrder(a) => {
+                orders.insert(a.order_ref, (a.side == b'B', a.price.to_price().0, a.shares as i64));
+            }
+            Message::OrderExecuted(e) => take(e.order_ref, e.executed_shares as i64),
+            Message::OrderExecutedWithPrice(e) => take(e.order_ref, e.executed_shares as i64),
+            Message::OrderCancel(c) => take(c.order_ref, c.cancelled_shares as i64),
+            Message::OrderDelete(x) => {
+                orders.remove(&x.order_ref);
+            }
+            Message::OrderReplace(u) => {
+                let (bid, _, _) = orders.remove(&u.original_ref).unwrap();
+                orders.insert(u.new_ref, (bid, u.price.to_price().0, u.shares as i64));
+            }
+            _ => {}
+        }
+    }
+    let mut levels: BTreeMap<(bool, i64), (i64, u32)> = BTreeMap::new();
+    for &(bid, price, shares) in orders.values() {
+        let l = levels.entry((bid, price)).or_default();
+        l.0 += shares;
+        l.1 += 1;
+    }
+    let asks: Vec<_> = levels.range((false, i64::MIN)..=(false, i64::MAX)).take(3).collect();
+    let bids: Vec<_> = levels.range((true, i64::MIN)..=(true, i64::MAX)).rev().take(3).collect();
+    let o = common::ticklane_ok(
+        &["book", "--config", cfg.to_str().unwrap(), "--symbol", &symbol, "--at", "11:00:00", "--levels", "3"],
+        d,
+    );
+    let out = common::stdout(&o);
+    let printed: Vec<(bool, i64, i64, u32)> = out
+        .lines()
+        .filter(|l| l.ends_with(" bid") || l.ends_with(" ask"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[3] == "bid", fixed9(f[2]) as i64, int(f[1]), int(f[0]) as u32)
+        })
+        .collect();
+    let mut want: Vec<(bool, i64, i64, u32)> =
+        asks.iter().rev().chain(bids.iter()).map(|(&(b, p), &(s, n))| (b, p, s, n)).collect();
+    assert_eq!(printed.len(), 6, "{out}");
+    assert_eq!(printed, std::mem::take(&mut want), "{out}");
+    assert!(out.contains(&format!("{} orders", orders.len())), "{out}");
+}
