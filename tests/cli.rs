@@ -136,6 +136,7 @@ type = "null"
     std::fs::write(dir.path().join("everything.toml"), everything.replace("@CORE@", &core.to_string())).unwrap();
     for (cfg, summary) in [
         (repo().join("config/default.toml"), "ok (1 source, "),
+        (repo().join("config/itch.toml"), "ok (1 source, 3 operators, 4 sinks, 1 worker)"),
         (dir.path().join("parity.toml"), "ok (1 source, 3 operators, 6 sinks, 2 workers)"),
         (dir.path().join("everything.toml"), "ok (3 sources, 4 operators, 4 sinks, 2 workers)"),
     ] {

@@ -922,6 +922,18 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         errs.push(("checkpoint.retain".into(), "must be at least 1 (the checkpoint to resume from)".into()));
     }
     transactional_producers(cfg, &mut sinks, &mut errs);
+    if c.dir.is_some() {
+        for (i, s) in cfg.sources.iter().enumerate() {
+            if s.kind == SourceType::Itch {
+                errs.push((
+                    format!("source[{i}].type"),
+                    "an itch source cannot be checkpointed yet (its books are not in the snapshot): leave out \
+                     [checkpoint] dir"
+                        .into(),
+                ));
+            }
+        }
+    }
     if c.dir.is_none() {
         for (i, s) in cfg.sinks.iter().enumerate() {
             if let Some(m @ (ExactlyOnce::Replay | ExactlyOnce::Transactions)) = s.exactly_once {
