@@ -828,7 +828,7 @@ mod tests {
         assert_eq!(decode(&late), Err(DecodeError::Side(3)));
         let mut rej = Vec::new();
         encode_reject(&RejectRow::new(1, RejectReason::BadQty, b"x"), &mut rej);
-        for code in [0, 25, 255] {
+        for code in [0, 26, 255] {
             rej[2] = code;
             assert_eq!(decode(&rej), Err(DecodeError::RejectCode(code)));
         }

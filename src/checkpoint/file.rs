@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 /// The first 8 bytes of every state file.
 pub const MAGIC: [u8; 8] = *b"TLSTATE\0";
 /// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// 2: window operators record what they aggregate (`value`).
+pub const VERSION: u16 = 2;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 64;
 /// Bytes in one entry of the section table.
