@@ -26,7 +26,10 @@
 #   checkpoint  checkpoint size, duration and shard pause with CKPT_SIZES open windows (default "10000 100000
 #               1000000"), restore time (run start → first event) from a checkpoint of each, and throughput of
 #               workload (a) with a checkpoint every second vs none.
-#   all         throughput latency micro checkpoint, and kafka when tansu is installed
+#   itch        (h) an ITCH 5.0 feed of ITCH_MESSAGES (default 50000000) generated messages (itch-gen, 100
+#               stocks) through the whole pipeline: decode + books + 1 s OHLCV and 1 s imbalance windows (null
+#               sinks), messages/s; baseline in the same run: decode + books only (no quotes, no window)
+#   all         throughput latency micro checkpoint itch, and kafka when tansu is installed
 #
 # Environment:
 #   RUNS=5          runs per case; the tables show the median (and min/max) over runs
@@ -109,8 +112,8 @@ want() {
     return 1
 }
 for m in "${modes[@]}"; do
-    case $m in throughput | latency | micro | waits | kafka | checkpoint | all) ;; *)
-        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|all]..." >&2
+    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|all]..." >&2
         exit 2
         ;;
     esac
@@ -940,6 +943,55 @@ checkpoint() {
     echo "a checkpoint every 1 s $(meps "$(stat ckpt-tput-on eps median)") events/s ($(ratio "$(stat ckpt-tput-on eps median)" "$(stat ckpt-tput-off eps median)") of it)."
 }
 
+# --- (h) ITCH ----------------------------------------------------------------------------------------------
+itch() {
+    local n=${ITCH_MESSAGES:-50000000} feed c i log secs msgs
+    feed=$BENCH_DIR/itch-$n.itch
+    if [ ! -s "$feed" ] || [ ! -f "$feed.done" ] || [ "$BIN" -nt "$feed.done" ]; then
+        log "generating $feed ($n messages)"
+        "$BIN" itch-gen --out "$feed" --messages "$n" --stocks 100 --seed 7 --date 2026-11-26 2>"$WORK/itch-gen.log" || {
+            cat "$WORK/itch-gen.log" >&2
+            exit 1
+        }
+        touch "$feed.done"
+    fi
+    for c in baseline windows; do
+        {
+            printf '[metrics]\nlive = false\n[[source]]\nname = "feed"\ntype = "itch"\npath = "%s"\ndate = "2026-11-26"\n' "$feed"
+            if [ $c = baseline ]; then
+                printf 'quotes = false\n'
+            else
+                printf '[[window]]\nname = "bars"\ntype = "tumbling"\nsize = "1s"\n'
+                printf 'aggregates = ["open", "high", "low", "close", "volume", "vwap", "count"]\n'
+                printf '[[window]]\nname = "imb"\ntype = "tumbling"\nsize = "1s"\nvalue = "imbalance"\n'
+                printf 'aggregates = ["low", "high", "twap", "count"]\n'
+                for st in bars bars_late imb imb_late; do printf '[[sink]]\nstream = "%s"\ntype = "null"\n' $st; done
+            fi
+            printf '[[sink]]\nstream = "feed_rejects"\ntype = "null"\n'
+        } >"$WORK/itch-$c.toml"
+    done
+    for i in $(seq 1 "$RUNS"); do
+        for c in baseline windows; do
+            log=$WORK/itch-$c.$i.log
+            run_pipeline "$WORK/itch-$c.toml" "$log" >/dev/null
+            secs=$(sed -nE 's/^ticklane: [0-9]+ events in ([0-9.]+) s.*/\1/p' "$log")
+            msgs=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -nE 's/.*ITCH feed ended.* messages=([0-9]+).*/\1/p')
+            record "itch-$c" mps "$(awk -v m="$msgs" -v s="$secs" 'BEGIN { printf "%.0f", m / s }')"
+            log "itch $c run $i: $msgs messages in $secs s"
+        done
+    done
+    echo
+    echo "### (h) ITCH 5.0: $n generated messages, 100 stocks"
+    echo
+    echo "| case | messages/s (median [min – max]) |"
+    echo "|---|---|"
+    for c in baseline windows; do
+        printf '| %s | %s [%s – %s] |\n' "$([ $c = baseline ] && echo 'decode + books (no quotes, no windows)' ||
+            echo 'decode + books + quotes, 1 s OHLCV and 1 s imbalance windows')" \
+            "$(meps "$(stat "itch-$c" mps median)")" "$(meps "$(stat "itch-$c" mps min)")" "$(meps "$(stat "itch-$c" mps max)")"
+    done
+}
+
 {
     echo "## ticklane benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
@@ -950,6 +1002,7 @@ checkpoint() {
     want micro && micro
     want kafka && kafka
     want checkpoint && checkpoint
+    want itch && itch
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- raw values: $TSV; logs and derived configs: $WORK"

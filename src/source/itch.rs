@@ -94,7 +94,7 @@ impl ItchSource {
         let mut books = Books::new(plan.depth, limit.min(KeyId::MAX as usize - 1) as u32);
         // A busy ITCH day peaks around a million live orders: room for them up front keeps the book from
         // growing (and copying) while it replays.
-        books.reserve(1 << 20, 1 << 16);
+        books.reserve(1 << 20, 256);
         Ok(ItchSource {
             name: name.to_string(),
             path: plan.path.clone(),
