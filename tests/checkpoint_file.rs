@@ -156,9 +156,12 @@ fn errors_say_what_and_where() {
     assert!(matches!(e, CheckpointError::BadMagic { .. }), "{e}");
 
     let mut b = good.clone();
-    b[8] = 2;
-    let e = assert_refused(&path, &b, "version 2");
-    assert!(matches!(e, CheckpointError::UnsupportedVersion { found: 2, supported: 1, .. }), "{e}");
+    b[8] = 1;
+    let e = assert_refused(&path, &b, "version 1");
+    assert!(matches!(e, CheckpointError::UnsupportedVersion { found: 1, supported: 2, .. }), "{e}");
+    b[8] = 3;
+    let e = assert_refused(&path, &b, "version 3");
+    assert!(matches!(e, CheckpointError::UnsupportedVersion { found: 3, supported: 2, .. }), "{e}");
 
     // The last byte of the last section (10 bytes, ending 6 bytes of padding before the end).
     let mut b = good.clone();
