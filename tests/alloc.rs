@@ -259,6 +259,50 @@ path = "{out}/late.csv"
     n
 }
 
+/// The order books over a synthetic per-order feed: after `reserve` with the feed's peaks (live orders,
+/// levels per side, found by a dry run on other books), applying it — with a query of the metrics, the top
+/// levels and the front of the queue after each update — and running it again after `clear` allocate
+/// nothing. Returns this thread's allocations while the reserved books ran, and the messages applied.
+fn book_allocations() -> (u64, u64) {
+    use ticklane::book::flow::{FlowParams, Msg, OrderFlow};
+    use ticklane::book::{BookSide, Books};
+    let p = FlowParams { instruments: 300, live: 40_000, seed: 5, ..FlowParams::default() };
+    let mut flow = OrderFlow::new(p.clone());
+    let mut msgs: Vec<Msg> = Vec::new();
+    flow.fill(&mut msgs);
+    msgs.extend((0..400_000).map(|_| flow.next_msg()));
+    let (mut peak_orders, mut peak_levels) = (0, 0);
+    let mut dry = Books::new(5, p.instruments);
+    for m in &msgs {
+        let u = m.apply(&mut dry).expect("the feed applies");
+        peak_orders = peak_orders.max(dry.len());
+        for s in [BookSide::Bid, BookSide::Ask] {
+            peak_levels = peak_levels.max(dry.levels(u.instrument, s).len());
+        }
+    }
+    let mut b = Books::new(5, p.instruments);
+    b.reserve(peak_orders, peak_levels);
+    b.reserve_instruments(p.instruments);
+    let before = my_allocs();
+    let mut sum = 0i64;
+    for _pass in 0..2 {
+        for m in &msgs {
+            let u = m.apply(&mut b).expect("the feed applies");
+            let x = b.metrics(u.instrument);
+            sum = sum.wrapping_add(x.imbalance.unwrap_or(0)).wrapping_add(x.microprice.map_or(0, |p| p.0));
+            sum = sum.wrapping_add(b.top(u.instrument, u.side, 3).map(|l| l.shares).sum::<i64>());
+            if let Some(best) = b.best(u.instrument, u.side) {
+                sum = sum.wrapping_add(b.queue(u.instrument, u.side, best.price).next().map_or(0, |o| o.shares));
+            }
+        }
+        b.clear();
+    }
+    let n = my_allocs() - before;
+    assert!(sum != 0);
+    assert_eq!(b.counters().rejected(), 0);
+    (n, 2 * msgs.len() as u64)
+}
+
 fn trade_of(g: &ticklane::gen::GenTrade) -> Trade {
     Trade { ts: g.ts, price: g.price, qty: g.qty, seq: 0, instrument: g.instrument, side: g.side }
 }
@@ -328,4 +372,8 @@ fn no_allocation_per_event_after_warm_up() {
     let again = pass(&mut interner, &mut buf);
     assert_eq!(warm, again);
     assert_eq!(my_allocs() - before, 0, "allocations decoding and encoding 10,000 binary Kafka records");
+
+    // 4. The order books: nothing once `Books::reserve` has made room for the feed's peaks.
+    let (n, msgs) = book_allocations();
+    assert_eq!(n, 0, "allocations applying {msgs} order messages to reserved books");
 }

@@ -12,8 +12,7 @@ use crate::event::{Price, Qty};
 /// A price level and the ends of its queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LevelNode {
-    /// The price as a sort key: the price for bids, its bitwise complement for asks, so that the best
-    /// price is the largest key on both sides.
+    /// The price as a sort key ([`key`]).
     pub key: i64,
     pub shares: Qty,
     pub orders: u32,
@@ -23,31 +22,37 @@ pub(crate) struct LevelNode {
     pub tail: u32,
 }
 
-#[derive(Clone, Debug)]
+/// The sort key of a price: the price for bids, its bitwise complement for asks, so that the best price
+/// is the largest key on both sides.
+#[inline]
+pub(crate) fn key(side: BookSide, price: Price) -> i64 {
+    match side {
+        BookSide::Bid => price.0,
+        BookSide::Ask => !price.0,
+    }
+}
+
+/// The price of a sort key ([`key`] is its own inverse).
+#[inline]
+pub(crate) fn price(side: BookSide, key: i64) -> Price {
+    match side {
+        BookSide::Bid => Price(key),
+        BookSide::Ask => Price(!key),
+    }
+}
+
+/// The levels of one side. The side is not stored: the book that owns both sides passes it, which keeps
+/// a book's two sides in one cache line.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Levels {
-    side: BookSide,
     v: Vec<LevelNode>,
+    /// Key of the best level, kept so that a crossed-book check reads no level (valid when not empty).
+    best: i64,
 }
 
 impl Levels {
-    pub fn new(side: BookSide, capacity: usize) -> Self {
-        Self { side, v: Vec::with_capacity(capacity) }
-    }
-
-    #[inline]
-    pub fn key(&self, price: Price) -> i64 {
-        match self.side {
-            BookSide::Bid => price.0,
-            BookSide::Ask => !price.0,
-        }
-    }
-
-    #[inline]
-    pub fn price(&self, key: i64) -> Price {
-        match self.side {
-            BookSide::Bid => Price(key),
-            BookSide::Ask => Price(!key),
-        }
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { v: Vec::with_capacity(capacity), best: 0 }
     }
 
     pub fn reserve(&mut self, levels: usize) {
@@ -69,10 +74,16 @@ impl Levels {
         self.v.last()
     }
 
+    /// The key of the best level, from the cached copy.
+    #[inline]
+    pub fn best_key(&self) -> Option<i64> {
+        (!self.v.is_empty()).then_some(self.best)
+    }
+
     /// The index of the level at `price`, or where it would be inserted.
     #[inline]
-    pub fn find(&self, price: Price) -> Result<usize, usize> {
-        let k = self.key(price);
+    pub fn find(&self, side: BookSide, price: Price) -> Result<usize, usize> {
+        let k = key(side, price);
         // Most updates are at the best level: one comparison before the search.
         match self.v.last() {
             Some(l) if l.key == k => Ok(self.v.len() - 1),
@@ -83,11 +94,14 @@ impl Levels {
 
     /// The level at `price`, created empty where it belongs if there is none.
     #[inline]
-    pub fn get_or_insert(&mut self, price: Price) -> &mut LevelNode {
-        let i = match self.find(price) {
+    pub fn get_or_insert(&mut self, side: BookSide, price: Price) -> &mut LevelNode {
+        let i = match self.find(side, price) {
             Ok(i) => i,
             Err(i) => {
-                let key = self.key(price);
+                let key = key(side, price);
+                if i == self.v.len() {
+                    self.best = key;
+                }
                 self.v.insert(i, LevelNode { key, shares: 0, orders: 0, head: NIL, tail: NIL });
                 i
             }
@@ -103,14 +117,20 @@ impl Levels {
     #[inline]
     pub fn remove(&mut self, i: usize) {
         self.v.remove(i);
+        if i == self.v.len() {
+            if let Some(l) = self.v.last() {
+                self.best = l.key;
+            }
+        }
     }
 
     pub fn clear(&mut self) {
         self.v.clear();
     }
 
-    /// Appends a level worse than none (restore writes levels worst first).
+    /// Appends a level better than all (restore writes levels worst first).
     pub fn push_best(&mut self, l: LevelNode) {
+        self.best = l.key;
         self.v.push(l);
     }
 }

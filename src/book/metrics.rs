@@ -1,8 +1,8 @@
 //! Top-of-book metrics of one instrument in fixed point: best levels, spread, mid, microprice and the
 //! order-book imbalance over the top levels. What an empty side makes undefined is `None`, never 0.
 
-use super::levels::Levels;
-use super::Level;
+use super::levels::{self, Levels};
+use super::{BookSide, Level};
 use crate::event::{Price, Qty};
 
 /// Units of [`Metrics::imbalance`] per 1.0: the imbalance is an `i64` in [−10⁹, 10⁹].
@@ -46,8 +46,10 @@ impl Metrics {
     };
 
     pub(crate) fn compute(bids: &Levels, asks: &Levels, depth: usize) -> Metrics {
-        let best = |l: &Levels| l.best().map(|b| Level { price: l.price(b.key), shares: b.shares, orders: b.orders });
-        let (bid, ask) = (best(bids), best(asks));
+        let best = |l: &Levels, side| {
+            l.best().map(|b| Level { price: levels::price(side, b.key), shares: b.shares, orders: b.orders })
+        };
+        let (bid, ask) = (best(bids, BookSide::Bid), best(asks, BookSide::Ask));
         let sum = |l: &Levels| {
             let s = l.as_slice();
             s[s.len().saturating_sub(depth)..].iter().map(|l| l.shares).sum::<Qty>()
@@ -56,9 +58,9 @@ impl Metrics {
         let (mut spread, mut mid, mut microprice) = (None, None, None);
         if let (Some(b), Some(a)) = (bid, ask) {
             spread = Some(Price(a.price.0.wrapping_sub(b.price.0)));
-            mid = Some(Price::from_ratio(b.price.0 as i128 + a.price.0 as i128, 2));
+            mid = Some(Price(ratio(b.price.0 as i128 + a.price.0 as i128, 2)));
             let num = b.price.0 as i128 * a.shares as i128 + a.price.0 as i128 * b.shares as i128;
-            microprice = Some(Price::from_ratio(num, b.shares as i128 + a.shares as i128));
+            microprice = Some(Price(ratio(num, b.shares as i128 + a.shares as i128)));
         }
         Metrics { bid, ask, spread, mid, microprice, bid_depth, ask_depth, imbalance: imbalance(bid_depth, ask_depth) }
     }
@@ -67,5 +69,47 @@ impl Metrics {
 /// `(b − a) / (b + a)` × [`IMBALANCE_SCALE`], rounded half away from zero; `None` when `b + a` is 0.
 pub(crate) fn imbalance(b: Qty, a: Qty) -> Option<i64> {
     let den = b as i128 + a as i128;
-    (den > 0).then(|| Price::from_ratio((b as i128 - a as i128) * IMBALANCE_SCALE as i128, den).0)
+    (den > 0).then(|| ratio((b as i128 - a as i128) * IMBALANCE_SCALE as i128, den))
+}
+
+/// [`Price::from_ratio`]'s rounding (`den` > 0, half away from zero) in 64-bit arithmetic when both
+/// operands fit, which they do for every equity price and size: a 128-bit division is a library call
+/// several times slower, and three of them per update would dominate the metrics.
+#[inline]
+fn ratio(num: i128, den: i128) -> i64 {
+    match (i64::try_from(num), i64::try_from(den)) {
+        // `den` ≤ 2⁶² keeps `2 × |r|` from overflowing.
+        (Ok(n), Ok(d)) if d <= 1 << 62 && n != i64::MIN => {
+            let (q, r) = (n / d, n % d);
+            q + if 2 * r.abs() >= d { n.signum() } else { 0 }
+        }
+        _ => Price::from_ratio(num, den).0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_ratio_rounds_as_from_ratio() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..200_000 {
+            let shift = (i % 60) as u32;
+            let num = (next() as i64 >> shift) as i128;
+            let den = ((next() >> (shift + 2)) as i128).max(1);
+            assert_eq!(ratio(num, den), Price::from_ratio(num, den).0, "{num} / {den}");
+        }
+        for (n, d) in
+            [(5, 2), (-5, 2), (i64::MAX as i128, 1), (i64::MIN as i128, 1), (i64::MIN as i128, 3), (1 << 100, 1 << 40)]
+        {
+            assert_eq!(ratio(n, d), Price::from_ratio(n, d).0, "{n} / {d}");
+        }
+    }
 }

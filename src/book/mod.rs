@@ -10,9 +10,11 @@
 //! [`BookCounters`]. docs/book.md states the model and the rules.
 
 mod error;
+pub mod flow;
 mod levels;
 mod metrics;
 mod orders;
+mod refmap;
 mod snapshot;
 
 pub use error::{BookError, Op};
@@ -144,16 +146,21 @@ impl BookCounters {
     }
 }
 
-/// Most shares one order may have: larger adds and replaces are refused, so that no level's sum of up to
-/// 2²³ such orders can overflow.
-pub const MAX_SHARES: Qty = 1 << 40;
+/// Most shares one order may have (2⁴⁰ − 1): larger adds and replaces are refused. A level's sum of up to
+/// 2²³ such orders cannot overflow.
+pub const MAX_SHARES: Qty = (1 << 40) - 1;
+
+/// Largest instrument limit: 2²³ instrument indices.
+pub const MAX_INSTRUMENTS: u32 = orders::INSTRUMENT_LIMIT;
 
 /// Default number of levels per side the imbalance sums.
 pub const DEFAULT_DEPTH: usize = 5;
 /// Default instrument limit: every ITCH stock locate (a `u16`).
 pub const DEFAULT_MAX_INSTRUMENTS: u32 = 1 << 16;
 
+/// One instrument's book: both sides in one cache line.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 struct Book {
     bids: Levels,
     asks: Levels,
@@ -161,7 +168,7 @@ struct Book {
 
 impl Book {
     fn new(levels: usize) -> Self {
-        Self { bids: Levels::new(BookSide::Bid, levels), asks: Levels::new(BookSide::Ask, levels) }
+        Self { bids: Levels::with_capacity(levels), asks: Levels::with_capacity(levels) }
     }
 
     #[inline]
@@ -202,11 +209,11 @@ impl Default for Books {
 
 impl Books {
     /// Empty books whose imbalance sums the top `depth` levels per side, for instrument indices below
-    /// `max_instruments`.
+    /// `max_instruments` (at most [`MAX_INSTRUMENTS`]).
     pub fn new(depth: usize, max_instruments: u32) -> Self {
         Self {
             depth,
-            max_instruments,
+            max_instruments: max_instruments.min(MAX_INSTRUMENTS),
             books: Vec::new(),
             orders: Orders::default(),
             level_capacity: 0,
@@ -298,7 +305,7 @@ impl Books {
                 limit: self.max_instruments,
             });
         }
-        let node = Node { reference, price, shares, prev: NIL, next: NIL, instrument, side };
+        let node = Node::new(reference, instrument, side, price, shares);
         let Some(slot) = self.orders.insert(node) else {
             self.counters.duplicate_reference += 1;
             return Err(BookError::DuplicateReference { reference, op: Op::Add });
@@ -333,7 +340,7 @@ impl Books {
         let n = *self.orders.node(slot);
         let (change, _, over) = self.take(slot, shares, Op::Cancel);
         self.counters.cancels += 1;
-        Ok(self.finish(n.instrument, n.side, [change, change], 1, over))
+        Ok(self.finish(n.instrument(), n.side(), [change, change], 1, over))
     }
 
     /// Removes a resting order (ITCH D).
@@ -342,7 +349,7 @@ impl Books {
         let n = *self.orders.node(slot);
         let change = self.unlink(slot);
         self.counters.deletes += 1;
-        Ok(self.finish(n.instrument, n.side, [change, change], 1, None))
+        Ok(self.finish(n.instrument(), n.side(), [change, change], 1, None))
     }
 
     /// Replaces a resting order by a new one (ITCH U): `old` leaves, `new` joins the same instrument and
@@ -361,7 +368,7 @@ impl Books {
         }
         let n = *self.orders.node(slot);
         let left = self.unlink(slot);
-        let node = Node { reference: new, price, shares, ..n };
+        let node = Node::new(new, n.instrument(), n.side(), price, shares);
         let Some(slot) = self.orders.insert(node) else {
             // Unreachable: `new` was checked free and a slot was just freed. Reported, not panicked on.
             self.counters.duplicate_reference += 1;
@@ -370,23 +377,20 @@ impl Books {
         let joined = self.link(slot);
         self.counters.replaces += 1;
         let (changes, k) = if price == n.price { ([joined, joined], 1) } else { ([left, joined], 2) };
-        Ok(self.finish(n.instrument, n.side, changes, k, None))
+        Ok(self.finish(n.instrument(), n.side(), changes, k, None))
     }
 
     /// The live order with this reference.
     pub fn order(&self, reference: u64) -> Option<Order> {
         let n = self.orders.node(self.orders.slot(reference)?);
-        Some(Order { reference, instrument: n.instrument, side: n.side, price: n.price, shares: n.shares })
+        Some(Order { reference, instrument: n.instrument(), side: n.side(), price: n.price, shares: n.shares() })
     }
 
     /// The levels of one side, best first.
     pub fn levels(&self, instrument: KeyId, side: BookSide) -> impl ExactSizeIterator<Item = Level> + '_ {
         let levels = self.books.get(instrument as usize).map(|b| b.side(side));
         levels.map_or(&[][..], |l| l.as_slice()).iter().rev().map(move |l| Level {
-            price: match side {
-                BookSide::Bid => Price(l.key),
-                BookSide::Ask => Price(!l.key),
-            },
+            price: levels::price(side, l.key),
             shares: l.shares,
             orders: l.orders,
         })
@@ -402,7 +406,7 @@ impl Books {
     pub fn best(&self, instrument: KeyId, side: BookSide) -> Option<Level> {
         let levels = self.books.get(instrument as usize)?.side(side);
         let l = levels.best()?;
-        Some(Level { price: levels.price(l.key), shares: l.shares, orders: l.orders })
+        Some(Level { price: levels::price(side, l.key), shares: l.shares, orders: l.orders })
     }
 
     /// The orders resting at one price, in time priority (first to execute first).
@@ -411,7 +415,7 @@ impl Books {
             .books
             .get(instrument as usize)
             .map(|b| b.side(side))
-            .and_then(|l| l.find(price).ok().map(|i| l.as_slice()[i].head))
+            .and_then(|l| l.find(side, price).ok().map(|i| l.as_slice()[i].head))
             .unwrap_or(NIL);
         Queue { orders: &self.orders, next: head }
     }
@@ -422,6 +426,57 @@ impl Books {
         match self.books.get(instrument as usize) {
             Some(b) => Metrics::compute(&b.bids, &b.asks, self.depth),
             None => Metrics::EMPTY,
+        }
+    }
+
+    /// Prefetching for a caller that holds a batch of messages: three steps per message, each taking the
+    /// loads of the one before as done, so that the cache misses of messages to come overlap the work on
+    /// the current one. [`Books::prefetch_reference`] some messages ahead (no memory read), then
+    /// [`Books::prefetch_order`] (reads the map), then [`Books::prefetch_queue`] just before the message
+    /// (reads the order and its book). For an add: [`Books::prefetch_book`], then [`Books::prefetch_level`].
+    /// Each is only a hint: any order of calls, or none, gives the same results.
+    #[inline]
+    pub fn prefetch_reference(&self, reference: u64) {
+        self.orders.prefetch(reference);
+    }
+
+    /// The order `reference` (read through the map).
+    #[inline]
+    pub fn prefetch_order(&self, reference: u64) {
+        if let Some(slot) = self.orders.slot(reference) {
+            crate::hint::prefetch(self.orders.node(slot));
+        }
+    }
+
+    /// The neighbours of order `reference` in its queue and its book (reads the map and the order).
+    #[inline]
+    pub fn prefetch_queue(&self, reference: u64) {
+        if let Some(slot) = self.orders.slot(reference) {
+            let n = self.orders.node(slot);
+            for s in [n.prev, n.next] {
+                if s != NIL {
+                    crate::hint::prefetch(self.orders.node(s));
+                }
+            }
+            if let Some(b) = self.books.get(n.instrument() as usize) {
+                crate::hint::prefetch(b);
+            }
+        }
+    }
+
+    /// The book of `instrument` (no memory read).
+    #[inline]
+    pub fn prefetch_book(&self, instrument: KeyId) {
+        if let Some(b) = self.books.get(instrument as usize) {
+            crate::hint::prefetch(b);
+        }
+    }
+
+    /// The best level of one side of `instrument`'s book (reads the book).
+    #[inline]
+    pub fn prefetch_level(&self, instrument: KeyId, side: BookSide) {
+        if let Some(l) = self.books.get(instrument as usize).and_then(|b| b.side(side).best()) {
+            crate::hint::prefetch(l);
         }
     }
 
@@ -451,14 +506,14 @@ impl Books {
         }
         let fill = Fill {
             reference,
-            instrument: n.instrument,
-            side: n.side,
+            instrument: n.instrument(),
+            side: n.side(),
             resting: n.price,
             price: at.unwrap_or(n.price),
             shares,
             remaining,
         };
-        Ok(Execution { fill, update: self.finish(n.instrument, n.side, [change, change], 1, over) })
+        Ok(Execution { fill, update: self.finish(n.instrument(), n.side(), [change, change], 1, over) })
     }
 
     /// Takes `shares` (> 0) off the order in `slot`: the level's new state, the shares left, and the
@@ -466,23 +521,23 @@ impl Books {
     #[inline]
     fn take(&mut self, slot: u32, shares: Qty, op: Op) -> (LevelChange, Qty, Option<BookError>) {
         let n = *self.orders.node(slot);
-        if shares < n.shares {
-            self.orders.node_mut(slot).shares -= shares;
-            let levels = self.books[n.instrument as usize].side_mut(n.side);
-            let change = match levels.find(n.price) {
+        if shares < n.shares() {
+            self.orders.node_mut(slot).set_shares(n.shares() - shares);
+            let levels = self.books[n.instrument() as usize].side_mut(n.side());
+            let change = match levels.find(n.side(), n.price) {
                 Ok(i) => {
                     let l = levels.at_mut(i);
                     l.shares -= shares;
-                    LevelChange { side: n.side, price: n.price, shares: l.shares, orders: l.orders }
+                    LevelChange { side: n.side(), price: n.price, shares: l.shares, orders: l.orders }
                 }
                 Err(_) => Self::lost(n),
             };
-            return (change, n.shares - shares, None);
+            return (change, n.shares() - shares, None);
         }
         let change = self.unlink(slot);
-        let over = (shares > n.shares).then(|| {
+        let over = (shares > n.shares()).then(|| {
             self.counters.over_executions += 1;
-            BookError::OverExecution { reference: n.reference, op, requested: shares, remaining: n.shares }
+            BookError::OverExecution { reference: n.reference, op, requested: shares, remaining: n.shares() }
         });
         (change, 0, over)
     }
@@ -491,15 +546,15 @@ impl Books {
     #[inline]
     fn link(&mut self, slot: u32) -> LevelChange {
         let n = *self.orders.node(slot);
-        let l = self.books[n.instrument as usize].side_mut(n.side).get_or_insert(n.price);
+        let l = self.books[n.instrument() as usize].side_mut(n.side()).get_or_insert(n.side(), n.price);
         let tail = l.tail;
         l.tail = slot;
         if tail == NIL {
             l.head = slot;
         }
-        l.shares += n.shares;
+        l.shares += n.shares();
         l.orders += 1;
-        let change = LevelChange { side: n.side, price: n.price, shares: l.shares, orders: l.orders };
+        let change = LevelChange { side: n.side(), price: n.price, shares: l.shares, orders: l.orders };
         if tail != NIL {
             self.orders.node_mut(tail).next = slot;
         }
@@ -513,11 +568,11 @@ impl Books {
     #[inline]
     fn unlink(&mut self, slot: u32) -> LevelChange {
         let n = *self.orders.node(slot);
-        let levels = self.books[n.instrument as usize].side_mut(n.side);
-        let change = match levels.find(n.price) {
+        let levels = self.books[n.instrument() as usize].side_mut(n.side());
+        let change = match levels.find(n.side(), n.price) {
             Ok(i) => {
                 let l = levels.at_mut(i);
-                l.shares -= n.shares;
+                l.shares -= n.shares();
                 l.orders -= 1;
                 if n.prev == NIL {
                     l.head = n.next;
@@ -525,7 +580,7 @@ impl Books {
                 if n.next == NIL {
                     l.tail = n.prev;
                 }
-                let change = LevelChange { side: n.side, price: n.price, shares: l.shares, orders: l.orders };
+                let change = LevelChange { side: n.side(), price: n.price, shares: l.shares, orders: l.orders };
                 if l.orders == 0 {
                     levels.remove(i);
                 }
@@ -548,7 +603,7 @@ impl Books {
     #[cold]
     fn lost(n: Node) -> LevelChange {
         debug_assert!(false, "order {} has no level at {}", n.reference, n.price);
-        LevelChange { side: n.side, price: n.price, shares: 0, orders: 0 }
+        LevelChange { side: n.side(), price: n.price, shares: 0, orders: 0 }
     }
 
     #[inline]
@@ -561,10 +616,10 @@ impl Books {
         over_execution: Option<BookError>,
     ) -> Update {
         let b = &self.books[instrument as usize];
-        let crossed = match (b.bids.best(), b.asks.best()) {
-            (Some(bid), Some(ask)) if b.bids.price(bid.key) >= b.asks.price(ask.key) => {
+        let crossed = match (b.bids.best_key(), b.asks.best_key()) {
+            (Some(bid), Some(ask)) if Price(bid) >= Price(!ask) => {
                 self.counters.crossed += 1;
-                Some(BookError::Crossed { instrument, bid: b.bids.price(bid.key), ask: b.asks.price(ask.key) })
+                Some(BookError::Crossed { instrument, bid: Price(bid), ask: Price(!ask) })
             }
             _ => None,
         };
@@ -588,7 +643,13 @@ impl Iterator for Queue<'_> {
         }
         let n = self.orders.node(self.next);
         self.next = n.next;
-        Some(Order { reference: n.reference, instrument: n.instrument, side: n.side, price: n.price, shares: n.shares })
+        Some(Order {
+            reference: n.reference,
+            instrument: n.instrument(),
+            side: n.side(),
+            price: n.price,
+            shares: n.shares(),
+        })
     }
 }
 

@@ -2,29 +2,69 @@
 //! reference through a hash map.
 //!
 //! A removed order's slot goes on a free list and is the next one used, so memory follows the number of
-//! live orders, not the number of orders ever seen.
+//! live orders, not the number of orders ever seen. The map is [`RefMap`].
 
+use super::refmap::RefMap;
 use super::BookSide;
 use crate::event::{KeyId, Price, Qty};
-use rustc_hash::FxHashMap;
-use std::collections::hash_map::Entry;
 
 /// "No slot": the end of a queue or of the free list.
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// One live order, linked to its neighbours in time priority at its price level.
+/// One live order, linked to its neighbours in time priority at its price level. 32 bytes, so that a
+/// node never straddles two cache lines.
 #[derive(Clone, Copy, Debug)]
+#[repr(align(32))]
 pub(crate) struct Node {
     pub reference: u64,
     pub price: Price,
-    /// Shares still resting (> 0 while live).
-    pub shares: Qty,
+    /// Shares still resting (bits 0–39, > 0 while live), side (bit 40: ask), instrument (bits 41–63).
+    packed: u64,
     /// The order ahead of this one at its level (`NIL` at the front).
     pub prev: u32,
     /// The order behind this one (`NIL` at the back); for a free slot, the next free slot.
     pub next: u32,
-    pub instrument: KeyId,
-    pub side: BookSide,
+}
+
+/// Bits of [`Node::packed`] holding the shares.
+const SHARE_BITS: u32 = 40;
+const SHARE_MASK: u64 = (1 << SHARE_BITS) - 1;
+/// Instrument indices a node holds: `2^23`.
+pub(crate) const INSTRUMENT_LIMIT: u32 = 1 << 23;
+
+impl Node {
+    /// `shares` within `0..2^40` and `instrument` below [`INSTRUMENT_LIMIT`] (the books check both).
+    #[inline]
+    pub fn new(reference: u64, instrument: KeyId, side: BookSide, price: Price, shares: Qty) -> Node {
+        debug_assert!((0..=SHARE_MASK as Qty).contains(&shares) && instrument < INSTRUMENT_LIMIT);
+        let packed =
+            (shares as u64 & SHARE_MASK) | (side as u64) << SHARE_BITS | (instrument as u64) << (SHARE_BITS + 1);
+        Node { reference, price, packed, prev: NIL, next: NIL }
+    }
+
+    #[inline]
+    pub fn shares(&self) -> Qty {
+        (self.packed & SHARE_MASK) as Qty
+    }
+
+    #[inline]
+    pub fn set_shares(&mut self, shares: Qty) {
+        self.packed = (self.packed & !SHARE_MASK) | (shares as u64 & SHARE_MASK);
+    }
+
+    #[inline]
+    pub fn side(&self) -> BookSide {
+        if self.packed >> SHARE_BITS & 1 == 0 {
+            BookSide::Bid
+        } else {
+            BookSide::Ask
+        }
+    }
+
+    #[inline]
+    pub fn instrument(&self) -> KeyId {
+        (self.packed >> (SHARE_BITS + 1)) as KeyId
+    }
 }
 
 #[derive(Debug)]
@@ -32,24 +72,20 @@ pub(crate) struct Orders {
     nodes: Vec<Node>,
     /// First free slot (`NIL`: none; the slab grows).
     free: u32,
-    by_ref: FxHashMap<u64, u32>,
+    by_ref: RefMap,
 }
 
 impl Default for Orders {
     fn default() -> Self {
-        Self { nodes: Vec::new(), free: NIL, by_ref: FxHashMap::default() }
+        Self { nodes: Vec::new(), free: NIL, by_ref: RefMap::default() }
     }
 }
 
 impl Orders {
     /// Room for `orders` live orders without allocating.
-    ///
-    /// The map gets room for twice as many: removals leave tombstones in it, and a map more than half full
-    /// of live entries clears them by growing (allocating) instead of rehashing in place.
     pub fn reserve(&mut self, orders: usize) {
         self.nodes.reserve(orders.saturating_sub(self.nodes.len()));
-        let map = orders.saturating_mul(2);
-        self.by_ref.reserve(map.saturating_sub(self.by_ref.len()));
+        self.by_ref.reserve(orders);
     }
 
     pub fn len(&self) -> usize {
@@ -64,30 +100,38 @@ impl Orders {
 
     #[inline]
     pub fn slot(&self, reference: u64) -> Option<u32> {
-        self.by_ref.get(&reference).copied()
+        self.by_ref.get(reference)
     }
 
     #[inline]
     pub fn contains(&self, reference: u64) -> bool {
-        self.by_ref.contains_key(&reference)
+        self.by_ref.get(reference).is_some()
+    }
+
+    /// Starts loading the map's bucket for `reference`.
+    #[inline]
+    pub fn prefetch(&self, reference: u64) {
+        self.by_ref.prefetch(reference);
     }
 
     /// Stores `node` (unlinked) under its reference; `None` if the reference is live already.
     #[inline]
     pub fn insert(&mut self, node: Node) -> Option<u32> {
-        let Entry::Vacant(v) = self.by_ref.entry(node.reference) else { return None };
         let slot = if self.free != NIL {
-            let s = self.free;
-            self.free = self.nodes[s as usize].next;
-            self.nodes[s as usize] = node;
-            s
+            self.free
         } else {
             // More than 2³² − 1 live orders cannot be linked; no feed comes near it.
-            let s = u32::try_from(self.nodes.len()).ok().filter(|&s| s != NIL)?;
-            self.nodes.push(node);
-            s
+            u32::try_from(self.nodes.len()).ok().filter(|&s| s != NIL)?
         };
-        v.insert(slot);
+        if !self.by_ref.insert(node.reference, slot) {
+            return None;
+        }
+        if self.free != NIL {
+            self.free = self.nodes[slot as usize].next;
+            self.nodes[slot as usize] = node;
+        } else {
+            self.nodes.push(node);
+        }
         Some(slot)
     }
 
@@ -95,9 +139,9 @@ impl Orders {
     #[inline]
     pub fn free(&mut self, slot: u32) {
         let n = &mut self.nodes[slot as usize];
-        self.by_ref.remove(&n.reference);
+        self.by_ref.remove(n.reference);
         n.next = self.free;
-        n.shares = 0;
+        n.set_shares(0);
         self.free = slot;
     }
 
@@ -113,6 +157,6 @@ impl Orders {
 
     /// Capacity in orders the slab and the map hold without allocating.
     pub fn capacity(&self) -> usize {
-        self.nodes.capacity().min(self.by_ref.capacity() / 2)
+        self.nodes.capacity().min(self.by_ref.capacity())
     }
 }

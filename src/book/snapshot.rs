@@ -5,7 +5,7 @@
 //! declaration order; `u64` instrument count; per instrument, bids then asks: `u64` level count, per level
 //! `i64` price, `u64` order count, per order `u64` reference and `i64` shares.
 
-use super::levels::LevelNode;
+use super::levels::{self, LevelNode};
 use super::orders::{Node, NIL};
 use super::{BookCounters, BookSide, Books, MAX_SHARES};
 use crate::checkpoint::codec::{Dec, DecodeError, Enc};
@@ -47,16 +47,16 @@ impl Books {
         }
         e.len_of(self.books.len());
         for b in &self.books {
-            for side in [&b.bids, &b.asks] {
-                e.len_of(side.len());
-                for l in side.as_slice() {
-                    e.price(side.price(l.key));
+            for (side, levels) in [(BookSide::Bid, &b.bids), (BookSide::Ask, &b.asks)] {
+                e.len_of(levels.len());
+                for l in levels.as_slice() {
+                    e.price(levels::price(side, l.key));
                     e.u64(l.orders as u64);
                     let mut s = l.head;
                     while s != NIL {
                         let n = self.orders.node(s);
                         e.u64(n.reference);
-                        e.i64(n.shares);
+                        e.i64(n.shares());
                         s = n.next;
                     }
                 }
@@ -104,7 +104,7 @@ impl Books {
                     let price = d.price("level price")?;
                     let book = &mut self.books[instrument as usize];
                     let lv = book.side_mut(side);
-                    let key = lv.key(price);
+                    let key = levels::key(side, price);
                     if lv.best().is_some_and(|b| b.key >= key) {
                         return Err(DecodeError::Invalid {
                             at,
@@ -130,7 +130,8 @@ impl Books {
                                 what: format!("order {reference} with {shares} shares"),
                             });
                         }
-                        let node = Node { reference, price, shares, prev: level.tail, next: NIL, instrument, side };
+                        let mut node = Node::new(reference, instrument, side, price, shares);
+                        node.prev = level.tail;
                         let Some(slot) = self.orders.insert(node) else {
                             return Err(DecodeError::Invalid { at, what: format!("order {reference} twice") });
                         };
