@@ -58,7 +58,7 @@ impl Metrics {
         let (mut spread, mut mid, mut microprice) = (None, None, None);
         if let (Some(b), Some(a)) = (bid, ask) {
             spread = Some(Price(a.price.0.wrapping_sub(b.price.0)));
-            mid = Some(Price(ratio(b.price.0 as i128 + a.price.0 as i128, 2)));
+            mid = Some(Price(half(b.price.0 as i128 + a.price.0 as i128)));
             let num = b.price.0 as i128 * a.shares as i128 + a.price.0 as i128 * b.shares as i128;
             microprice = Some(Price(ratio(num, b.shares as i128 + a.shares as i128)));
         }
@@ -70,6 +70,12 @@ impl Metrics {
 pub(crate) fn imbalance(b: Qty, a: Qty) -> Option<i64> {
     let den = b as i128 + a as i128;
     (den > 0).then(|| ratio((b as i128 - a as i128) * IMBALANCE_SCALE as i128, den))
+}
+
+/// `sum / 2` rounded half away from zero, as [`Price::from_ratio`]`(sum, 2)` without a division.
+#[inline]
+fn half(sum: i128) -> i64 {
+    (if sum >= 0 { (sum + 1) >> 1 } else { -((1 - sum) >> 1) }) as i64
 }
 
 /// [`Price::from_ratio`]'s rounding (`den` > 0, half away from zero) in 64-bit arithmetic when both
@@ -110,6 +116,11 @@ mod tests {
             [(5, 2), (-5, 2), (i64::MAX as i128, 1), (i64::MIN as i128, 1), (i64::MIN as i128, 3), (1 << 100, 1 << 40)]
         {
             assert_eq!(ratio(n, d), Price::from_ratio(n, d).0, "{n} / {d}");
+        }
+        for sum in
+            [-5i128, -4, -3, -1, 0, 1, 3, 4, 5, 2 * i64::MAX as i128, 2 * i64::MIN as i128, 2 * i64::MIN as i128 + 1]
+        {
+            assert_eq!(half(sum), Price::from_ratio(sum, 2).0, "{sum} / 2");
         }
     }
 }
