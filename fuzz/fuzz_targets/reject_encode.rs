@@ -19,7 +19,7 @@ use ticklane::sink::{Column, Encoder};
 use ticklane::time::TimeUnit;
 use ticklane_fuzz::parse_csv_record;
 
-const REASONS: [RejectReason; 17] = [
+const REASONS: [RejectReason; 18] = [
     RejectReason::MissingField("ts"),
     RejectReason::MissingField("symbol"),
     RejectReason::MissingField("price"),
@@ -37,6 +37,7 @@ const REASONS: [RejectReason; 17] = [
     RejectReason::TooManyInstruments,
     RejectReason::BadBinary(ticklane::binary::why::KIND),
     RejectReason::BadBinary("symbol_len is over 32"),
+    RejectReason::BadFeed("ITCH message"),
 ];
 
 /// Fails to compile when a reason is added, as a reminder to add it to `REASONS`.
@@ -55,7 +56,8 @@ fn every_reason_is_listed(r: RejectReason) {
         | RejectReason::BadJson
         | RejectReason::TooManyFields
         | RejectReason::TooManyInstruments
-        | RejectReason::BadBinary(_) => {}
+        | RejectReason::BadBinary(_)
+        | RejectReason::BadFeed(_) => {}
     }
 }
 
