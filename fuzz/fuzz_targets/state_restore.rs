@@ -86,9 +86,15 @@ fn accepted(res: Result<(), DecodeError>, d: &Dec<'_>) -> bool {
 }
 
 fn make(sel: u8) -> Box<dyn Operator> {
-    let aligned = |kind, lateness, twap| Box::new(AlignedWindows::new(&WindowSpec { kind, lateness, twap }, 0, 1));
+    let aligned = |kind, lateness, twap| {
+        Box::new(AlignedWindows::new(&WindowSpec { kind, lateness, twap, value: Default::default() }, 0, 1))
+    };
     let session = |gap, lateness, twap| {
-        Box::new(SessionWindows::new(&WindowSpec { kind: WindowKind::Session { gap }, lateness, twap }, 0, 1))
+        Box::new(SessionWindows::new(
+            &WindowSpec { kind: WindowKind::Session { gap }, lateness, twap, value: Default::default() },
+            0,
+            1,
+        ))
     };
     match sel {
         0 => aligned(WindowKind::Tumbling { size: 10 * MS, offset: 0 }, 5 * MS, true),
