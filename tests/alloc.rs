@@ -1,7 +1,8 @@
 //! No heap allocation per event after warm-up, shown with a counting global allocator.
 //!
-//! Two views: the operators and decoders driven directly (exactly zero allocations over a million events
-//! once warmed up), and the whole threaded pipeline (allocations do not grow with the number of events).
+//! Two views: the operators, decoders, order books and the MoldUDP64 tracker, receiver and sender driven
+//! directly (exactly zero allocations once warmed up), and the whole threaded pipeline (allocations do not
+//! grow with the number of events).
 //! One test function, because the counter is process-wide and tests run in parallel threads.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -303,6 +304,97 @@ fn book_allocations() -> (u64, u64) {
     (n, 2 * msgs.len() as u64)
 }
 
+/// Packets 1..: 1 to 8 messages of 0 to 40 bytes each, with some dropped, swapped, repeated and cut.
+fn mold_stream(n: usize) -> Vec<Vec<u8>> {
+    let mut pk =
+        ticklane::moldudp64::Packetizer::new(ticklane::moldudp64::Session::new("ALLOC").unwrap(), 1, 1400, 8).unwrap();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut i = 0u64;
+    let mut k = 0usize; // packets formed
+    while out.len() < n {
+        i += 1;
+        while pk.add(&vec![i as u8; (i % 41) as usize]) {
+            i += 1;
+        }
+        let p = pk.packet().to_vec();
+        pk.clear();
+        k += 1;
+        match k % 50 {
+            7 => continue,                             // dropped
+            13 => out.push(p[..p.len() - 1].to_vec()), // cut
+            21 => out.push(p.clone()),                 // repeated
+            33 if !out.is_empty() => {
+                let prev = out.len() - 1;
+                out.insert(prev, p); // swapped with the one before
+                continue;
+            }
+            _ => {}
+        }
+        out.push(p);
+    }
+    out.push(pk.heartbeat().to_vec());
+    out
+}
+
+/// MoldUDP64: tracking packets (gaps, duplicates, reordering and damage included), receiving datagrams from
+/// a socket into the tracker, and sending without faults. Returns this thread's allocations in each part.
+fn moldudp64_allocations() -> [(u64, &'static str); 3] {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+    use ticklane::moldudp64::{Receiver, ReceiverConfig, Sender, SenderConfig, Session, Start, Tracker};
+    // Parse and track.
+    let packets = mold_stream(20_000);
+    let mut t = Tracker::new(Start::At(1));
+    let mut bytes = 0usize;
+    let before = my_allocs();
+    for p in &packets {
+        let r = t.track(p);
+        bytes += r.messages.map(|(_, m)| m.len()).sum::<usize>();
+    }
+    let tracked = my_allocs() - before;
+    let c = *t.counters();
+    assert!(c.gaps > 100 && c.old > 100 && c.truncated > 100, "{c:?}");
+    assert!(bytes > 0);
+
+    // Receive from a socket into the tracker: datagrams queued first, then polled.
+    let mut cfg = ReceiverConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.recv_buffer = Some(16 << 20);
+    let mut rx = Receiver::bind(&cfg).unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = 2_000;
+    for p in packets.iter().take(sent) {
+        tx.send_to(p, rx.local_addr()).unwrap();
+    }
+    let mut t = Tracker::new(Start::At(1));
+    let mut got = 0;
+    let mut delivered = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let before = my_allocs();
+    while got < sent && Instant::now() < deadline {
+        got += rx.poll(&mut t, 64, |r| delivered += r.messages.len()).unwrap();
+    }
+    let received = my_allocs() - before;
+    assert_eq!(got, sent);
+    assert!(delivered > 0);
+
+    // Send without faults: after the first packet, nothing allocates.
+    let mut s = Sender::new(SenderConfig::new(Session::new("ALLOC").unwrap()), rx.local_addr()).unwrap();
+    s.push(b"warm-up").unwrap();
+    s.flush().unwrap();
+    let before = my_allocs();
+    for i in 0..20_000u32 {
+        s.push(&i.to_be_bytes()).unwrap();
+    }
+    s.flush().unwrap();
+    s.heartbeat().unwrap();
+    let sending = my_allocs() - before;
+    [
+        (tracked, "tracking 20,000 packets"),
+        (received, "receiving 2,000 datagrams"),
+        (sending, "sending 20,000 messages"),
+    ]
+}
+
 fn trade_of(g: &ticklane::gen::GenTrade) -> Trade {
     Trade { ts: g.ts, price: g.price, qty: g.qty, seq: 0, instrument: g.instrument, side: g.side }
 }
@@ -376,4 +468,7 @@ fn no_allocation_per_event_after_warm_up() {
     // 4. The order books: nothing once `Books::reserve` has made room for the feed's peaks.
     let (n, msgs) = book_allocations();
     assert_eq!(n, 0, "allocations applying {msgs} order messages to reserved books");
+    for (n, what) in moldudp64_allocations() {
+        assert_eq!(n, 0, "allocations while {what}");
+    }
 }
