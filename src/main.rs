@@ -489,23 +489,8 @@ fn book(a: BookArgs) -> Result<()> {
         if m.stock_locate() != locate || locate.is_none() {
             continue;
         }
-        let side = |s: u8| if s == b'B' { BookSide::Bid } else { BookSide::Ask };
-        let r = match m {
-            Message::AddOrder(o) => {
-                books.add(o.order_ref, 0, side(o.side), o.price.to_price(), o.shares as i64).map(|_| ())
-            }
-            Message::OrderExecuted(e) => books.execute(e.order_ref, e.executed_shares as i64).map(|_| ()),
-            Message::OrderExecutedWithPrice(e) => {
-                books.execute_at(e.order_ref, e.executed_shares as i64, e.execution_price.to_price()).map(|_| ())
-            }
-            Message::OrderCancel(c) => books.cancel(c.order_ref, c.cancelled_shares as i64).map(|_| ()),
-            Message::OrderDelete(d) => books.delete(d.order_ref).map(|_| ()),
-            Message::OrderReplace(u) => {
-                books.replace(u.original_ref, u.new_ref, u.price.to_price(), u.shares as i64).map(|_| ())
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = r {
+        let r = ticklane::source::itch::apply(&mut books, &m, 0);
+        if let Some(Err(e)) = r {
             refused += 1;
             if refused <= 5 {
                 eprintln!("offset {offset}: {e}");

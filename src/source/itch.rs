@@ -10,7 +10,7 @@
 //! offset, never a stop.
 
 use super::{Poll, Source, SourceError, SourceOut};
-use crate::book::{BookError, BookSide, Books, Update};
+use crate::book::{BookError, BookSide, Books, Execution, Update};
 use crate::config::ItchPlan;
 use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade};
 use crate::itch::{self, ItchFile, Message, SessionClock};
@@ -242,94 +242,52 @@ impl Feed {
             Err(e) => return reject(out, seq, offset, &e.to_string(), bytes),
         };
         let ts = m.timestamp().map_or(0, |t| self.clock.to_epoch(t));
-        let id = |ids: &Vec<KeyId>, locate: u16| ids[locate as usize];
+        let k = m.stock_locate().map_or(NONE, |l| self.ids[l as usize]);
+        let print = |qty: i64, price: Price| Trade { ts, price, qty, seq, instrument: k, side: Side::Unknown };
         match m {
             Message::StockDirectory(d) => {
                 let sym = itch::trim_alpha(d.stock);
                 match self.interner.id(sym) {
                     Some(k) => self.ids[d.header.stock_locate as usize] = k,
-                    None => {
-                        let row = RejectRow::new(seq, RejectReason::TooManyInstruments, sym);
-                        return out.reject(row);
-                    }
+                    None => return out.reject(RejectRow::new(seq, RejectReason::TooManyInstruments, sym)),
                 }
             }
-            Message::AddOrder(a) => {
-                let k = id(&self.ids, a.header.stock_locate);
-                if k == NONE {
-                    return reject(out, seq, offset, "add order for a stock locate with no directory message", bytes);
-                }
-                let side = if a.side == b'B' { BookSide::Bid } else { BookSide::Ask };
-                let r = self.books.add(a.order_ref, k, side, a.price.to_price(), a.shares as i64);
-                self.applied(r, ts, at, offset, bytes, seq, out)?;
+            Message::AddOrder(_) if k == NONE => {
+                return reject(out, seq, offset, "add order for a stock locate with no directory message", bytes);
             }
-            Message::OrderExecuted(e) => match self.books.execute(e.order_ref, e.executed_shares as i64) {
-                Ok(x) => {
-                    if self.trades[b'E' as usize] {
-                        let t = trade(ts, x.fill.price, x.fill.shares, seq, x.fill.instrument, x.fill.side);
-                        out.emit(0, Event::Trade(t), at)?;
-                    }
-                    self.applied(Ok(x.update), ts, at, offset, bytes, seq, out)?;
-                }
-                Err(err) => self.refused(err, offset, bytes, seq, out)?,
-            },
-            Message::OrderExecutedWithPrice(e) => {
-                let price = e.execution_price.to_price();
-                match self.books.execute_at(e.order_ref, e.executed_shares as i64, price) {
-                    Ok(x) => {
-                        if e.printable == b'Y' && self.trades[b'C' as usize] {
-                            let t = trade(ts, price, x.fill.shares, seq, x.fill.instrument, x.fill.side);
-                            out.emit(0, Event::Trade(t), at)?;
-                        }
-                        self.applied(Ok(x.update), ts, at, offset, bytes, seq, out)?;
-                    }
-                    Err(err) => self.refused(err, offset, bytes, seq, out)?,
-                }
+            Message::Trade(p) if self.trades[b'P' as usize] && k != NONE && p.shares > 0 => {
+                out.emit(0, Event::Trade(print(p.shares as i64, p.price.to_price())), at)?;
             }
-            Message::OrderCancel(c) => {
-                let r = self.books.cancel(c.order_ref, c.cancelled_shares as i64);
-                self.applied(r, ts, at, offset, bytes, seq, out)?;
+            Message::CrossTrade(q) if self.trades[b'Q' as usize] && k != NONE && q.shares > 0 => {
+                let qty = i64::try_from(q.shares).unwrap_or(i64::MAX);
+                out.emit(0, Event::Trade(print(qty, q.cross_price.to_price())), at)?;
             }
-            Message::OrderDelete(d) => {
-                let r = self.books.delete(d.order_ref);
-                self.applied(r, ts, at, offset, bytes, seq, out)?;
-            }
-            Message::OrderReplace(u) => {
-                let r = self.books.replace(u.original_ref, u.new_ref, u.price.to_price(), u.shares as i64);
-                self.applied(r, ts, at, offset, bytes, seq, out)?;
-            }
-            Message::Trade(p) if self.trades[b'P' as usize] => {
-                let k = id(&self.ids, p.header.stock_locate);
-                if k != NONE && p.shares > 0 {
-                    let t = Trade {
-                        ts,
-                        price: p.price.to_price(),
-                        qty: p.shares as i64,
-                        seq,
-                        instrument: k,
-                        side: Side::Unknown,
+            _ => match apply(&mut self.books, &m, k) {
+                None => {}
+                Some(Err(e)) => reject(out, seq, offset, &e.to_string(), bytes)?,
+                Some(Ok(Applied::Update(u))) => self.applied(u, ts, at, offset, bytes, seq, out)?,
+                Some(Ok(Applied::Fill(x))) => {
+                    // E prints at the resting order's price, C (when printable) at its own: `fill.price`.
+                    let prints = match m {
+                        Message::OrderExecutedWithPrice(c) => c.printable == b'Y' && self.trades[b'C' as usize],
+                        _ => self.trades[b'E' as usize],
                     };
-                    out.emit(0, Event::Trade(t), at)?;
+                    if prints {
+                        let f = x.fill;
+                        out.emit(0, Event::Trade(trade(ts, f.price, f.shares, seq, f.instrument, f.side)), at)?;
+                    }
+                    self.applied(x.update, ts, at, offset, bytes, seq, out)?;
                 }
-            }
-            Message::CrossTrade(q) if self.trades[b'Q' as usize] => {
-                let k = id(&self.ids, q.header.stock_locate);
-                if k != NONE && q.shares > 0 {
-                    let qty = i64::try_from(q.shares).unwrap_or(i64::MAX);
-                    let t = Trade { ts, price: q.cross_price.to_price(), qty, seq, instrument: k, side: Side::Unknown };
-                    out.emit(0, Event::Trade(t), at)?;
-                }
-            }
-            _ => {}
+            },
         }
         Ok(())
     }
 
-    /// A book operation's outcome: a quote if the top of book moved; a refusal to the rejects.
+    /// A book change: a quote if the top of book moved; an over-execution to the rejects.
     #[allow(clippy::too_many_arguments)]
     fn applied(
         &mut self,
-        r: Result<Update, BookError>,
+        u: Update,
         ts: Nanos,
         at: u64,
         offset: u64,
@@ -337,31 +295,15 @@ impl Feed {
         seq: u64,
         out: &mut SourceOut,
     ) -> Result<(), SourceError> {
-        match r {
-            Ok(u) => {
-                // Applied, but the feed and the book disagree: say where. (A crossed or locked book is only
-                // counted: it stays so for many updates, and each would be another reject.)
-                if let Some(e) = &u.over_execution {
-                    reject(out, seq, offset, &e.to_string(), bytes)?;
-                }
-                if self.quotes {
-                    self.quote(u.instrument, ts, at, out)?;
-                }
-                Ok(())
-            }
-            Err(e) => self.refused(e, offset, bytes, seq, out),
+        // Applied, but the feed and the book disagree: say where. (A crossed or locked book is only counted:
+        // it stays so for many updates, and each would be another reject.)
+        if let Some(e) = &u.over_execution {
+            reject(out, seq, offset, &e.to_string(), bytes)?;
         }
-    }
-
-    fn refused(
-        &mut self,
-        e: BookError,
-        offset: u64,
-        bytes: &[u8],
-        seq: u64,
-        out: &mut SourceOut,
-    ) -> Result<(), SourceError> {
-        reject(out, seq, offset, &e.to_string(), bytes)
+        if self.quotes {
+            self.quote(u.instrument, ts, at, out)?;
+        }
+        Ok(())
     }
 
     /// Sends `k`'s quote if its best levels or imbalance differ from the last one sent.
@@ -390,6 +332,36 @@ impl Feed {
         }
         *last = q;
         out.emit(0, Event::Quote(q), at)
+    }
+}
+
+/// What an order message did to the books.
+pub enum Applied {
+    /// An add, cancel, delete or replace.
+    Update(Update),
+    /// An execution (E, or C at the message's price).
+    Fill(Execution),
+}
+
+/// Applies an order message (A, F, E, C, X, D, U) to `books`, a new order going to `instrument`; `None` for
+/// the messages that do not change a book. The source and `ticklane book` rebuild books through this.
+pub fn apply(books: &mut Books, m: &Message<'_>, instrument: KeyId) -> Option<Result<Applied, BookError>> {
+    let update = |r: Result<Update, BookError>| Some(r.map(Applied::Update));
+    match *m {
+        Message::AddOrder(a) => {
+            let side = if a.side == b'B' { BookSide::Bid } else { BookSide::Ask };
+            update(books.add(a.order_ref, instrument, side, a.price.to_price(), a.shares as i64))
+        }
+        Message::OrderExecuted(e) => Some(books.execute(e.order_ref, e.executed_shares as i64).map(Applied::Fill)),
+        Message::OrderExecutedWithPrice(c) => Some(
+            books.execute_at(c.order_ref, c.executed_shares as i64, c.execution_price.to_price()).map(Applied::Fill),
+        ),
+        Message::OrderCancel(c) => update(books.cancel(c.order_ref, c.cancelled_shares as i64)),
+        Message::OrderDelete(d) => update(books.delete(d.order_ref)),
+        Message::OrderReplace(u) => {
+            update(books.replace(u.original_ref, u.new_ref, u.price.to_price(), u.shares as i64))
+        }
+        _ => None,
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod csv;
 mod file;
-mod itch;
+pub mod itch;
 mod jsonl;
 mod kafka;
 mod lines;
