@@ -46,13 +46,44 @@ impl Price {
     }
 
     /// Round `num / den` (both in raw units × something) to the nearest raw unit, halves away from zero.
-    /// Used for VWAP and TWAP, which are ratios of exact sums.
+    /// Used for VWAP, TWAP, mids, microprices and imbalances, which are ratios of exact sums. When both fit
+    /// in 64 bits, as they do for every equity price and size, the division is done in 64 bits: a 128-bit
+    /// division is a library call several times slower, and a book computes three ratios per update.
+    #[inline]
     pub fn from_ratio(num: i128, den: i128) -> Price {
         debug_assert!(den > 0);
+        match (i64::try_from(num), i64::try_from(den)) {
+            // `den` ≤ 2⁶² keeps `2 × |r|` from overflowing.
+            (Ok(n), Ok(d)) if d <= 1 << 62 && n != i64::MIN => {
+                let (q, r) = (n / d, n % d);
+                Price(q + if 2 * r.abs() >= d { n.signum() } else { 0 })
+            }
+            _ => Self::from_ratio_wide(num, den),
+        }
+    }
+
+    #[cold]
+    fn from_ratio_wide(num: i128, den: i128) -> Price {
         let q = num / den;
         let r = num % den;
         let adj = if 2 * r.abs() >= den { num.signum() } else { 0 };
         Price((q + adj) as i64)
+    }
+
+    /// (bid + ask) / 2, halves away from zero (exact for every price on a tick of 2 × 10⁻⁹ or coarser).
+    #[inline]
+    pub fn mid(bid: Price, ask: Price) -> Price {
+        let sum = bid.0 as i128 + ask.0 as i128;
+        // `sum / 2` rounded as `from_ratio(sum, 2)`, without a division.
+        Price((if sum >= 0 { (sum + 1) >> 1 } else { -((1 - sum) >> 1) }) as i64)
+    }
+
+    /// The size-weighted mid of a top of book: (bid × ask size + ask × bid size) / (bid size + ask size).
+    /// Both sizes must be positive.
+    #[inline]
+    pub fn microprice(bid: Price, bid_qty: Qty, ask: Price, ask_qty: Qty) -> Price {
+        let (bq, aq) = (bid_qty as i128, ask_qty as i128);
+        Price::from_ratio(bid.0 as i128 * aq + ask.0 as i128 * bq, bq + aq)
     }
 
     /// Writes the exact decimal value with trailing zeros trimmed (`321.5324`, `10`, `-0.5`).
@@ -185,12 +216,10 @@ impl Quote {
         (self.has_bid() && self.has_ask()).then(|| Price(self.ask.0.saturating_sub(self.bid.0)))
     }
 
-    /// The size-weighted mid (bid·ask size + ask·bid size) / (bid size + ask size), if both sides are present.
+    /// [`Price::microprice`], if both sides are present.
     pub fn microprice(&self) -> Option<Price> {
-        (self.has_bid() && self.has_ask()).then(|| {
-            let (bq, aq) = (self.bid_qty as i128, self.ask_qty as i128);
-            Price::from_ratio(self.bid.0 as i128 * aq + self.ask.0 as i128 * bq, bq + aq)
-        })
+        (self.has_bid() && self.has_ask())
+            .then(|| Price::microprice(self.bid, self.bid_qty as Qty, self.ask, self.ask_qty as Qty))
     }
 }
 
@@ -265,6 +294,46 @@ mod tests {
         assert_eq!(Price::from_ratio(-5, 2), Price(-3));
         assert_eq!(Price::from_ratio(4, 3), Price(1));
         assert_eq!(Price::from_ratio(7, 7), Price(1));
+    }
+
+    /// The 64-bit path of `from_ratio` and `mid`'s shift round exactly as the 128-bit division does.
+    #[test]
+    fn fast_ratios_round_as_the_wide_division() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..200_000 {
+            let shift = (i % 60) as u32;
+            let num = (next() as i64 >> shift) as i128;
+            let den = ((next() >> (shift + 2)) as i128).max(1);
+            assert_eq!(Price::from_ratio(num, den), Price::from_ratio_wide(num, den), "{num} / {den}");
+        }
+        for (n, d) in
+            [(5, 2), (-5, 2), (i64::MAX as i128, 1), (i64::MIN as i128, 1), (i64::MIN as i128, 3), (1 << 100, 1 << 40)]
+        {
+            assert_eq!(Price::from_ratio(n, d), Price::from_ratio_wide(n, d), "{n} / {d}");
+        }
+        for (b, a) in [
+            (-5, 0),
+            (-4, 0),
+            (-3, 0),
+            (-1, 0),
+            (0, 0),
+            (1, 0),
+            (3, 0),
+            (4, 0),
+            (5, 0),
+            (i64::MAX, i64::MAX),
+            (i64::MIN, i64::MIN),
+            (i64::MIN, i64::MIN + 1),
+        ] {
+            let sum = b as i128 + a as i128;
+            assert_eq!(Price::mid(Price(b), Price(a)), Price::from_ratio_wide(sum, 2), "{sum} / 2");
+        }
     }
 
     #[test]

@@ -58,9 +58,8 @@ impl Metrics {
         let (mut spread, mut mid, mut microprice) = (None, None, None);
         if let (Some(b), Some(a)) = (bid, ask) {
             spread = Some(Price(a.price.0.wrapping_sub(b.price.0)));
-            mid = Some(Price(half(b.price.0 as i128 + a.price.0 as i128)));
-            let num = b.price.0 as i128 * a.shares as i128 + a.price.0 as i128 * b.shares as i128;
-            microprice = Some(Price(ratio(num, b.shares as i128 + a.shares as i128)));
+            mid = Some(Price::mid(b.price, a.price));
+            microprice = Some(Price::microprice(b.price, b.shares, a.price, a.shares));
         }
         Metrics { bid, ask, spread, mid, microprice, bid_depth, ask_depth, imbalance: imbalance(bid_depth, ask_depth) }
     }
@@ -69,58 +68,5 @@ impl Metrics {
 /// `(b − a) / (b + a)` × [`IMBALANCE_SCALE`], rounded half away from zero; `None` when `b + a` is 0.
 pub(crate) fn imbalance(b: Qty, a: Qty) -> Option<i64> {
     let den = b as i128 + a as i128;
-    (den > 0).then(|| ratio((b as i128 - a as i128) * IMBALANCE_SCALE as i128, den))
-}
-
-/// `sum / 2` rounded half away from zero, as [`Price::from_ratio`]`(sum, 2)` without a division.
-#[inline]
-fn half(sum: i128) -> i64 {
-    (if sum >= 0 { (sum + 1) >> 1 } else { -((1 - sum) >> 1) }) as i64
-}
-
-/// [`Price::from_ratio`]'s rounding (`den` > 0, half away from zero) in 64-bit arithmetic when both
-/// operands fit, which they do for every equity price and size: a 128-bit division is a library call
-/// several times slower, and three of them per update would dominate the metrics.
-#[inline]
-fn ratio(num: i128, den: i128) -> i64 {
-    match (i64::try_from(num), i64::try_from(den)) {
-        // `den` ≤ 2⁶² keeps `2 × |r|` from overflowing.
-        (Ok(n), Ok(d)) if d <= 1 << 62 && n != i64::MIN => {
-            let (q, r) = (n / d, n % d);
-            q + if 2 * r.abs() >= d { n.signum() } else { 0 }
-        }
-        _ => Price::from_ratio(num, den).0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_ratio_rounds_as_from_ratio() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for i in 0..200_000 {
-            let shift = (i % 60) as u32;
-            let num = (next() as i64 >> shift) as i128;
-            let den = ((next() >> (shift + 2)) as i128).max(1);
-            assert_eq!(ratio(num, den), Price::from_ratio(num, den).0, "{num} / {den}");
-        }
-        for (n, d) in
-            [(5, 2), (-5, 2), (i64::MAX as i128, 1), (i64::MIN as i128, 1), (i64::MIN as i128, 3), (1 << 100, 1 << 40)]
-        {
-            assert_eq!(ratio(n, d), Price::from_ratio(n, d).0, "{n} / {d}");
-        }
-        for sum in
-            [-5i128, -4, -3, -1, 0, 1, 3, 4, 5, 2 * i64::MAX as i128, 2 * i64::MIN as i128, 2 * i64::MIN as i128 + 1]
-        {
-            assert_eq!(half(sum), Price::from_ratio(sum, 2).0, "{sum} / 2");
-        }
-    }
+    (den > 0).then(|| Price::from_ratio((b as i128 - a as i128) * IMBALANCE_SCALE as i128, den).0)
 }
