@@ -322,9 +322,9 @@ fn the_book_command_prints_the_levels_a_plain_replay_gives() {
             (f[3] == "bid", fixed9(f[2]) as i64, int(f[1]), int(f[0]) as u32)
         })
         .collect();
-    let mut want: Vec<(bool, i64, i64, u32)> =
+    let want: Vec<(bool, i64, i64, u32)> =
         asks.iter().rev().chain(bids.iter()).map(|(&(b, p), &(s, n))| (b, p, s, n)).collect();
     assert_eq!(printed.len(), 6, "{out}");
-    assert_eq!(printed, std::mem::take(&mut want), "{out}");
+    assert_eq!(printed, want, "{out}");
     assert!(out.contains(&format!("{} orders", orders.len())), "{out}");
 }
