@@ -207,24 +207,38 @@ fn the_same_feed_over_moldudp64_gives_the_same_bars() {
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cfg = d.join("live.toml");
     std::fs::write(&cfg, job(&format!("listen = \"127.0.0.1:{port}\""), &d.join("live"))).unwrap();
-    let live = std::process::Command::new(common::bin())
+    let mut live = std::process::Command::new(common::bin())
         .args(["run", "--config", cfg.to_str().unwrap()])
         .current_dir(d)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Bound once it says so.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Send only once the socket is bound (the source logs it), and keep reading the log meanwhile.
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let stderr = live.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening for MoldUDP64") {
+                let _ = bound_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    bound_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the source never said it was listening");
     let to = format!("127.0.0.1:{port}");
     common::ticklane_ok(&["itch-send", feed.to_str().unwrap(), "--to", &to, "--rate", "150000"], d);
-    let o = live.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status = live.wait().unwrap();
+    let stderr = log.join().unwrap();
+    assert!(status.success(), "{stderr}");
     for s in ["bars.csv", "spread.csv"] {
         assert_eq!(
             std::fs::read(d.join("live").join(s)).unwrap(),
             std::fs::read(d.join("file").join(s)).unwrap(),
-            "{s}: {}",
-            String::from_utf8_lossy(&o.stderr)
+            "{s}: {stderr}"
         );
     }
 }
