@@ -23,6 +23,7 @@ use crate::checkpoint::{self};
 use crate::config::{EmitterMode, OpKind, Plan, SourceKindPlan, StreamKind};
 use crate::continuous::Continuous;
 use crate::event::{Event, KeyId, Nanos};
+use crate::kafka::ConsumedOffsets;
 use crate::metrics::hdrlog::IntervalLog;
 use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics};
 use crate::operator::Operator;
@@ -151,7 +152,12 @@ fn build_operators(plan: &Plan) -> Vec<OpSlot> {
         .collect()
 }
 
-fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<Box<dyn Source>> {
+fn open_source(
+    plan: &Plan,
+    i: usize,
+    symbols: &Arc<Symbols>,
+    txn: &Option<Arc<ConsumedOffsets>>,
+) -> anyhow::Result<Box<dyn Source>> {
     let s = &plan.sources[i];
     let mut interner = Interner::new(symbols.clone(), plan.pipeline.max_instruments);
     Ok(match &s.kind {
@@ -164,7 +170,7 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
         SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
         SourceKindPlan::Itch(ip) => Box::new(crate::source::ItchSource::open(&s.name, ip, interner)?),
         SourceKindPlan::Kafka(kp) => {
-            Box::new(KafkaSource::open(&s.name, kp, s.unit, interner, plan.checkpoint.dir.is_some())?)
+            Box::new(KafkaSource::open(&s.name, kp, s.unit, interner, plan.checkpoint.dir.is_some(), txn.clone())?)
         }
     })
 }
@@ -445,10 +451,16 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Open everything that can fail on the user's input before starting any thread.
     let mut sources = Vec::with_capacity(n_sources);
+    // Transactional sinks commit the Kafka sources' offsets in their transactions.
+    let txn = plan
+        .sinks
+        .iter()
+        .any(|s| s.kafka.as_ref().is_some_and(|k| k.transactional))
+        .then(|| Arc::new(ConsumedOffsets::default()));
     // Per source: the rest of its section, its hand-off's state.
     let mut out_states: Vec<Option<&[u8]>> = vec![None; n_sources];
     for (i, state) in out_states.iter_mut().enumerate() {
-        let mut src = open_source(plan, i, &symbols)?;
+        let mut src = open_source(plan, i, &symbols, &txn)?;
         if let Some(r) = &restored {
             let sec = r.section(coordinator::SECTION_SOURCE, i as u32, "source state")?;
             let mut d = Dec::new(sec);
@@ -461,7 +473,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
-    let mut producers = crate::sink::Producers::default();
+    let mut producers = crate::sink::Producers::with_offsets(txn);
     if let Some(r) = &restored {
         if r.manifest.sinks.len() != plan.sinks.len() {
             anyhow::bail!(
