@@ -203,11 +203,14 @@ pub struct MetricsConfig {
     /// Print the latency table at exit.
     #[serde(default = "yes")]
     pub summary: bool,
+    /// Serve the live metrics (Prometheus text at `/metrics`) on this ADDRESS:PORT; off unless set
+    /// (docs/operations.md).
+    pub listen: Option<String>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true }
+        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true, listen: None }
     }
 }
 

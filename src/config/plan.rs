@@ -389,6 +389,11 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     if cfg.metrics.interval.0 < 1_000_000 {
         errs.push(("metrics.interval".into(), "must be at least 1ms".into()));
     }
+    if let Some(a) = &cfg.metrics.listen {
+        if let Err(e) = a.parse::<std::net::SocketAddr>() {
+            errs.push(("metrics.listen".into(), format!("`{a}` is not ADDRESS:PORT (e.g. \"127.0.0.1:9187\"): {e}")));
+        }
+    }
     if cfg.metrics.latency_sample == 0 {
         errs.push(("metrics.latency_sample".into(), "must be at least 1 (1 = time every event)".into()));
     }

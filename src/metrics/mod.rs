@@ -7,6 +7,8 @@
 //! operations. Nothing is allocated after start-up and no thread ever waits for another.
 
 pub mod hdrlog;
+pub mod http;
+pub mod prom;
 mod report;
 
 pub use report::{human_bytes, percentile_table, Report};

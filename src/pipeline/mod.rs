@@ -403,6 +403,14 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         None => None,
     };
     let mut control_rx = Some(control_rx);
+    // The metrics endpoint is bound before anything starts: a port in use stops the job here.
+    let endpoint = match &plan.metrics.listen {
+        Some(a) => {
+            let addr = a.parse().with_context(|| format!("metrics.listen `{a}`"))?;
+            Some(crate::metrics::http::Endpoint::bind(addr)?)
+        }
+        None => None,
+    };
     let restored = find_restore(plan, from)?;
     let verified_ms = started.elapsed().as_secs_f64() * 1e3;
     if let Some(r) = &restored {
@@ -745,6 +753,26 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         interval: Duration::from_nanos(plan.metrics.interval.0 as u64),
         live: plan.metrics.live,
         total: Hists::new(),
+        publish: endpoint.as_ref().map(|_| Arc::new(crate::metrics::prom::Published::default())),
+    };
+    let http = match endpoint {
+        Some(ep) => {
+            let exp = crate::metrics::prom::Exposition {
+                metrics: metrics.clone(),
+                latency: report.publish.clone().expect("published with the endpoint"),
+                checkpoints: plan.checkpoint.dir.as_ref().map(|_| stats.clone()),
+                started: crate::time::wall_now(),
+            };
+            let hs = metrics_stop.clone();
+            tracing::info!("metrics at http://{}/metrics", ep.addr());
+            Some(
+                std::thread::Builder::new()
+                    .name("tl-http".into())
+                    .spawn(move || ep.serve(exp, hs))
+                    .context("spawning the metrics endpoint")?,
+            )
+        }
+        None => None,
     };
     let ms = metrics_stop.clone();
     let mcore = cores.metrics;
@@ -783,6 +811,9 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     }
     metrics_stop.store(true, Ordering::Release);
     let (hists, _log) = metrics_thread.join().map_err(|_| anyhow::anyhow!("metrics thread panicked"))?;
+    if let Some(h) = http {
+        let _ = h.join();
+    }
     if !errors.is_empty() {
         // A failing sink or shard makes the threads upstream of it fail with "stopped": report the cause.
         let consequence = |e: &anyhow::Error| {
