@@ -129,6 +129,10 @@ fn the_endpoint_serves_live_prometheus_metrics() {
     assert!((0.0..5.0).contains(&lag), "a paced source on the wall clock lags by less than 5 s: {lag}");
     assert!(matches!(one(&b, "ticklane_watermark_lag_seconds", &[]).value, Value::Gauge(_)));
     assert!(value(one(&b, "ticklane_checkpoint_last_bytes", &[])) > 0.0);
+    let cap = value(one(&b, "ticklane_ring_capacity", &[("stage", "shard"), ("name", "0")]));
+    let queued = value(one(&b, "ticklane_ring_queued", &[("stage", "shard"), ("name", "0")]));
+    assert!(cap > 0.0 && (0.0..=cap).contains(&queued), "shard 0's rings: {queued} of {cap}");
+    assert!(value(one(&b, "ticklane_ring_capacity", &[("stage", "emitter")])) > 0.0);
     for stage in ["source", "shard"] {
         assert!(b
             .samples

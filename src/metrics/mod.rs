@@ -229,6 +229,9 @@ pub struct ShardMetrics {
     pub watermark: AtomicI64,
     pub open_windows: AtomicU64,
     pub backpressure: Backpressure,
+    /// Messages waiting in the shard's input rings, and their room in all (published between batches).
+    pub queued: AtomicU64,
+    pub capacity: AtomicU64,
 }
 
 /// Counters of the emitter.
@@ -238,6 +241,9 @@ pub struct EmitterMetrics {
     pub rejects: AtomicU64,
     /// Records of streams no sink takes (counted, not written).
     pub unrouted: AtomicU64,
+    /// Messages waiting in the emitter's input rings (from the shards), and their room in all.
+    pub queued: AtomicU64,
+    pub capacity: AtomicU64,
 }
 
 /// All counters of a running pipeline, shared with the metrics thread.

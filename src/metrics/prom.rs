@@ -236,6 +236,22 @@ impl Exposition {
 
         family(
             &mut out,
+            "ticklane_ring_queued",
+            "gauge",
+            "Messages waiting in a stage's input rings (as of its last batch).",
+        );
+        for (i, sh) in m.shards.iter().enumerate() {
+            let _ = writeln!(out, "ticklane_ring_queued{{stage=\"shard\",name=\"{i}\"}} {}", r(&sh.queued));
+        }
+        let _ = writeln!(out, "ticklane_ring_queued{{stage=\"emitter\",name=\"emitter\"}} {}", r(&m.emitter.queued));
+        family(&mut out, "ticklane_ring_capacity", "gauge", "Room in a stage's input rings, in messages.");
+        for (i, sh) in m.shards.iter().enumerate() {
+            let _ = writeln!(out, "ticklane_ring_capacity{{stage=\"shard\",name=\"{i}\"}} {}", r(&sh.capacity));
+        }
+        let _ =
+            writeln!(out, "ticklane_ring_capacity{{stage=\"emitter\",name=\"emitter\"}} {}", r(&m.emitter.capacity));
+        family(
+            &mut out,
             "ticklane_watermark_seconds",
             "gauge",
             "A source partition's watermark, seconds since the epoch (absent before its first event).",

@@ -538,6 +538,8 @@ impl ShardWorker {
         m.late.store(self.out.late, Ordering::Relaxed);
         m.rewritten.store(self.out.suppressed, Ordering::Relaxed);
         m.open_windows.store(self.ops.iter().map(|s| s.op.open_state() as u64).sum(), Ordering::Relaxed);
+        m.queued.store(self.inputs.iter().map(|c| c.slots() as u64).sum(), Ordering::Relaxed);
+        m.capacity.store(self.inputs.iter().map(|c| c.buffer().capacity() as u64).sum(), Ordering::Relaxed);
         match &self.out.to {
             Target::Ring(tx) => tx.publish(&m.backpressure),
             Target::Inline(w, _) => w.publish(),
