@@ -25,6 +25,10 @@ listen = "{listen}"
 [checkpoint]
 dir = "{}"
 interval = "300ms"
+[[alerts.latency]]
+stage = "end_to_end"
+quantile = 0.5
+above = "1ns"
 [[source]]
 name = "trades"
 type = "synthetic"
@@ -155,6 +159,13 @@ fn the_endpoint_serves_live_prometheus_metrics() {
     let Value::Histogram(h) = &e2e.value else { unreachable!() };
     assert!(h.last().unwrap().count > 0.0);
 
+    // An alert that cannot help firing (p50 above 1 ns): logged, and in the scrape.
+    let firing = one(&b, "ticklane_alert_firing", &[("alert", "latency")]);
+    assert_eq!(firing.labels.get("subject"), Some("end_to_end p50"));
+    assert!(value(one(&b, "ticklane_alerts_fired_total", &[("alert", "latency")])) >= 1.0);
+    assert_eq!(value(one(&b, "ticklane_alerts_fired_total", &[("alert", "watermark_lag")])), 0.0);
+    assert!(r.stderr_so_far().contains("alert firing"), "{}", r.stderr_so_far());
+
     // Anything else is a 404 that says where the metrics are.
     let (status, body) = get(&addr, "/nothing");
     assert_eq!(status, 404);
@@ -171,6 +182,16 @@ fn a_bad_address_or_a_port_in_use_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("metrics.listen") && err.contains("not ADDRESS:PORT"), "{err}");
+
+    let bad_alert = job(d, "127.0.0.1:0")
+        .replace("stage = \"end_to_end\"", "stage = \"e2e\"")
+        .replace("quantile = 0.5", "quantile = 99.0");
+    std::fs::write(d.join("bad-alert.toml"), bad_alert).unwrap();
+    let o = ticklane(&["check", "--config", "bad-alert.toml"], d);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("alerts.latency[0].stage") && err.contains("`e2e` is not a stage"), "{err}");
+    assert!(err.contains("alerts.latency[0].quantile") && err.contains("not in (0, 1]"), "{err}");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

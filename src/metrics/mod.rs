@@ -6,6 +6,7 @@
 //! ring and takes a cleared set from a second ring. Recording is an array increment; rotating is two ring
 //! operations. Nothing is allocated after start-up and no thread ever waits for another.
 
+pub mod alerts;
 pub mod hdrlog;
 pub mod http;
 pub mod prom;
@@ -198,6 +199,9 @@ pub struct Backpressure {
 #[derive(Debug, Default)]
 pub struct SourceMetrics {
     pub name: String,
+    /// Event time follows the wall clock (a Kafka topic, a live feed, a paced generator): its watermark lag
+    /// means something (a replayed file lags by its age).
+    pub live: bool,
     pub events: AtomicU64,
     pub rejects: AtomicU64,
     pub backpressure: Backpressure,

@@ -149,6 +149,7 @@ pub struct Exposition {
     pub metrics: Arc<Metrics>,
     pub latency: Arc<Published>,
     pub checkpoints: Option<Arc<CheckpointStats>>,
+    pub alerts: Arc<super::alerts::Board>,
     /// Wall-clock ns at the start (for the uptime gauge).
     pub started: Nanos,
 }
@@ -379,6 +380,20 @@ impl Exposition {
                 "The longest shard pause for a snapshot so far.",
             );
             let _ = writeln!(out, "ticklane_checkpoint_max_pause_seconds {}", secs(r(&c.max_pause_ns)));
+        }
+        let al = self.alerts.state();
+        family(
+            &mut out,
+            "ticklane_alert_firing",
+            "gauge",
+            "1 for each alert firing now (`[alerts]`, docs/operations.md).",
+        );
+        for f in &al.firing {
+            let _ = writeln!(out, "ticklane_alert_firing{{alert=\"{}\",subject=\"{}\"}} 1", f.kind, label(&f.subject));
+        }
+        family(&mut out, "ticklane_alerts_fired_total", "counter", "Times an alert of each kind started firing.");
+        for (kind, n) in super::alerts::KINDS.iter().zip(al.fired) {
+            let _ = writeln!(out, "ticklane_alerts_fired_total{{alert=\"{kind}\"}} {n}");
         }
         self.latency.append_to(&mut out);
         out

@@ -81,6 +81,8 @@ pub struct Report {
     pub total: Box<Hists>,
     /// The metrics endpoint is on: render the latency families for it every interval.
     pub publish: Option<Arc<super::prom::Published>>,
+    /// `[alerts]`, checked every interval.
+    pub alerts: super::alerts::Alerts,
 }
 
 impl Report {
@@ -157,6 +159,9 @@ impl Report {
             }
             last_in = ev_in;
             last_out = ev_out;
+            if !finished {
+                self.alerts.check(&self.metrics, &interval, crate::time::wall_now());
+            }
             self.total.add(&interval);
             if let Some(p) = &self.publish {
                 super::prom::publish_latency(&self.total.0, &interval.0, &mut text, p);

@@ -518,6 +518,12 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             .map(|(s, sp)| {
                 CachePadded::new(SourceMetrics {
                     name: sp.name.clone(),
+                    live: match &sp.kind {
+                        SourceKindPlan::Kafka(_) => true,
+                        SourceKindPlan::Itch(ip) => ip.listen.is_some(),
+                        SourceKindPlan::Synthetic(sy) => sy.rate > 0,
+                        SourceKindPlan::Csv { .. } | SourceKindPlan::Jsonl { .. } => false,
+                    },
                     partitions: (0..s.partitions()).map(|_| PartitionMetrics::default()).collect(),
                     ..Default::default()
                 })
@@ -746,6 +752,8 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Metrics.
     let metrics_stop = Arc::new(AtomicBool::new(false));
+    let alert_rules = Arc::new(std::sync::Mutex::new(plan.alerts.clone()));
+    let alert_board = Arc::new(crate::metrics::alerts::Board::default());
     let report = Report {
         hub,
         metrics: metrics.clone(),
@@ -754,6 +762,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         live: plan.metrics.live,
         total: Hists::new(),
         publish: endpoint.as_ref().map(|_| Arc::new(crate::metrics::prom::Published::default())),
+        alerts: crate::metrics::alerts::Alerts::new(alert_rules.clone(), alert_board.clone()),
     };
     let http = match endpoint {
         Some(ep) => {
@@ -761,6 +770,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
                 metrics: metrics.clone(),
                 latency: report.publish.clone().expect("published with the endpoint"),
                 checkpoints: plan.checkpoint.dir.as_ref().map(|_| stats.clone()),
+                alerts: alert_board.clone(),
                 started: crate::time::wall_now(),
             };
             let hs = metrics_stop.clone();
