@@ -1,4 +1,5 @@
-//! The live metrics endpoint: a small HTTP server on its own thread serving `/metrics` (Prometheus text).
+//! The live metrics endpoint: a small HTTP server on its own thread serving `/metrics` (Prometheus text),
+//! the dashboard at `/` and its data at `/api/live` (JSON).
 //!
 //! Bound before the pipeline starts, so a port in use is a start-up error naming the address, not a
 //! warning later. It answers one request at a time: scrapes are rare (seconds apart) and cheap, and nothing
@@ -9,6 +10,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The dashboard: one self-contained page (no external assets), polling `/api/live` every second.
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// How often the server looks at the stop flag while no request comes.
 const POLL: Duration = Duration::from_millis(100);
@@ -54,8 +58,12 @@ impl Endpoint {
                 (tiny_http::Method::Get, "/metrics") => {
                     req.respond(text(exp.render(), "text/plain; version=0.0.4; charset=utf-8", 200))
                 }
+                (tiny_http::Method::Get, "/") => req.respond(text(DASHBOARD.into(), "text/html; charset=utf-8", 200)),
+                (tiny_http::Method::Get, "/api/live") => {
+                    req.respond(text(exp.snapshot_json(), "application/json", 200))
+                }
                 (tiny_http::Method::Get, _) => req.respond(text(
-                    format!("no such page: {path} (the metrics are at /metrics)\n"),
+                    format!("no such page: {path} (the metrics are at /metrics, the dashboard at /)\n"),
                     "text/plain; charset=utf-8",
                     404,
                 )),

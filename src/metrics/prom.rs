@@ -43,20 +43,66 @@ const BUCKETS_NS: [u64; 22] = [
 /// Quantiles of the `recent` summary.
 const QUANTILES: [f64; 4] = [0.5, 0.99, 0.999, 0.9999];
 
-/// The latency families as last rendered by the metrics thread.
+/// The latency families as last rendered by the metrics thread: Prometheus text, and the dashboard's JSON
+/// (the last interval's percentiles per stage and its percentile distribution).
 #[derive(Default)]
-pub struct Published(Mutex<String>);
+pub struct Published {
+    text: Mutex<String>,
+    json: Mutex<String>,
+}
 
 impl Published {
-    fn set(&self, text: &str) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    fn set(&self, text: &str, json: String) {
+        let mut t = self.text.lock().unwrap_or_else(|p| p.into_inner());
         t.clear();
         t.push_str(text);
+        drop(t);
+        *self.json.lock().unwrap_or_else(|p| p.into_inner()) = json;
     }
 
     fn append_to(&self, out: &mut String) {
-        out.push_str(&self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        out.push_str(&self.text.lock().unwrap_or_else(|p| p.into_inner()));
     }
+
+    /// The last interval's latency as JSON (`null` before the first interval ends).
+    pub fn json(&self) -> String {
+        let j = self.json.lock().unwrap_or_else(|p| p.into_inner());
+        if j.is_empty() {
+            "null".into()
+        } else {
+            j.clone()
+        }
+    }
+}
+
+/// Quantiles of the dashboard's percentile-distribution plot: 0, 50, 90, 99 … 99.999 %, spaced evenly in
+/// 1 / (1 − q), as HdrHistogram's own plots are.
+const DIST: [f64; 14] =
+    [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999, 0.999995, 1.0];
+
+/// The dashboard's view of one interval's histograms.
+fn latency_json(recent: &[Histogram<u64>], total: &[Histogram<u64>]) -> String {
+    let mut stages = serde_json::Map::new();
+    for (i, stage) in STAGES.iter().enumerate() {
+        if *stage == "checkpoint_bytes" {
+            continue;
+        }
+        let h = &recent[i];
+        let v = if h.is_empty() {
+            serde_json::json!({ "count": 0, "total": total[i].len() })
+        } else {
+            let q = |q: f64| h.value_at_quantile(q);
+            serde_json::json!({
+                "count": h.len(),
+                "total": total[i].len(),
+                "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "p9999": q(0.9999),
+                "max": h.max(),
+                "dist": DIST.iter().map(|&d| [d, if d >= 1.0 { h.max() as f64 } else { q(d) as f64 }]).collect::<Vec<_>>(),
+            })
+        };
+        stages.insert((*stage).to_string(), v);
+    }
+    serde_json::json!({ "at_ns": crate::time::wall_now(), "stages": stages }).to_string()
 }
 
 fn secs(ns: u64) -> f64 {
@@ -123,7 +169,7 @@ pub fn publish_latency(total: &[Histogram<u64>], recent: &[Histogram<u64>], buf:
         let v = if h.is_empty() { f64::NAN } else { secs(h.max()) };
         let _ = writeln!(buf, "ticklane_latency_recent_max_seconds{{stage=\"{stage}\"}} {}", prom_f64(v));
     }
-    into.set(buf);
+    into.set(buf, latency_json(recent, total));
 }
 
 /// Prometheus spells the special values its own way.
@@ -160,6 +206,74 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 impl Exposition {
+    /// The dashboard's snapshot: counters as of now, latency as of the last interval, firing alerts.
+    pub fn snapshot_json(&self) -> String {
+        let m = &self.metrics;
+        let now = crate::time::wall_now();
+        let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let sources: Vec<serde_json::Value> = m
+            .sources
+            .iter()
+            .map(|s| {
+                let parts: Vec<serde_json::Value> = s
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(p, pm)| {
+                        let w = pm.watermark.load(Ordering::Relaxed);
+                        let (wm, lag) = if w == Nanos::MIN {
+                            (serde_json::Value::Null, serde_json::Value::Null)
+                        } else {
+                            (w.into(), (now.saturating_sub(w) as f64 / 1e9).into())
+                        };
+                        serde_json::json!({ "partition": p, "watermark_ns": wm, "lag_s": lag,
+                                            "idle": pm.idle.load(Ordering::Relaxed) })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": s.name, "live": s.live, "events": r(&s.events), "rejects": r(&s.rejects),
+                    "done": s.done.load(Ordering::Relaxed),
+                    "blocked_s": secs(r(&s.backpressure.blocked_ns)), "partitions": parts,
+                })
+            })
+            .collect();
+        let shards: Vec<serde_json::Value> = m
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, sh)| {
+                serde_json::json!({
+                    "shard": i, "events": r(&sh.events), "outputs": r(&sh.outputs), "late": r(&sh.late),
+                    "open_windows": r(&sh.open_windows), "queued": r(&sh.queued), "capacity": r(&sh.capacity),
+                    "blocked_s": secs(r(&sh.backpressure.blocked_ns)),
+                })
+            })
+            .collect();
+        let alerts: Vec<serde_json::Value> = self
+            .alerts
+            .state()
+            .firing
+            .iter()
+            .map(|f| serde_json::json!({ "alert": f.kind, "subject": f.subject, "detail": f.detail, "since_ns": f.since }))
+            .collect();
+        let checkpoints = self.checkpoints.as_ref().map(|c| {
+            serde_json::json!({
+                "completed": r(&c.completed), "failed": r(&c.failed), "last_id": r(&c.last_id),
+                "last_bytes": r(&c.last_bytes), "last_duration_s": secs(r(&c.last_duration_ns)),
+                "max_pause_s": secs(r(&c.max_pause_ns)),
+            })
+        });
+        let latency: serde_json::Value = serde_json::from_str(&self.latency.json()).unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "now_ns": now,
+            "uptime_s": secs((now - self.started).max(0) as u64),
+            "events_in": m.events_in(), "rows_out": m.rows_out(), "late": m.late(), "rejects": m.rejects(),
+            "emitter": { "queued": r(&m.emitter.queued), "capacity": r(&m.emitter.capacity) },
+            "sources": sources, "shards": shards, "checkpoints": checkpoints, "alerts": alerts, "latency": latency,
+        })
+        .to_string()
+    }
+
     /// The whole exposition, as of now.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
