@@ -9,6 +9,7 @@
 //! know, an execution larger than the order — is counted and sent to the rejects stream with its byte
 //! offset, never a stop.
 
+use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
 use crate::book::{BookError, BookSide, Books, Execution, Update};
 use crate::config::ItchPlan;
@@ -34,6 +35,8 @@ pub struct ItchSource {
     first: Option<(Nanos, u64)>,
     /// Paced: a message read but not yet due, with its offset.
     held: Option<(u64, [u8; 64], usize)>,
+    /// The file's next messages, prefetched for the books.
+    ahead: Prefetcher,
 }
 
 /// Where the messages come from.
@@ -113,6 +116,7 @@ impl ItchSource {
             speed: plan.speed,
             first: None,
             held: None,
+            ahead: Prefetcher::new(),
         })
     }
 }
@@ -171,6 +175,7 @@ impl Source for ItchSource {
             }
         };
         for _ in 0..BATCH {
+            self.ahead.step(file.position(), file.buffered(), &self.feed.books, &self.feed.ids);
             let (offset, msg) = match file.next() {
                 None => {
                     log_summary(&self.name, &self.feed);
