@@ -10,8 +10,9 @@
 //!   reserved by the source (1 Mi orders, 256 levels per side), the next messages' orders and books
 //!   prefetched as the source does (`source::itch_prefetch`).
 //! * `book-noprefetch`: `book` without the prefetching (its baseline).
-//! * `book+quotes`: `book`, and after every book change the instrument's metrics compared with the last
-//!   quote sent for it, as the source decides whether to send one (the quotes are counted, not sent).
+//! * `book+quotes`: `book`, and after every book change within the top levels the instrument's best levels
+//!   and imbalance compared with the last quote sent for it, as the source decides whether to send one
+//!   (the quotes are counted, not sent).
 //!
 //! Each run maps the file afresh and runs the cases one after the other, so every case is measured under
 //! the same conditions as the others; `TL_RUNS` runs (default 5). Per case it prints, on stdout, the median,
@@ -133,7 +134,7 @@ fn pass(path: &Path, case: Case, clock: &SessionClock) -> Seen {
         if u.over_execution.is_some() {
             s.refused += 1;
         }
-        if case == Case::Quotes {
+        if case == Case::Quotes && u.touches_top() {
             s.quotes += quote(&books, &mut last, u.instrument, ts) as u64;
         }
     }
@@ -145,7 +146,7 @@ fn pass(path: &Path, case: Case, clock: &SessionClock) -> Seen {
 
 /// Whether `k`'s quote differs from the last one (which it then becomes), as the source decides.
 fn quote(books: &Books, last: &mut Vec<Quote>, k: KeyId, ts: i64) -> bool {
-    let m = books.metrics(k);
+    let m = books.quote(k);
     let size = |l: Option<Level>| l.map_or(0, |l| l.shares.clamp(0, u32::MAX as i64) as u32);
     let q = Quote {
         ts,

@@ -305,7 +305,8 @@ impl Feed {
         if let Some(e) = &u.over_execution {
             reject(out, seq, offset, &e.to_string(), bytes)?;
         }
-        if self.quotes {
+        // A change below the top `depth` levels leaves the quote as it was: no need to look.
+        if self.quotes && u.touches_top() {
             self.quote(u.instrument, ts, at, out)?;
         }
         Ok(())
@@ -313,7 +314,7 @@ impl Feed {
 
     /// Sends `k`'s quote if its best levels or imbalance differ from the last one sent.
     fn quote(&mut self, k: KeyId, ts: Nanos, at: u64, out: &mut SourceOut) -> Result<(), SourceError> {
-        let m = self.books.metrics(k);
+        let m = self.books.quote(k);
         let size = |l: Option<crate::book::Level>| l.map_or(0, |l| l.shares.clamp(0, u32::MAX as i64) as u32);
         let q = Quote {
             ts,
