@@ -27,8 +27,10 @@
 #               1000000"), restore time (run start → first event) from a checkpoint of each, and throughput of
 #               workload (a) with a checkpoint every second vs none.
 #   itch        (h) an ITCH 5.0 feed of ITCH_MESSAGES (default 50000000) generated messages (itch-gen, 100
-#               stocks) through the whole pipeline: decode + books + 1 s OHLCV and 1 s imbalance windows (null
-#               sinks), messages/s; baseline in the same run: decode + books only (no quotes, no window)
+#               stocks): on one core (benches/itch_file.rs) decode only, decode + books (baseline: without
+#               prefetching), decode + books + quote check; through the whole pipeline decode + books + 1 s
+#               OHLCV and 1 s imbalance windows (null sinks); baseline: the pipeline with books only (no
+#               quotes, no window). Messages/s, wall clock, and thread CPU time for the one-core cases
 #   all         throughput latency micro checkpoint itch, and kafka when tansu is installed
 #
 # Environment:
@@ -944,8 +946,13 @@ checkpoint() {
 }
 
 # --- (h) ITCH ----------------------------------------------------------------------------------------------
+# One core (benches/itch_file.rs, the source's loop without the rings): decode only, decode + books, decode +
+# books without prefetching (the prefetch's baseline), decode + books + the quote check; then the whole
+# pipeline: decode + books (no quotes, no windows), and decode + books + quotes into 1 s OHLCV and 1 s
+# imbalance windows. Each run measures every case once, in that order.
 itch() {
-    local n=${ITCH_MESSAGES:-50000000} feed c i log secs msgs
+    local n=${ITCH_MESSAGES:-50000000} feed c i log secs msgs out
+    local one=(decode book book-noprefetch book+quotes)
     feed=$BENCH_DIR/itch-$n.itch
     if [ ! -s "$feed" ] || [ ! -f "$feed.done" ] || [ "$BIN" -nt "$feed.done" ]; then
         log "generating $feed ($n messages)"
@@ -955,6 +962,10 @@ itch() {
         }
         touch "$feed.done"
     fi
+    cargo bench --bench itch_file --no-run >"$WORK/itch-build.log" 2>&1 || {
+        tail -30 "$WORK/itch-build.log" >&2
+        exit 1
+    }
     for c in baseline windows; do
         {
             printf '[metrics]\nlive = false\n[[source]]\nname = "feed"\ntype = "itch"\npath = "%s"\ndate = "2026-11-26"\n' "$feed"
@@ -971,6 +982,19 @@ itch() {
         } >"$WORK/itch-$c.toml"
     done
     for i in $(seq 1 "$RUNS"); do
+        log "itch run $i: one core ($(cut -d' ' -f1-3 /proc/loadavg))"
+        out=$WORK/itch-one.$i.tsv
+        "${NICE_CMD[@]}" env TL_RUNS=1 TL_ITCH_FILE="$feed" TL_ITCH_CASES="$(
+            IFS=,
+            echo "${one[*]}"
+        )" cargo bench --bench itch_file >"$out" 2>"$WORK/itch-one.$i.log" || {
+            tail -30 "$WORK/itch-one.$i.log" >&2
+            exit 1
+        }
+        for c in "${one[@]}"; do
+            record "itch-$c" mps "$(awk -F'\t' -v c="$c" '$1 == c { print $2 }' "$out")"
+            record "itch-$c" cpu "$(awk -F'\t' -v c="$c" '$1 == c { print $5 }' "$out")"
+        done
         for c in baseline windows; do
             log=$WORK/itch-$c.$i.log
             run_pipeline "$WORK/itch-$c.toml" "$log" >/dev/null
@@ -983,12 +1007,19 @@ itch() {
     echo
     echo "### (h) ITCH 5.0: $n generated messages, 100 stocks"
     echo
-    echo "| case | messages/s (median [min – max]) |"
-    echo "|---|---|"
-    for c in baseline windows; do
-        printf '| %s | %s [%s – %s] |\n' "$([ $c = baseline ] && echo 'decode + books (no quotes, no windows)' ||
-            echo 'decode + books + quotes, 1 s OHLCV and 1 s imbalance windows')" \
-            "$(meps "$(stat "itch-$c" mps median)")" "$(meps "$(stat "itch-$c" mps min)")" "$(meps "$(stat "itch-$c" mps max)")"
+    echo "| case | messages/s (median [min – max]) | thread CPU time: messages/s (median) |"
+    echo "|---|---|---|"
+    for c in "${one[@]}" baseline windows; do
+        printf '| %s | %s [%s – %s] | %s |\n' "$(case $c in
+            decode) echo 'one core: decode only' ;;
+            book) echo 'one core: decode + books (prefetching)' ;;
+            book-noprefetch) echo 'one core: decode + books, no prefetching (baseline of the above)' ;;
+            book+quotes) echo 'one core: decode + books + quote check' ;;
+            baseline) echo 'pipeline: decode + books (no quotes, no windows)' ;;
+            windows) echo 'pipeline: decode + books + quotes, 1 s OHLCV and 1 s imbalance windows' ;;
+            esac)" \
+            "$(meps "$(stat "itch-$c" mps median)")" "$(meps "$(stat "itch-$c" mps min)")" "$(meps "$(stat "itch-$c" mps max)")" \
+            "$(meps "$(stat "itch-$c" cpu median)")"
     done
 }
 

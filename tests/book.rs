@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use ticklane::book::{
-    BookCounters, BookError, BookSide, Books, Execution, Fill, Level, LevelChange, Metrics, Op, Update,
+    BookCounters, BookError, BookQuote, BookSide, Books, Execution, Fill, Level, LevelChange, Metrics, Op, Update,
     IMBALANCE_SCALE, MAX_SHARES,
 };
 use ticklane::checkpoint::codec::{Dec, Enc};
@@ -315,19 +315,18 @@ enum Act {
     Replace { old: u64, new: u64, price: Price, shares: Qty },
 }
 
-fn run(b: &mut Books, a: &Act) -> Expected {
-    let e = |e: BookError| Expected::Err(e);
+/// What the books returned, and for an applied update its instrument and `Update::touches_top`.
+fn run(b: &mut Books, a: &Act) -> (Expected, Option<(KeyId, bool)>) {
+    let e = |e: BookError| (Expected::Err(e), None);
+    let u = |u: Update| (got_update(&u), Some((u.instrument, u.touches_top())));
+    let x = |x: Execution| (got_fill(&x), Some((x.update.instrument, x.update.touches_top())));
     match *a {
-        Act::Add { r, instrument, side, price, shares } => {
-            b.add(r, instrument, side, price, shares).map_or_else(e, |u| got_update(&u))
-        }
-        Act::Execute { r, shares, at: None } => b.execute(r, shares).map_or_else(e, |x| got_fill(&x)),
-        Act::Execute { r, shares, at: Some(p) } => b.execute_at(r, shares, p).map_or_else(e, |x| got_fill(&x)),
-        Act::Cancel { r, shares } => b.cancel(r, shares).map_or_else(e, |u| got_update(&u)),
-        Act::Delete { r } => b.delete(r).map_or_else(e, |u| got_update(&u)),
-        Act::Replace { old, new, price, shares } => {
-            b.replace(old, new, price, shares).map_or_else(e, |u| got_update(&u))
-        }
+        Act::Add { r, instrument, side, price, shares } => b.add(r, instrument, side, price, shares).map_or_else(e, u),
+        Act::Execute { r, shares, at: None } => b.execute(r, shares).map_or_else(e, x),
+        Act::Execute { r, shares, at: Some(p) } => b.execute_at(r, shares, p).map_or_else(e, x),
+        Act::Cancel { r, shares } => b.cancel(r, shares).map_or_else(e, u),
+        Act::Delete { r } => b.delete(r).map_or_else(e, u),
+        Act::Replace { old, new, price, shares } => b.replace(old, new, price, shares).map_or_else(e, u),
     }
 }
 
@@ -447,7 +446,10 @@ fn compare(b: &Books, m: &Model, ctx: &str) {
             }
             assert_eq!(b.queue(i, s, Price(BASE + 1)).count(), 0, "{ctx}: no level off the tick grid");
         }
-        assert_eq!(b.metrics(i), m.metrics(i), "{ctx}: metrics of instrument {i}");
+        let metrics = m.metrics(i);
+        assert_eq!(b.metrics(i), metrics, "{ctx}: metrics of instrument {i}");
+        let quote = BookQuote { bid: metrics.bid, ask: metrics.ask, imbalance: metrics.imbalance };
+        assert_eq!(b.quote(i), quote, "{ctx}: quote of instrument {i}");
     }
 }
 
@@ -483,8 +485,13 @@ proptest! {
             }
             let a = act(s, &m);
             let want = m.apply(&a);
-            let got = run(&mut b, &a);
+            let before: Vec<Metrics> = (0..=INSTRUMENTS).map(|i| b.metrics(i)).collect();
+            let (got, touched) = run(&mut b, &a);
             prop_assert_eq!(&got, &want, "step {}: {:?}", k, a);
+            // An update that says it left the top levels alone left every metric as it was.
+            if let Some((i, false)) = touched {
+                prop_assert_eq!(b.metrics(i), before[i as usize], "step {}: {:?} is below the top", k, a);
+            }
             compare(&b, &m, &format!("after step {k}: {a:?}"));
         }
     }

@@ -92,9 +92,15 @@ impl Levels {
         }
     }
 
-    /// The level at `price`, created empty where it belongs if there is none.
+    /// How many levels are better than the one at index `i` (0: the best).
     #[inline]
-    pub fn get_or_insert(&mut self, side: BookSide, price: Price) -> &mut LevelNode {
+    pub fn rank(&self, i: usize) -> usize {
+        self.v.len() - 1 - i
+    }
+
+    /// The level at `price`, created empty where it belongs if there is none, and its [`Levels::rank`].
+    #[inline]
+    pub fn get_or_insert(&mut self, side: BookSide, price: Price) -> (usize, &mut LevelNode) {
         let i = match self.find(side, price) {
             Ok(i) => i,
             Err(i) => {
@@ -106,7 +112,7 @@ impl Levels {
                 i
             }
         };
-        &mut self.v[i]
+        (self.v.len() - 1 - i, &mut self.v[i])
     }
 
     #[inline]

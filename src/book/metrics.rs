@@ -46,15 +46,7 @@ impl Metrics {
     };
 
     pub(crate) fn compute(bids: &Levels, asks: &Levels, depth: usize) -> Metrics {
-        let best = |l: &Levels, side| {
-            l.best().map(|b| Level { price: levels::price(side, b.key), shares: b.shares, orders: b.orders })
-        };
-        let (bid, ask) = (best(bids, BookSide::Bid), best(asks, BookSide::Ask));
-        let sum = |l: &Levels| {
-            let s = l.as_slice();
-            s[s.len().saturating_sub(depth)..].iter().map(|l| l.shares).sum::<Qty>()
-        };
-        let (bid_depth, ask_depth) = (sum(bids), sum(asks));
+        let (bid, ask, bid_depth, ask_depth) = top(bids, asks, depth);
         let (mut spread, mut mid, mut microprice) = (None, None, None);
         if let (Some(b), Some(a)) = (bid, ask) {
             spread = Some(Price(a.price.0.wrapping_sub(b.price.0)));
@@ -63,6 +55,36 @@ impl Metrics {
         }
         Metrics { bid, ask, spread, mid, microprice, bid_depth, ask_depth, imbalance: imbalance(bid_depth, ask_depth) }
     }
+}
+
+/// What a top-of-book quote holds: the best levels and the imbalance, as in [`Metrics`], without the
+/// spread, mid and microprice (whose divisions a caller that does not publish them need not pay for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookQuote {
+    pub bid: Option<Level>,
+    pub ask: Option<Level>,
+    /// [`Metrics::imbalance`].
+    pub imbalance: Option<i64>,
+}
+
+impl BookQuote {
+    pub(crate) fn compute(bids: &Levels, asks: &Levels, depth: usize) -> BookQuote {
+        let (bid, ask, bid_depth, ask_depth) = top(bids, asks, depth);
+        BookQuote { bid, ask, imbalance: imbalance(bid_depth, ask_depth) }
+    }
+}
+
+/// The best level of each side and the shares of the top `depth` levels of each.
+#[inline]
+fn top(bids: &Levels, asks: &Levels, depth: usize) -> (Option<Level>, Option<Level>, Qty, Qty) {
+    let best = |l: &Levels, side| {
+        l.best().map(|b| Level { price: levels::price(side, b.key), shares: b.shares, orders: b.orders })
+    };
+    let sum = |l: &Levels| {
+        let s = l.as_slice();
+        s[s.len().saturating_sub(depth)..].iter().map(|l| l.shares).sum::<Qty>()
+    };
+    (best(bids, BookSide::Bid), best(asks, BookSide::Ask), sum(bids), sum(asks))
 }
 
 /// `(b − a) / (b + a)` × [`IMBALANCE_SCALE`], rounded half away from zero; `None` when `b + a` is 0.

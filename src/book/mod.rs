@@ -18,7 +18,7 @@ mod refmap;
 mod snapshot;
 
 pub use error::{BookError, Op};
-pub use metrics::{Metrics, IMBALANCE_SCALE};
+pub use metrics::{BookQuote, Metrics, IMBALANCE_SCALE};
 
 use crate::event::{KeyId, Price, Qty};
 use levels::Levels;
@@ -73,9 +73,19 @@ pub struct Update {
     /// `Some(BookError::OverExecution)` when an execution or cancel asked for more shares than the order
     /// had; the order was removed.
     pub over_execution: Option<BookError>,
+    /// Whether a level changed was among the top `depth` of its side (the best at depth 0).
+    top: bool,
 }
 
 impl Update {
+    /// Whether the update changed one of the top [`Books::depth`] levels of its side (the best one when the
+    /// depth is 0), or created or removed one. When it did not, the best levels and the depth sums, so
+    /// every field of [`Metrics`] and of [`Books::quote`], are what they were before it.
+    #[inline]
+    pub fn touches_top(&self) -> bool {
+        self.top
+    }
+
     /// The levels changed, one or (a replace moving an order to another price: the old level first) two.
     #[inline]
     pub fn levels(&self) -> &[LevelChange] {
@@ -313,9 +323,9 @@ impl Books {
         if instrument as usize >= self.books.len() {
             self.reserve_instruments(instrument + 1);
         }
-        let change = self.link(slot);
+        let (change, top) = self.link(slot);
         self.counters.adds += 1;
-        Ok(self.finish(instrument, side, [change, change], 1, None))
+        Ok(self.finish(instrument, side, [change, change], 1, None, top))
     }
 
     /// Executes `shares` of a resting order at its own price (ITCH E). Partial executions keep the order's
@@ -338,18 +348,18 @@ impl Books {
             return Err(BookError::InvalidShares { reference, op: Op::Cancel, shares });
         }
         let n = *self.orders.node(slot);
-        let (change, _, over) = self.take(slot, shares, Op::Cancel);
+        let (change, _, over, top) = self.take(slot, shares, Op::Cancel);
         self.counters.cancels += 1;
-        Ok(self.finish(n.instrument(), n.side(), [change, change], 1, over))
+        Ok(self.finish(n.instrument(), n.side(), [change, change], 1, over, top))
     }
 
     /// Removes a resting order (ITCH D).
     pub fn delete(&mut self, reference: u64) -> Result<Update, BookError> {
         let slot = self.live(reference, Op::Delete)?;
         let n = *self.orders.node(slot);
-        let change = self.unlink(slot);
+        let (change, top) = self.unlink(slot);
         self.counters.deletes += 1;
-        Ok(self.finish(n.instrument(), n.side(), [change, change], 1, None))
+        Ok(self.finish(n.instrument(), n.side(), [change, change], 1, None, top))
     }
 
     /// Replaces a resting order by a new one (ITCH U): `old` leaves, `new` joins the same instrument and
@@ -367,17 +377,17 @@ impl Books {
             return Err(BookError::DuplicateReference { reference: new, op: Op::Replace });
         }
         let n = *self.orders.node(slot);
-        let left = self.unlink(slot);
+        let (left, left_top) = self.unlink(slot);
         let node = Node::new(new, n.instrument(), n.side(), price, shares);
         let Some(slot) = self.orders.insert(node) else {
             // Unreachable: `new` was checked free and a slot was just freed. Reported, not panicked on.
             self.counters.duplicate_reference += 1;
             return Err(BookError::DuplicateReference { reference: new, op: Op::Replace });
         };
-        let joined = self.link(slot);
+        let (joined, joined_top) = self.link(slot);
         self.counters.replaces += 1;
         let (changes, k) = if price == n.price { ([joined, joined], 1) } else { ([left, joined], 2) };
-        Ok(self.finish(n.instrument(), n.side(), changes, k, None))
+        Ok(self.finish(n.instrument(), n.side(), changes, k, None, left_top || joined_top))
     }
 
     /// The live order with this reference.
@@ -426,6 +436,16 @@ impl Books {
         match self.books.get(instrument as usize) {
             Some(b) => Metrics::compute(&b.bids, &b.asks, self.depth),
             None => Metrics::EMPTY,
+        }
+    }
+
+    /// The best levels and the imbalance of one instrument ([`BookQuote`]): [`Books::metrics`] without the
+    /// spread, mid and microprice.
+    #[inline]
+    pub fn quote(&self, instrument: KeyId) -> BookQuote {
+        match self.books.get(instrument as usize) {
+            Some(b) => BookQuote::compute(&b.bids, &b.asks, self.depth),
+            None => BookQuote { bid: None, ask: None, imbalance: None },
         }
     }
 
@@ -499,7 +519,7 @@ impl Books {
             return Err(BookError::InvalidShares { reference, op, shares });
         }
         let n = *self.orders.node(slot);
-        let (change, remaining, over) = self.take(slot, shares, op);
+        let (change, remaining, over, top) = self.take(slot, shares, op);
         match op {
             Op::ExecuteAt => self.counters.executes_at += 1,
             _ => self.counters.executes += 1,
@@ -513,40 +533,44 @@ impl Books {
             shares,
             remaining,
         };
-        Ok(Execution { fill, update: self.finish(n.instrument(), n.side(), [change, change], 1, over) })
+        Ok(Execution { fill, update: self.finish(n.instrument(), n.side(), [change, change], 1, over, top) })
     }
 
-    /// Takes `shares` (> 0) off the order in `slot`: the level's new state, the shares left, and the
-    /// over-execution if there were fewer than `shares`.
+    /// Takes `shares` (> 0) off the order in `slot`: the level's new state, the shares left, the
+    /// over-execution if there were fewer than `shares`, and whether the level is in the top `depth`.
     #[inline]
-    fn take(&mut self, slot: u32, shares: Qty, op: Op) -> (LevelChange, Qty, Option<BookError>) {
+    fn take(&mut self, slot: u32, shares: Qty, op: Op) -> (LevelChange, Qty, Option<BookError>, bool) {
         let n = *self.orders.node(slot);
         if shares < n.shares() {
             self.orders.node_mut(slot).set_shares(n.shares() - shares);
+            let depth = self.depth;
             let levels = self.books[n.instrument() as usize].side_mut(n.side());
-            let change = match levels.find(n.side(), n.price) {
+            let (change, top) = match levels.find(n.side(), n.price) {
                 Ok(i) => {
+                    let top = in_top(levels.rank(i), depth);
                     let l = levels.at_mut(i);
                     l.shares -= shares;
-                    LevelChange { side: n.side(), price: n.price, shares: l.shares, orders: l.orders }
+                    (LevelChange { side: n.side(), price: n.price, shares: l.shares, orders: l.orders }, top)
                 }
-                Err(_) => Self::lost(n),
+                Err(_) => (Self::lost(n), true),
             };
-            return (change, n.shares() - shares, None);
+            return (change, n.shares() - shares, None, top);
         }
-        let change = self.unlink(slot);
+        let (change, top) = self.unlink(slot);
         let over = (shares > n.shares()).then(|| {
             self.counters.over_executions += 1;
             BookError::OverExecution { reference: n.reference, op, requested: shares, remaining: n.shares() }
         });
-        (change, 0, over)
+        (change, 0, over, top)
     }
 
-    /// Puts the stored order in `slot` at the back of its level, creating the level if needed.
+    /// Puts the stored order in `slot` at the back of its level, creating the level if needed; whether the
+    /// level is in the top `depth`.
     #[inline]
-    fn link(&mut self, slot: u32) -> LevelChange {
+    fn link(&mut self, slot: u32) -> (LevelChange, bool) {
         let n = *self.orders.node(slot);
-        let l = self.books[n.instrument() as usize].side_mut(n.side()).get_or_insert(n.side(), n.price);
+        let (rank, l) = self.books[n.instrument() as usize].side_mut(n.side()).get_or_insert(n.side(), n.price);
+        let top = in_top(rank, self.depth);
         let tail = l.tail;
         l.tail = slot;
         if tail == NIL {
@@ -561,16 +585,19 @@ impl Books {
         let node = self.orders.node_mut(slot);
         node.prev = tail;
         node.next = NIL;
-        change
+        (change, top)
     }
 
-    /// Takes the order in `slot` out of its level (removing the level when it empties) and frees the slot.
+    /// Takes the order in `slot` out of its level (removing the level when it empties) and frees the slot;
+    /// whether the level was in the top `depth`.
     #[inline]
-    fn unlink(&mut self, slot: u32) -> LevelChange {
+    fn unlink(&mut self, slot: u32) -> (LevelChange, bool) {
         let n = *self.orders.node(slot);
+        let depth = self.depth;
         let levels = self.books[n.instrument() as usize].side_mut(n.side());
-        let change = match levels.find(n.side(), n.price) {
+        let (change, top) = match levels.find(n.side(), n.price) {
             Ok(i) => {
+                let top = in_top(levels.rank(i), depth);
                 let l = levels.at_mut(i);
                 l.shares -= n.shares();
                 l.orders -= 1;
@@ -584,9 +611,9 @@ impl Books {
                 if l.orders == 0 {
                     levels.remove(i);
                 }
-                change
+                (change, top)
             }
-            Err(_) => Self::lost(n),
+            Err(_) => (Self::lost(n), true),
         };
         if n.prev != NIL {
             self.orders.node_mut(n.prev).next = n.next;
@@ -595,7 +622,7 @@ impl Books {
             self.orders.node_mut(n.next).prev = n.prev;
         }
         self.orders.free(slot);
-        change
+        (change, top)
     }
 
     /// A live order whose level is missing: impossible while the books keep their invariants (the tests
@@ -614,6 +641,7 @@ impl Books {
         changes: [LevelChange; 2],
         n: u8,
         over_execution: Option<BookError>,
+        top: bool,
     ) -> Update {
         let b = &self.books[instrument as usize];
         let crossed = match (b.bids.best_key(), b.asks.best_key()) {
@@ -623,8 +651,14 @@ impl Books {
             }
             _ => None,
         };
-        Update { instrument, side, changes, n, crossed, over_execution }
+        Update { instrument, side, changes, n, crossed, over_execution, top }
     }
+}
+
+/// Whether a level with `rank` better levels is among the top `depth` (the best, at depth 0).
+#[inline]
+fn in_top(rank: usize, depth: usize) -> bool {
+    rank < depth.max(1)
 }
 
 /// The orders of one level in time priority ([`Books::queue`]).

@@ -163,6 +163,13 @@ impl<R: Read> StreamFrames<R> {
         Ok(())
     }
 
+    /// The bytes from the next frame on that are in the buffer now (what a reader may look ahead at without
+    /// reading).
+    #[inline]
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// The next frame, an error, or `None` at the end.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
@@ -235,6 +242,26 @@ impl ItchFile {
     /// Whether the file is gzip.
     pub fn is_gzip(&self) -> bool {
         matches!(self.0, Source::Gzip(_))
+    }
+
+    /// The byte offset of the next frame.
+    #[inline]
+    pub fn position(&self) -> u64 {
+        match &self.0 {
+            Source::Mapped { pos, .. } => *pos as u64,
+            Source::Gzip(s) => s.position(),
+        }
+    }
+
+    /// The bytes from the next frame on that are in memory now: the rest of a mapped file, what a gzip
+    /// stream has decompressed into its buffer. A reader may look ahead at them (to prefetch what the next
+    /// messages will touch) without reading them.
+    #[inline]
+    pub fn buffered(&self) -> &[u8] {
+        match &self.0 {
+            Source::Mapped { map, pos, done } => map.get(*pos..).filter(|_| !*done).unwrap_or_default(),
+            Source::Gzip(s) => s.buffered(),
+        }
     }
 
     /// The next frame, an error, or `None` at the end (see [`Frames`] and [`StreamFrames`]).

@@ -9,6 +9,7 @@
 //! know, an execution larger than the order — is counted and sent to the rejects stream with its byte
 //! offset, never a stop.
 
+use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
 use crate::book::{BookError, BookSide, Books, Execution, Update};
 use crate::config::ItchPlan;
@@ -34,6 +35,8 @@ pub struct ItchSource {
     first: Option<(Nanos, u64)>,
     /// Paced: a message read but not yet due, with its offset.
     held: Option<(u64, [u8; 64], usize)>,
+    /// The file's next messages, prefetched for the books.
+    ahead: Prefetcher,
 }
 
 /// Where the messages come from.
@@ -113,6 +116,7 @@ impl ItchSource {
             speed: plan.speed,
             first: None,
             held: None,
+            ahead: Prefetcher::new(),
         })
     }
 }
@@ -171,6 +175,7 @@ impl Source for ItchSource {
             }
         };
         for _ in 0..BATCH {
+            self.ahead.step(file.position(), file.buffered(), &self.feed.books, &self.feed.ids);
             let (offset, msg) = match file.next() {
                 None => {
                     log_summary(&self.name, &self.feed);
@@ -300,7 +305,8 @@ impl Feed {
         if let Some(e) = &u.over_execution {
             reject(out, seq, offset, &e.to_string(), bytes)?;
         }
-        if self.quotes {
+        // A change below the top `depth` levels leaves the quote as it was: no need to look.
+        if self.quotes && u.touches_top() {
             self.quote(u.instrument, ts, at, out)?;
         }
         Ok(())
@@ -308,7 +314,7 @@ impl Feed {
 
     /// Sends `k`'s quote if its best levels or imbalance differ from the last one sent.
     fn quote(&mut self, k: KeyId, ts: Nanos, at: u64, out: &mut SourceOut) -> Result<(), SourceError> {
-        let m = self.books.metrics(k);
+        let m = self.books.quote(k);
         let size = |l: Option<crate::book::Level>| l.map_or(0, |l| l.shares.clamp(0, u32::MAX as i64) as u32);
         let q = Quote {
             ts,

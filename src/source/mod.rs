@@ -8,6 +8,7 @@
 mod csv;
 mod file;
 pub mod itch;
+pub mod itch_prefetch;
 mod jsonl;
 mod kafka;
 mod lines;
