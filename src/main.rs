@@ -275,6 +275,29 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
             }
         }
     }
+    for s in &m.sources {
+        if let Some(f) = &s.feed {
+            use ticklane::metrics::FeedCounter as F;
+            // The transport's counters only for a live feed (a file has no packets).
+            let live = f.get(F::Packets) > 0;
+            let counts: Vec<String> = f
+                .read()
+                .iter()
+                .filter(|(c, _)| c.is_anomaly() || (live && *c == F::Sessions))
+                .filter(|(c, _)| live || (*c as usize) < F::Packets as usize)
+                .map(|(c, v)| format!("{} {v}", c.name()))
+                .collect();
+            writeln!(
+                err,
+                "  feed {}: {} messages{}, {} live orders; {}",
+                s.name,
+                f.get(F::Messages),
+                if live { format!(" in {} packets", f.get(F::Packets)) } else { String::new() },
+                f.get(F::LiveOrders),
+                counts.join(", ")
+            )?;
+        }
+    }
     if let Some(c) = &out.checkpoints {
         use std::sync::atomic::Ordering::Relaxed;
         let (done, failed) = (c.completed.load(Relaxed), c.failed.load(Relaxed));

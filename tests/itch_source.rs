@@ -234,6 +234,12 @@ fn the_same_feed_over_moldudp64_gives_the_same_bars() {
     let status = live.wait().unwrap();
     let stderr = log.join().unwrap();
     assert!(status.success(), "{stderr}");
+    // The end-of-run report has the feed's counters, the transport's among them: nothing lost on loopback.
+    let report = stderr.lines().find(|l| l.trim_start().starts_with("feed feed: ")).expect("a feed line");
+    assert!(report.contains("messages in ") && report.contains(" packets, "), "{report}");
+    for zero in ["gaps 0,", "missing 0,", "duplicates 0,", "crossed 0,", "unknown_reference 0,"] {
+        assert!(report.contains(zero), "{zero}: {report}");
+    }
     for s in ["bars.csv", "spread.csv"] {
         assert_eq!(
             std::fs::read(d.join("live").join(s)).unwrap(),
@@ -341,4 +347,258 @@ fn the_book_command_prints_the_levels_a_plain_replay_gives() {
     assert_eq!(printed.len(), 6, "{out}");
     assert_eq!(printed, want, "{out}");
     assert!(out.contains(&format!("{} orders", orders.len())), "{out}");
+}
+
+/// Runs `toml` in this process and returns its outcome (the metrics of every source and stage).
+fn run_in_process(toml: &str) -> ticklane::pipeline::RunOutcome {
+    let plan = ticklane::config::parse(toml, "job.toml").unwrap_or_else(|e| panic!("{e}"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    ticklane::pipeline::run(&plan, stop).expect("the job runs")
+}
+
+/// The feed counters of the job's only source.
+fn feed_counts(o: &ticklane::pipeline::RunOutcome) -> HashMap<&'static str, u64> {
+    let f = o.metrics.sources[0].feed.as_ref().expect("an itch source has feed metrics");
+    f.read().iter().map(|(c, v)| (c.name(), *v)).collect()
+}
+
+#[test]
+fn the_faults_of_a_generated_feed_are_in_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, summary) = gen_feed(d, "faulty.itch", &["--faults", "0.002"]);
+    // "…: N messages, … N faults (U unknown type, R unknown reference, O overfill) …"
+    let count = |what: &str| -> u64 {
+        let at = summary.find(what).unwrap_or_else(|| panic!("no `{what}` in {summary}"));
+        summary[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let o = run_in_process(&job(&format!("path = {}", toml_path(&feed)), &d.join("out")));
+    let c = feed_counts(&o);
+    assert_eq!(c["messages"], count(" messages,"), "{summary}");
+    assert!(count(" unknown type") > 10, "{summary}");
+    assert_eq!(c["unknown_types"], count(" unknown type"), "{summary}");
+    assert_eq!(c["unknown_reference"], count(" unknown reference"), "{summary}");
+    assert_eq!(c["over_executions"], count(" overfill"), "{summary}");
+    assert_eq!(c["live_orders"], count(" live orders at the end"), "{summary}");
+    for none in
+        ["truncated", "framing_errors", "no_directory", "duplicate_reference", "invalid_orders", "crossed", "locked"]
+    {
+        assert_eq!(c[none], 0, "{none}: {c:?}");
+    }
+    // A file has no packets.
+    assert_eq!(c["packets"] + c["gaps"] + c["sessions"], 0);
+    let rejects = o.metrics.sources[0].rejects.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(rejects, c["unknown_reference"] + c["over_executions"]);
+    assert_eq!(o.metrics.feed_anomalies(), c["unknown_types"] + c["unknown_reference"] + c["over_executions"]);
+}
+
+/// ITCH messages built one by one, framed as a sample file.
+struct Wire {
+    bytes: Vec<u8>,
+    ts: u64,
+}
+
+impl Wire {
+    fn new() -> Wire {
+        // 10:00 local time.
+        Wire { bytes: Vec::new(), ts: 36_000_000_000_000 }
+    }
+
+    fn header(&mut self, locate: u16) -> itch::Header {
+        self.ts += 1_000;
+        itch::Header { stock_locate: locate, tracking_number: 0, timestamp: self.ts }
+    }
+
+    fn push(&mut self, m: Message<'_>) -> &mut Wire {
+        itch::encode_framed(&m, &mut self.bytes);
+        self
+    }
+
+    fn directory(&mut self, locate: u16, stock: &'static [u8; 8]) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::StockDirectory(itch::StockDirectory {
+            header,
+            stock,
+            market_category: b'Q',
+            financial_status: b'N',
+            round_lot_size: 100,
+            round_lots_only: b'N',
+            issue_classification: b'C',
+            issue_sub_type: b"Z ",
+            authenticity: b'P',
+            short_sale_threshold: b'N',
+            ipo_flag: b'N',
+            luld_tier: b'1',
+            etp_flag: b'N',
+            etp_leverage_factor: 0,
+            inverse_indicator: b'N',
+        }))
+    }
+
+    fn add(&mut self, locate: u16, r: u64, side: u8, shares: u32, price: u32) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::AddOrder(itch::AddOrder {
+            header,
+            order_ref: r,
+            side,
+            shares,
+            stock: b"AAA     ",
+            price: itch::Price4(price),
+            attribution: None,
+        }))
+    }
+
+    fn execute(&mut self, r: u64, shares: u32) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderExecuted(itch::OrderExecuted {
+            header,
+            order_ref: r,
+            executed_shares: shares,
+            match_number: r,
+        }))
+    }
+
+    fn execute_at(&mut self, r: u64, shares: u32, price: u32, printable: u8) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderExecutedWithPrice(itch::OrderExecutedWithPrice {
+            header,
+            order_ref: r,
+            executed_shares: shares,
+            match_number: r,
+            printable,
+            execution_price: itch::Price4(price),
+        }))
+    }
+
+    fn cancel(&mut self, r: u64, shares: u32) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderCancel(itch::OrderCancel { header, order_ref: r, cancelled_shares: shares }))
+    }
+
+    fn delete(&mut self, r: u64) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderDelete(itch::OrderDelete { header, order_ref: r }))
+    }
+
+    fn replace(&mut self, old: u64, new: u64, shares: u32, price: u32) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderReplace(itch::OrderReplace {
+            header,
+            original_ref: old,
+            new_ref: new,
+            shares,
+            price: itch::Price4(price),
+        }))
+    }
+
+    fn non_cross(&mut self, locate: u16, shares: u32, price: u32) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::Trade(itch::Trade {
+            header,
+            order_ref: 0,
+            side: b'B',
+            shares,
+            stock: b"AAA     ",
+            price: itch::Price4(price),
+            match_number: 7,
+        }))
+    }
+
+    fn cross(&mut self, locate: u16, shares: u64, price: u32) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::CrossTrade(itch::CrossTrade {
+            header,
+            shares,
+            stock: b"AAA     ",
+            cross_price: itch::Price4(price),
+            match_number: 8,
+            cross_type: b'O',
+        }))
+    }
+
+    /// Raw bytes as one frame.
+    fn raw(&mut self, m: &[u8]) -> &mut Wire {
+        self.bytes.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        self.bytes.extend_from_slice(m);
+        self
+    }
+}
+
+fn metrics_job(feed: &Path) -> String {
+    format!(
+        r#"
+[metrics]
+live = false
+summary = false
+[[source]]
+name = "feed"
+type = "itch"
+date = "{DATE}"
+path = {}
+"#,
+        toml_path(feed)
+    )
+}
+
+#[test]
+fn book_anomalies_of_hand_built_messages_are_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("hand.itch");
+    let mut w = Wire::new();
+    w.directory(1, b"AAA     ")
+        .add(1, 1, b'B', 100, 10_0000)
+        .add(1, 2, b'S', 100, 10_0100)
+        // Locked, then crossed twice over (counted once), then locked again on the way back, then normal.
+        .add(1, 3, b'B', 100, 10_0100)
+        .add(1, 4, b'B', 100, 10_0200)
+        .add(1, 5, b'B', 50, 10_0300)
+        .delete(5)
+        .delete(4)
+        .delete(3)
+        // A live reference added again, and replaced onto another live one.
+        .add(1, 1, b'B', 100, 10_0000)
+        .replace(1, 2, 100, 10_0000)
+        // Unknown references, one per operation.
+        .execute(99, 10)
+        .execute_at(98, 10, 10_0000, b'Y')
+        .cancel(97, 10)
+        .delete(96)
+        .replace(95, 200, 10, 10_0000)
+        // A negative size: an execution of 150 of 100 shares, a cancel of 20 of 10.
+        .execute(1, 150)
+        .add(1, 6, b'S', 10, 10_0500)
+        .cancel(6, 20)
+        // Zero shares.
+        .add(1, 7, b'B', 0, 10_0000)
+        // A stock locate without a directory message: an add and a trade.
+        .add(2, 8, b'B', 100, 10_0000)
+        .non_cross(2, 100, 10_0000)
+        .cross(1, 500, 10_0000);
+    // A type ITCH 5.0 does not define, and an execution cut short.
+    w.raw(&[b'z', 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 42]).raw(&[b'E', 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(&feed, &w.bytes).unwrap();
+    let o = run_in_process(&metrics_job(&feed));
+    let c = feed_counts(&o);
+    let want: HashMap<&str, u64> = [
+        ("messages", 25),
+        ("unknown_types", 1),
+        ("truncated", 1),
+        ("framing_errors", 0),
+        ("no_directory", 2),
+        ("unknown_reference", 5),
+        ("duplicate_reference", 2),
+        ("invalid_orders", 1),
+        ("over_executions", 2),
+        ("crossed", 1),
+        ("locked", 2),
+        ("live_orders", 1),
+    ]
+    .into_iter()
+    .collect();
+    for (k, v) in &want {
+        assert_eq!(c[k], *v, "{k}: {c:?}");
+    }
+    // Every refusal and negative size is a reject; a crossed or locked book and an unknown type are not.
+    let rejects = o.metrics.sources[0].rejects.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(rejects, 1 + 2 + 5 + 2 + 2 + 1);
 }

@@ -499,6 +499,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
                 CachePadded::new(SourceMetrics {
                     name: sp.name.clone(),
                     partitions: (0..s.partitions()).map(|_| PartitionMetrics::default()).collect(),
+                    feed: s.feed_metrics(),
                     ..Default::default()
                 })
             })

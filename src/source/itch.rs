@@ -14,10 +14,12 @@ use crate::book::{BookError, BookSide, Books, Execution, Update};
 use crate::config::ItchPlan;
 use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade};
 use crate::itch::{self, ItchFile, Message, SessionClock};
+use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
 use crate::record::{RejectReason, RejectRow};
 use crate::symbols::Interner;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Messages per poll.
 const BATCH: usize = 1024;
@@ -56,8 +58,12 @@ struct Feed {
     trades: [bool; 256],
     quotes: bool,
     counters: itch::Counters,
+    /// Adds and trades refused because their stock locate had no directory message.
+    no_directory: u64,
     /// Messages read (the record index of trades and rejects).
     seq: u64,
+    /// The counters above, the books' and the transport's, published for the metrics (`publish`).
+    metrics: Arc<FeedMetrics>,
 }
 
 impl ItchSource {
@@ -108,7 +114,9 @@ impl ItchSource {
                 trades,
                 quotes: plan.quotes,
                 counters: itch::Counters::default(),
+                no_directory: 0,
                 seq: 0,
+                metrics: Arc::new(FeedMetrics::default()),
             },
             speed: plan.speed,
             first: None,
@@ -127,6 +135,48 @@ fn due(first: &mut Option<(Nanos, u64)>, speed: Option<f64>, ts: Nanos) -> (bool
 
 impl Source for ItchSource {
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
+        let r = self.read(out);
+        self.publish();
+        r
+    }
+
+    fn feed_metrics(&self) -> Option<Arc<FeedMetrics>> {
+        Some(self.feed.metrics.clone())
+    }
+}
+
+impl ItchSource {
+    /// Copies the counters into the shared [`FeedMetrics`]: a relaxed store each, once per batch.
+    fn publish(&self) {
+        use FeedCounter as F;
+        let f = &self.feed;
+        let (m, b, c) = (&f.metrics, f.books.counters(), &f.counters);
+        m.set(F::Messages, f.seq);
+        m.set(F::UnknownTypes, c.unknown);
+        m.set(F::Truncated, c.truncated);
+        m.set(F::FramingErrors, c.zero_length + c.truncated_tail + c.io_errors);
+        m.set(F::NoDirectory, f.no_directory);
+        m.set(F::UnknownReference, b.unknown_reference);
+        m.set(F::DuplicateReference, b.duplicate_reference);
+        m.set(F::InvalidOrders, b.invalid);
+        m.set(F::OverExecutions, b.over_executions);
+        m.set(F::Crossed, b.crossed);
+        m.set(F::Locked, b.locked);
+        m.set(F::LiveOrders, f.books.len() as u64);
+        if let Input::Udp { tracker, .. } = &self.input {
+            let t = tracker.counters();
+            m.set(F::Packets, t.packets);
+            m.set(F::Gaps, t.gaps);
+            m.set(F::Missing, t.missing);
+            m.set(F::Duplicates, t.duplicates);
+            m.set(F::OldPackets, t.old);
+            m.set(F::StalePackets, t.stale + t.after_end);
+            m.set(F::DamagedPackets, t.truncated + t.invalid);
+            m.set(F::Sessions, t.sessions);
+        }
+    }
+
+    fn read(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
         if let Some((offset, buf, len)) = self.held {
             let ts = header_ts(&buf[..len]).map_or(0, |t| self.feed.clock.to_epoch(t));
             let (due, at) = due(&mut self.first, self.speed, ts);
@@ -224,10 +274,13 @@ fn log_summary(name: &str, f: &Feed) {
         messages = f.seq,
         unknown_types = f.counters.unknown,
         truncated = f.counters.truncated,
+        no_directory = f.no_directory,
         unknown_reference = c.unknown_reference,
         duplicate_reference = c.duplicate_reference,
+        invalid_orders = c.invalid,
         over_executions = c.over_executions,
         crossed = c.crossed,
+        locked = c.locked,
         live_orders = f.books.len(),
         "ITCH feed ended"
     );
@@ -253,12 +306,17 @@ impl Feed {
                 }
             }
             Message::AddOrder(_) if k == NONE => {
+                self.no_directory += 1;
                 return reject(out, seq, offset, "add order for a stock locate with no directory message", bytes);
             }
-            Message::Trade(p) if self.trades[b'P' as usize] && k != NONE && p.shares > 0 => {
+            Message::Trade(_) | Message::CrossTrade(_) if k == NONE && self.trades[m.kind() as usize] => {
+                self.no_directory += 1;
+                return reject(out, seq, offset, "trade for a stock locate with no directory message", bytes);
+            }
+            Message::Trade(p) if self.trades[b'P' as usize] && p.shares > 0 => {
                 out.emit(0, Event::Trade(print(p.shares as i64, p.price.to_price())), at)?;
             }
-            Message::CrossTrade(q) if self.trades[b'Q' as usize] && k != NONE && q.shares > 0 => {
+            Message::CrossTrade(q) if self.trades[b'Q' as usize] && q.shares > 0 => {
                 let qty = i64::try_from(q.shares).unwrap_or(i64::MAX);
                 out.emit(0, Event::Trade(print(qty, q.cross_price.to_price())), at)?;
             }
