@@ -602,3 +602,43 @@ fn book_anomalies_of_hand_built_messages_are_counted_exactly() {
     let rejects = o.metrics.sources[0].rejects.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(rejects, 1 + 2 + 5 + 2 + 2 + 1);
 }
+
+#[test]
+fn trades_are_flagged_by_the_message_they_come_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feed = d.join("kinds.itch");
+    let mut w = Wire::new();
+    w.directory(1, b"AAA     ")
+        .add(1, 1, b'B', 500, 10_0000)
+        .add(1, 2, b'S', 500, 10_0100)
+        .execute(1, 100)
+        .execute_at(2, 200, 10_0050, b'Y')
+        // Not printable: no trade (its shares are printed later, in bulk).
+        .execute_at(2, 50, 10_0050, b'N')
+        .non_cross(1, 300, 10_0040)
+        .cross(1, 1_000, 10_0060);
+    std::fs::write(&feed, &w.bytes).unwrap();
+    let out = d.join("ticks.csv");
+    let toml = format!(
+        "{}\n[[continuous]]\nname = \"ticks\"\n[[sink]]\nstream = \"ticks\"\ntype = \"csv\"\npath = {}\n",
+        metrics_job(&feed),
+        toml_path(&out)
+    );
+    common::run_config(d, "job.toml", &toml);
+    let t = common::Table::read(&out);
+    let (kind, price, qty, side) = (t.col("trade_kind"), t.col("price"), t.col("qty"), t.col("side"));
+    let got: Vec<(&str, &str, &str, &str)> =
+        t.rows.iter().map(|r| (r[kind].as_str(), r[price].as_str(), r[qty].as_str(), r[side].as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            // E at the resting bid's price: a sell hit it.
+            ("execution", "10", "100", "S"),
+            // C at its own price, against the resting ask: a buy.
+            ("execution_with_price", "10.005", "200", "B"),
+            ("non_cross", "10.004", "300", ""),
+            ("cross", "10.006", "1000", ""),
+        ]
+    );
+}

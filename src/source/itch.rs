@@ -12,7 +12,7 @@
 use super::{Poll, Source, SourceError, SourceOut};
 use crate::book::{BookError, BookSide, Books, Execution, Update};
 use crate::config::ItchPlan;
-use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade};
+use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade, TradeKind};
 use crate::itch::{self, ItchFile, Message, SessionClock};
 use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
@@ -296,7 +296,15 @@ impl Feed {
         };
         let ts = m.timestamp().map_or(0, |t| self.clock.to_epoch(t));
         let k = m.stock_locate().map_or(NONE, |l| self.ids[l as usize]);
-        let print = |qty: i64, price: Price| Trade { ts, price, qty, seq, instrument: k, side: Side::Unknown };
+        let print = |qty: i64, price: Price, kind: TradeKind| Trade {
+            ts,
+            price,
+            qty,
+            seq,
+            instrument: k,
+            side: Side::Unknown,
+            kind,
+        };
         match m {
             Message::StockDirectory(d) => {
                 let sym = itch::trim_alpha(d.stock);
@@ -314,11 +322,11 @@ impl Feed {
                 return reject(out, seq, offset, "trade for a stock locate with no directory message", bytes);
             }
             Message::Trade(p) if self.trades[b'P' as usize] && p.shares > 0 => {
-                out.emit(0, Event::Trade(print(p.shares as i64, p.price.to_price())), at)?;
+                out.emit(0, Event::Trade(print(p.shares as i64, p.price.to_price(), TradeKind::NonCross)), at)?;
             }
             Message::CrossTrade(q) if self.trades[b'Q' as usize] && q.shares > 0 => {
                 let qty = i64::try_from(q.shares).unwrap_or(i64::MAX);
-                out.emit(0, Event::Trade(print(qty, q.cross_price.to_price())), at)?;
+                out.emit(0, Event::Trade(print(qty, q.cross_price.to_price(), TradeKind::Cross)), at)?;
             }
             _ => match apply(&mut self.books, &m, k) {
                 None => {}
@@ -326,13 +334,16 @@ impl Feed {
                 Some(Ok(Applied::Update(u))) => self.applied(u, ts, at, offset, bytes, seq, out)?,
                 Some(Ok(Applied::Fill(x))) => {
                     // E prints at the resting order's price, C (when printable) at its own: `fill.price`.
-                    let prints = match m {
-                        Message::OrderExecutedWithPrice(c) => c.printable == b'Y' && self.trades[b'C' as usize],
-                        _ => self.trades[b'E' as usize],
+                    let (prints, kind) = match m {
+                        Message::OrderExecutedWithPrice(c) => {
+                            (c.printable == b'Y' && self.trades[b'C' as usize], TradeKind::ExecutionWithPrice)
+                        }
+                        _ => (self.trades[b'E' as usize], TradeKind::Execution),
                     };
                     if prints {
                         let f = x.fill;
-                        out.emit(0, Event::Trade(trade(ts, f.price, f.shares, seq, f.instrument, f.side)), at)?;
+                        let t = trade(ts, f.price, f.shares, seq, f.instrument, f.side, kind);
+                        out.emit(0, Event::Trade(t), at)?;
                     }
                     self.applied(x.update, ts, at, offset, bytes, seq, out)?;
                 }
@@ -423,13 +434,13 @@ pub fn apply(books: &mut Books, m: &Message<'_>, instrument: KeyId) -> Option<Re
     }
 }
 
-fn trade(ts: Nanos, price: Price, qty: i64, seq: u64, instrument: KeyId, resting: BookSide) -> Trade {
+fn trade(ts: Nanos, price: Price, qty: i64, seq: u64, instrument: KeyId, resting: BookSide, kind: TradeKind) -> Trade {
     // The resting order's side is the passive one: an execution against a bid is a sell.
     let side = match resting {
         BookSide::Bid => Side::Sell,
         BookSide::Ask => Side::Buy,
     };
-    Trade { ts, price, qty, seq, instrument, side }
+    Trade { ts, price, qty, seq, instrument, side, kind }
 }
 
 /// A message the feed got wrong, to the rejects stream: the record index, and a text naming the byte offset,
