@@ -642,3 +642,89 @@ fn trades_are_flagged_by_the_message_they_come_from() {
         ]
     );
 }
+
+#[test]
+fn the_stock_directory_feeds_the_reference_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feed = d.join("dir.itch");
+    let mut w = Wire::new();
+    w.directory(1, b"AAA     ").add(1, 1, b'B', 100, 10_0000);
+    // A second listing with other codes, built field by field.
+    let header = w.header(7);
+    w.push(Message::StockDirectory(itch::StockDirectory {
+        header,
+        stock: b"QQQX    ",
+        market_category: b'G',
+        financial_status: b'D',
+        round_lot_size: 10,
+        round_lots_only: b'Y',
+        issue_classification: b'Q',
+        issue_sub_type: b"ET",
+        authenticity: b'T',
+        short_sale_threshold: b'Y',
+        ipo_flag: b' ',
+        luld_tier: b'2',
+        etp_flag: b'Y',
+        etp_leverage_factor: 3,
+        inverse_indicator: b'Y',
+    }));
+    std::fs::write(&feed, &w.bytes).unwrap();
+    let o = run_in_process(&metrics_job(&feed));
+    let directory = o.directories[0].as_ref().expect("an itch source keeps a directory");
+    assert_eq!(directory.len(), 2);
+    let listings: HashMap<String, ticklane::refdata::Listing> =
+        directory.iter().map(|(_, l)| (String::from_utf8(l.symbol().to_vec()).unwrap(), l)).collect();
+    let q = listings["QQQX"];
+    assert_eq!(
+        (q.market_category, q.financial_status, q.round_lot_size, q.round_lots_only, q.issue_classification),
+        (b'G', b'D', 10, b'Y', b'Q')
+    );
+    assert_eq!((q.issue_sub_type, q.authenticity, q.short_sale_threshold, q.ipo_flag), (*b"ET", b'T', b'Y', b' '));
+    assert_eq!((q.luld_tier, q.etp_flag, q.etp_leverage_factor, q.inverse), (b'2', b'Y', 3, b'Y'));
+    assert_eq!((listings["AAA"].market_category, listings["AAA"].round_lot_size), (b'Q', 100));
+
+    // The listing command prints both, the filter one.
+    let f = feed.to_str().unwrap();
+    let out = common::stdout(&common::ticklane_ok(&["itch-directory", f], d));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].split_whitespace().take(3).eq(["1", "AAA", "market_category=Q"]), "{out}");
+    assert!(
+        lines[2].ends_with(
+            "7 QQQX     market_category=G financial_status=D round_lot=10 round_lots_only=Y issue_classification=Q \
+             issue_sub_type=ET authenticity=T short_sale_threshold=Y ipo=- luld_tier=2 etp=Y etp_leverage=3 inverse=Y"
+        ),
+        "{out}"
+    );
+    let one = common::stdout(&common::ticklane_ok(&["itch-directory", f, "--symbol", "QQQX"], d));
+    assert_eq!(one.lines().count(), 2, "{one}");
+    let none = common::ticklane(&["itch-directory", f, "--symbol", "ZZZ"], d);
+    assert!(!none.status.success() && common::stderr(&none).contains("no stock directory message for `ZZZ`"));
+
+    // The book command prints the instrument's listing.
+    let cfg = d.join("job.toml");
+    std::fs::write(&cfg, metrics_job(&feed)).unwrap();
+    let book =
+        common::ticklane_ok(&["book", "--config", cfg.to_str().unwrap(), "--symbol", "AAA", "--at", "11:00:00"], d);
+    let book = common::stdout(&book);
+    assert!(book.lines().any(|l| l.starts_with("directory: locate 1 market_category=Q ")), "{book}");
+}
+
+#[test]
+fn a_generated_feed_lists_every_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, _) = gen_feed(d, "day.itch", &[]);
+    let out = common::stdout(&common::ticklane_ok(&["itch-directory", feed.to_str().unwrap()], d));
+    let symbols: Vec<&str> = out.lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(symbols.len(), 6, "{out}");
+    let o = run_in_process(&job(&format!("path = {}", toml_path(&feed)), &d.join("out")));
+    let listed: Vec<String> = o.directories[0]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| String::from_utf8(l.symbol().to_vec()).unwrap())
+        .collect();
+    assert_eq!(listed, symbols, "listed by instrument id, in the order the feed named them");
+}

@@ -117,6 +117,8 @@ pub struct RunOutcome {
     pub stopped: bool,
     /// Checkpoints taken (checkpoints on).
     pub checkpoints: Option<Arc<CheckpointStats>>,
+    /// Per source, the instrument reference data it kept (exchange feeds: their directory).
+    pub directories: Vec<Option<Arc<crate::refdata::Directory>>>,
 }
 
 impl RunOutcome {
@@ -491,6 +493,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         None => None,
     };
 
+    let directories: Vec<_> = sources.iter().map(|s| s.directory()).collect();
     let metrics = Arc::new(Metrics {
         sources: sources
             .iter()
@@ -796,5 +799,12 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         }
     }
     let checkpoints = plan.checkpoint.dir.as_ref().map(|_| stats);
-    Ok(RunOutcome { elapsed: started.elapsed(), metrics, hists, stopped: stop.load(Ordering::Relaxed), checkpoints })
+    Ok(RunOutcome {
+        elapsed: started.elapsed(),
+        metrics,
+        hists,
+        stopped: stop.load(Ordering::Relaxed),
+        checkpoints,
+        directories,
+    })
 }

@@ -17,6 +17,7 @@ use crate::itch::{self, ItchFile, Message, SessionClock};
 use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
 use crate::record::{RejectReason, RejectRow};
+use crate::refdata::{Directory, DirectoryWriter};
 use crate::symbols::Interner;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ struct Feed {
     interner: Interner,
     /// Instrument id by stock locate.
     ids: Vec<KeyId>,
+    /// Each instrument's listing from its directory message, for readers elsewhere.
+    directory: DirectoryWriter,
     /// The last quote sent per instrument id (to send only changes).
     last: Vec<Quote>,
     trades: [bool; 256],
@@ -101,6 +104,7 @@ impl ItchSource {
         // A busy ITCH day peaks around a million live orders: room for them up front keeps the book from
         // growing (and copying) while it replays.
         books.reserve(1 << 20, 256);
+        let (_, directory) = Directory::new(limit);
         Ok(ItchSource {
             name: name.to_string(),
             path: plan.path.clone(),
@@ -110,6 +114,7 @@ impl ItchSource {
                 books,
                 interner,
                 ids: vec![NONE; 1 << 16],
+                directory,
                 last: Vec::new(),
                 trades,
                 quotes: plan.quotes,
@@ -142,6 +147,10 @@ impl Source for ItchSource {
 
     fn feed_metrics(&self) -> Option<Arc<FeedMetrics>> {
         Some(self.feed.metrics.clone())
+    }
+
+    fn directory(&self) -> Option<Arc<Directory>> {
+        Some(self.feed.directory.directory().clone())
     }
 }
 
@@ -309,7 +318,10 @@ impl Feed {
             Message::StockDirectory(d) => {
                 let sym = itch::trim_alpha(d.stock);
                 match self.interner.id(sym) {
-                    Some(k) => self.ids[d.header.stock_locate as usize] = k,
+                    Some(k) => {
+                        self.ids[d.header.stock_locate as usize] = k;
+                        self.directory.set(k, &itch::listing(&d));
+                    }
                     None => return out.reject(RejectRow::new(seq, RejectReason::TooManyInstruments, sym)),
                 }
             }

@@ -108,6 +108,12 @@ pub trait Source: Send {
         None
     }
 
+    /// The instrument reference data an exchange-feed source keeps from the venue's directory; `None` for
+    /// other sources.
+    fn directory(&self) -> Option<std::sync::Arc<crate::refdata::Directory>> {
+        None
+    }
+
     /// Called once when the pipeline is asked to stop, before end-of-input is sent: a source that commits
     /// its input positions makes what it has read durable here, waiting at most `timeout`.
     fn close(&mut self, _out: &mut SourceOut, _timeout: std::time::Duration) -> Result<(), SourceError> {
