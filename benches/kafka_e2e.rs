@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ticklane::binary::{self, Decoded};
-use ticklane::event::{Price, Side, Trade};
+use ticklane::event::{Price, Side, Trade, TradeKind};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -250,6 +250,7 @@ fn latency(a: &Args) {
             seq: i,
             instrument: 0,
             side: if i % 2 == 0 { Side::Buy } else { Side::Sell },
+            kind: TradeKind::Record,
         };
         buf.clear();
         binary::encode_trade(sym, &t, &mut buf);

@@ -10,7 +10,7 @@
 //! of a symbol). [`decode`] reads any kind into a [`Decoded`] that borrows the symbol and text from the input,
 //! for tools that print a topic.
 
-use crate::event::{Nanos, Notional, Price, Qty, Side, Trade, WATERMARK_MIN};
+use crate::event::{Nanos, Notional, Price, Qty, Side, Trade, TradeKind, WATERMARK_MIN};
 use crate::record::{LateReason, Record, RejectReason, RejectRow};
 use crate::symbols::Interner;
 
@@ -106,6 +106,8 @@ pub enum DecodeError {
     Side(u8),
     #[error("late reason {0} is not 1 (behind_watermark) or 2 (previous_session)")]
     LateReason(u8),
+    #[error("trade kind {0} is not 0 (record) to 4 (cross)")]
+    TradeKind(u8),
     #[error("unknown reject reason code {0}")]
     RejectCode(u8),
     #[error("text_len {0} is over 200")]
@@ -152,6 +154,8 @@ pub enum Decoded<'a> {
         qty: Qty,
         side: Side,
         seq: u64,
+        /// Byte 36: where the trade comes from.
+        trade_kind: TradeKind,
         watermark: Option<Nanos>,
         reason: LateReason,
     },
@@ -163,6 +167,8 @@ pub enum Decoded<'a> {
         qty: Qty,
         side: Side,
         seq: u64,
+        /// Byte 36: where the trade comes from.
+        trade_kind: TradeKind,
         vwap: Price,
         ema: Price,
         volume: Qty,
@@ -239,9 +245,10 @@ impl Decoded<'_> {
                 put(&mut b, 152, fire.to_le_bytes());
                 out.extend_from_slice(&b);
             }
-            Decoded::Late { symbol, truncated, ts, price, qty, side, seq, watermark, reason } => {
+            Decoded::Late { symbol, truncated, ts, price, qty, side, seq, trade_kind, watermark, reason } => {
                 let mut b = [0u8; LATE_LEN];
                 head(&mut b, Kind::Late, side as u8, symbol, truncated);
+                b[36] = trade_kind as u8;
                 put(&mut b, 40, ts.to_le_bytes());
                 put(&mut b, 48, price.0.to_le_bytes());
                 put(&mut b, 56, qty.to_le_bytes());
@@ -250,9 +257,10 @@ impl Decoded<'_> {
                 b[80] = late_reason_code(reason);
                 out.extend_from_slice(&b);
             }
-            Decoded::Tick { symbol, truncated, ts, price, qty, side, seq, vwap, ema, volume, count } => {
+            Decoded::Tick { symbol, truncated, ts, price, qty, side, seq, trade_kind, vwap, ema, volume, count } => {
                 let mut b = [0u8; TICK_LEN];
                 head(&mut b, Kind::Tick, side as u8, symbol, truncated);
+                b[36] = trade_kind as u8;
                 put(&mut b, 40, ts.to_le_bytes());
                 put(&mut b, 48, price.0.to_le_bytes());
                 put(&mut b, 56, qty.to_le_bytes());
@@ -317,6 +325,7 @@ pub fn encode_record(rec: &Record, symbol: &str, out: &mut Vec<u8>) {
             qty: l.trade.qty,
             side: l.trade.side,
             seq: l.trade.seq,
+            trade_kind: l.trade.kind,
             watermark: (l.watermark != WATERMARK_MIN).then_some(l.watermark),
             reason: l.reason,
         },
@@ -328,6 +337,7 @@ pub fn encode_record(rec: &Record, symbol: &str, out: &mut Vec<u8>) {
             qty: t.trade.qty,
             side: t.trade.side,
             seq: t.trade.seq,
+            trade_kind: t.trade.kind,
             vwap: t.vwap,
             ema: t.ema,
             volume: t.volume,
@@ -380,6 +390,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let i64_at = |at: usize| i64::from_le_bytes(get(bytes, at));
     let u64_at = |at: usize| u64::from_le_bytes(get(bytes, at));
     let opt_at = |at: usize| Some(i64_at(at)).filter(|&v| v != ABSENT);
+    let trade_kind = || TradeKind::from_u8(bytes[36]).ok_or(DecodeError::TradeKind(bytes[36]));
     Ok(match kind {
         Kind::Trade => Decoded::Trade {
             symbol,
@@ -416,6 +427,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
             qty: i64_at(56),
             side: side_of(flags)?,
             seq: u64_at(64),
+            trade_kind: trade_kind()?,
             watermark: opt_at(72),
             reason: match bytes[80] {
                 1 => LateReason::BehindWatermark,
@@ -431,6 +443,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
             qty: i64_at(56),
             side: side_of(flags)?,
             seq: u64_at(64),
+            trade_kind: trade_kind()?,
             vwap: Price(i64_at(72)),
             ema: Price(i64_at(80)),
             volume: i64_at(88),
@@ -480,7 +493,7 @@ pub fn decode_trade(bytes: &[u8], seq: u64, interner: &mut Interner) -> Result<T
         return Err(RejectReason::BadBinary(why::TRUNCATED));
     }
     let instrument = interner.id(symbol.as_bytes()).ok_or(RejectReason::TooManyInstruments)?;
-    Ok(Trade { ts, price, qty, seq, instrument, side })
+    Ok(Trade { ts, price, qty, seq, instrument, side, kind: TradeKind::Record })
 }
 
 /// The reject reason code (byte 2 of a reject record) of `r`: 1 to 25, listed in docs/formats.md.
@@ -615,7 +628,7 @@ mod tests {
     }
 
     fn trade(ts: Nanos, price: i64, qty: Qty, side: Side) -> Trade {
-        Trade { ts, price: Price(price), qty, seq: 0, instrument: 0, side }
+        Trade { ts, price: Price(price), qty, seq: 0, instrument: 0, side, kind: TradeKind::Record }
     }
 
     #[test]
@@ -703,11 +716,12 @@ mod tests {
 
     #[test]
     fn late_tick_and_reject_layouts_match_the_documentation() {
-        let t = Trade { seq: 42, ..trade(5, 6, 7, Side::Buy) };
+        let t = Trade { seq: 42, kind: TradeKind::NonCross, ..trade(5, 6, 7, Side::Buy) };
         let late = LateRow { trade: t, watermark: WATERMARK_MIN, reason: LateReason::PreviousSession };
         let mut want = [0u8; 88];
         want[..4].copy_from_slice(&[3, 1, 1, 1]);
         want[4] = b'X';
+        want[36] = 3; // trade kind: non_cross
         le(&mut want, 40, &5i64.to_le_bytes());
         le(&mut want, 48, &6i64.to_le_bytes());
         le(&mut want, 56, &7i64.to_le_bytes());
@@ -722,6 +736,7 @@ mod tests {
         let mut want = [0u8; 112];
         want[..4].copy_from_slice(&[4, 1, 1, 1]);
         want[4] = b'X';
+        want[36] = 3;
         le(&mut want, 40, &5i64.to_le_bytes());
         le(&mut want, 48, &6i64.to_le_bytes());
         le(&mut want, 56, &7i64.to_le_bytes());
@@ -824,6 +839,9 @@ mod tests {
         late[80] = 3;
         assert_eq!(decode(&late), Err(DecodeError::LateReason(3)));
         late[80] = 1;
+        late[36] = 5;
+        assert_eq!(decode(&late), Err(DecodeError::TradeKind(5)));
+        late[36] = 0;
         late[2] = 0x83;
         assert_eq!(decode(&late), Err(DecodeError::Side(3)));
         let mut rej = Vec::new();
@@ -988,9 +1006,12 @@ mod tests {
     }
 
     fn trades() -> impl Strategy<Value = Trade> {
-        (i64s(), i64s(), i64s(), u64s(), any::<u32>(), sides()).prop_map(|(ts, price, qty, seq, instrument, side)| {
-            Trade { ts, price: Price(price), qty, seq, instrument, side }
-        })
+        (i64s(), i64s(), i64s(), u64s(), any::<u32>(), sides(), 0u8..=4).prop_map(
+            |(ts, price, qty, seq, instrument, side, kind)| {
+                let kind = TradeKind::from_u8(kind).expect("0 to 4");
+                Trade { ts, price: Price(price), qty, seq, instrument, side, kind }
+            },
+        )
     }
 
     proptest! {
@@ -1013,7 +1034,8 @@ mod tests {
                 prop_assert_eq!(decode_trade(rec, seq, &mut i), Err(RejectReason::BadBinary(why::TRUNCATED)));
             } else {
                 let got = decode_trade(rec, seq, &mut i).unwrap();
-                prop_assert_eq!(got, Trade { seq, instrument: 0, ..t });
+                // A trade record carries no kind: what a source reads from one is a record.
+                prop_assert_eq!(got, Trade { seq, instrument: 0, kind: TradeKind::Record, ..t });
                 prop_assert_eq!(&*symbols.name(0).unwrap(), sym.as_str());
             }
         }
@@ -1086,6 +1108,7 @@ mod tests {
                 qty: t.qty,
                 side: t.side,
                 seq: t.seq,
+                trade_kind: t.kind,
                 watermark: (watermark != i64::MIN).then_some(watermark),
                 reason,
             };
@@ -1111,6 +1134,7 @@ mod tests {
                 qty: t.qty,
                 side: t.side,
                 seq: t.seq,
+                trade_kind: t.kind,
                 vwap: Price(vwap),
                 ema: Price(ema),
                 volume,
@@ -1178,7 +1202,7 @@ mod tests {
         let d = decode(bytes);
         match (d, decode_trade(bytes, 9, &mut i)) {
             (Ok(Decoded::Trade { symbol, truncated: false, ts, price, qty, side }), Ok(t)) => {
-                assert_eq!(t, Trade { ts, price, qty, side, seq: 9, instrument: 0 });
+                assert_eq!(t, Trade { ts, price, qty, side, seq: 9, instrument: 0, kind: TradeKind::Record });
                 assert_eq!(&*symbols.name(0).unwrap(), symbol);
             }
             (Ok(Decoded::Trade { truncated: true, .. }), Err(RejectReason::BadBinary(why::TRUNCATED))) => {}

@@ -191,10 +191,18 @@ impl Operator for Continuous {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Price, Side};
+    use crate::event::{Price, Side, TradeKind};
 
     fn trade(ts: Nanos, price: i64, qty: i64) -> Event {
-        Event::Trade(Trade { ts, price: Price::from_units(price), qty, seq: 0, instrument: 0, side: Side::Unknown })
+        Event::Trade(Trade {
+            ts,
+            price: Price::from_units(price),
+            qty,
+            seq: 0,
+            instrument: 0,
+            side: Side::Unknown,
+            kind: TradeKind::Record,
+        })
     }
 
     fn ticks(op: &mut Continuous, evs: &[Event]) -> Vec<Record> {

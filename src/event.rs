@@ -161,6 +161,49 @@ impl Side {
     }
 }
 
+/// Where a trade comes from: a trade record as a source read it, or a print a venue's order feed reported,
+/// by the kind of message (ITCH 5.0's; docs/formats.md, "Trade kinds").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TradeKind {
+    /// Not from a venue feed: a trade record of a file, a Kafka topic or the generator.
+    #[default]
+    Record = 0,
+    /// A displayed order executed at its own price (ITCH `E`).
+    Execution = 1,
+    /// A displayed order executed at another price, printable (ITCH `C`).
+    ExecutionWithPrice = 2,
+    /// A non-displayed order executed (ITCH `P`, non-cross trade).
+    NonCross = 3,
+    /// The bulk print of an opening, closing or halt cross (ITCH `Q`).
+    Cross = 4,
+}
+
+impl TradeKind {
+    /// The text written by sinks (empty for a trade record).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeKind::Record => "",
+            TradeKind::Execution => "execution",
+            TradeKind::ExecutionWithPrice => "execution_with_price",
+            TradeKind::NonCross => "non_cross",
+            TradeKind::Cross => "cross",
+        }
+    }
+
+    /// The kind of a binary record's code (its `repr`), if it is one.
+    pub fn from_u8(b: u8) -> Option<TradeKind> {
+        Some(match b {
+            0 => TradeKind::Record,
+            1 => TradeKind::Execution,
+            2 => TradeKind::ExecutionWithPrice,
+            3 => TradeKind::NonCross,
+            4 => TradeKind::Cross,
+            _ => return None,
+        })
+    }
+}
+
 /// One trade print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Trade {
@@ -173,6 +216,8 @@ pub struct Trade {
     pub seq: u64,
     pub instrument: KeyId,
     pub side: Side,
+    /// Where it comes from (in the padding: a trade stays 40 bytes).
+    pub kind: TradeKind,
 }
 
 /// The top of one instrument's order book after a change (from an exchange feed's book, `src/book/`).
@@ -349,6 +394,12 @@ mod tests {
         fn is_copy<T: Copy>() {}
         is_copy::<Event>();
         assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
+        assert_eq!(std::mem::size_of::<Trade>(), 40, "the kind fits in the trade's padding");
+        for b in 0..=255u8 {
+            if let Some(k) = TradeKind::from_u8(b) {
+                assert_eq!(k as u8, b);
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! over lock-free SPSC rings; each shard owns the state of its keys; one emitter writes the results.
 //! docs/architecture.md maps the modules; docs/semantics.md states the contract.
 //!
-//! Layers, bottom up: domain types ([`event`], [`record`], [`symbols`]) → engines ([`time::watermark`],
+//! Layers, bottom up: domain types ([`event`], [`record`], [`symbols`], [`refdata`]) → engines ([`time::watermark`],
 //! [`window`], [`agg`], [`continuous`]) → runtime ([`pipeline`], [`source`], [`sink`], [`metrics`]) →
 //! configuration ([`config`]).
 
@@ -25,6 +25,7 @@ pub mod moldudp64;
 pub mod operator;
 pub mod pipeline;
 pub mod record;
+pub mod refdata;
 pub mod sink;
 pub mod source;
 pub mod symbols;

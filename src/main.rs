@@ -50,6 +50,8 @@ enum Cmd {
     /// Print one instrument's order book rebuilt from an `itch` source's file up to a point in event time:
     /// the price levels, and with --orders each level's queue in time priority.
     Book(BookArgs),
+    /// List the stock directory (the `R` messages: each instrument's reference data) of an ITCH file.
+    ItchDirectory(ItchDirectoryArgs),
     /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log.
     Stats {
         /// The log (metrics.histogram_log).
@@ -180,6 +182,7 @@ fn main() {
         Cmd::ItchGen(args) => itch_gen(args),
         Cmd::ItchSend(args) => itch_send(args),
         Cmd::Book(args) => book(args),
+        Cmd::ItchDirectory(args) => itch_directory(args),
         Cmd::Stats { file } => stats(&file),
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
@@ -275,6 +278,30 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
             }
         }
     }
+    for (s, dir) in m.sources.iter().zip(&out.directories) {
+        if let Some(f) = &s.feed {
+            use ticklane::metrics::FeedCounter as F;
+            // The transport's counters only for a live feed (a file has no packets).
+            let live = f.get(F::Packets) > 0;
+            let counts: Vec<String> = f
+                .read()
+                .iter()
+                .filter(|(c, _)| c.is_anomaly() || (live && *c == F::Sessions))
+                .filter(|(c, _)| live || (*c as usize) < F::Packets as usize)
+                .map(|(c, v)| format!("{} {v}", c.name()))
+                .collect();
+            writeln!(
+                err,
+                "  feed {}: {} messages{}, {} instruments in the directory, {} live orders; {}",
+                s.name,
+                f.get(F::Messages),
+                if live { format!(" in {} packets", f.get(F::Packets)) } else { String::new() },
+                dir.as_ref().map_or(0, |d| d.len()),
+                f.get(F::LiveOrders),
+                counts.join(", ")
+            )?;
+        }
+    }
     if let Some(c) = &out.checkpoints {
         use std::sync::atomic::Ordering::Relaxed;
         let (done, failed) = (c.completed.load(Relaxed), c.failed.load(Relaxed));
@@ -364,6 +391,15 @@ struct BookArgs {
     /// Also list each level's orders (reference and shares) in time priority.
     #[arg(long)]
     orders: bool,
+}
+
+#[derive(clap::Args)]
+struct ItchDirectoryArgs {
+    /// The ITCH file (sample-file framing, plain or gzip).
+    file: PathBuf,
+    /// Only this symbol.
+    #[arg(long)]
+    symbol: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -470,6 +506,7 @@ fn book(a: BookArgs) -> Result<()> {
     let mut file = itch::ItchFile::open(&p.path).with_context(|| format!("opening {}", p.path.display()))?;
     let mut books = Books::new(p.depth, 1);
     let mut locate = None;
+    let mut listing = None;
     let (mut messages, mut refused) = (0u64, 0u64);
     let mut last_ts = 0;
     while let Some(f) = file.next() {
@@ -484,6 +521,7 @@ fn book(a: BookArgs) -> Result<()> {
         if let Message::StockDirectory(d) = &m {
             if itch::trim_alpha(d.stock) == a.symbol.as_bytes() {
                 locate = Some(d.header.stock_locate);
+                listing = Some(itch::listing(d));
             }
         }
         if m.stock_locate() != locate || locate.is_none() {
@@ -509,6 +547,9 @@ fn book(a: BookArgs) -> Result<()> {
         messages,
         books.len()
     );
+    if let Some(l) = listing {
+        println!("directory: locate {} {l}", locate.unwrap_or_default());
+    }
     let m = books.metrics(0);
     let show = |p: Option<ticklane::event::Price>| p.map_or("-".to_string(), |p| p.to_string());
     println!(
@@ -537,6 +578,36 @@ fn book(a: BookArgs) -> Result<()> {
                 println!("{:>21} ref {} ", o.shares, o.reference);
             }
         }
+    }
+    Ok(())
+}
+
+fn itch_directory(a: ItchDirectoryArgs) -> Result<()> {
+    use ticklane::itch::{self, Message};
+    let mut file = itch::ItchFile::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:>6} {:<8} listing", "locate", "symbol")?;
+    let mut listed = 0u64;
+    while let Some(f) = file.next() {
+        let (_, bytes) = f.with_context(|| format!("reading {}", a.file.display()))?;
+        // Only directory messages are decoded.
+        if bytes.first() != Some(&b'R') {
+            continue;
+        }
+        let Ok(Message::StockDirectory(d)) = itch::decode(bytes) else { continue };
+        let symbol = String::from_utf8_lossy(itch::trim_alpha(d.stock));
+        if a.symbol.as_ref().is_some_and(|s| *s != symbol) {
+            continue;
+        }
+        listed += 1;
+        writeln!(out, "{:>6} {:<8} {}", d.header.stock_locate, symbol, itch::listing(&d))?;
+    }
+    if listed == 0 {
+        bail!(
+            "{}: no stock directory message{}",
+            a.file.display(),
+            a.symbol.map_or(String::new(), |s| format!(" for `{s}`"))
+        );
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use ticklane::continuous::Continuous;
-use ticklane::event::{Event, Nanos, Trade, WATERMARK_MAX};
+use ticklane::event::{Event, Nanos, Trade, TradeKind, WATERMARK_MAX};
 use ticklane::gen::{GenParams, TradeGen};
 use ticklane::operator::Operator;
 use ticklane::record::{Collector, Record, StreamId};
@@ -396,7 +396,15 @@ fn moldudp64_allocations() -> [(u64, &'static str); 3] {
 }
 
 fn trade_of(g: &ticklane::gen::GenTrade) -> Trade {
-    Trade { ts: g.ts, price: g.price, qty: g.qty, seq: 0, instrument: g.instrument, side: g.side }
+    Trade {
+        ts: g.ts,
+        price: g.price,
+        qty: g.qty,
+        seq: 0,
+        instrument: g.instrument,
+        side: g.side,
+        kind: TradeKind::Record,
+    }
 }
 
 #[test]

@@ -6,8 +6,8 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use ticklane::book::{
-    BookCounters, BookError, BookQuote, BookSide, Books, Execution, Fill, Level, LevelChange, Metrics, Op, Update,
-    IMBALANCE_SCALE, MAX_SHARES,
+    BookCounters, BookError, BookQuote, BookSide, Books, Crossing, Execution, Fill, Level, LevelChange, Metrics, Op,
+    Update, IMBALANCE_SCALE, MAX_SHARES,
 };
 use ticklane::checkpoint::codec::{Dec, Enc};
 use ticklane::event::{KeyId, Price, Qty};
@@ -61,6 +61,8 @@ struct Model {
     depth: usize,
     books: Vec<RefBook>,
     counters: BookCounters,
+    /// Per instrument, the crossing its last update left it in.
+    crossing: BTreeMap<KeyId, Crossing>,
 }
 
 impl Model {
@@ -103,13 +105,22 @@ impl Model {
     fn update(&mut self, i: KeyId, s: BookSide, levels: &[LevelChange], over: Option<BookError>) -> Expected {
         let b = &self.books[i as usize];
         let (bid, ask) = (b.levels(BookSide::Bid).first().copied(), b.levels(BookSide::Ask).first().copied());
-        let crossed = match (bid, ask) {
-            (Some(bid), Some(ask)) if bid.price >= ask.price => {
-                self.counters.crossed += 1;
-                Some(BookError::Crossed { instrument: i, bid: bid.price, ask: ask.price })
-            }
-            _ => None,
+        let (now, crossed) = match (bid, ask) {
+            (Some(bid), Some(ask)) if bid.price >= ask.price => (
+                if bid.price == ask.price { Crossing::Locked } else { Crossing::Crossed },
+                Some(BookError::Crossed { instrument: i, bid: bid.price, ask: ask.price }),
+            ),
+            _ => (Crossing::Normal, None),
         };
+        // Counted when a book becomes locked or crossed, not again while it stays so.
+        let was = self.crossing.insert(i, now).unwrap_or_default();
+        if was != now {
+            match now {
+                Crossing::Locked => self.counters.locked += 1,
+                Crossing::Crossed => self.counters.crossed += 1,
+                Crossing::Normal => {}
+            }
+        }
         Expected::Update { instrument: i, side: s, levels: levels.to_vec(), crossed, over }
     }
 
@@ -416,6 +427,9 @@ fn act(s: &Step, m: &Model) -> Act {
 /// Everything the books show, against the model.
 fn compare(b: &Books, m: &Model, ctx: &str) {
     assert_eq!(b.counters(), &m.counters, "{ctx}: counters");
+    for i in 0..INSTRUMENTS {
+        assert_eq!(b.crossing(i), m.crossing.get(&i).copied().unwrap_or_default(), "{ctx}: crossing of {i}");
+    }
     assert_eq!(b.len(), m.live().len(), "{ctx}: live orders");
     assert_eq!(b.instruments(), m.books.len(), "{ctx}: instruments");
     for i in 0..=INSTRUMENTS {
@@ -476,7 +490,7 @@ proptest! {
         restore_at in any::<prop::sample::Index>(),
     ) {
         let mut b = Books::new(depth, INSTRUMENTS);
-        let mut m = Model { depth, books: Vec::new(), counters: BookCounters::default() };
+        let mut m = Model { depth, books: Vec::new(), counters: BookCounters::default(), crossing: BTreeMap::new() };
         let cut = restore_at.index(steps.len());
         for (k, s) in steps.iter().enumerate() {
             if k == cut {

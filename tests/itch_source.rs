@@ -234,6 +234,12 @@ fn the_same_feed_over_moldudp64_gives_the_same_bars() {
     let status = live.wait().unwrap();
     let stderr = log.join().unwrap();
     assert!(status.success(), "{stderr}");
+    // The end-of-run report has the feed's counters, the transport's among them: nothing lost on loopback.
+    let report = stderr.lines().find(|l| l.trim_start().starts_with("feed feed: ")).expect("a feed line");
+    assert!(report.contains("messages in ") && report.contains(" packets, "), "{report}");
+    for zero in ["gaps 0,", "missing 0,", "duplicates 0,", "crossed 0,", "unknown_reference 0,"] {
+        assert!(report.contains(zero), "{zero}: {report}");
+    }
     for s in ["bars.csv", "spread.csv"] {
         assert_eq!(
             std::fs::read(d.join("live").join(s)).unwrap(),
@@ -341,4 +347,384 @@ fn the_book_command_prints_the_levels_a_plain_replay_gives() {
     assert_eq!(printed.len(), 6, "{out}");
     assert_eq!(printed, want, "{out}");
     assert!(out.contains(&format!("{} orders", orders.len())), "{out}");
+}
+
+/// Runs `toml` in this process and returns its outcome (the metrics of every source and stage).
+fn run_in_process(toml: &str) -> ticklane::pipeline::RunOutcome {
+    let plan = ticklane::config::parse(toml, "job.toml").unwrap_or_else(|e| panic!("{e}"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    ticklane::pipeline::run(&plan, stop).expect("the job runs")
+}
+
+/// The feed counters of the job's only source.
+fn feed_counts(o: &ticklane::pipeline::RunOutcome) -> HashMap<&'static str, u64> {
+    let f = o.metrics.sources[0].feed.as_ref().expect("an itch source has feed metrics");
+    f.read().iter().map(|(c, v)| (c.name(), *v)).collect()
+}
+
+#[test]
+fn the_faults_of_a_generated_feed_are_in_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, summary) = gen_feed(d, "faulty.itch", &["--faults", "0.002"]);
+    // "…: N messages, … N faults (U unknown type, R unknown reference, O overfill) …"
+    let count = |what: &str| -> u64 {
+        let at = summary.find(what).unwrap_or_else(|| panic!("no `{what}` in {summary}"));
+        summary[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let o = run_in_process(&job(&format!("path = {}", toml_path(&feed)), &d.join("out")));
+    let c = feed_counts(&o);
+    assert_eq!(c["messages"], count(" messages,"), "{summary}");
+    assert!(count(" unknown type") > 10, "{summary}");
+    assert_eq!(c["unknown_types"], count(" unknown type"), "{summary}");
+    assert_eq!(c["unknown_reference"], count(" unknown reference"), "{summary}");
+    assert_eq!(c["over_executions"], count(" overfill"), "{summary}");
+    assert_eq!(c["live_orders"], count(" live orders at the end"), "{summary}");
+    for none in
+        ["truncated", "framing_errors", "no_directory", "duplicate_reference", "invalid_orders", "crossed", "locked"]
+    {
+        assert_eq!(c[none], 0, "{none}: {c:?}");
+    }
+    // A file has no packets.
+    assert_eq!(c["packets"] + c["gaps"] + c["sessions"], 0);
+    let rejects = o.metrics.sources[0].rejects.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(rejects, c["unknown_reference"] + c["over_executions"]);
+    assert_eq!(o.metrics.feed_anomalies(), c["unknown_types"] + c["unknown_reference"] + c["over_executions"]);
+}
+
+/// ITCH messages built one by one, framed as a sample file.
+struct Wire {
+    bytes: Vec<u8>,
+    ts: u64,
+}
+
+impl Wire {
+    fn new() -> Wire {
+        // 10:00 local time.
+        Wire { bytes: Vec::new(), ts: 36_000_000_000_000 }
+    }
+
+    fn header(&mut self, locate: u16) -> itch::Header {
+        self.ts += 1_000;
+        itch::Header { stock_locate: locate, tracking_number: 0, timestamp: self.ts }
+    }
+
+    fn push(&mut self, m: Message<'_>) -> &mut Wire {
+        itch::encode_framed(&m, &mut self.bytes);
+        self
+    }
+
+    fn directory(&mut self, locate: u16, stock: &'static [u8; 8]) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::StockDirectory(itch::StockDirectory {
+            header,
+            stock,
+            market_category: b'Q',
+            financial_status: b'N',
+            round_lot_size: 100,
+            round_lots_only: b'N',
+            issue_classification: b'C',
+            issue_sub_type: b"Z ",
+            authenticity: b'P',
+            short_sale_threshold: b'N',
+            ipo_flag: b'N',
+            luld_tier: b'1',
+            etp_flag: b'N',
+            etp_leverage_factor: 0,
+            inverse_indicator: b'N',
+        }))
+    }
+
+    fn add(&mut self, locate: u16, r: u64, side: u8, shares: u32, price: u32) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::AddOrder(itch::AddOrder {
+            header,
+            order_ref: r,
+            side,
+            shares,
+            stock: b"AAA     ",
+            price: itch::Price4(price),
+            attribution: None,
+        }))
+    }
+
+    fn execute(&mut self, r: u64, shares: u32) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderExecuted(itch::OrderExecuted {
+            header,
+            order_ref: r,
+            executed_shares: shares,
+            match_number: r,
+        }))
+    }
+
+    fn execute_at(&mut self, r: u64, shares: u32, price: u32, printable: u8) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderExecutedWithPrice(itch::OrderExecutedWithPrice {
+            header,
+            order_ref: r,
+            executed_shares: shares,
+            match_number: r,
+            printable,
+            execution_price: itch::Price4(price),
+        }))
+    }
+
+    fn cancel(&mut self, r: u64, shares: u32) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderCancel(itch::OrderCancel { header, order_ref: r, cancelled_shares: shares }))
+    }
+
+    fn delete(&mut self, r: u64) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderDelete(itch::OrderDelete { header, order_ref: r }))
+    }
+
+    fn replace(&mut self, old: u64, new: u64, shares: u32, price: u32) -> &mut Wire {
+        let header = self.header(1);
+        self.push(Message::OrderReplace(itch::OrderReplace {
+            header,
+            original_ref: old,
+            new_ref: new,
+            shares,
+            price: itch::Price4(price),
+        }))
+    }
+
+    fn non_cross(&mut self, locate: u16, shares: u32, price: u32) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::Trade(itch::Trade {
+            header,
+            order_ref: 0,
+            side: b'B',
+            shares,
+            stock: b"AAA     ",
+            price: itch::Price4(price),
+            match_number: 7,
+        }))
+    }
+
+    fn cross(&mut self, locate: u16, shares: u64, price: u32) -> &mut Wire {
+        let header = self.header(locate);
+        self.push(Message::CrossTrade(itch::CrossTrade {
+            header,
+            shares,
+            stock: b"AAA     ",
+            cross_price: itch::Price4(price),
+            match_number: 8,
+            cross_type: b'O',
+        }))
+    }
+
+    /// Raw bytes as one frame.
+    fn raw(&mut self, m: &[u8]) -> &mut Wire {
+        self.bytes.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        self.bytes.extend_from_slice(m);
+        self
+    }
+}
+
+fn metrics_job(feed: &Path) -> String {
+    format!(
+        r#"
+[metrics]
+live = false
+summary = false
+[[source]]
+name = "feed"
+type = "itch"
+date = "{DATE}"
+path = {}
+"#,
+        toml_path(feed)
+    )
+}
+
+#[test]
+fn book_anomalies_of_hand_built_messages_are_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("hand.itch");
+    let mut w = Wire::new();
+    w.directory(1, b"AAA     ")
+        .add(1, 1, b'B', 100, 10_0000)
+        .add(1, 2, b'S', 100, 10_0100)
+        // Locked, then crossed twice over (counted once), then locked again on the way back, then normal.
+        .add(1, 3, b'B', 100, 10_0100)
+        .add(1, 4, b'B', 100, 10_0200)
+        .add(1, 5, b'B', 50, 10_0300)
+        .delete(5)
+        .delete(4)
+        .delete(3)
+        // A live reference added again, and replaced onto another live one.
+        .add(1, 1, b'B', 100, 10_0000)
+        .replace(1, 2, 100, 10_0000)
+        // Unknown references, one per operation.
+        .execute(99, 10)
+        .execute_at(98, 10, 10_0000, b'Y')
+        .cancel(97, 10)
+        .delete(96)
+        .replace(95, 200, 10, 10_0000)
+        // A negative size: an execution of 150 of 100 shares, a cancel of 20 of 10.
+        .execute(1, 150)
+        .add(1, 6, b'S', 10, 10_0500)
+        .cancel(6, 20)
+        // Zero shares.
+        .add(1, 7, b'B', 0, 10_0000)
+        // A stock locate without a directory message: an add and a trade.
+        .add(2, 8, b'B', 100, 10_0000)
+        .non_cross(2, 100, 10_0000)
+        .cross(1, 500, 10_0000);
+    // A type ITCH 5.0 does not define, and an execution cut short.
+    w.raw(&[b'z', 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 42]).raw(&[b'E', 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(&feed, &w.bytes).unwrap();
+    let o = run_in_process(&metrics_job(&feed));
+    let c = feed_counts(&o);
+    let want: HashMap<&str, u64> = [
+        ("messages", 25),
+        ("unknown_types", 1),
+        ("truncated", 1),
+        ("framing_errors", 0),
+        ("no_directory", 2),
+        ("unknown_reference", 5),
+        ("duplicate_reference", 2),
+        ("invalid_orders", 1),
+        ("over_executions", 2),
+        ("crossed", 1),
+        ("locked", 2),
+        ("live_orders", 1),
+    ]
+    .into_iter()
+    .collect();
+    for (k, v) in &want {
+        assert_eq!(c[k], *v, "{k}: {c:?}");
+    }
+    // Every refusal and negative size is a reject; a crossed or locked book and an unknown type are not.
+    let rejects = o.metrics.sources[0].rejects.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(rejects, 1 + 2 + 5 + 2 + 2 + 1);
+}
+
+#[test]
+fn trades_are_flagged_by_the_message_they_come_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feed = d.join("kinds.itch");
+    let mut w = Wire::new();
+    w.directory(1, b"AAA     ")
+        .add(1, 1, b'B', 500, 10_0000)
+        .add(1, 2, b'S', 500, 10_0100)
+        .execute(1, 100)
+        .execute_at(2, 200, 10_0050, b'Y')
+        // Not printable: no trade (its shares are printed later, in bulk).
+        .execute_at(2, 50, 10_0050, b'N')
+        .non_cross(1, 300, 10_0040)
+        .cross(1, 1_000, 10_0060);
+    std::fs::write(&feed, &w.bytes).unwrap();
+    let out = d.join("ticks.csv");
+    let toml = format!(
+        "{}\n[[continuous]]\nname = \"ticks\"\n[[sink]]\nstream = \"ticks\"\ntype = \"csv\"\npath = {}\n",
+        metrics_job(&feed),
+        toml_path(&out)
+    );
+    common::run_config(d, "job.toml", &toml);
+    let t = common::Table::read(&out);
+    let (kind, price, qty, side) = (t.col("trade_kind"), t.col("price"), t.col("qty"), t.col("side"));
+    let got: Vec<(&str, &str, &str, &str)> =
+        t.rows.iter().map(|r| (r[kind].as_str(), r[price].as_str(), r[qty].as_str(), r[side].as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            // E at the resting bid's price: a sell hit it.
+            ("execution", "10", "100", "S"),
+            // C at its own price, against the resting ask: a buy.
+            ("execution_with_price", "10.005", "200", "B"),
+            ("non_cross", "10.004", "300", ""),
+            ("cross", "10.006", "1000", ""),
+        ]
+    );
+}
+
+#[test]
+fn the_stock_directory_feeds_the_reference_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feed = d.join("dir.itch");
+    let mut w = Wire::new();
+    w.directory(1, b"AAA     ").add(1, 1, b'B', 100, 10_0000);
+    // A second listing with other codes, built field by field.
+    let header = w.header(7);
+    w.push(Message::StockDirectory(itch::StockDirectory {
+        header,
+        stock: b"QQQX    ",
+        market_category: b'G',
+        financial_status: b'D',
+        round_lot_size: 10,
+        round_lots_only: b'Y',
+        issue_classification: b'Q',
+        issue_sub_type: b"ET",
+        authenticity: b'T',
+        short_sale_threshold: b'Y',
+        ipo_flag: b' ',
+        luld_tier: b'2',
+        etp_flag: b'Y',
+        etp_leverage_factor: 3,
+        inverse_indicator: b'Y',
+    }));
+    std::fs::write(&feed, &w.bytes).unwrap();
+    let o = run_in_process(&metrics_job(&feed));
+    let directory = o.directories[0].as_ref().expect("an itch source keeps a directory");
+    assert_eq!(directory.len(), 2);
+    let listings: HashMap<String, ticklane::refdata::Listing> =
+        directory.iter().map(|(_, l)| (String::from_utf8(l.symbol().to_vec()).unwrap(), l)).collect();
+    let q = listings["QQQX"];
+    assert_eq!(
+        (q.market_category, q.financial_status, q.round_lot_size, q.round_lots_only, q.issue_classification),
+        (b'G', b'D', 10, b'Y', b'Q')
+    );
+    assert_eq!((q.issue_sub_type, q.authenticity, q.short_sale_threshold, q.ipo_flag), (*b"ET", b'T', b'Y', b' '));
+    assert_eq!((q.luld_tier, q.etp_flag, q.etp_leverage_factor, q.inverse), (b'2', b'Y', 3, b'Y'));
+    assert_eq!((listings["AAA"].market_category, listings["AAA"].round_lot_size), (b'Q', 100));
+
+    // The listing command prints both, the filter one.
+    let f = feed.to_str().unwrap();
+    let out = common::stdout(&common::ticklane_ok(&["itch-directory", f], d));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].split_whitespace().take(3).eq(["1", "AAA", "market_category=Q"]), "{out}");
+    assert!(
+        lines[2].ends_with(
+            "7 QQQX     market_category=G financial_status=D round_lot=10 round_lots_only=Y issue_classification=Q \
+             issue_sub_type=ET authenticity=T short_sale_threshold=Y ipo=- luld_tier=2 etp=Y etp_leverage=3 inverse=Y"
+        ),
+        "{out}"
+    );
+    let one = common::stdout(&common::ticklane_ok(&["itch-directory", f, "--symbol", "QQQX"], d));
+    assert_eq!(one.lines().count(), 2, "{one}");
+    let none = common::ticklane(&["itch-directory", f, "--symbol", "ZZZ"], d);
+    assert!(!none.status.success() && common::stderr(&none).contains("no stock directory message for `ZZZ`"));
+
+    // The book command prints the instrument's listing.
+    let cfg = d.join("job.toml");
+    std::fs::write(&cfg, metrics_job(&feed)).unwrap();
+    let book =
+        common::ticklane_ok(&["book", "--config", cfg.to_str().unwrap(), "--symbol", "AAA", "--at", "11:00:00"], d);
+    let book = common::stdout(&book);
+    assert!(book.lines().any(|l| l.starts_with("directory: locate 1 market_category=Q ")), "{book}");
+}
+
+#[test]
+fn a_generated_feed_lists_every_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, _) = gen_feed(d, "day.itch", &[]);
+    let out = common::stdout(&common::ticklane_ok(&["itch-directory", feed.to_str().unwrap()], d));
+    let symbols: Vec<&str> = out.lines().skip(1).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(symbols.len(), 6, "{out}");
+    let o = run_in_process(&job(&format!("path = {}", toml_path(&feed)), &d.join("out")));
+    let listed: Vec<String> = o.directories[0]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| String::from_utf8(l.symbol().to_vec()).unwrap())
+        .collect();
+    assert_eq!(listed, symbols, "listed by instrument id, in the order the feed named them");
 }

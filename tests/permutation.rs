@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use ticklane::continuous::Continuous;
-use ticklane::event::{Event, Nanos, Price, Side, Trade, WATERMARK_MAX};
+use ticklane::event::{Event, Nanos, Price, Side, Trade, TradeKind, WATERMARK_MAX};
 use ticklane::operator::Operator;
 use ticklane::record::{Record, StreamId};
 use ticklane::window::{AlignedWindows, SessionWindows, WindowKind, WindowSpec};
@@ -98,7 +98,7 @@ prop_compose! {
         let mut jitter = Vec::with_capacity(steps.len());
         for (i, (dt, key, price, qty)) in steps.into_iter().enumerate() {
             ts += dt;
-            trades.push(Trade { ts, price: Price::from_units(price), qty, seq: i as u64, instrument: key, side: Side::Unknown });
+            trades.push(Trade { ts, price: Price::from_units(price), qty, seq: i as u64, instrument: key, side: Side::Unknown, kind: TradeKind::Record });
             // splitmix64: a cheap deterministic stream from the seed
             rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let mut z = rng;

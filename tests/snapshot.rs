@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use ticklane::checkpoint::codec::{Dec, DecodeError, Enc};
 use ticklane::continuous::{Continuous, SessionReset};
-use ticklane::event::{Event, KeyId, Nanos, Price, Side, Trade, WATERMARK_MAX};
+use ticklane::event::{Event, KeyId, Nanos, Price, Side, Trade, TradeKind, WATERMARK_MAX};
 use ticklane::operator::Operator;
 use ticklane::record::{Record, StreamId};
 use ticklane::window::{AlignedWindows, SessionWindows, WindowKind, WindowSpec};
@@ -113,7 +113,15 @@ fn trades_strategy() -> impl Strategy<Value = Vec<Trade>> {
             .map(|(i, (dt, instrument, price, qty))| {
                 // Mostly forward, sometimes back: out-of-order and late trades both occur.
                 ts += dt - 60;
-                Trade { ts, price: Price::from_units(price), qty, seq: i as u64, instrument, side: Side::Buy }
+                Trade {
+                    ts,
+                    price: Price::from_units(price),
+                    qty,
+                    seq: i as u64,
+                    instrument,
+                    side: Side::Buy,
+                    kind: TradeKind::Record,
+                }
             })
             .collect()
     })

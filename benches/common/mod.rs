@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 use std::time::Duration;
-use ticklane::event::{Event, Nanos, Trade};
+use ticklane::event::{Event, Nanos, Trade, TradeKind};
 use ticklane::gen::{GenParams, TradeGen};
 use ticklane::record::{Collector, Record, StreamId};
 
@@ -46,7 +46,15 @@ pub fn trades(n: usize) -> Vec<Trade> {
         .map(|i| {
             let clock = START + (i as i128 * 1_000_000_000 / EVENT_RATE as i128) as Nanos;
             let t = g.next(clock);
-            Trade { ts: t.ts, price: t.price, qty: t.qty, seq: i as u64, instrument: t.instrument, side: t.side }
+            Trade {
+                ts: t.ts,
+                price: t.price,
+                qty: t.qty,
+                seq: i as u64,
+                instrument: t.instrument,
+                side: t.side,
+                kind: TradeKind::Record,
+            }
         })
         .collect()
 }

@@ -18,7 +18,7 @@ use ticklane::binary::{
     decode, decode_trade, describe_reject_code, encode_record, encode_reject, encode_trade, reject_code, why, Decoded,
     Kind,
 };
-use ticklane::event::{Price, Side, Trade};
+use ticklane::event::{Price, Side, Trade, TradeKind};
 use ticklane::record::{LateReason, LateRow, Record, RejectReason, RejectRow, TickRow, WindowRow};
 use ticklane::symbols::{Interner, Symbols};
 
@@ -33,7 +33,7 @@ fn check_record(bytes: &[u8]) {
     let d = decode(bytes);
     match (d, decode_trade(bytes, 9, &mut interner)) {
         (Ok(Decoded::Trade { symbol, truncated: false, ts, price, qty, side }), Ok(t)) => {
-            assert_eq!(t, Trade { ts, price, qty, side, seq: 9, instrument: 0 });
+            assert_eq!(t, Trade { ts, price, qty, side, seq: 9, instrument: 0, kind: TradeKind::Record });
             assert_eq!(&*symbols.name(0).expect("interned"), symbol);
         }
         (Ok(Decoded::Trade { truncated: true, .. }), Err(RejectReason::BadBinary(why::TRUNCATED))) => {}
@@ -63,7 +63,10 @@ fn canonical(bytes: &[u8]) -> Vec<u8> {
         b[16 + n..].fill(0); // text padding
     } else {
         let n = b[3] as usize;
-        b[4 + n..40].fill(0); // symbol padding, reserved 36..40
+        b[4 + n..36].fill(0); // symbol padding
+        // Reserved 36..40, but for byte 36 of a late or tick record: the trade kind.
+        let reserved = if matches!(b[0], 3 | 4) { 37 } else { 36 };
+        b[reserved..40].fill(0);
         match b[0] {
             2 => {
                 b[2] &= 0x81; // is_update, truncated
@@ -109,7 +112,8 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
     let qty: i64 = u.arbitrary()?;
     let seq: u64 = u.arbitrary()?;
     let side = *u.choose(&SIDES)?;
-    let t = Trade { ts, price, qty, seq, instrument: u.arbitrary()?, side };
+    let kind = TradeKind::from_u8(u.int_in_range(0u8..=4)?).expect("0 to 4");
+    let t = Trade { ts, price, qty, seq, instrument: u.arbitrary()?, side, kind };
     let sym: &str = u.arbitrary()?;
     let (symbol, truncated) = stored(sym);
     let mut out = Vec::new();
@@ -119,7 +123,9 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
             if !symbol.is_empty() && !truncated {
                 let symbols = Symbols::new();
                 let mut interner = Interner::new(symbols.clone(), 1);
-                assert_eq!(decode_trade(&out, 3, &mut interner), Ok(Trade { seq: 3, instrument: 0, ..t }));
+                // A trade record carries no kind: what a source reads from one is a record.
+                let want = Trade { seq: 3, instrument: 0, kind: TradeKind::Record, ..t };
+                assert_eq!(decode_trade(&out, 3, &mut interner), Ok(want));
                 assert_eq!(&*symbols.name(0).expect("interned"), sym);
             }
             Decoded::Trade { symbol, truncated, ts, price, qty, side }
@@ -174,7 +180,7 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
             let reason = if u.arbitrary()? { LateReason::PreviousSession } else { LateReason::BehindWatermark };
             encode_record(&Record::Late(LateRow { trade: t, watermark, reason }), sym, &mut out);
             let watermark = (watermark != i64::MIN).then_some(watermark);
-            Decoded::Late { symbol, truncated, ts, price, qty, side, seq, watermark, reason }
+            Decoded::Late { symbol, truncated, ts, price, qty, side, seq, trade_kind: kind, watermark, reason }
         }
         Kind::Tick => {
             let k = TickRow {
@@ -186,7 +192,7 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
             };
             encode_record(&Record::Tick(k), sym, &mut out);
             let (vwap, ema, volume, count) = (k.vwap, k.ema, k.volume, k.count);
-            Decoded::Tick { symbol, truncated, ts, price, qty, side, seq, vwap, ema, volume, count }
+            Decoded::Tick { symbol, truncated, ts, price, qty, side, seq, trade_kind: kind, vwap, ema, volume, count }
         }
         Kind::Reject => {
             let reason = *u.choose(&REASONS)?;

@@ -191,7 +191,15 @@ mod tests {
     use super::*;
 
     fn tr(ts: Nanos, price: i64, qty: Qty) -> Trade {
-        Trade { ts, price: Price::from_units(price), qty, seq: 0, instrument: 0, side: Default::default() }
+        Trade {
+            ts,
+            price: Price::from_units(price),
+            qty,
+            seq: 0,
+            instrument: 0,
+            side: Default::default(),
+            kind: Default::default(),
+        }
     }
 
     #[test]

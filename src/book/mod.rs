@@ -145,8 +145,12 @@ pub struct BookCounters {
     pub invalid: u64,
     /// Applied: executions and cancels of more shares than the order had (the order was removed).
     pub over_executions: u64,
-    /// Applied updates that left their book crossed or locked.
+    /// Times a book became crossed (best bid > best ask) after an update; a book that stays crossed over
+    /// several updates counts once.
     pub crossed: u64,
+    /// Times a book became locked (best bid = best ask), likewise once per episode. A crossed book that
+    /// an update leaves locked counts here again.
+    pub locked: u64,
 }
 
 impl BookCounters {
@@ -167,6 +171,18 @@ pub const MAX_INSTRUMENTS: u32 = orders::INSTRUMENT_LIMIT;
 pub const DEFAULT_DEPTH: usize = 5;
 /// Default instrument limit: every ITCH stock locate (a `u16`).
 pub const DEFAULT_MAX_INSTRUMENTS: u32 = 1 << 16;
+
+/// Whether a book's best bid is below, at or above its best ask (a side missing counts as below).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Crossing {
+    #[default]
+    Normal = 0,
+    /// Best bid = best ask.
+    Locked = 1,
+    /// Best bid > best ask.
+    Crossed = 2,
+}
 
 /// One instrument's book: both sides in one cache line.
 #[derive(Clone, Debug)]
@@ -209,6 +225,11 @@ pub struct Books {
     /// Levels per side each book (existing or created later) has room for.
     level_capacity: usize,
     counters: BookCounters,
+    /// Per instrument, the crossing its book was left in by its last update: kept apart from the books so
+    /// that a book stays one cache line, and read only while some book is not normal (`abnormal` > 0).
+    crossing: Vec<Crossing>,
+    /// Books whose `crossing` is not normal.
+    abnormal: u32,
 }
 
 impl Default for Books {
@@ -228,6 +249,8 @@ impl Books {
             orders: Orders::default(),
             level_capacity: 0,
             counters: BookCounters::default(),
+            crossing: Vec::new(),
+            abnormal: 0,
         }
     }
 
@@ -249,6 +272,7 @@ impl Books {
         if n as usize > self.books.len() {
             let cap = self.level_capacity;
             self.books.resize_with(n as usize, || Book::new(cap));
+            self.crossing.resize(n as usize, Crossing::Normal);
         }
     }
 
@@ -284,6 +308,11 @@ impl Books {
         &self.counters
     }
 
+    /// Whether `instrument`'s book is crossed or locked now.
+    pub fn crossing(&self, instrument: KeyId) -> Crossing {
+        self.crossing.get(instrument as usize).copied().unwrap_or_default()
+    }
+
     /// Removes every order and level, keeping the capacity, the books of instruments and the counters.
     pub fn clear(&mut self) {
         self.orders.clear();
@@ -291,6 +320,8 @@ impl Books {
             b.bids.clear();
             b.asks.clear();
         }
+        self.crossing.fill(Crossing::Normal);
+        self.abnormal = 0;
     }
 
     /// A new order at the back of its price level (ITCH A and F).
@@ -646,12 +677,53 @@ impl Books {
         let b = &self.books[instrument as usize];
         let crossed = match (b.bids.best_key(), b.asks.best_key()) {
             (Some(bid), Some(ask)) if Price(bid) >= Price(!ask) => {
-                self.counters.crossed += 1;
+                let now = if Price(bid) == Price(!ask) { Crossing::Locked } else { Crossing::Crossed };
+                self.set_crossing(instrument, now);
                 Some(BookError::Crossed { instrument, bid: Price(bid), ask: Price(!ask) })
             }
-            _ => None,
+            _ => {
+                if self.abnormal > 0 {
+                    self.set_crossing(instrument, Crossing::Normal);
+                }
+                None
+            }
         };
         Update { instrument, side, changes, n, crossed, over_execution, top }
+    }
+
+    /// Records the crossing an update left `instrument`'s book in, counting a change into locked or crossed.
+    #[cold]
+    fn set_crossing(&mut self, instrument: KeyId, now: Crossing) {
+        let Some(was) = self.crossing.get_mut(instrument as usize) else { return };
+        if *was == now {
+            return;
+        }
+        match now {
+            Crossing::Crossed => self.counters.crossed += 1,
+            Crossing::Locked => self.counters.locked += 1,
+            Crossing::Normal => {}
+        }
+        match (*was, now) {
+            (Crossing::Normal, _) => self.abnormal += 1,
+            (_, Crossing::Normal) => self.abnormal -= 1,
+            _ => {}
+        }
+        *was = now;
+    }
+
+    /// Sets every book's crossing from its levels, without counting (after a restore).
+    pub(crate) fn recompute_crossing(&mut self) {
+        self.crossing.clear();
+        self.crossing.resize(self.books.len(), Crossing::Normal);
+        self.abnormal = 0;
+        for (b, c) in self.books.iter().zip(self.crossing.iter_mut()) {
+            *c = match (b.bids.best_key(), b.asks.best_key()) {
+                (Some(bid), Some(ask)) if Price(bid) > Price(!ask) => Crossing::Crossed,
+                (Some(bid), Some(ask)) if Price(bid) == Price(!ask) => Crossing::Locked,
+                _ => Crossing::Normal,
+            };
+            self.abnormal += (*c != Crossing::Normal) as u32;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The books as a checkpoint section: every level of every book, worst price first, and each level's
 //! orders in time priority, so a restore rebuilds the same queues.
 //!
-//! Layout (all integers little-endian, [`Enc`]): tag `u8` = 16; the [`BookCounters`] as 11 `u64` in
+//! Layout (all integers little-endian, [`Enc`]): tag `u8` = 16; the [`BookCounters`] as 12 `u64` in
 //! declaration order; `u64` instrument count; per instrument, bids then asks: `u64` level count, per level
 //! `i64` price, `u64` order count, per order `u64` reference and `i64` shares.
 
@@ -18,7 +18,7 @@ const ORDER_BYTES: usize = 16;
 const LEVEL_BYTES: usize = 16;
 
 impl BookCounters {
-    fn fields(&mut self) -> [&mut u64; 11] {
+    fn fields(&mut self) -> [&mut u64; 12] {
         [
             &mut self.adds,
             &mut self.executes,
@@ -31,6 +31,7 @@ impl BookCounters {
             &mut self.invalid,
             &mut self.over_executions,
             &mut self.crossed,
+            &mut self.locked,
         ]
     }
 }
@@ -39,7 +40,7 @@ impl Books {
     /// Appends the books' state to `e`.
     pub fn snapshot(&self, e: &mut Enc) {
         let levels: usize = self.books.iter().map(|b| b.bids.len() + b.asks.len()).sum();
-        e.reserve(1 + 8 * 12 + self.books.len() * 16 + levels * LEVEL_BYTES + self.orders.len() * ORDER_BYTES);
+        e.reserve(1 + 8 * 13 + self.books.len() * 16 + levels * LEVEL_BYTES + self.orders.len() * ORDER_BYTES);
         e.u8(SNAPSHOT_TAG);
         let mut c = self.counters;
         for v in c.fields() {
@@ -151,6 +152,7 @@ impl Books {
             }
         }
         self.counters = c;
+        self.recompute_crossing();
         Ok(())
     }
 }

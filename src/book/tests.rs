@@ -231,9 +231,27 @@ fn crossed_and_locked_books_are_reported_and_counted() {
     assert_eq!(b.metrics(2).spread, Some(Price(-200 * 100_000)));
     // Another instrument's book is its own.
     assert_eq!(b.add(5, 3, BookSide::Ask, p(1_0000), 1).unwrap().crossed, None);
+    assert_eq!((b.counters().locked, b.counters().crossed), (1, 1));
+    // Still crossed: not counted again.
+    assert!(b.add(6, 2, BookSide::Bid, p(10_0300), 1).unwrap().crossed.is_some());
+    assert_eq!(b.crossing(2), Crossing::Crossed);
+    b.delete(6).unwrap();
     b.delete(4).unwrap();
+    assert_eq!(b.crossing(2), Crossing::Locked);
     assert!(b.delete(3).unwrap().crossed.is_none());
-    assert_eq!(b.counters().crossed, 3, "every update that left a book crossed or locked");
+    assert_eq!(b.crossing(2), Crossing::Normal);
+    // Crossed again: a new episode.
+    b.add(7, 2, BookSide::Ask, p(9_0000), 1).unwrap();
+    let c = b.counters();
+    assert_eq!((c.locked, c.crossed), (2, 2), "once each time a book became locked or crossed");
+    // A restore takes the crossing from the levels, and does not count it again.
+    let mut e = crate::checkpoint::codec::Enc::new();
+    b.snapshot(&mut e);
+    let mut r = book();
+    r.restore(&mut crate::checkpoint::codec::Dec::new(e.bytes())).unwrap();
+    assert_eq!(r.crossing(2), Crossing::Crossed);
+    r.add(8, 2, BookSide::Bid, p(10_0400), 1).unwrap();
+    assert_eq!(r.counters().crossed, 2);
 }
 
 #[test]
@@ -310,7 +328,7 @@ fn corrupt_snapshots_are_errors() {
         assert!(r.is_empty());
     }
     // Levels are written worst first: swapping the two prices puts them out of order.
-    let head = 1 + 11 * 8 + 8 + 8;
+    let head = 1 + 12 * 8 + 8 + 8;
     let mut bad = bytes.clone();
     let (a, z) = (head, head + 8 + 8 + 16);
     let pa: [u8; 8] = bad[a..a + 8].try_into().unwrap();

@@ -469,7 +469,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 name: rejects,
                 kind: StreamKind::Reject,
                 unit,
-                default_columns: Column::defaults(StreamKind::Reject, &[]),
+                default_columns: Column::defaults(StreamKind::Reject, &[], false),
             },
             &mut errs,
         );
@@ -650,6 +650,14 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         }
     };
 
+    // Whether an operator with these inputs reads an exchange feed (its trades have a kind to write).
+    let reads_feed = |inputs: u64| {
+        sources
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i < 64 && (inputs >> i) & 1 == 1 && matches!(s.kind, SourceKindPlan::Itch(_)))
+    };
+
     // --- windows ---
     let mut operators = Vec::new();
     for (i, w) in cfg.windows.iter().enumerate() {
@@ -762,7 +770,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             }
         }
         let spec = WindowSpec { kind, lateness: w.allowed_lateness.0, twap, value };
-        let cols = Column::defaults(StreamKind::Window, &aggs);
+        let cols = Column::defaults(StreamKind::Window, &aggs, false);
         let stream = streams.add(
             k("name"),
             StreamDef { name: w.name.clone(), kind: StreamKind::Window, unit, default_columns: cols },
@@ -776,7 +784,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 name: late_name,
                 kind: StreamKind::Late,
                 unit,
-                default_columns: Column::defaults(StreamKind::Late, &[]),
+                default_columns: Column::defaults(StreamKind::Late, &[], reads_feed(inputs)),
             },
             &mut errs,
         );
@@ -810,7 +818,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 name: c.name.clone(),
                 kind: StreamKind::Tick,
                 unit,
-                default_columns: Column::defaults(StreamKind::Tick, &[]),
+                default_columns: Column::defaults(StreamKind::Tick, &[], reads_feed(inputs)),
             },
             &mut errs,
         );
@@ -821,7 +829,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 name: late_name,
                 kind: StreamKind::Late,
                 unit,
-                default_columns: Column::defaults(StreamKind::Late, &[]),
+                default_columns: Column::defaults(StreamKind::Late, &[], reads_feed(inputs)),
             },
             &mut errs,
         );

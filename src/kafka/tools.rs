@@ -377,22 +377,24 @@ pub fn print_payload(payload: &[u8], out: &mut Vec<u8>) {
             opt(vwap),
             opt(twap)
         ),
-        Decoded::Late { symbol, ts, price, qty, side, seq, watermark, reason, .. } => write!(
+        Decoded::Late { symbol, ts, price, qty, side, seq, trade_kind, watermark, reason, .. } => write!(
             out,
-            r#"{{"kind":"late","symbol":{},"ts":{ts},"price":"{price}","qty":{qty},"side":"{}","seq":{seq},"watermark":{},"reason":"{}"}}"#,
+            r#"{{"kind":"late","symbol":{},"ts":{ts},"price":"{price}","qty":{qty},"side":"{}","trade_kind":"{}","seq":{seq},"watermark":{},"reason":"{}"}}"#,
             s(symbol),
             side.as_str(),
+            trade_kind.as_str(),
             watermark.map_or("null".into(), |w| w.to_string()),
             match reason {
                 LateReason::BehindWatermark => "behind_watermark",
                 LateReason::PreviousSession => "previous_session",
             }
         ),
-        Decoded::Tick { symbol, ts, price, qty, side, seq, vwap, ema, volume, count, .. } => write!(
+        Decoded::Tick { symbol, ts, price, qty, side, seq, trade_kind, vwap, ema, volume, count, .. } => write!(
             out,
-            r#"{{"kind":"tick","symbol":{},"ts":{ts},"price":"{price}","qty":{qty},"side":"{}","seq":{seq},"vwap":"{vwap}","ema":"{ema}","volume":{volume},"count":{count}}}"#,
+            r#"{{"kind":"tick","symbol":{},"ts":{ts},"price":"{price}","qty":{qty},"side":"{}","trade_kind":"{}","seq":{seq},"vwap":"{vwap}","ema":"{ema}","volume":{volume},"count":{count}}}"#,
             s(symbol),
-            side.as_str()
+            side.as_str(),
+            trade_kind.as_str()
         ),
         Decoded::Reject { line, reason, text, .. } => write!(
             out,

@@ -7,11 +7,13 @@
 //! operations. Nothing is allocated after start-up and no thread ever waits for another.
 
 pub mod alerts;
+pub mod feed;
 pub mod hdrlog;
 pub mod http;
 pub mod prom;
 mod report;
 
+pub use feed::{FeedCounter, FeedMetrics};
 pub use report::{human_bytes, percentile_table, Report};
 
 use crate::event::Nanos;
@@ -207,6 +209,8 @@ pub struct SourceMetrics {
     pub backpressure: Backpressure,
     pub partitions: Vec<PartitionMetrics>,
     pub done: AtomicBool,
+    /// An exchange-feed source's own counters (the source writes them).
+    pub feed: Option<Arc<FeedMetrics>>,
 }
 
 /// Watermark of one source partition.
@@ -272,6 +276,11 @@ impl Metrics {
 
     pub fn late(&self) -> u64 {
         self.shards.iter().map(|s| s.late.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The anomalies counted by every exchange-feed source (docs/book.md, "Sanity rules and counters").
+    pub fn feed_anomalies(&self) -> u64 {
+        self.sources.iter().filter_map(|s| s.feed.as_ref()).map(|f| f.anomalies()).sum()
     }
 
     pub fn rows_out(&self) -> u64 {

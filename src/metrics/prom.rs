@@ -495,6 +495,22 @@ impl Exposition {
             );
             let _ = writeln!(out, "ticklane_checkpoint_max_pause_seconds {}", secs(r(&c.max_pause_ns)));
         }
+        // Exchange feeds: one family per counter, a sample per feed source.
+        let feeds: Vec<(&str, &super::FeedMetrics)> =
+            m.sources.iter().filter_map(|s| s.feed.as_deref().map(|f| (s.name.as_str(), f))).collect();
+        if !feeds.is_empty() {
+            for c in super::FeedCounter::ALL {
+                let (name, kind) = if c.is_gauge() {
+                    (format!("ticklane_feed_{}", c.name()), "gauge")
+                } else {
+                    (format!("ticklane_feed_{}_total", c.name()), "counter")
+                };
+                family(&mut out, &name, kind, c.help());
+                for (src, f) in &feeds {
+                    let _ = writeln!(out, "{name}{{source=\"{}\"}} {}", label(src), f.get(c));
+                }
+            }
+        }
         let al = self.alerts.state();
         family(
             &mut out,
@@ -511,5 +527,47 @@ impl Exposition {
         }
         self.latency.append_to(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{FeedCounter, FeedMetrics, PartitionMetrics, SourceMetrics};
+    use crossbeam_utils::CachePadded;
+
+    #[test]
+    fn feed_counters_are_families_per_source() {
+        let feed = Arc::new(FeedMetrics::default());
+        feed.set(FeedCounter::Gaps, 3);
+        feed.set(FeedCounter::LiveOrders, 1234);
+        let metrics = Arc::new(Metrics {
+            sources: vec![CachePadded::new(SourceMetrics {
+                name: "nasdaq".into(),
+                partitions: vec![PartitionMetrics::default()],
+                feed: Some(feed),
+                ..Default::default()
+            })],
+            ..Default::default()
+        });
+        let exp = Exposition {
+            metrics,
+            latency: Arc::new(Published::default()),
+            checkpoints: None,
+            alerts: Arc::new(crate::metrics::alerts::Board::default()),
+            started: 0,
+        };
+        let text = exp.render();
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
+        let get = |name: &str| {
+            let s = scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("no {name}:\n{text}"));
+            assert_eq!(s.labels.get("source"), Some("nasdaq"));
+            s.value.clone()
+        };
+        assert!(matches!(get("ticklane_feed_gaps_total"), prometheus_parse::Value::Counter(v) if v == 3.0));
+        assert!(matches!(get("ticklane_feed_live_orders"), prometheus_parse::Value::Gauge(v) if v == 1234.0));
+        for c in FeedCounter::ALL {
+            assert!(text.contains(&format!("ticklane_feed_{}", c.name())), "{}", c.name());
+        }
     }
 }

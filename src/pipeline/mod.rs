@@ -118,6 +118,8 @@ pub struct RunOutcome {
     pub stopped: bool,
     /// Checkpoints taken (checkpoints on).
     pub checkpoints: Option<Arc<CheckpointStats>>,
+    /// Per source, the instrument reference data it kept (exchange feeds: their directory).
+    pub directories: Vec<Option<Arc<crate::refdata::Directory>>>,
 }
 
 impl RunOutcome {
@@ -511,6 +513,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         None => None,
     };
 
+    let directories: Vec<_> = sources.iter().map(|s| s.directory()).collect();
     let metrics = Arc::new(Metrics {
         sources: sources
             .iter()
@@ -525,6 +528,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
                         SourceKindPlan::Csv { .. } | SourceKindPlan::Jsonl { .. } => false,
                     },
                     partitions: (0..s.partitions()).map(|_| PartitionMetrics::default()).collect(),
+                    feed: s.feed_metrics(),
                     ..Default::default()
                 })
             })
@@ -848,5 +852,12 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         }
     }
     let checkpoints = plan.checkpoint.dir.as_ref().map(|_| stats);
-    Ok(RunOutcome { elapsed: started.elapsed(), metrics, hists, stopped: stop.load(Ordering::Relaxed), checkpoints })
+    Ok(RunOutcome {
+        elapsed: started.elapsed(),
+        metrics,
+        hists,
+        stopped: stop.load(Ordering::Relaxed),
+        checkpoints,
+        directories,
+    })
 }

@@ -1,7 +1,7 @@
 //! CSV trade files: `ts,symbol,price,qty[,side]`, one trade per line, an optional header line.
 
 use super::parse::{parse_i64, parse_price};
-use crate::event::{Side, Trade};
+use crate::event::{Side, Trade, TradeKind};
 use crate::record::RejectReason;
 use crate::symbols::Interner;
 use crate::time::TimeUnit;
@@ -30,7 +30,7 @@ pub fn parse_line(line: &[u8], unit: TimeUnit, seq: u64, interner: &mut Interner
         return Err(RejectReason::BadUtf8);
     }
     let instrument = interner.id(sym).ok_or(RejectReason::TooManyInstruments)?;
-    Ok(Trade { ts, price, qty, seq, instrument, side })
+    Ok(Trade { ts, price, qty, seq, instrument, side, kind: TradeKind::Record })
 }
 
 /// The CSV line format, for [`super::FileSource`].

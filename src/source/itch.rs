@@ -13,12 +13,15 @@ use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
 use crate::book::{BookError, BookSide, Books, Execution, Update};
 use crate::config::ItchPlan;
-use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade};
+use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade, TradeKind};
 use crate::itch::{self, ItchFile, Message, SessionClock};
+use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
 use crate::record::{RejectReason, RejectRow};
+use crate::refdata::{Directory, DirectoryWriter};
 use crate::symbols::Interner;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Messages per poll.
 const BATCH: usize = 1024;
@@ -54,13 +57,19 @@ struct Feed {
     interner: Interner,
     /// Instrument id by stock locate.
     ids: Vec<KeyId>,
+    /// Each instrument's listing from its directory message, for readers elsewhere.
+    directory: DirectoryWriter,
     /// The last quote sent per instrument id (to send only changes).
     last: Vec<Quote>,
     trades: [bool; 256],
     quotes: bool,
     counters: itch::Counters,
+    /// Adds and trades refused because their stock locate had no directory message.
+    no_directory: u64,
     /// Messages read (the record index of trades and rejects).
     seq: u64,
+    /// The counters above, the books' and the transport's, published for the metrics (`publish`).
+    metrics: Arc<FeedMetrics>,
 }
 
 impl ItchSource {
@@ -98,6 +107,7 @@ impl ItchSource {
         // A busy ITCH day peaks around a million live orders: room for them up front keeps the book from
         // growing (and copying) while it replays.
         books.reserve(1 << 20, 256);
+        let (_, directory) = Directory::new(limit);
         Ok(ItchSource {
             name: name.to_string(),
             path: plan.path.clone(),
@@ -107,11 +117,14 @@ impl ItchSource {
                 books,
                 interner,
                 ids: vec![NONE; 1 << 16],
+                directory,
                 last: Vec::new(),
                 trades,
                 quotes: plan.quotes,
                 counters: itch::Counters::default(),
+                no_directory: 0,
                 seq: 0,
+                metrics: Arc::new(FeedMetrics::default()),
             },
             speed: plan.speed,
             first: None,
@@ -131,6 +144,52 @@ fn due(first: &mut Option<(Nanos, u64)>, speed: Option<f64>, ts: Nanos) -> (bool
 
 impl Source for ItchSource {
     fn poll(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
+        let r = self.read(out);
+        self.publish();
+        r
+    }
+
+    fn feed_metrics(&self) -> Option<Arc<FeedMetrics>> {
+        Some(self.feed.metrics.clone())
+    }
+
+    fn directory(&self) -> Option<Arc<Directory>> {
+        Some(self.feed.directory.directory().clone())
+    }
+}
+
+impl ItchSource {
+    /// Copies the counters into the shared [`FeedMetrics`]: a relaxed store each, once per batch.
+    fn publish(&self) {
+        use FeedCounter as F;
+        let f = &self.feed;
+        let (m, b, c) = (&f.metrics, f.books.counters(), &f.counters);
+        m.set(F::Messages, f.seq);
+        m.set(F::UnknownTypes, c.unknown);
+        m.set(F::Truncated, c.truncated);
+        m.set(F::FramingErrors, c.zero_length + c.truncated_tail + c.io_errors);
+        m.set(F::NoDirectory, f.no_directory);
+        m.set(F::UnknownReference, b.unknown_reference);
+        m.set(F::DuplicateReference, b.duplicate_reference);
+        m.set(F::InvalidOrders, b.invalid);
+        m.set(F::OverExecutions, b.over_executions);
+        m.set(F::Crossed, b.crossed);
+        m.set(F::Locked, b.locked);
+        m.set(F::LiveOrders, f.books.len() as u64);
+        if let Input::Udp { tracker, .. } = &self.input {
+            let t = tracker.counters();
+            m.set(F::Packets, t.packets);
+            m.set(F::Gaps, t.gaps);
+            m.set(F::Missing, t.missing);
+            m.set(F::Duplicates, t.duplicates);
+            m.set(F::OldPackets, t.old);
+            m.set(F::StalePackets, t.stale + t.after_end);
+            m.set(F::DamagedPackets, t.truncated + t.invalid);
+            m.set(F::Sessions, t.sessions);
+        }
+    }
+
+    fn read(&mut self, out: &mut SourceOut) -> Result<Poll, SourceError> {
         if let Some((offset, buf, len)) = self.held {
             let ts = header_ts(&buf[..len]).map_or(0, |t| self.feed.clock.to_epoch(t));
             let (due, at) = due(&mut self.first, self.speed, ts);
@@ -229,10 +288,13 @@ fn log_summary(name: &str, f: &Feed) {
         messages = f.seq,
         unknown_types = f.counters.unknown,
         truncated = f.counters.truncated,
+        no_directory = f.no_directory,
         unknown_reference = c.unknown_reference,
         duplicate_reference = c.duplicate_reference,
+        invalid_orders = c.invalid,
         over_executions = c.over_executions,
         crossed = c.crossed,
+        locked = c.locked,
         live_orders = f.books.len(),
         "ITCH feed ended"
     );
@@ -248,24 +310,40 @@ impl Feed {
         };
         let ts = m.timestamp().map_or(0, |t| self.clock.to_epoch(t));
         let k = m.stock_locate().map_or(NONE, |l| self.ids[l as usize]);
-        let print = |qty: i64, price: Price| Trade { ts, price, qty, seq, instrument: k, side: Side::Unknown };
+        let print = |qty: i64, price: Price, kind: TradeKind| Trade {
+            ts,
+            price,
+            qty,
+            seq,
+            instrument: k,
+            side: Side::Unknown,
+            kind,
+        };
         match m {
             Message::StockDirectory(d) => {
                 let sym = itch::trim_alpha(d.stock);
                 match self.interner.id(sym) {
-                    Some(k) => self.ids[d.header.stock_locate as usize] = k,
+                    Some(k) => {
+                        self.ids[d.header.stock_locate as usize] = k;
+                        self.directory.set(k, &itch::listing(&d));
+                    }
                     None => return out.reject(RejectRow::new(seq, RejectReason::TooManyInstruments, sym)),
                 }
             }
             Message::AddOrder(_) if k == NONE => {
+                self.no_directory += 1;
                 return reject(out, seq, offset, "add order for a stock locate with no directory message", bytes);
             }
-            Message::Trade(p) if self.trades[b'P' as usize] && k != NONE && p.shares > 0 => {
-                out.emit(0, Event::Trade(print(p.shares as i64, p.price.to_price())), at)?;
+            Message::Trade(_) | Message::CrossTrade(_) if k == NONE && self.trades[m.kind() as usize] => {
+                self.no_directory += 1;
+                return reject(out, seq, offset, "trade for a stock locate with no directory message", bytes);
             }
-            Message::CrossTrade(q) if self.trades[b'Q' as usize] && k != NONE && q.shares > 0 => {
+            Message::Trade(p) if self.trades[b'P' as usize] && p.shares > 0 => {
+                out.emit(0, Event::Trade(print(p.shares as i64, p.price.to_price(), TradeKind::NonCross)), at)?;
+            }
+            Message::CrossTrade(q) if self.trades[b'Q' as usize] && q.shares > 0 => {
                 let qty = i64::try_from(q.shares).unwrap_or(i64::MAX);
-                out.emit(0, Event::Trade(print(qty, q.cross_price.to_price())), at)?;
+                out.emit(0, Event::Trade(print(qty, q.cross_price.to_price(), TradeKind::Cross)), at)?;
             }
             _ => match apply(&mut self.books, &m, k) {
                 None => {}
@@ -273,13 +351,16 @@ impl Feed {
                 Some(Ok(Applied::Update(u))) => self.applied(u, ts, at, offset, bytes, seq, out)?,
                 Some(Ok(Applied::Fill(x))) => {
                     // E prints at the resting order's price, C (when printable) at its own: `fill.price`.
-                    let prints = match m {
-                        Message::OrderExecutedWithPrice(c) => c.printable == b'Y' && self.trades[b'C' as usize],
-                        _ => self.trades[b'E' as usize],
+                    let (prints, kind) = match m {
+                        Message::OrderExecutedWithPrice(c) => {
+                            (c.printable == b'Y' && self.trades[b'C' as usize], TradeKind::ExecutionWithPrice)
+                        }
+                        _ => (self.trades[b'E' as usize], TradeKind::Execution),
                     };
                     if prints {
                         let f = x.fill;
-                        out.emit(0, Event::Trade(trade(ts, f.price, f.shares, seq, f.instrument, f.side)), at)?;
+                        let t = trade(ts, f.price, f.shares, seq, f.instrument, f.side, kind);
+                        out.emit(0, Event::Trade(t), at)?;
                     }
                     self.applied(x.update, ts, at, offset, bytes, seq, out)?;
                 }
@@ -371,13 +452,13 @@ pub fn apply(books: &mut Books, m: &Message<'_>, instrument: KeyId) -> Option<Re
     }
 }
 
-fn trade(ts: Nanos, price: Price, qty: i64, seq: u64, instrument: KeyId, resting: BookSide) -> Trade {
+fn trade(ts: Nanos, price: Price, qty: i64, seq: u64, instrument: KeyId, resting: BookSide, kind: TradeKind) -> Trade {
     // The resting order's side is the passive one: an execution against a bid is a sell.
     let side = match resting {
         BookSide::Bid => Side::Sell,
         BookSide::Ask => Side::Buy,
     };
-    Trade { ts, price, qty, seq, instrument, side }
+    Trade { ts, price, qty, seq, instrument, side, kind }
 }
 
 /// A message the feed got wrong, to the rejects stream: the record index, and a text naming the byte offset,

@@ -3,7 +3,7 @@
 
 use super::parse::{parse_i64, parse_price};
 use crate::config::FieldNames;
-use crate::event::{Side, Trade};
+use crate::event::{Side, Trade, TradeKind};
 use crate::record::RejectReason;
 use crate::symbols::Interner;
 use crate::time::TimeUnit;
@@ -114,7 +114,7 @@ pub fn parse_object(
         }
         .ok_or(RejectReason::TooManyInstruments)?
     };
-    Ok(Trade { ts, price, qty, seq, instrument, side })
+    Ok(Trade { ts, price, qty, seq, instrument, side, kind: TradeKind::Record })
 }
 
 /// The JSON-lines format with its field names, for [`super::FileSource`].

@@ -103,6 +103,18 @@ pub trait Source: Send {
         })
     }
 
+    /// The feed counters of an exchange-feed source (decoder, books, transport), which it keeps current
+    /// between batches; `None` for sources of trade records.
+    fn feed_metrics(&self) -> Option<std::sync::Arc<crate::metrics::FeedMetrics>> {
+        None
+    }
+
+    /// The instrument reference data an exchange-feed source keeps from the venue's directory; `None` for
+    /// other sources.
+    fn directory(&self) -> Option<std::sync::Arc<crate::refdata::Directory>> {
+        None
+    }
+
     /// Called once when the pipeline is asked to stop, before end-of-input is sent: a source that commits
     /// its input positions makes what it has read durable here, waiting at most `timeout`.
     fn close(&mut self, _out: &mut SourceOut, _timeout: std::time::Duration) -> Result<(), SourceError> {

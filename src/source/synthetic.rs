@@ -7,7 +7,7 @@ use super::{Poll, Source, SourceError, SourceOut};
 use crate::checkpoint::codec::{Dec, Enc};
 use crate::checkpoint::manifest::SourcePosition;
 use crate::config::SynthPlan;
-use crate::event::{Event, KeyId, Nanos, Trade};
+use crate::event::{Event, KeyId, Nanos, Trade, TradeKind};
 use crate::gen::{GenParams, TradeGen};
 use crate::symbols::Interner;
 use crate::time::{mono_now, mono_to_wall_offset, TimeUnit};
@@ -121,6 +121,7 @@ impl Source for SyntheticSource {
                 seq: self.i,
                 instrument: self.ids[g.instrument as usize],
                 side: g.side,
+                kind: TradeKind::Record,
             };
             let partition = (self.i % self.plan.partitions as u64) as usize;
             out.emit(partition, Event::Trade(t), due)?;

@@ -492,13 +492,21 @@ impl Operator for AlignedWindows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Side, WATERMARK_MAX};
+    use crate::event::{Side, TradeKind, WATERMARK_MAX};
 
     const S: StreamId = 0;
     const LATE: StreamId = 1;
 
     fn trade(ts: Nanos, price: i64, seq: u64) -> Event {
-        Event::Trade(Trade { ts, price: Price::from_units(price), qty: 1, seq, instrument: 0, side: Side::Unknown })
+        Event::Trade(Trade {
+            ts,
+            price: Price::from_units(price),
+            qty: 1,
+            seq,
+            instrument: 0,
+            side: Side::Unknown,
+            kind: TradeKind::Record,
+        })
     }
 
     /// Runs events through the operator with Flink's watermark (max − bound − 1, judged before each event).

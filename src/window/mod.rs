@@ -17,7 +17,7 @@ mod timers;
 pub use aligned::AlignedWindows;
 pub use session::SessionWindows;
 
-use crate::event::{Event, Nanos, Side, Trade};
+use crate::event::{Event, Nanos, Side, Trade, TradeKind};
 
 /// What kind of window, with its sizes in ns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +91,15 @@ impl Value {
                     Value::Imbalance => (q.has_bid() || q.has_ask()).then_some(crate::event::Price(q.imbalance as i64)),
                     Value::Trade => None,
                 }?;
-                Some(Trade { ts: q.ts, price, qty: 0, seq: 0, instrument: q.instrument, side: Side::Unknown })
+                Some(Trade {
+                    ts: q.ts,
+                    price,
+                    qty: 0,
+                    seq: 0,
+                    instrument: q.instrument,
+                    side: Side::Unknown,
+                    kind: TradeKind::Record,
+                })
             }
         }
     }

@@ -417,10 +417,18 @@ impl Operator for SessionWindows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Side, WATERMARK_MAX};
+    use crate::event::{Side, TradeKind, WATERMARK_MAX};
 
     fn trade(ts: Nanos, seq: u64) -> Event {
-        Event::Trade(Trade { ts, price: Price::from_units(10), qty: 1, seq, instrument: 0, side: Side::Unknown })
+        Event::Trade(Trade {
+            ts,
+            price: Price::from_units(10),
+            qty: 1,
+            seq,
+            instrument: 0,
+            side: Side::Unknown,
+            kind: TradeKind::Record,
+        })
     }
 
     /// (start, end, count, fire) per emitted session.
