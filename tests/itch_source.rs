@@ -262,6 +262,14 @@ fn itch_options_are_checked_by_name() {
     assert!(e.contains("source[0].time_zone"), "{e}");
     let e = bad("listen = \"127.0.0.1:5000\"\ngroup = \"10.0.0.1\"");
     assert!(e.contains("source[0].group") && e.contains("multicast"), "{e}");
+    let e = bad("listen = \"127.0.0.1:5000\"\nrecv_buffer = 100");
+    assert!(e.contains("source[0].recv_buffer") && e.contains("4096"), "{e}");
+    let e = bad("listen = \"127.0.0.1:5000\"\nschedule = { start = 5, rate = 0 }");
+    assert!(e.contains("source[0].schedule.rate"), "{e}");
+    let e = bad("listen = \"127.0.0.1:5000\"\nschedule = { start = 5, rate = 10, every = 3 }");
+    assert!(e.contains("every"), "{e}");
+    let e = bad("path = \"x.itch\"\nschedule = { start = 5, rate = 10 }");
+    assert!(e.contains("source[0].schedule") && e.contains("listen"), "{e}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::tracker::{Tracked, Tracker};
+use crate::time::mono_now;
 
 /// The largest UDP payload over IPv4 (65,535 − 8 − 20): a buffer this long never truncates a datagram.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -168,11 +169,22 @@ impl Receiver {
     where
         F: FnMut(Tracked<'_>),
     {
+        self.poll_timed(tracker, max, |t, _| on(t))
+    }
+
+    /// [`Receiver::poll`], also handing `on` when each datagram was received: [`mono_now`] read as soon as
+    /// `recv` returned it, before the tracker or anything else looked at it (the start of the latency a
+    /// receiver adds).
+    pub fn poll_timed<F>(&mut self, tracker: &mut Tracker, max: usize, mut on: F) -> Result<usize, UdpError>
+    where
+        F: FnMut(Tracked<'_>, u64),
+    {
         let mut n = 0;
         while n < max {
             match self.recv()? {
                 Some(datagram) => {
-                    on(tracker.track(datagram));
+                    let at = mono_now();
+                    on(tracker.track(datagram), at);
                     n += 1;
                 }
                 None => break,
