@@ -24,8 +24,9 @@ pub struct ReceiverConfig {
     pub interface: Ipv4Addr,
     /// SO_REUSEADDR, so several receivers (or a restarted one) can bind the same group and port.
     pub reuse_addr: bool,
-    /// SO_RCVBUF to ask for. Linux grants at most `net.core.rmem_max` and reports twice the value granted
-    /// (the other half is its bookkeeping); [`Receiver::recv_buffer`] says what it reports.
+    /// SO_RCVBUF to ask for. Linux grants at most `net.core.rmem_max` (unless the process has CAP_NET_ADMIN:
+    /// then SO_RCVBUFFORCE is used) and reports twice the value granted (the other half is its bookkeeping);
+    /// [`Receiver::recv_buffer`] says what it reports.
     pub recv_buffer: Option<usize>,
     /// Bytes of the receive buffer; a datagram longer than this is cut (the tracker then sees a damaged
     /// packet). [`MAX_DATAGRAM`] by default.
@@ -109,8 +110,15 @@ impl Receiver {
         if let Some(n) = cfg.recv_buffer {
             s.set_recv_buffer_size(n).map_err(opt("SO_RCVBUF"))?;
         }
-        let recv_buffer = s.recv_buffer_size().map_err(opt("SO_RCVBUF (reading it back)"))?;
+        let mut recv_buffer = s.recv_buffer_size().map_err(opt("SO_RCVBUF (reading it back)"))?;
         if let Some(n) = cfg.recv_buffer {
+            // Linux reports twice what it granted. Less than asked: `net.core.rmem_max` capped it, which a
+            // process with CAP_NET_ADMIN may exceed (SO_RCVBUFFORCE); without it, the capped size stands.
+            if recv_buffer < n.saturating_mul(2)
+                && rustix::net::sockopt::set_socket_recv_buffer_size_force(&s, n).is_ok()
+            {
+                recv_buffer = s.recv_buffer_size().map_err(opt("SO_RCVBUF (reading it back)"))?;
+            }
             if recv_buffer < n {
                 tracing::warn!(
                     %addr, requested = n, granted = recv_buffer,
