@@ -35,7 +35,7 @@
 #               (config/bench/itch-latency.toml); end_to_end p50 … max from when each message was due to be sent
 #               (the sender's schedule, shared on CLOCK_MONOTONIC) and, in separate runs, from when its packet
 #               was received; for each packing in ITCH_LAT_BATCHES (messages per packet at most; default
-#               "65534 4": as many as fit 1,400 bytes, and 4); packets and messages lost. Baseline in the same
+#               "65534 10": as many as fit 1,400 bytes, about 42, and 10); packets and messages lost. Baseline in the same
 #               run: the same sender into a job that only decodes and applies the books (ingest_to_shard).
 #   all         throughput latency micro checkpoint itch itch-latency, and kafka when tansu is installed
 #
@@ -62,10 +62,10 @@
 #   KAFKA_FETCH_WAIT_MS  fetch.wait.max.ms of every consumer in the latency case (default 1)
 #   itch-latency only:
 #   ITCH_LAT_RATE   messages/s the sender keeps (default 1000000)
-#   ITCH_LAT_BATCHES  most messages per packet, one packing per value (default "65534 4")
+#   ITCH_LAT_BATCHES  most messages per packet, one packing per value (default "65534 10")
 #   ITCH_LAT_PORT   the UDP port on 127.0.0.1 (default 26490)
-#   ITCH_SEND_CORE  pin itch-send to this core with taskset (default: not pinned)
-#   ITCH_LAT_WAIT   the jobs' pipeline.wait (default "spin"; e.g. "park", "spin-then-yield")
+#   ITCH_SEND_CORE  pin itch-send to this core with taskset (default 1, the shard worker's; "" = not pinned)
+#   ITCH_LAT_WAIT   the jobs' pipeline.wait (default "park"; "spin", "spin-then-yield")
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -1014,7 +1014,7 @@ host_mono_ns() { python3 -c 'import time; print(time.clock_gettime_ns(time.CLOCK
 # stage's percentiles, the messages received and lost, and how far behind its schedule the sender fell.
 itch_lat_run() { # case config stage batch due|receive run feed
     local case=$1 src=$2 stage=$3 batch=$4 from=$5 i=$6 feed=$7
-    local rate=${ITCH_LAT_RATE:-1000000} port=${ITCH_LAT_PORT:-26490} wait=${ITCH_LAT_WAIT:-spin}
+    local rate=${ITCH_LAT_RATE:-1000000} port=${ITCH_LAT_PORT:-26490} wait=${ITCH_LAT_WAIT:-park}
     local cfg=$WORK/$case.$i.toml hlog=$WORK/$case.$i.hlog log=$WORK/$case.$i.log slog=$WORK/$case.$i.send.log
     local start p k v clean pid send=()
     start=$(($(host_mono_ns) + 3000000000))
@@ -1039,7 +1039,7 @@ itch_lat_run() { # case config stage batch due|receive run feed
             exit 1
         fi
     done
-    [ -n "${ITCH_SEND_CORE:-}" ] && send=(taskset -c "$ITCH_SEND_CORE")
+    [ -n "${ITCH_SEND_CORE-1}" ] && send=(taskset -c "${ITCH_SEND_CORE-1}")
     if ! "${NICE_CMD[@]}" "${send[@]}" "$BIN" itch-send "$feed" --to "127.0.0.1:$port" --rate "$rate" \
         --start-at "$start" --max-messages "$batch" 2>"$slog"; then
         cat "$slog" >&2
@@ -1086,7 +1086,7 @@ itch_lat_row() { # label case
 }
 
 itch_latency() {
-    local rate=${ITCH_LAT_RATE:-1000000} batches=${ITCH_LAT_BATCHES:-65534 4} n feed b i from
+    local rate=${ITCH_LAT_RATE:-1000000} batches=${ITCH_LAT_BATCHES:-65534 10} n feed b i from
     n=$((rate * LAT_SECONDS))
     feed=$BENCH_DIR/itch-$n.itch
     if [ ! -s "$feed" ] || [ ! -f "$feed.done" ] || [ "$BIN" -nt "$feed.done" ]; then
@@ -1114,6 +1114,7 @@ itch_latency() {
     echo "\"receive\": when recv returned its packet. Packets: received (fewest over runs) / sent (most); lost:"
     echo "messages missing by the MoldUDP64 sequence / datagrams the kernel dropped (most over runs); sender: the"
     echo "most a packet went out after it was due (most over runs). itch-send --max-messages as given."
+    echo "pipeline.wait = \"${ITCH_LAT_WAIT:-park}\"; itch-send pinned to core ${ITCH_SEND_CORE-1} (empty: not pinned)."
     echo
     echo "| case | p50 | p90 | p99 | p99.9 | p99.99 | max | packets | lost | sender behind |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
