@@ -256,6 +256,12 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
     let waits: u64 = m.sources.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>()
         + m.shards.iter().map(|s| s.backpressure.full_waits.load(Ordering::Relaxed)).sum::<u64>();
     writeln!(err, "  backpressure: {waits} full-ring waits, {:.3} s blocked", blocked as f64 / 1e9)?;
+    for s in &m.sources {
+        let (gaps, missing) = (s.moldudp64.gaps.load(Ordering::Relaxed), s.moldudp64.missing.load(Ordering::Relaxed));
+        if gaps > 0 {
+            writeln!(err, "  {}: {gaps} MoldUDP64 gaps, {missing} messages missing", s.name)?;
+        }
+    }
     let rewritten: u64 = m.shards.iter().map(|s| s.rewritten.load(Ordering::Relaxed)).sum();
     if rewritten > 0 {
         writeln!(err, "  {rewritten} window results not written again: their windows were written in full before the committed offsets this run resumed from")?;
@@ -581,7 +587,7 @@ fn itch_send(a: ItchSendArgs) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "{}: {} messages in {} packets to {} in {secs:.2} s ({:.0} msg/s); most behind schedule {} ns; dropped {} \
-         packets {:?}, late {}, duplicated {}",
+         packets ({} messages) {:?}, late {}, duplicated {}",
         a.file.display(),
         r.messages,
         r.packets,
@@ -589,6 +595,7 @@ fn itch_send(a: ItchSendArgs) -> Result<()> {
         r.messages as f64 / secs.max(1e-9),
         r.max_behind_ns,
         r.dropped_packets,
+        r.dropped.iter().map(|d| d.end - d.start).sum::<u64>(),
         r.dropped.iter().take(8).collect::<Vec<_>>(),
         r.late_packets,
         r.duplicated_packets

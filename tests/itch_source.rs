@@ -199,8 +199,12 @@ fn feed_faults_are_counted_and_rejected_with_their_offsets() {
 }
 
 /// Runs the job of `source` (a `listen` source) while `ticklane itch-send FEED send...` sends to it, once the
-/// source has logged that it is listening; returns the job's log, after checking it exited 0.
+/// source has logged that it is listening; returns the job's log (and the sender's), after checking it exited 0.
 fn live_run(d: &Path, source: &str, out: &str, feed: &Path, send: &[&str]) -> String {
+    live_run_sent(d, source, out, feed, send).0
+}
+
+fn live_run_sent(d: &Path, source: &str, out: &str, feed: &Path, send: &[&str]) -> (String, String) {
     let cfg = d.join(format!("{out}.toml"));
     std::fs::write(&cfg, job(source, &d.join(out))).unwrap();
     let mut live = std::process::Command::new(common::bin())
@@ -227,7 +231,7 @@ fn live_run(d: &Path, source: &str, out: &str, feed: &Path, send: &[&str]) -> St
     bound_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the source never said it was listening");
     let mut args = vec!["itch-send", feed.to_str().unwrap()];
     args.extend_from_slice(send);
-    common::ticklane_ok(&args, d);
+    let sent = common::stderr(&common::ticklane_ok(&args, d));
     // The job ends at the session's end-of-session packet; one that never comes (nothing arrived) fails here.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let status = loop {
@@ -243,7 +247,7 @@ fn live_run(d: &Path, source: &str, out: &str, feed: &Path, send: &[&str]) -> St
     };
     let stderr = log.join().unwrap();
     assert!(status.success(), "{stderr}");
-    stderr
+    (stderr, sent)
 }
 
 /// The bars and spread windows of two runs' output directories are the same bytes.
@@ -265,6 +269,35 @@ fn the_same_feed_over_moldudp64_gives_the_same_bars() {
     let to = format!("127.0.0.1:{port}");
     let log = live_run(d, &format!("listen = \"{to}\""), "live", &feed, &["--to", &to, "--rate", "150000"]);
     assert_same_output(d, "file", "live", &log);
+}
+
+#[test]
+fn a_live_feeds_gaps_are_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (feed, _) = gen_feed(d, "day.itch", &[]);
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let to = format!("127.0.0.1:{port}");
+    let send = ["--to", &to, "--rate", "150000", "--drop-ppm", "20000", "--seed", "5"];
+    let (log, sent) = live_run_sent(d, &format!("listen = \"{to}\""), "lossy", &feed, &send);
+    // itch-send: "dropped N packets (M messages)"; the job's summary: "feed: G MoldUDP64 gaps, M messages missing".
+    let after = |text: &str, key: &str| -> u64 {
+        let i = text.find(key).unwrap_or_else(|| panic!("no `{key}` in {text}")) + key.len();
+        text[i..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let dropped_packets = after(&sent, "dropped ");
+    let dropped_messages = after(&sent, "packets (");
+    assert!(dropped_packets > 0, "{sent}");
+    let plain = strip_ansi(&log);
+    let gaps = after(&plain, "feed: ");
+    let missing = after(&plain, "MoldUDP64 gaps, ");
+    assert!((1..=dropped_packets).contains(&gaps), "{gaps} gaps for {dropped_packets} packets dropped: {plain}");
+    // The kernel may drop a datagram too, if the job falls far behind: then more is missing than was dropped.
+    if after(&plain, "kernel_drops=") == 0 {
+        assert_eq!(missing, dropped_messages, "{sent}\n{plain}");
+    } else {
+        assert!(missing > dropped_messages, "{sent}\n{plain}");
+    }
 }
 
 /// `s` without the colour escapes of the log (ESC `[` … `m`).

@@ -192,6 +192,15 @@ pub struct Backpressure {
     pub blocked_ns: AtomicU64,
 }
 
+/// Messages a MoldUDP64 stream lost: gaps in its sequence numbers (0 for other sources).
+#[derive(Debug, Default)]
+pub struct MoldMetrics {
+    /// Gaps reported.
+    pub gaps: AtomicU64,
+    /// Messages in those gaps.
+    pub missing: AtomicU64,
+}
+
 /// Counters of one source.
 #[derive(Debug, Default)]
 pub struct SourceMetrics {
@@ -199,6 +208,7 @@ pub struct SourceMetrics {
     pub events: AtomicU64,
     pub rejects: AtomicU64,
     pub backpressure: Backpressure,
+    pub moldudp64: MoldMetrics,
     pub partitions: Vec<PartitionMetrics>,
     pub done: AtomicBool,
 }
@@ -256,6 +266,13 @@ impl Metrics {
 
     pub fn rejects(&self) -> u64 {
         self.sources.iter().map(|s| s.rejects.load(Ordering::Relaxed)).sum()
+    }
+
+    /// MoldUDP64 gaps and the messages in them, over every source.
+    pub fn gaps(&self) -> (u64, u64) {
+        self.sources.iter().fold((0, 0), |(g, m), s| {
+            (g + s.moldudp64.gaps.load(Ordering::Relaxed), m + s.moldudp64.missing.load(Ordering::Relaxed))
+        })
     }
 
     pub fn late(&self) -> u64 {

@@ -136,10 +136,13 @@ impl Report {
                     .min_watermark()
                     .map(|w| human_ns((crate::time::wall_now() - w).max(0) as u64))
                     .unwrap_or_else(|| "-".into());
-                let broker = match crate::kafka::broker_errors() {
+                let mut broker = match crate::kafka::broker_errors() {
                     0 => String::new(),
                     n => format!("  broker errors {n}"),
                 };
+                if let (gaps @ 1.., missing) = self.metrics.gaps() {
+                    broker.push_str(&format!("  gaps {gaps} ({missing} messages)"));
+                }
                 let line = format!(
                     "[{:>7.1}s] in {:>9.0} ev/s (total {ev_in})  out {:>8.0} rows/s  late {}  rejects {}  wm lag {}  end-to-end {}{broker}",
                     started.elapsed().as_secs_f64(),

@@ -182,6 +182,9 @@ impl Source for ItchSource {
                 if c.gaps > *gaps_logged {
                     // The tracker logs each gap's range; the running totals go with the source's name.
                     *gaps_logged = c.gaps;
+                    let m = &out.metrics().moldudp64;
+                    m.gaps.store(c.gaps, std::sync::atomic::Ordering::Relaxed);
+                    m.missing.store(c.missing, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(source = self.name, gaps = c.gaps, missing = c.missing, "MoldUDP64 messages lost");
                 }
                 return Ok(if n == 0 { Poll::Idle } else { Poll::More });
