@@ -829,3 +829,55 @@ fn transactional_sinks_commit_at_each_checkpoint_mock_cluster() {
     assert_eq!(counted(&got_bars), counted(&want_bars), "bars");
     assert_eq!(counted(&got_late), counted(&want_late), "late rows");
 }
+
+/// With a Kafka source, each transaction also carries the source's offsets at its barrier
+/// (`send_offsets_to_transaction`), and the source commits none of its own: once everything is read and a
+/// checkpoint has passed, the offsets sent are the end of the input. (The mock cluster accepts the offsets in
+/// a transaction without storing them, so the group's committed offsets after a commit rest on the broker; that
+/// the group has none here shows the source did not commit them outside the transactions.)
+#[test]
+fn transactional_sinks_commit_the_consumed_offsets_mock_cluster() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = 5_000u64;
+    let input = gen(d, "trades.csv", &["-n", &n.to_string(), "--instruments", "20"]);
+    let (tin, bars, late, group) = (unique("txn-in"), unique("txn-bars"), unique("txn-late"), unique("txn-g"));
+    for t in [&tin, &bars, &late] {
+        mock.create_topic(t, 1, 1).expect("mock topic");
+    }
+    produce(&b, &tin, &input, &["--format", "binary"], d);
+    let source = kafka_source(&b, &tin, &group, "binary", "").replace("commit_interval = \"200ms\"\n", "");
+    let sinks = kafka_sinks(&b, &bars, &late)
+        .replace("type = \"kafka\"\n", "type = \"kafka\"\nexactly_once = \"transactions\"\n");
+    let toml = exactly_once_job(&source, &sinks, "200ms");
+    let cfg = write_config(d, "txn-offsets.toml", &toml);
+    let r = Running::start_logging(&["run", "--config", cfg.to_str().unwrap()], d, "info,ticklane::sink=debug");
+    // Everything read, then two more offsets sent: the newer one is taken after the last event.
+    assert!(
+        wait_until(Duration::from_secs(60), || total_in(&r) >= n),
+        "read {} of {n}:\n{}",
+        total_in(&r),
+        r.stderr_so_far()
+    );
+    let sent = |r: &Running| r.stderr_so_far().matches("consumed offsets sent with the transaction").count();
+    let before = sent(&r);
+    assert!(
+        wait_until(Duration::from_secs(30), || sent(&r) >= before + 2),
+        "no offsets sent with a transaction after the input was read:\n{}",
+        r.stderr_so_far()
+    );
+    let err = stop(r);
+    assert!(err.contains("transaction committed"), "{err}");
+    let last = err.lines().rfind(|l| l.contains("consumed offsets sent with the transaction")).expect("a line");
+    assert!(last.contains(&format!("{tin}[0]={n}")), "the last offsets sent are not the end of the input: {last}");
+    let c: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &b).set("group.id", &group).create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(&tin, 0);
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    let e = got.find_partition(&tin, 0).expect("partition 0");
+    assert_eq!(e.offset(), rdkafka::Offset::Invalid, "the source committed offsets outside the transactions");
+}

@@ -60,6 +60,61 @@ pub struct Config {
     pub continuous: Vec<ContinuousConfig>,
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: conditions the metrics thread checks once per `[metrics] interval`; each raises a WARN log
+/// line, a metric and a dashboard entry while it holds, and clears when it no longer does
+/// (docs/operations.md, "Alerts"). A duration of `"0s"` turns its alert off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A live source partition's watermark trails the wall clock by more than this.
+    #[serde(default = "five_seconds")]
+    pub watermark_lag: Dur,
+    /// A source partition that is neither idle nor ended has not moved its watermark for this long.
+    #[serde(default = "thirty_seconds")]
+    pub partition_stalled: Dur,
+    /// A stage waited for room in a full ring for more than this within one metrics interval.
+    #[serde(default = "hundred_ms")]
+    pub ring_full: Dur,
+    /// Latency bounds: a stage's quantile over one metrics interval above a bound.
+    #[serde(default)]
+    pub latency: Vec<LatencyAlertConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            watermark_lag: five_seconds(),
+            partition_stalled: thirty_seconds(),
+            ring_full: hundred_ms(),
+            latency: Vec::new(),
+        }
+    }
+}
+
+/// `[[alerts.latency]]`: `stage`'s `quantile` over one metrics interval above `above`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyAlertConfig {
+    /// A latency stage (`end_to_end`, `shard`, `ingest_to_shard`, `shard_to_sink`, `checkpoint_pause`,
+    /// `checkpoint_duration`).
+    pub stage: String,
+    /// In (0, 1], e.g. 0.99.
+    pub quantile: f64,
+    pub above: Dur,
+}
+
+fn five_seconds() -> Dur {
+    Dur(5_000_000_000)
+}
+fn thirty_seconds() -> Dur {
+    Dur(30_000_000_000)
+}
+fn hundred_ms() -> Dur {
+    Dur(100_000_000)
 }
 
 /// `[pipeline]`: threads, rings, waiting.
@@ -203,11 +258,14 @@ pub struct MetricsConfig {
     /// Print the latency table at exit.
     #[serde(default = "yes")]
     pub summary: bool,
+    /// Serve the live metrics (Prometheus text at `/metrics`) on this ADDRESS:PORT; off unless set
+    /// (docs/operations.md).
+    pub listen: Option<String>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true }
+        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true, listen: None }
     }
 }
 

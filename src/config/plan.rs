@@ -1,8 +1,8 @@
 //! Validation: the parsed config becomes a [`Plan`] (what to build), or a list of `(key, reason)` errors.
 
 use super::{
-    CheckpointConfig, Config, EventTime, ExactlyOnce, FieldNames, Format, KafkaProps, MetricsConfig, PipelineConfig,
-    SinkConfig, SinkType, SourceConfig, SourceType, WindowType,
+    AlertsConfig, CheckpointConfig, Config, EventTime, ExactlyOnce, FieldNames, Format, KafkaProps, MetricsConfig,
+    PipelineConfig, SinkConfig, SinkType, SourceConfig, SourceType, WindowType,
 };
 use crate::continuous::SessionReset;
 use crate::event::Nanos;
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub struct Plan {
     pub pipeline: PipelineConfig,
     pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
     pub checkpoint: CheckpointConfig,
     pub sources: Vec<SourcePlan>,
     pub operators: Vec<OpPlan>,
@@ -410,6 +411,38 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     // --- metrics ---
     if cfg.metrics.interval.0 < 1_000_000 {
         errs.push(("metrics.interval".into(), "must be at least 1ms".into()));
+    }
+    let al = &cfg.alerts;
+    for (key, d) in
+        [("watermark_lag", al.watermark_lag), ("partition_stalled", al.partition_stalled), ("ring_full", al.ring_full)]
+    {
+        if d.0 < 0 {
+            errs.push((format!("alerts.{key}"), "must not be negative (\"0s\" turns the alert off)".into()));
+        }
+    }
+    for (i, l) in al.latency.iter().enumerate() {
+        let timed = crate::metrics::STAGES.iter().filter(|s| **s != "checkpoint_bytes");
+        if !timed.clone().any(|s| *s == l.stage) {
+            let names: Vec<&str> = timed.copied().collect();
+            errs.push((
+                format!("alerts.latency[{i}].stage"),
+                format!("`{}` is not a stage: one of {}", l.stage, names.join(", ")),
+            ));
+        }
+        if !(l.quantile > 0.0 && l.quantile <= 1.0) {
+            errs.push((
+                format!("alerts.latency[{i}].quantile"),
+                format!("{} is not in (0, 1] (0.99 is p99)", l.quantile),
+            ));
+        }
+        if l.above.0 <= 0 {
+            errs.push((format!("alerts.latency[{i}].above"), "must be positive".into()));
+        }
+    }
+    if let Some(a) = &cfg.metrics.listen {
+        if let Err(e) = a.parse::<std::net::SocketAddr>() {
+            errs.push(("metrics.listen".into(), format!("`{a}` is not ADDRESS:PORT (e.g. \"127.0.0.1:9187\"): {e}")));
+        }
     }
     if cfg.metrics.latency_sample == 0 {
         errs.push(("metrics.latency_sample".into(), "must be at least 1 (1 = time every event)".into()));
@@ -1032,6 +1065,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         Ok(Plan {
             pipeline: cfg.pipeline.clone(),
             metrics: cfg.metrics.clone(),
+            alerts: cfg.alerts.clone(),
             checkpoint: cfg.checkpoint.clone(),
             sources,
             operators,

@@ -140,3 +140,54 @@ pub fn partitions_of<C: ClientContext>(
 }
 
 pub mod tools;
+
+/// The offsets Kafka sources consumed up to each checkpoint barrier, for transactional sinks to commit in
+/// the transaction that holds the output up to that barrier (`send_offsets_to_transaction`): the group's
+/// committed offsets then move in the same atomic step as the results they produced.
+///
+/// A source posts its positions when it injects barrier `id`, before the barrier enters its rings; a sink
+/// takes them when the barrier reaches it, so what it takes for `id` is complete. Off the hot path: one
+/// post and one take per checkpoint.
+#[derive(Default)]
+pub struct ConsumedOffsets(std::sync::Mutex<Vec<Consumed>>);
+
+/// One source's positions at one barrier.
+pub struct Consumed {
+    pub id: u64,
+    pub source: String,
+    pub offsets: rdkafka::TopicPartitionList,
+    pub group: rdkafka::consumer::ConsumerGroupMetadata,
+}
+
+impl ConsumedOffsets {
+    /// Records `source`'s positions at barrier `id`.
+    pub fn post(&self, c: Consumed) {
+        self.lock().push(c);
+    }
+
+    /// Takes every position posted at barriers up to `id`, only the newest of each source (positions only
+    /// move forward, and a group's offset is the newest committed).
+    pub fn take_upto(&self, id: u64) -> Vec<Consumed> {
+        let mut all = self.lock();
+        let mut out: Vec<Consumed> = Vec::new();
+        let mut i = 0;
+        while i < all.len() {
+            if all[i].id > id {
+                i += 1;
+                continue;
+            }
+            let c = all.remove(i);
+            match out.iter_mut().find(|o| o.source == c.source) {
+                Some(o) if o.id < c.id => *o = c,
+                Some(_) => {}
+                None => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Consumed>> {
+        // A panic elsewhere while holding it leaves a list that is still whole.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -6,7 +6,10 @@
 //! ring and takes a cleared set from a second ring. Recording is an array increment; rotating is two ring
 //! operations. Nothing is allocated after start-up and no thread ever waits for another.
 
+pub mod alerts;
 pub mod hdrlog;
+pub mod http;
+pub mod prom;
 mod report;
 
 pub use report::{human_bytes, percentile_table, Report};
@@ -205,6 +208,9 @@ pub struct MoldMetrics {
 #[derive(Debug, Default)]
 pub struct SourceMetrics {
     pub name: String,
+    /// Event time follows the wall clock (a Kafka topic, a live feed, a paced generator): its watermark lag
+    /// means something (a replayed file lags by its age).
+    pub live: bool,
     pub events: AtomicU64,
     pub rejects: AtomicU64,
     pub backpressure: Backpressure,
@@ -237,6 +243,9 @@ pub struct ShardMetrics {
     pub watermark: AtomicI64,
     pub open_windows: AtomicU64,
     pub backpressure: Backpressure,
+    /// Messages waiting in the shard's input rings, and their room in all (published between batches).
+    pub queued: AtomicU64,
+    pub capacity: AtomicU64,
 }
 
 /// Counters of the emitter.
@@ -246,6 +255,9 @@ pub struct EmitterMetrics {
     pub rejects: AtomicU64,
     /// Records of streams no sink takes (counted, not written).
     pub unrouted: AtomicU64,
+    /// Messages waiting in the emitter's input rings (from the shards), and their room in all.
+    pub queued: AtomicU64,
+    pub capacity: AtomicU64,
 }
 
 /// All counters of a running pipeline, shared with the metrics thread.

@@ -79,6 +79,10 @@ pub struct Report {
     /// Print a live line to stderr every interval.
     pub live: bool,
     pub total: Box<Hists>,
+    /// The metrics endpoint is on: render the latency families for it every interval.
+    pub publish: Option<Arc<super::prom::Published>>,
+    /// `[alerts]`, checked every interval.
+    pub alerts: super::alerts::Alerts,
 }
 
 impl Report {
@@ -90,6 +94,7 @@ impl Report {
         let mut last_in = 0u64;
         let mut last_out = 0u64;
         let mut interval = Hists::new();
+        let mut text = String::new();
         loop {
             let deadline = last + self.interval;
             while Instant::now() < deadline && !stop.load(Ordering::Acquire) {
@@ -157,7 +162,13 @@ impl Report {
             }
             last_in = ev_in;
             last_out = ev_out;
+            if !finished {
+                self.alerts.check(&self.metrics, &interval, crate::time::wall_now());
+            }
             self.total.add(&interval);
+            if let Some(p) = &self.publish {
+                super::prom::publish_latency(&self.total.0, &interval.0, &mut text, p);
+            }
             interval.reset();
             from = SystemTime::now();
             last = now;

@@ -382,6 +382,9 @@ impl Emitter {
             if got {
                 idler.reset();
                 self.writer.publish();
+                let m = &self.writer.metrics.emitter;
+                m.queued.store(self.shards.iter().map(|c| c.slots() as u64).sum(), Ordering::Relaxed);
+                m.capacity.store(self.shards.iter().map(|c| c.buffer().capacity() as u64).sum(), Ordering::Relaxed);
                 continue;
             }
             if shard_ended.iter().all(|&e| e) && self.rejects.all_ended() {

@@ -23,6 +23,7 @@ use crate::checkpoint::{self};
 use crate::config::{EmitterMode, OpKind, Plan, SourceKindPlan, StreamKind};
 use crate::continuous::Continuous;
 use crate::event::{Event, KeyId, Nanos};
+use crate::kafka::ConsumedOffsets;
 use crate::metrics::hdrlog::IntervalLog;
 use crate::metrics::{Hists, LatencyHub, Metrics, PartitionMetrics, Report, ShardMetrics, SourceMetrics};
 use crate::operator::Operator;
@@ -151,7 +152,12 @@ fn build_operators(plan: &Plan) -> Vec<OpSlot> {
         .collect()
 }
 
-fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<Box<dyn Source>> {
+fn open_source(
+    plan: &Plan,
+    i: usize,
+    symbols: &Arc<Symbols>,
+    txn: &Option<Arc<ConsumedOffsets>>,
+) -> anyhow::Result<Box<dyn Source>> {
     let s = &plan.sources[i];
     let mut interner = Interner::new(symbols.clone(), plan.pipeline.max_instruments);
     Ok(match &s.kind {
@@ -164,7 +170,7 @@ fn open_source(plan: &Plan, i: usize, symbols: &Arc<Symbols>) -> anyhow::Result<
         SourceKindPlan::Synthetic(sp) => Box::new(SyntheticSource::new(&s.name, sp, s.unit, &mut interner)?),
         SourceKindPlan::Itch(ip) => Box::new(crate::source::ItchSource::open(&s.name, ip, interner)?),
         SourceKindPlan::Kafka(kp) => {
-            Box::new(KafkaSource::open(&s.name, kp, s.unit, interner, plan.checkpoint.dir.is_some())?)
+            Box::new(KafkaSource::open(&s.name, kp, s.unit, interner, plan.checkpoint.dir.is_some(), txn.clone())?)
         }
     })
 }
@@ -397,6 +403,14 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         None => None,
     };
     let mut control_rx = Some(control_rx);
+    // The metrics endpoint is bound before anything starts: a port in use stops the job here.
+    let endpoint = match &plan.metrics.listen {
+        Some(a) => {
+            let addr = a.parse().with_context(|| format!("metrics.listen `{a}`"))?;
+            Some(crate::metrics::http::Endpoint::bind(addr)?)
+        }
+        None => None,
+    };
     let restored = find_restore(plan, from)?;
     let verified_ms = started.elapsed().as_secs_f64() * 1e3;
     if let Some(r) = &restored {
@@ -445,10 +459,16 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Open everything that can fail on the user's input before starting any thread.
     let mut sources = Vec::with_capacity(n_sources);
+    // Transactional sinks commit the Kafka sources' offsets in their transactions.
+    let txn = plan
+        .sinks
+        .iter()
+        .any(|s| s.kafka.as_ref().is_some_and(|k| k.transactional))
+        .then(|| Arc::new(ConsumedOffsets::default()));
     // Per source: the rest of its section, its hand-off's state.
     let mut out_states: Vec<Option<&[u8]>> = vec![None; n_sources];
     for (i, state) in out_states.iter_mut().enumerate() {
-        let mut src = open_source(plan, i, &symbols)?;
+        let mut src = open_source(plan, i, &symbols, &txn)?;
         if let Some(r) = &restored {
             let sec = r.section(coordinator::SECTION_SOURCE, i as u32, "source state")?;
             let mut d = Dec::new(sec);
@@ -461,7 +481,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
-    let mut producers = crate::sink::Producers::default();
+    let mut producers = crate::sink::Producers::with_offsets(txn);
     if let Some(r) = &restored {
         if r.manifest.sinks.len() != plan.sinks.len() {
             anyhow::bail!(
@@ -498,6 +518,12 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             .map(|(s, sp)| {
                 CachePadded::new(SourceMetrics {
                     name: sp.name.clone(),
+                    live: match &sp.kind {
+                        SourceKindPlan::Kafka(_) => true,
+                        SourceKindPlan::Itch(ip) => ip.listen.is_some(),
+                        SourceKindPlan::Synthetic(sy) => sy.rate > 0,
+                        SourceKindPlan::Csv { .. } | SourceKindPlan::Jsonl { .. } => false,
+                    },
                     partitions: (0..s.partitions()).map(|_| PartitionMetrics::default()).collect(),
                     ..Default::default()
                 })
@@ -726,6 +752,8 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Metrics.
     let metrics_stop = Arc::new(AtomicBool::new(false));
+    let alert_rules = Arc::new(std::sync::Mutex::new(plan.alerts.clone()));
+    let alert_board = Arc::new(crate::metrics::alerts::Board::default());
     let report = Report {
         hub,
         metrics: metrics.clone(),
@@ -733,6 +761,28 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         interval: Duration::from_nanos(plan.metrics.interval.0 as u64),
         live: plan.metrics.live,
         total: Hists::new(),
+        publish: endpoint.as_ref().map(|_| Arc::new(crate::metrics::prom::Published::default())),
+        alerts: crate::metrics::alerts::Alerts::new(alert_rules.clone(), alert_board.clone()),
+    };
+    let http = match endpoint {
+        Some(ep) => {
+            let exp = crate::metrics::prom::Exposition {
+                metrics: metrics.clone(),
+                latency: report.publish.clone().expect("published with the endpoint"),
+                checkpoints: plan.checkpoint.dir.as_ref().map(|_| stats.clone()),
+                alerts: alert_board.clone(),
+                started: crate::time::wall_now(),
+            };
+            let hs = metrics_stop.clone();
+            tracing::info!("metrics at http://{}/metrics", ep.addr());
+            Some(
+                std::thread::Builder::new()
+                    .name("tl-http".into())
+                    .spawn(move || ep.serve(exp, hs))
+                    .context("spawning the metrics endpoint")?,
+            )
+        }
+        None => None,
     };
     let ms = metrics_stop.clone();
     let mcore = cores.metrics;
@@ -771,6 +821,9 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     }
     metrics_stop.store(true, Ordering::Release);
     let (hists, _log) = metrics_thread.join().map_err(|_| anyhow::anyhow!("metrics thread panicked"))?;
+    if let Some(h) = http {
+        let _ = h.join();
+    }
     if !errors.is_empty() {
         // A failing sink or shard makes the threads upstream of it fail with "stopped": report the cause.
         let consequence = |e: &anyhow::Error| {

@@ -21,7 +21,7 @@ use super::{Encoder, Sink};
 use crate::checkpoint::coordinator::Hold;
 use crate::checkpoint::manifest::{PartitionPosition, SinkPosition};
 use crate::config::{Format, KafkaSinkPlan, SinkPlan, StreamDef};
-use crate::kafka::{self, Delivery, Logged};
+use crate::kafka::{self, ConsumedOffsets, Delivery, Logged};
 use crate::record::{Record, RejectRow};
 use crate::symbols::SymbolCache;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -39,7 +39,11 @@ const POLL_EVERY: u32 = 64;
 
 /// The producers of a pipeline by name: sinks that name the same producer share it (and its transactions).
 #[derive(Default)]
-pub struct Producers(HashMap<String, Shared>);
+pub struct Producers {
+    by_name: HashMap<String, Shared>,
+    /// Transactions: the Kafka sources' positions at each barrier, committed with the output up to it.
+    offsets: Option<Arc<ConsumedOffsets>>,
+}
 
 /// One producer and, if it is transactional, the last checkpoint barrier its transaction was committed at
 /// (the first of its sinks to reach a barrier commits for all of them).
@@ -47,6 +51,7 @@ pub struct Producers(HashMap<String, Shared>);
 struct Shared {
     producer: Arc<BaseProducer<Delivery>>,
     committed: Option<Arc<AtomicU64>>,
+    offsets: Option<Arc<ConsumedOffsets>>,
 }
 
 /// How long transaction calls (init, commit) may take before the sink fails.
@@ -65,8 +70,13 @@ fn txn_error(what: &str, e: KafkaError) -> io::Error {
 }
 
 impl Producers {
+    /// Producers whose transactions carry the consumed offsets `offsets` collects.
+    pub fn with_offsets(offsets: Option<Arc<ConsumedOffsets>>) -> Producers {
+        Producers { by_name: HashMap::new(), offsets }
+    }
+
     fn get(&mut self, p: &KafkaSinkPlan) -> io::Result<Shared> {
-        if let Some(s) = self.0.get(&p.producer) {
+        if let Some(s) = self.by_name.get(&p.producer) {
             return Ok(s.clone());
         }
         let prod: BaseProducer<Delivery> = kafka::client_config(&p.props)
@@ -87,8 +97,9 @@ impl Producers {
         } else {
             None
         };
-        let s = Shared { producer: Arc::new(prod), committed };
-        self.0.insert(p.producer.clone(), s.clone());
+        let offsets = if p.transactional { self.offsets.clone() } else { None };
+        let s = Shared { producer: Arc::new(prod), committed, offsets };
+        self.by_name.insert(p.producer.clone(), s.clone());
         Ok(s)
     }
 }
@@ -98,6 +109,8 @@ pub struct KafkaSink {
     producer: Arc<BaseProducer<Delivery>>,
     /// Transactions: the barrier the shared transaction was last committed at.
     committed: Option<Arc<AtomicU64>>,
+    /// Transactions: the consumed offsets to commit with each.
+    offsets: Option<Arc<ConsumedOffsets>>,
     /// A transaction call failed: nothing more is written (the next run restores and replays).
     broken: Option<String>,
     enc: Encoder,
@@ -188,7 +201,7 @@ impl KafkaSink {
         resume: Option<&SinkPosition>,
     ) -> io::Result<KafkaSink> {
         let kp = plan.kafka.as_ref().ok_or_else(|| io::Error::other("a kafka sink without its topic"))?;
-        let Shared { producer, committed } = producers.get(kp)?;
+        let Shared { producer, committed, offsets } = producers.get(kp)?;
         // Fail at start, not at the first result, when the topic does not exist or the brokers are unreachable.
         let partitions = kafka::partitions_of(producer.client(), &kp.topic, TIMEOUT).map_err(io::Error::other)?;
         let what = format!("kafka topic `{}` (producer `{}`)", kp.topic, kp.producer);
@@ -200,6 +213,7 @@ impl KafkaSink {
             topic: kp.topic.clone(),
             producer,
             committed,
+            offsets,
             broken: None,
             enc: Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit },
             buf: Vec::with_capacity(1024),
@@ -218,9 +232,12 @@ impl KafkaSink {
             return Ok(());
         }
         let res = self
-            .producer
-            .commit_transaction(TXN_TIMEOUT)
-            .map_err(|e| txn_error(&format!("{}: committing the transaction of checkpoint {id}", self.what), e))
+            .send_offsets(id)
+            .and_then(|()| {
+                self.producer
+                    .commit_transaction(TXN_TIMEOUT)
+                    .map_err(|e| txn_error(&format!("{}: committing the transaction of checkpoint {id}", self.what), e))
+            })
             .and_then(|()| {
                 self.producer
                     .begin_transaction()
@@ -241,6 +258,36 @@ impl KafkaSink {
                 Err(e)
             }
         }
+    }
+
+    /// Transactions: adds the Kafka sources' positions at barrier `id` (all of them at the end of the run) to
+    /// the open transaction, so the group's offsets are committed with the output up to the barrier.
+    fn send_offsets(&self, id: u64) -> io::Result<()> {
+        let Some(board) = &self.offsets else { return Ok(()) };
+        for c in board.take_upto(id) {
+            self.producer.send_offsets_to_transaction(&c.offsets, &c.group, TXN_TIMEOUT).map_err(|e| {
+                txn_error(
+                    &format!(
+                        "{}: sending the offsets of source `{}` at checkpoint {} with the transaction",
+                        self.what, c.source, c.id
+                    ),
+                    e,
+                )
+            })?;
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let at: Vec<String> = c
+                    .offsets
+                    .elements()
+                    .iter()
+                    .map(|e| match e.offset() {
+                        Offset::Offset(o) => format!("{}[{}]={o}", e.topic(), e.partition()),
+                        other => format!("{}[{}]={other:?}", e.topic(), e.partition()),
+                    })
+                    .collect();
+                tracing::debug!(sink = %self.what, source = %c.source, checkpoint = c.id, offsets = %at.join(","), "consumed offsets sent with the transaction");
+            }
+        }
+        Ok(())
     }
 
     /// After a restore: true if the record in `buf` was already written before it.
@@ -493,6 +540,19 @@ impl Exact {
         while range.iter().any(|(from, to)| from < to) {
             match self.reader.poll(Duration::from_millis(100)) {
                 None => {
+                    // A transactional topic's commit markers and aborted messages take offsets a
+                    // read_committed consumer never delivers: its position, past them, says where it is.
+                    if let Ok(at) = self.reader.position() {
+                        for (p, slot) in range.iter_mut().enumerate() {
+                            let pos = at.find_partition(topic, p as i32).map(|e| e.offset());
+                            if let Some(Offset::Offset(o)) = pos {
+                                slot.0 = slot.0.max(o.min(slot.1));
+                            }
+                        }
+                        if range.iter().all(|(from, to)| from >= to) {
+                            break;
+                        }
+                    }
                     if last.elapsed() > TIMEOUT {
                         return Err(io::Error::other(format!(
                             "{what}: reading back what was written after the checkpoint: nothing for {TIMEOUT:?}; \

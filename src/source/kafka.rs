@@ -36,7 +36,7 @@ use crate::checkpoint::codec::{Dec, DecodeError, Enc};
 use crate::checkpoint::manifest::{PartitionPosition, SourcePosition};
 use crate::config::{EventTime, Format, KafkaSourcePlan};
 use crate::event::{Event, Nanos, Trade};
-use crate::kafka::{self, Delivery};
+use crate::kafka::{self, Consumed, ConsumedOffsets, Delivery};
 use crate::record::{RejectReason, RejectRow};
 use crate::symbols::Interner;
 use crate::time::TimeUnit;
@@ -47,7 +47,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Messages handed over per poll.
@@ -247,6 +247,9 @@ pub struct KafkaSource {
     started: bool,
     /// Checkpoints on: the offsets of checkpoints taken but not known complete, to commit when they are.
     to_commit: VecDeque<(u64, TopicPartitionList)>,
+    /// Transactional sinks: the positions at each barrier go to them, committed in their transactions,
+    /// instead of being committed here when the checkpoint completes.
+    txn: Option<Arc<ConsumedOffsets>>,
     /// `auto.offset.reset`: where a partition with no committed offset starts.
     reset: String,
 }
@@ -265,6 +268,7 @@ impl KafkaSource {
         unit: TimeUnit,
         interner: Interner,
         checkpointed: bool,
+        txn: Option<Arc<ConsumedOffsets>>,
     ) -> Result<Self, SourceError> {
         let ctx =
             Ctx { name: name.to_string(), shared: Mutex::new(Shared::default()), changed: AtomicBool::new(false) };
@@ -332,6 +336,7 @@ impl KafkaSource {
             checkpointed,
             started: false,
             to_commit: VecDeque::new(),
+            txn,
             reset: plan
                 .props
                 .iter()
@@ -667,11 +672,21 @@ impl Source for KafkaSource {
             }
         }
         e.u64(self.dec.seq);
-        // A checkpoint that never completes is superseded by a later one: keep a few.
-        if self.to_commit.len() >= 16 {
-            self.to_commit.pop_front();
+        if let Some(txn) = &self.txn {
+            match self.consumer.group_metadata() {
+                Some(group) if commit.count() > 0 => {
+                    txn.post(Consumed { id, source: self.name.clone(), offsets: commit, group })
+                }
+                Some(_) => {}
+                None => return Err("no consumer group metadata to commit offsets in a transaction".into()),
+            }
+        } else {
+            // A checkpoint that never completes is superseded by a later one: keep a few.
+            if self.to_commit.len() >= 16 {
+                self.to_commit.pop_front();
+            }
+            self.to_commit.push_back((id, commit));
         }
-        self.to_commit.push_back((id, commit));
         Ok(SourcePosition {
             source: String::new(),
             kind: "kafka".into(),
