@@ -31,7 +31,15 @@
 #               prefetching), decode + books + quote check; through the whole pipeline decode + books + 1 s
 #               OHLCV and 1 s imbalance windows (null sinks); baseline: the pipeline with books only (no
 #               quotes, no window). Messages/s, wall clock, and thread CPU time for the one-core cases
-#   all         throughput latency micro checkpoint itch, and kafka when tansu is installed
+#   itch-latency  (i) the live ITCH path: `ticklane itch-send` replays a generated feed of ITCH_LAT_RATE × LAT_SECONDS
+#               messages as MoldUDP64 over loopback UDP, open-loop at ITCH_LAT_RATE messages/s (default 1000000),
+#               into a job that rebuilds the books and writes 1-minute microprice and OHLCV bars
+#               (config/bench/itch-latency.toml); end_to_end p50 … max from when each message was due to be sent
+#               (the sender's schedule, shared on CLOCK_MONOTONIC) and, in separate runs, from when its packet
+#               was received; for each packing in ITCH_LAT_BATCHES (messages per packet at most; default
+#               "65534 10": as many as fit 1,400 bytes, about 42, and 10); packets and messages lost. Baseline in the same
+#               run: the same sender into a job that only decodes and applies the books (ingest_to_shard).
+#   all         throughput latency micro checkpoint itch itch-latency, and kafka when tansu is installed
 #
 # Environment:
 #   RUNS=5          runs per case; the tables show the median (and min/max) over runs
@@ -54,6 +62,12 @@
 #   KAFKA_MOCK_RATES  the same on librdkafka's mock cluster (default "10000 100000"; empty: skipped)
 #   KAFKA_SECONDS   measured seconds per latency run, after KAFKA_WARMUP (default 10 and 2; QUICK 2 and 1)
 #   KAFKA_FETCH_WAIT_MS  fetch.wait.max.ms of every consumer in the latency case (default 1)
+#   itch-latency only:
+#   ITCH_LAT_RATE   messages/s the sender keeps (default 1000000)
+#   ITCH_LAT_BATCHES  most messages per packet, one packing per value (default "65534 10")
+#   ITCH_LAT_PORT   the UDP port on 127.0.0.1 (default 26490)
+#   ITCH_SEND_CORE  pin itch-send to this core with taskset (default 1, the shard worker's; "" = not pinned)
+#   ITCH_LAT_WAIT   the jobs' pipeline.wait (default "park"; "spin", "spin-then-yield")
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -114,8 +128,8 @@ want() {
     return 1
 }
 for m in "${modes[@]}"; do
-    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | all) ;; *)
-        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|all]..." >&2
+    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | itch-latency | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|itch-latency|all]..." >&2
         exit 2
         ;;
     esac
@@ -1023,6 +1037,126 @@ itch() {
     done
 }
 
+# --- (i) ITCH over loopback UDP: end-to-end latency -----------------------------------------------------
+# The host's CLOCK_MONOTONIC in ns: the clock itch-send's schedule (--start-at) and the job's `schedule` share.
+host_mono_ns() { python3 -c 'import time; print(time.clock_gettime_ns(time.CLOCK_MONOTONIC))'; }
+
+# One paced run: the job listens, itch-send sends the feed on a schedule starting 3 s ahead; records the
+# stage's percentiles, the messages received and lost, and how far behind its schedule the sender fell.
+itch_lat_run() { # case config stage batch due|receive run feed
+    local case=$1 src=$2 stage=$3 batch=$4 from=$5 i=$6 feed=$7
+    local rate=${ITCH_LAT_RATE:-1000000} port=${ITCH_LAT_PORT:-26490} wait=${ITCH_LAT_WAIT:-park}
+    local cfg=$WORK/$case.$i.toml hlog=$WORK/$case.$i.hlog log=$WORK/$case.$i.log slog=$WORK/$case.$i.send.log
+    local start p k v clean pid send=()
+    start=$(($(host_mono_ns) + 3000000000))
+    local sed_args=(-e "s|^listen = .*|listen = \"127.0.0.1:$port\"|" -e "s|^histogram_log = .*|histogram_log = \"$hlog\"|"
+        -e "s|^wait = .*|wait = \"$wait\"|")
+    if [ "$from" = due ]; then
+        sed_args+=(-e "s|^schedule = .*|schedule = { start = $start, rate = $rate }|")
+    else
+        sed_args+=(-e '/^schedule = /d')
+    fi
+    derive "$src" "$cfg" "${sed_args[@]}"
+    "${NICE_CMD[@]}" env RUST_LOG=info "$BIN" run --config "$cfg" >/dev/null 2>"$log" &
+    pid=$!
+    local t=0
+    until grep -q 'listening for MoldUDP64' "$log" 2>/dev/null; do
+        sleep 0.05
+        t=$((t + 1))
+        if [ $t -gt 50 ] || ! kill -0 "$pid" 2>/dev/null; then
+            echo "the job did not start listening within 2.5 s:" >&2
+            tail -20 "$log" >&2
+            kill "$pid" 2>/dev/null || true
+            exit 1
+        fi
+    done
+    [ -n "${ITCH_SEND_CORE-1}" ] && send=(taskset -c "${ITCH_SEND_CORE-1}")
+    if ! "${NICE_CMD[@]}" "${send[@]}" "$BIN" itch-send "$feed" --to "127.0.0.1:$port" --rate "$rate" \
+        --start-at "$start" --max-messages "$batch" 2>"$slog"; then
+        cat "$slog" >&2
+        kill "$pid" 2>/dev/null || true
+        exit 1
+    fi
+    if ! wait "$pid"; then
+        echo "ticklane run --config $cfg failed:" >&2
+        tail -20 "$log" >&2
+        exit 1
+    fi
+    read -r -a p < <(stage_ns "$hlog" "$stage")
+    if [ ${#p[@]} -ne 6 ]; then
+        echo "no $stage latencies in $hlog" >&2
+        exit 1
+    fi
+    record "$case" p50 "${p[0]}"
+    record "$case" p90 "${p[1]}"
+    record "$case" p99 "${p[2]}"
+    record "$case" p99.9 "${p[3]}"
+    record "$case" p99.99 "${p[4]}"
+    record "$case" max "${p[5]}"
+    clean=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep 'MoldUDP64 session ended')
+    for k in packets messages missing kernel_drops; do
+        v=$(sed -nE "s/.* $k=([0-9-]+).*/\1/p" <<<"$clean")
+        record "$case" "$k" "${v:-nan}"
+    done
+    v=$(sed -nE 's/.* in ([0-9]+) packets .*/\1/p' "$slog")
+    record "$case" sent_packets "${v:-nan}"
+    v=$(sed -nE 's/.*most behind schedule ([0-9]+) ns.*/\1/p' "$slog")
+    record "$case" behind "${v:-nan}"
+    log "$case run $i: $stage p50 $(human "${p[0]}") p99 $(human "${p[2]}") p99.99 $(human "${p[4]}") max $(human "${p[5]}"); $(sed -nE 's/.* (messages=[0-9]+ gaps=[0-9]+ missing=[0-9]+).* (kernel_drops=[0-9-]+).*/\1 \2/p' <<<"$clean"); sender behind ≤ $(human "${v:-nan}")"
+}
+
+itch_lat_row() { # label case
+    printf '| %s | %s | %s | %s [%s – %s] | %s | %s [%s – %s] | %s | %s / %s | %s / %s | %s |\n' "$1" \
+        "$(human "$(stat "$2" p50 median)")" "$(human "$(stat "$2" p90 median)")" \
+        "$(human "$(stat "$2" p99 median)")" "$(human "$(stat "$2" p99 min)")" "$(human "$(stat "$2" p99 max)")" \
+        "$(human "$(stat "$2" p99.9 median)")" \
+        "$(human "$(stat "$2" p99.99 median)")" "$(human "$(stat "$2" p99.99 min)")" "$(human "$(stat "$2" p99.99 max)")" \
+        "$(human "$(stat "$2" max median)")" \
+        "$(stat "$2" packets min)" "$(stat "$2" sent_packets max)" \
+        "$(stat "$2" missing max)" "$(stat "$2" kernel_drops max)" "$(human "$(stat "$2" behind max)")"
+}
+
+itch_latency() {
+    local rate=${ITCH_LAT_RATE:-1000000} batches=${ITCH_LAT_BATCHES:-65534 10} n feed b i from
+    n=$((rate * LAT_SECONDS))
+    feed=$BENCH_DIR/itch-$n.itch
+    if [ ! -s "$feed" ] || [ ! -f "$feed.done" ] || [ "$BIN" -nt "$feed.done" ]; then
+        log "generating $feed ($n messages)"
+        "$BIN" itch-gen --out "$feed" --messages "$n" --stocks 100 --seed 7 --date 2026-11-26 2>"$WORK/itch-gen.log" || {
+            cat "$WORK/itch-gen.log" >&2
+            exit 1
+        }
+        touch "$feed.done"
+    fi
+    for i in $(seq 1 "$RUNS"); do
+        for b in $batches; do # baseline and workload alternate, so drifting load hits them alike
+            for from in due receive; do
+                itch_lat_run "itchlat-$b-$from-baseline" itch-latency-baseline.toml ingest_to_shard "$b" "$from" "$i" "$feed"
+                itch_lat_run "itchlat-$b-$from" itch-latency.toml end_to_end "$b" "$from" "$i" "$feed"
+            done
+        done
+    done
+    echo
+    echo "### (i) ITCH over loopback UDP: $n messages at $rate messages/s, 100 stocks, ${LAT_SECONDS} s per run"
+    echo
+    echo "Workload rows: end_to_end, message → the 1-minute microprice or OHLCV bar its book change or execution"
+    echo "closes written (null sinks). Baseline rows: decode + books only, ingest_to_shard (→ the shard took the"
+    echo "execution off its ring). From \"due\": when the sender's schedule said the message was due; from"
+    echo "\"receive\": when recv returned its packet. Packets: received (fewest over runs) / sent (most); lost:"
+    echo "messages missing by the MoldUDP64 sequence / datagrams the kernel dropped (most over runs); sender: the"
+    echo "most a packet went out after it was due (most over runs). itch-send --max-messages as given."
+    echo "pipeline.wait = \"${ITCH_LAT_WAIT:-park}\"; itch-send pinned to core ${ITCH_SEND_CORE-1} (empty: not pinned)."
+    echo
+    echo "| case | p50 | p90 | p99 | p99.9 | p99.99 | max | packets | lost | sender behind |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for b in $batches; do
+        for from in due receive; do
+            itch_lat_row "≤ $b msgs/packet, from $from: books, quotes, bars" "itchlat-$b-$from"
+            itch_lat_row "≤ $b msgs/packet, from $from: baseline (decode + books)" "itchlat-$b-$from-baseline"
+        done
+    done
+}
+
 {
     echo "## ticklane benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
@@ -1034,6 +1168,7 @@ itch() {
     want kafka && kafka
     want checkpoint && checkpoint
     want itch && itch
+    want itch-latency && itch_latency
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- raw values: $TSV; logs and derived configs: $WORK"

@@ -412,15 +412,28 @@ struct ItchSendArgs {
     /// Messages per second (0: as fast as the socket takes them). Open loop: message i is due at start + i/rate.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// With --rate: when the first message is due, in ns of this host's CLOCK_MONOTONIC (a receiver given the
+    /// same start and rate, the itch source's `schedule`, then knows when every message was due). Default: now.
+    #[arg(long)]
+    start_at: Option<u64>,
     /// The MoldUDP64 session name (up to 10 characters).
     #[arg(long, default_value = "TICKLANE")]
     session: String,
     /// Largest UDP payload, bytes.
     #[arg(long, default_value_t = 1400)]
     max_payload: usize,
+    /// The most messages in one packet (fewer when --max-payload is reached first).
+    #[arg(long, default_value_t = 65534)]
+    max_messages: u16,
     /// Multicast TTL.
     #[arg(long)]
     ttl: Option<u32>,
+    /// Multicast: the IPv4 address of the interface to send on (e.g. 127.0.0.1); the kernel's route by default.
+    #[arg(long)]
+    interface: Option<std::net::Ipv4Addr>,
+    /// Multicast: deliver the packets to listeners on this host too (IP_MULTICAST_LOOP).
+    #[arg(long)]
+    multicast_loop: bool,
     /// For tests: packets dropped, sent late (after the next one) and sent twice, per million, seeded.
     #[arg(long, default_value_t = 0)]
     drop_ppm: u32,
@@ -615,10 +628,17 @@ fn itch_directory(a: ItchDirectoryArgs) -> Result<()> {
 fn itch_send(a: ItchSendArgs) -> Result<()> {
     use ticklane::moldudp64::{Faults, Sender, SenderConfig, Session};
     let session = Session::new(&a.session).map_err(|e| anyhow::anyhow!("--session: {e}"))?;
+    if a.start_at.is_some() && a.rate == 0 {
+        bail!("--start-at is the start of a paced schedule: give --rate too");
+    }
     let mut cfg = SenderConfig::new(session);
     cfg.rate = a.rate;
+    cfg.start_at = a.start_at;
     cfg.max_payload = a.max_payload;
+    cfg.max_messages = a.max_messages;
     cfg.ttl = a.ttl;
+    cfg.multicast_interface = a.interface;
+    cfg.multicast_loop = a.multicast_loop;
     cfg.faults =
         Faults { seed: a.seed, drop_ppm: a.drop_ppm, reorder_ppm: a.reorder_ppm, duplicate_ppm: a.duplicate_ppm };
     let mut tx = Sender::new(cfg, a.to).with_context(|| format!("sending to {}", a.to))?;
@@ -631,13 +651,16 @@ fn itch_send(a: ItchSendArgs) -> Result<()> {
     let r = tx.finish().with_context(|| format!("ending the session to {}", a.to))?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "{}: {} messages in {} packets to {} in {secs:.2} s ({:.0} msg/s); dropped {} packets {:?}, late {}, duplicated {}",
+        "{}: {} messages in {} packets to {} in {secs:.2} s ({:.0} msg/s); most behind schedule {} ns; dropped {} \
+         packets ({} messages) {:?}, late {}, duplicated {}",
         a.file.display(),
         r.messages,
         r.packets,
         a.to,
         r.messages as f64 / secs.max(1e-9),
+        r.max_behind_ns,
         r.dropped_packets,
+        r.dropped.iter().map(|d| d.end - d.start).sum::<u64>(),
         r.dropped.iter().take(8).collect::<Vec<_>>(),
         r.late_packets,
         r.duplicated_packets

@@ -361,3 +361,52 @@ fn heartbeats_when_idle_and_garbage_datagrams() {
     // around them: whichever, message 1001 is delivered or dropped as after the end, and nothing panics.
     assert_eq!(rx.datagrams(), 7);
 }
+
+#[test]
+fn a_schedule_on_the_host_clock_is_kept_from_its_start() {
+    // The sender's schedule starts at a CLOCK_MONOTONIC time 150 ms ahead, as `itch-send --start-at` does for
+    // a receiver in another process: no packet may arrive before the last of its messages was due by that
+    // clock, and the whole stream (2,000 messages at 20,000/s, 10 per packet) is not late by much.
+    use ticklane::time::host_monotonic_ns;
+    const N: u64 = 2_000;
+    const RATE: u64 = 20_000;
+    let mut rx = loopback_receiver();
+    let dest = rx.local_addr();
+    let start = host_monotonic_ns() + 150_000_000;
+    let mut cfg = SenderConfig::new(Session::new("CLOCK").unwrap());
+    cfg.rate = RATE;
+    cfg.start_at = Some(start);
+    cfg.max_messages = 10;
+    cfg.end_repeats = 1;
+    let sender = thread::spawn(move || {
+        let mut tx = Sender::new(cfg, dest).unwrap();
+        for _ in 0..N {
+            tx.push(b"0123456789").unwrap();
+        }
+        tx.finish().unwrap()
+    });
+    let due = |q: u64| start + (q - 1) * 1_000_000_000 / RATE;
+    let mut t = Tracker::new(Start::FirstSeen);
+    let (mut messages, mut last_arrival) = (0u64, 0u64);
+    let until = Instant::now() + Duration::from_secs(30);
+    while messages < N && Instant::now() < until {
+        rx.poll(&mut t, 64, |r| {
+            let now = host_monotonic_ns();
+            let seqs: Vec<u64> = r.messages.map(|(q, _)| q).collect();
+            if let Some(&last) = seqs.last() {
+                assert!(now >= due(last), "sequence {last} arrived {} ns before it was due", due(last) - now);
+                messages += seqs.len() as u64;
+                last_arrival = now;
+            }
+        })
+        .unwrap();
+    }
+    // Checked before joining: a sender that waits for its start on the wrong clock would keep the join waiting.
+    assert_eq!(messages, N, "messages received within 30 s");
+    let report = sender.join().unwrap();
+    assert_eq!((report.messages, report.packets), (N, N / 10));
+    // The last message is due 99.95 ms after the start; a sender that started on its own clock instead
+    // would have finished long before the start.
+    let late = last_arrival - due(N);
+    assert!(late < 400_000_000, "the stream ended {late} ns after its last message was due");
+}

@@ -7,8 +7,8 @@ mod locate;
 mod plan;
 
 pub use plan::{
-    ItchPlan, KafkaSinkPlan, KafkaSourcePlan, OpKind, OpPlan, Plan, SinkPlan, SourceKindPlan, SourcePlan, StreamDef,
-    StreamKind, SynthPlan, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS,
+    ItchPlan, KafkaSinkPlan, KafkaSourcePlan, OpKind, OpPlan, Plan, Schedule, SinkPlan, SourceKindPlan, SourcePlan,
+    StreamDef, StreamKind, SynthPlan, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS,
 };
 
 use crate::pipeline::Wait;
@@ -397,6 +397,24 @@ pub struct SourceConfig {
     pub group: Option<String>,
     /// The IPv4 address of the interface to join the group on (default: the kernel's choice).
     pub interface: Option<String>,
+    /// SO_RCVBUF of the `listen` socket, bytes (default 8 MiB; Linux grants at most `net.core.rmem_max`).
+    pub recv_buffer: Option<u64>,
+    /// With `listen`, for measuring: the sender's open-loop schedule, so latency counts from when each
+    /// message was due instead of when its packet was received.
+    pub schedule: Option<ScheduleConfig>,
+}
+
+/// `schedule` of an itch source: a paced sender's schedule (`ticklane itch-send --rate R --start-at S`):
+/// the message of MoldUDP64 sequence `q` was due at `start + (q − first_sequence) / rate`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// When the first message was due, ns of this host's CLOCK_MONOTONIC.
+    pub start: u64,
+    /// Messages per second.
+    pub rate: u64,
+    /// The sequence of the first message (default 1, where MoldUDP64 sessions start).
+    pub first_sequence: Option<u64>,
 }
 
 /// JSON field names.

@@ -66,6 +66,26 @@ pub struct ItchPlan {
     pub interface: Option<std::net::Ipv4Addr>,
     /// SO_RCVBUF to ask for, bytes.
     pub recv_buffer: usize,
+    /// The sender's schedule, to time messages from when they were due (with `listen`).
+    pub schedule: Option<Schedule>,
+}
+
+/// A paced sender's schedule: sequence `q` was due at `start + (q − first_sequence) × 10⁹ / rate` ns of the
+/// host's CLOCK_MONOTONIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub start: u64,
+    pub rate: u64,
+    pub first_sequence: u64,
+}
+
+impl Schedule {
+    /// When the message of sequence `q` was due (CLOCK_MONOTONIC ns).
+    #[inline]
+    pub fn due(&self, q: u64) -> u64 {
+        let i = q.saturating_sub(self.first_sequence) as u128;
+        self.start.saturating_add((i * 1_000_000_000 / self.rate.max(1) as u128).min(u64::MAX as u128) as u64)
+    }
 }
 
 /// A Kafka source: what to subscribe to, how messages decode, and the consumer's properties.
@@ -266,8 +286,10 @@ fn foreign_keys(s: &SourceConfig) -> Vec<&'static str> {
     let itch = s.kind == SourceType::Itch;
     let synth = s.kind == SourceType::Synthetic;
     let kafka = s.kind == SourceType::Kafka;
-    let checks: [(&'static str, bool, bool); 28] = [
+    let checks: [(&'static str, bool, bool); 30] = [
         ("listen", s.listen.is_some(), itch),
+        ("recv_buffer", s.recv_buffer.is_some(), itch),
+        ("schedule", s.schedule.is_some(), itch),
         ("group", s.group.is_some(), itch),
         ("interface", s.interface.is_some(), itch),
         ("date", s.date.is_some(), itch),
@@ -594,8 +616,33 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 if group.is_some_and(|g| !g.is_multicast()) {
                     errs.push((k("group"), "not a multicast address (224.0.0.0/4)".into()));
                 }
+                let recv_buffer = s.recv_buffer.unwrap_or(8 << 20);
+                if !(4096..=1 << 30).contains(&recv_buffer) {
+                    errs.push((k("recv_buffer"), format!("{recv_buffer} bytes: must be between 4096 and 1 GiB")));
+                }
+                let schedule = s.schedule.map(|sc| Schedule {
+                    start: sc.start,
+                    rate: sc.rate,
+                    first_sequence: sc.first_sequence.unwrap_or(1),
+                });
+                if let Some(sc) = &schedule {
+                    if !(1..=1_000_000_000).contains(&sc.rate) {
+                        errs.push((k("schedule.rate"), "must be between 1 and 1000000000 messages per second".into()));
+                    }
+                    if sc.start == 0 {
+                        errs.push((
+                            k("schedule.start"),
+                            "must be a time of CLOCK_MONOTONIC in ns (as given to itch-send --start-at)".into(),
+                        ));
+                    }
+                }
                 if s.listen.is_none() {
-                    for (key, set) in [("group", s.group.is_some()), ("interface", s.interface.is_some())] {
+                    for (key, set) in [
+                        ("group", s.group.is_some()),
+                        ("interface", s.interface.is_some()),
+                        ("recv_buffer", s.recv_buffer.is_some()),
+                        ("schedule", s.schedule.is_some()),
+                    ] {
                         if set {
                             errs.push((k(key), "only with `listen` (a live MoldUDP64 stream)".into()));
                         }
@@ -609,7 +656,8 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                     listen,
                     group,
                     interface,
-                    recv_buffer: 8 << 20,
+                    recv_buffer: recv_buffer as usize,
+                    schedule,
                     path: if s.listen.is_some() { PathBuf::new() } else { need_path(&mut errs) },
                     speed: s.speed,
                     date,
@@ -1186,4 +1234,20 @@ fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPl
     let replay = mode != ExactlyOnce::None;
     let transactional = mode == ExactlyOnce::Transactions;
     Some(KafkaSinkPlan { topic, replay, transactional, producer, props })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    #[test]
+    fn a_schedule_says_when_each_sequence_was_due() {
+        let s = Schedule { start: 5_000, rate: 1_000_000, first_sequence: 1 };
+        assert_eq!(s.due(1), 5_000);
+        assert_eq!(s.due(2), 6_000);
+        assert_eq!(s.due(1_000_001), 5_000 + 1_000_000_000);
+        assert_eq!(s.due(0), 5_000, "a sequence before the first counts as the first");
+        let third = Schedule { start: 0, rate: 3, first_sequence: 10 };
+        assert_eq!(third.due(11), 333_333_333, "rounded down to the ns");
+    }
 }

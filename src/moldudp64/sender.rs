@@ -16,7 +16,7 @@ use super::packet::{
     block_len, Header, Session, BLOCK_LEN_FIELD, END_OF_SESSION_COUNT, HEADER_LEN, HEARTBEAT_COUNT, MAX_MESSAGES,
     MAX_MESSAGE_LEN,
 };
-use crate::time::{mono_now, wait_until};
+use crate::time::{host_monotonic_ns, mono_now, wait_until_on};
 
 /// Builds downstream packets of at most `max_payload` bytes, numbering messages from a first sequence.
 #[derive(Clone, Debug)]
@@ -145,6 +145,11 @@ pub struct SenderConfig {
     /// `start + i / rate` and each packet is sent when its last message is due (at once if that is past), so
     /// a late packet does not delay the ones after it.
     pub rate: u64,
+    /// Paced: when message 0 of the schedule is due, on the host's `CLOCK_MONOTONIC`
+    /// ([`host_monotonic_ns`]), so that a receiver on the same host knows when each message was due (the
+    /// ITCH source's `schedule`). By default the schedule starts at the first message pushed, on this
+    /// process's own clock.
+    pub start_at: Option<u64>,
     /// [`Sender::tick`] sends a heartbeat when nothing was sent for this long.
     pub heartbeat_interval: Duration,
     /// End-of-session packets sent by [`Sender::finish`], `end_spacing` apart.
@@ -174,6 +179,7 @@ impl SenderConfig {
             max_payload: 1400,
             max_messages: MAX_MESSAGES,
             rate: 0,
+            start_at: None,
             heartbeat_interval: Duration::from_secs(1),
             end_repeats: 3,
             end_spacing: Duration::from_millis(1),
@@ -273,8 +279,10 @@ pub struct Sender {
     held: Vec<u8>,
     held_range: Option<Range<u64>>,
     report: SendReport,
-    /// `mono_now` at the first message, when paced.
+    /// When paced: the schedule's start, on `clock`.
     pace_start: Option<u64>,
+    /// The clock the schedule is kept on: this process's, or the host's with `start_at`.
+    clock: fn() -> u64,
     last_send: u64,
 }
 
@@ -285,7 +293,9 @@ impl Sender {
         let rng = fastrand::Rng::with_seed(cfg.faults.seed);
         let report = SendReport { next_sequence: cfg.first_sequence, ..SendReport::default() };
         let held = Vec::with_capacity(cfg.max_payload);
+        let clock = if cfg.start_at.is_some() { host_monotonic_ns } else { mono_now };
         Ok(Sender {
+            clock,
             cfg,
             socket,
             dest,
@@ -323,7 +333,7 @@ impl Sender {
             });
         }
         if self.cfg.rate > 0 && self.pace_start.is_none() {
-            self.pace_start = Some(mono_now());
+            self.pace_start = Some(self.cfg.start_at.unwrap_or_else(mono_now));
         }
         if !self.pk.add(msg) {
             self.emit()?;
@@ -396,8 +406,8 @@ impl Sender {
             // Due when its last message is: message i (from 0) at start + i / rate.
             let last = range.end - 1 - self.cfg.first_sequence;
             let due = start.saturating_add((u128::from(last) * 1_000_000_000 / u128::from(self.cfg.rate)) as u64);
-            wait_until(due);
-            self.report.max_behind_ns = self.report.max_behind_ns.max(mono_now().saturating_sub(due));
+            wait_until_on(due, self.clock);
+            self.report.max_behind_ns = self.report.max_behind_ns.max((self.clock)().saturating_sub(due));
         }
         let f = self.cfg.faults;
         if self.roll(f.drop_ppm) {

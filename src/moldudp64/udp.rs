@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::tracker::{Tracked, Tracker};
+use crate::time::mono_now;
 
 /// The largest UDP payload over IPv4 (65,535 − 8 − 20): a buffer this long never truncates a datagram.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -23,8 +24,9 @@ pub struct ReceiverConfig {
     pub interface: Ipv4Addr,
     /// SO_REUSEADDR, so several receivers (or a restarted one) can bind the same group and port.
     pub reuse_addr: bool,
-    /// SO_RCVBUF to ask for. Linux grants at most `net.core.rmem_max` and reports twice the value granted
-    /// (the other half is its bookkeeping); [`Receiver::recv_buffer`] says what it reports.
+    /// SO_RCVBUF to ask for. Linux grants at most `net.core.rmem_max` (unless the process has CAP_NET_ADMIN:
+    /// then SO_RCVBUFFORCE is used) and reports twice the value granted (the other half is its bookkeeping);
+    /// [`Receiver::recv_buffer`] says what it reports.
     pub recv_buffer: Option<usize>,
     /// Bytes of the receive buffer; a datagram longer than this is cut (the tracker then sees a damaged
     /// packet). [`MAX_DATAGRAM`] by default.
@@ -108,8 +110,15 @@ impl Receiver {
         if let Some(n) = cfg.recv_buffer {
             s.set_recv_buffer_size(n).map_err(opt("SO_RCVBUF"))?;
         }
-        let recv_buffer = s.recv_buffer_size().map_err(opt("SO_RCVBUF (reading it back)"))?;
+        let mut recv_buffer = s.recv_buffer_size().map_err(opt("SO_RCVBUF (reading it back)"))?;
         if let Some(n) = cfg.recv_buffer {
+            // Linux reports twice what it granted. Less than asked: `net.core.rmem_max` capped it, which a
+            // process with CAP_NET_ADMIN may exceed (SO_RCVBUFFORCE); without it, the capped size stands.
+            if recv_buffer < n.saturating_mul(2)
+                && rustix::net::sockopt::set_socket_recv_buffer_size_force(&s, n).is_ok()
+            {
+                recv_buffer = s.recv_buffer_size().map_err(opt("SO_RCVBUF (reading it back)"))?;
+            }
             if recv_buffer < n {
                 tracing::warn!(
                     %addr, requested = n, granted = recv_buffer,
@@ -168,11 +177,22 @@ impl Receiver {
     where
         F: FnMut(Tracked<'_>),
     {
+        self.poll_timed(tracker, max, |t, _| on(t))
+    }
+
+    /// [`Receiver::poll`], also handing `on` when each datagram was received: [`mono_now`] read as soon as
+    /// `recv` returned it, before the tracker or anything else looked at it (the start of the latency a
+    /// receiver adds).
+    pub fn poll_timed<F>(&mut self, tracker: &mut Tracker, max: usize, mut on: F) -> Result<usize, UdpError>
+    where
+        F: FnMut(Tracked<'_>, u64),
+    {
         let mut n = 0;
         while n < max {
             match self.recv()? {
                 Some(datagram) => {
-                    on(tracker.track(datagram));
+                    let at = mono_now();
+                    on(tracker.track(datagram), at);
                     n += 1;
                 }
                 None => break,

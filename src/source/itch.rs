@@ -12,7 +12,7 @@
 use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
 use crate::book::{BookError, BookSide, Books, Execution, Update};
-use crate::config::ItchPlan;
+use crate::config::{ItchPlan, Schedule};
 use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade, TradeKind};
 use crate::itch::{self, ItchFile, Message, SessionClock};
 use crate::metrics::{FeedCounter, FeedMetrics};
@@ -47,7 +47,7 @@ enum Input {
     /// A sample file: 2-byte lengths before the messages, plain or gzip.
     File(ItchFile),
     /// A live MoldUDP64 stream, its gaps and duplicates tracked (`src/moldudp64/`).
-    Udp { rx: Box<Receiver>, tracker: Tracker, ended: bool, gaps_logged: u64 },
+    Udp { rx: Box<Receiver>, tracker: Tracker, ended: bool, gaps_logged: u64, schedule: Option<Schedule> },
 }
 
 /// Everything the messages change: books, ids, counters.
@@ -91,7 +91,13 @@ impl ItchSource {
                     message: format!("listening for MoldUDP64 on {addr}: {e}"),
                 })?;
                 tracing::info!(source = name, %addr, recv_buffer = rx.recv_buffer(), "listening for MoldUDP64");
-                Input::Udp { rx: Box::new(rx), tracker: Tracker::new(Start::FirstSeen), ended: false, gaps_logged: 0 }
+                Input::Udp {
+                    rx: Box::new(rx),
+                    tracker: Tracker::new(Start::FirstSeen),
+                    ended: false,
+                    gaps_logged: 0,
+                    schedule: plan.schedule,
+                }
             }
         };
         let clock = SessionClock::new(&plan.date, &plan.time_zone).map_err(|e| SourceError::Other {
@@ -201,22 +207,33 @@ impl ItchSource {
         }
         let file = match &mut self.input {
             Input::File(f) => f,
-            Input::Udp { rx, tracker, ended, gaps_logged } => {
+            Input::Udp { rx, tracker, ended, gaps_logged, schedule } => {
                 if *ended {
+                    log_session(&self.name, rx, tracker);
                     log_summary(&self.name, &self.feed);
                     return Ok(Poll::Done);
                 }
                 let feed = &mut self.feed;
+                let schedule = *schedule;
                 let mut failed = None;
                 let n = rx
-                    .poll(tracker, 64, |t| {
+                    .poll_timed(tracker, 64, |t, received| {
+                        // Latency counts from the packet's receipt, or with a schedule from when each message
+                        // was due: the host clock read now says how long ago that was.
+                        let host_now = schedule.map_or(0, |_| crate::time::host_monotonic_ns());
                         if t.verdict == Verdict::EndOfSession {
                             *ended = true;
                         }
                         for (sequence, msg) in t.messages {
                             if failed.is_none() {
+                                let at = match schedule {
+                                    None => received,
+                                    Some(sc) => {
+                                        received.saturating_sub(host_now.saturating_sub(sc.due(sequence))).max(1)
+                                    }
+                                };
                                 // The offset of a live message is its MoldUDP64 sequence number.
-                                failed = feed.message(sequence, msg, 0, out).err();
+                                failed = feed.message(sequence, msg, at, out).err();
                             }
                         }
                     })
@@ -279,6 +296,24 @@ impl ItchSource {
 fn header_ts(msg: &[u8]) -> Option<u64> {
     let b = msg.get(5..11)?;
     Some(b.iter().fold(0u64, |a, &x| (a << 8) | x as u64))
+}
+
+/// The end of a MoldUDP64 session: what the tracker saw, and what the kernel dropped before it could.
+fn log_session(name: &str, rx: &Receiver, tracker: &Tracker) {
+    let c = tracker.counters();
+    let kernel_drops = rx.kernel_drops().map_or(-1, |d| d as i64);
+    tracing::info!(
+        source = name,
+        datagrams = rx.datagrams(),
+        packets = c.data,
+        messages = c.messages,
+        gaps = c.gaps,
+        missing = c.missing,
+        duplicates = c.duplicates,
+        old = c.old,
+        kernel_drops,
+        "MoldUDP64 session ended"
+    );
 }
 
 fn log_summary(name: &str, f: &Feed) {

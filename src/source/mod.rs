@@ -181,6 +181,11 @@ impl SourceOut {
         &self.name
     }
 
+    /// This source's counters, for a source that keeps some of its own (a MoldUDP64 stream's gaps).
+    pub fn metrics(&self) -> &crate::metrics::SourceMetrics {
+        &self.metrics.sources[self.idx]
+    }
+
     /// The shard that owns `key` (a multiplicative hash, so dense ids spread evenly).
     #[inline]
     pub fn shard_of(key: u32, shards: usize) -> usize {

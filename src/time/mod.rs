@@ -104,6 +104,15 @@ pub fn mono_now() -> u64 {
     (quanta::Instant::now().saturating_duration_since(b).as_nanos() as u64) | 1
 }
 
+/// The host's `CLOCK_MONOTONIC` in ns: the one clock two processes on this host share (through the vDSO, no
+/// syscall, where the kernel's clocksource allows). [`mono_now`] is this process's own and cheaper; this is
+/// for times handed between processes, such as a sender's schedule (`ticklane itch-send --start-at`).
+#[inline]
+pub fn host_monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
 /// Starts the monotonic clock (calibrates the TSC) so the first timed event does not pay for it.
 pub fn init_clock() {
     let _ = mono_now();
@@ -123,8 +132,13 @@ pub fn mono_to_wall_offset() -> Nanos {
 /// Waits until `mono_now() >= deadline`: sleeps while far away, then spins, so a paced source sends on
 /// time without burning a core between sparse events.
 pub fn wait_until(deadline: u64) {
+    wait_until_on(deadline, mono_now)
+}
+
+/// [`wait_until`] on another clock (such as [`host_monotonic_ns`]).
+pub fn wait_until_on(deadline: u64, clock: fn() -> u64) {
     loop {
-        let now = mono_now();
+        let now = clock();
         if now >= deadline {
             return;
         }
@@ -165,5 +179,7 @@ mod tests {
         let a = mono_now();
         let b = mono_now();
         assert!(a != 0 && b >= a);
+        let (c, d) = (host_monotonic_ns(), host_monotonic_ns());
+        assert!(c != 0 && d >= c);
     }
 }
