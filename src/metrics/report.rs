@@ -83,6 +83,10 @@ pub struct Report {
     pub publish: Option<Arc<super::prom::Published>>,
     /// `[alerts]`, checked every interval.
     pub alerts: super::alerts::Alerts,
+    /// systemd: readiness, status, watchdog, stopping.
+    pub service: crate::service::Service,
+    /// Set by a signal: the pipeline drains.
+    pub shutdown: Arc<AtomicBool>,
 }
 
 impl Report {
@@ -95,10 +99,26 @@ impl Report {
         let mut last_out = 0u64;
         let mut interval = Hists::new();
         let mut text = String::new();
+        // Started last, after every pipeline thread: the job runs.
+        self.service.ready(&format!(
+            "running: {} sources, {} shards",
+            self.metrics.sources.len(),
+            self.metrics.shards.len()
+        ));
         loop {
             let deadline = last + self.interval;
             while Instant::now() < deadline && !stop.load(Ordering::Acquire) {
+                if self.shutdown.load(Ordering::Relaxed) {
+                    self.service.stopping();
+                }
+                if self.service.ping_due() {
+                    self.service.watchdog(&self.metrics);
+                }
                 std::thread::sleep(Duration::from_millis(10).min(self.interval));
+            }
+            // A stop that drained faster than one look: still said.
+            if self.shutdown.load(Ordering::Relaxed) {
+                self.service.stopping();
             }
             let finished = stop.load(Ordering::Acquire);
             self.hub.next_interval();
@@ -122,6 +142,16 @@ impl Report {
                 }
             }
             let (ev_in, ev_out) = (self.metrics.events_in(), self.metrics.rows_out());
+            if !finished && !self.shutdown.load(Ordering::Relaxed) {
+                let secs = len.as_secs_f64().max(1e-9);
+                self.service.status(&format!(
+                    "in {:.0} ev/s (total {ev_in}), out {:.0} rows/s, late {}, rejects {}",
+                    (ev_in - last_in) as f64 / secs,
+                    (ev_out - last_out) as f64 / secs,
+                    self.metrics.late(),
+                    self.metrics.rejects()
+                ));
+            }
             if self.live && !finished {
                 let secs = len.as_secs_f64().max(1e-9);
                 let e2e = &interval.0[super::Stage::EndToEnd as usize];

@@ -767,6 +767,8 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         total: Hists::new(),
         publish: endpoint.as_ref().map(|_| Arc::new(crate::metrics::prom::Published::default())),
         alerts: crate::metrics::alerts::Alerts::new(alert_rules.clone(), alert_board.clone()),
+        service: crate::service::Service::from_env(),
+        shutdown: stop.clone(),
     };
     let http = match endpoint {
         Some(ep) => {
