@@ -112,8 +112,8 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
     let qty: i64 = u.arbitrary()?;
     let seq: u64 = u.arbitrary()?;
     let side = *u.choose(&SIDES)?;
-    let kind = TradeKind::from_u8(u.int_in_range(0u8..=4)?).expect("0 to 4");
-    let t = Trade { ts, price, qty, seq, instrument: u.arbitrary()?, side, kind };
+    let trade_kind = TradeKind::from_u8(u.int_in_range(0u8..=4)?).expect("0 to 4");
+    let t = Trade { ts, price, qty, seq, instrument: u.arbitrary()?, side, kind: trade_kind };
     let sym: &str = u.arbitrary()?;
     let (symbol, truncated) = stored(sym);
     let mut out = Vec::new();
@@ -180,7 +180,7 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
             let reason = if u.arbitrary()? { LateReason::PreviousSession } else { LateReason::BehindWatermark };
             encode_record(&Record::Late(LateRow { trade: t, watermark, reason }), sym, &mut out);
             let watermark = (watermark != i64::MIN).then_some(watermark);
-            Decoded::Late { symbol, truncated, ts, price, qty, side, seq, trade_kind: kind, watermark, reason }
+            Decoded::Late { symbol, truncated, ts, price, qty, side, seq, trade_kind, watermark, reason }
         }
         Kind::Tick => {
             let k = TickRow {
@@ -192,7 +192,7 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
             };
             encode_record(&Record::Tick(k), sym, &mut out);
             let (vwap, ema, volume, count) = (k.vwap, k.ema, k.volume, k.count);
-            Decoded::Tick { symbol, truncated, ts, price, qty, side, seq, trade_kind: kind, vwap, ema, volume, count }
+            Decoded::Tick { symbol, truncated, ts, price, qty, side, seq, trade_kind, vwap, ema, volume, count }
         }
         Kind::Reject => {
             let reason = *u.choose(&REASONS)?;

@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let reason = REASONS[data[0] as usize % REASONS.len()];
     let sel = u16::from_le_bytes([data[1], data[2]]) as usize;
     let columns: Vec<Column> = if sel == 0 {
-        Column::defaults(StreamKind::Reject, &[])
+        Column::defaults(StreamKind::Reject, &[], false)
     } else {
         let n = sel % 5;
         (0..n).map(|i| COLUMNS[(sel / 5 >> (2 * i)) & 3]).collect()
