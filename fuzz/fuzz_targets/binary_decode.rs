@@ -64,7 +64,7 @@ fn canonical(bytes: &[u8]) -> Vec<u8> {
     } else {
         let n = b[3] as usize;
         b[4 + n..36].fill(0); // symbol padding
-        // Reserved 36..40, but for byte 36 of a late or tick record: the trade kind.
+                              // Reserved 36..40, but for byte 36 of a late or tick record: the trade kind.
         let reserved = if matches!(b[0], 3 | 4) { 37 } else { 36 };
         b[reserved..40].fill(0);
         match b[0] {

@@ -41,7 +41,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use ticklane::checkpoint::codec::{Dec, DecodeError, Enc};
 use ticklane::continuous::{Continuous, SessionReset};
-use ticklane::event::{Event, Nanos, Price, Side, Trade, WATERMARK_MAX, TradeKind};
+use ticklane::event::{Event, Nanos, Price, Side, Trade, TradeKind, WATERMARK_MAX};
 use ticklane::gen::{GenParams, TradeGen};
 use ticklane::operator::Operator;
 use ticklane::record::{Record, StreamId};
@@ -124,7 +124,15 @@ fn operator(sel: u8, d: &mut Dec<'_>) {
     let r = op.retained_from();
     let base = if r == WATERMARK_MAX { T0 } else { r };
     op.on_watermark(base.saturating_sub(1), &mut out);
-    let t = Trade { ts: base, price: Price::from_units(100), qty: 10, seq: 1, instrument: 0, side: Side::Buy, kind: TradeKind::Record };
+    let t = Trade {
+        ts: base,
+        price: Price::from_units(100),
+        qty: 10,
+        seq: 1,
+        instrument: 0,
+        side: Side::Buy,
+        kind: TradeKind::Record,
+    };
     // Arrival numbers after any a checkpoint can hold for a shard that has seen fewer than 2⁶² events.
     op.on_event(&Event::Trade(t), 1 << 62, &mut out);
     op.on_watermark(base.saturating_add(10 * MS), &mut out);
