@@ -28,8 +28,8 @@
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use ticklane::book::{Books, Level};
-use ticklane::event::{KeyId, Price, Quote};
+use ticklane::book::{Books, LastQuotes};
+use ticklane::event::KeyId;
 use ticklane::itch::{self, Counters, ItchFile, Message, SessionClock};
 use ticklane::source::itch::{apply, Applied};
 use ticklane::source::itch_prefetch::Prefetcher;
@@ -82,7 +82,7 @@ fn pass(path: &Path, case: Case, clock: &SessionClock) -> Seen {
     books.reserve(1 << 20, 256);
     let mut ids = vec![NONE; 1 << 16];
     let mut next_id: KeyId = 0;
-    let mut last: Vec<Quote> = Vec::new();
+    let mut last = LastQuotes::default();
     let mut s = Seen::default();
     let mut ahead = Prefetcher::new();
     let prefetch = matches!(case, Case::Book | Case::Quotes);
@@ -145,30 +145,8 @@ fn pass(path: &Path, case: Case, clock: &SessionClock) -> Seen {
 }
 
 /// Whether `k`'s quote differs from the last one (which it then becomes), as the source decides.
-fn quote(books: &Books, last: &mut Vec<Quote>, k: KeyId, ts: i64) -> bool {
-    let m = books.quote(k);
-    let size = |l: Option<Level>| l.map_or(0, |l| l.shares.clamp(0, u32::MAX as i64) as u32);
-    let q = Quote {
-        ts,
-        bid: m.bid.map_or(Price(0), |l| l.price),
-        ask: m.ask.map_or(Price(0), |l| l.price),
-        bid_qty: size(m.bid),
-        ask_qty: size(m.ask),
-        instrument: k,
-        imbalance: m.imbalance.unwrap_or(0) as i32,
-    };
-    let i = k as usize;
-    if i >= last.len() {
-        last.resize(i + 1, Quote { instrument: NONE, ..Quote::default() });
-    }
-    let l = &mut last[i];
-    if l.instrument == k
-        && (l.bid, l.ask, l.bid_qty, l.ask_qty, l.imbalance) == (q.bid, q.ask, q.bid_qty, q.ask_qty, q.imbalance)
-    {
-        return false;
-    }
-    *l = black_box(q);
-    true
+fn quote(books: &Books, last: &mut LastQuotes, k: KeyId, ts: i64) -> bool {
+    black_box(last.changed(books.quote(k).to_event(k, ts))).is_some()
 }
 
 fn median(v: &mut [f64]) -> f64 {

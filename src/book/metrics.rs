@@ -3,7 +3,7 @@
 
 use super::levels::{self, Levels};
 use super::{BookSide, Level};
-use crate::event::{Price, Qty};
+use crate::event::{KeyId, Nanos, Price, Qty, Quote};
 
 /// Units of [`Metrics::imbalance`] per 1.0: the imbalance is an `i64` in [−10⁹, 10⁹].
 pub const IMBALANCE_SCALE: i64 = 1_000_000_000;
@@ -71,6 +71,46 @@ impl BookQuote {
     pub(crate) fn compute(bids: &Levels, asks: &Levels, depth: usize) -> BookQuote {
         let (bid, ask, bid_depth, ask_depth) = top(bids, asks, depth);
         BookQuote { bid, ask, imbalance: imbalance(bid_depth, ask_depth) }
+    }
+
+    /// As the event the pipeline carries: a side with no order has size 0, a size beyond `u32` is clamped.
+    pub fn to_event(&self, instrument: KeyId, ts: Nanos) -> Quote {
+        let size = |l: Option<Level>| l.map_or(0, |l| l.shares.clamp(0, u32::MAX as i64) as u32);
+        Quote {
+            ts,
+            bid: self.bid.map_or(Price(0), |l| l.price),
+            ask: self.ask.map_or(Price(0), |l| l.price),
+            bid_qty: size(self.bid),
+            ask_qty: size(self.ask),
+            instrument,
+            imbalance: self.imbalance.unwrap_or(0) as i32,
+        }
+    }
+}
+
+/// The last quote sent per instrument, so that only changes are sent: a book change that leaves the best
+/// levels and the imbalance as they were is no quote.
+#[derive(Debug, Default)]
+pub struct LastQuotes(Vec<Quote>);
+
+impl LastQuotes {
+    /// `q` if it differs from the last one of its instrument (it then becomes the last), else `None`.
+    #[inline]
+    pub fn changed(&mut self, q: Quote) -> Option<Quote> {
+        let i = q.instrument as usize;
+        if i >= self.0.len() {
+            // New instruments only (their count is bounded): no slot yet means no quote yet.
+            self.0.resize(i + 1, Quote { instrument: KeyId::MAX, ..Quote::default() });
+        }
+        let last = &mut self.0[i];
+        if last.instrument == q.instrument
+            && (last.bid, last.ask, last.bid_qty, last.ask_qty, last.imbalance)
+                == (q.bid, q.ask, q.bid_qty, q.ask_qty, q.imbalance)
+        {
+            return None;
+        }
+        *last = q;
+        Some(q)
     }
 }
 

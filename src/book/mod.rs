@@ -18,7 +18,7 @@ mod refmap;
 mod snapshot;
 
 pub use error::{BookError, Op};
-pub use metrics::{BookQuote, Metrics, IMBALANCE_SCALE};
+pub use metrics::{BookQuote, LastQuotes, Metrics, IMBALANCE_SCALE};
 
 use crate::event::{KeyId, Price, Qty};
 use levels::Levels;

@@ -11,9 +11,9 @@
 
 use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
-use crate::book::{BookError, BookSide, Books, Execution, Update};
+use crate::book::{BookError, BookSide, Books, Execution, LastQuotes, Update};
 use crate::config::{ItchPlan, Schedule};
-use crate::event::{Event, KeyId, Nanos, Price, Quote, Side, Trade, TradeKind};
+use crate::event::{Event, KeyId, Nanos, Price, Side, Trade, TradeKind};
 use crate::itch::{self, ItchFile, Message, SessionClock};
 use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
@@ -60,7 +60,7 @@ struct Feed {
     /// Each instrument's listing from its directory message, for readers elsewhere.
     directory: DirectoryWriter,
     /// The last quote sent per instrument id (to send only changes).
-    last: Vec<Quote>,
+    last: LastQuotes,
     trades: [bool; 256],
     quotes: bool,
     counters: itch::Counters,
@@ -124,7 +124,7 @@ impl ItchSource {
                 interner,
                 ids: vec![NONE; 1 << 16],
                 directory,
-                last: Vec::new(),
+                last: LastQuotes::default(),
                 trades,
                 quotes: plan.quotes,
                 counters: itch::Counters::default(),
@@ -430,30 +430,10 @@ impl Feed {
 
     /// Sends `k`'s quote if its best levels or imbalance differ from the last one sent.
     fn quote(&mut self, k: KeyId, ts: Nanos, at: u64, out: &mut SourceOut) -> Result<(), SourceError> {
-        let m = self.books.quote(k);
-        let size = |l: Option<crate::book::Level>| l.map_or(0, |l| l.shares.clamp(0, u32::MAX as i64) as u32);
-        let q = Quote {
-            ts,
-            bid: m.bid.map_or(Price(0), |l| l.price),
-            ask: m.ask.map_or(Price(0), |l| l.price),
-            bid_qty: size(m.bid),
-            ask_qty: size(m.ask),
-            instrument: k,
-            imbalance: m.imbalance.unwrap_or(0) as i32,
-        };
-        let i = k as usize;
-        if i >= self.last.len() {
-            self.last.resize(i + 1, Quote { instrument: NONE, ..Quote::default() });
+        match self.last.changed(self.books.quote(k).to_event(k, ts)) {
+            Some(q) => out.emit(0, Event::Quote(q), at),
+            None => Ok(()),
         }
-        let last = &mut self.last[i];
-        if last.instrument == k
-            && (last.bid, last.ask, last.bid_qty, last.ask_qty, last.imbalance)
-                == (q.bid, q.ask, q.bid_qty, q.ask_qty, q.imbalance)
-        {
-            return Ok(());
-        }
-        *last = q;
-        out.emit(0, Event::Quote(q), at)
     }
 }
 
