@@ -959,6 +959,20 @@ checkpoint() {
     echo "a checkpoint every 1 s $(meps "$(stat ckpt-tput-on eps median)") events/s ($(ratio "$(stat ckpt-tput-on eps median)" "$(stat ckpt-tput-off eps median)") of it)."
 }
 
+# The generated ITCH feed of $1 messages (100 stocks, seed 7), made once per build of the binary; prints its path.
+itch_feed() {
+    local feed=$BENCH_DIR/itch-$1.itch
+    if [ ! -s "$feed" ] || [ ! -f "$feed.done" ] || [ "$BIN" -nt "$feed.done" ]; then
+        log "generating $feed ($1 messages)"
+        "$BIN" itch-gen --out "$feed" --messages "$1" --stocks 100 --seed 7 --date 2026-11-26 2>"$WORK/itch-gen.log" || {
+            cat "$WORK/itch-gen.log" >&2
+            exit 1
+        }
+        touch "$feed.done"
+    fi
+    echo "$feed"
+}
+
 # --- (h) ITCH ----------------------------------------------------------------------------------------------
 # One core (benches/itch_file.rs, the source's loop without the rings): decode only, decode + books, decode +
 # books without prefetching (the prefetch's baseline), decode + books + the quote check; then the whole
@@ -967,15 +981,7 @@ checkpoint() {
 itch() {
     local n=${ITCH_MESSAGES:-50000000} feed c i log secs msgs out
     local one=(decode book book-noprefetch book+quotes)
-    feed=$BENCH_DIR/itch-$n.itch
-    if [ ! -s "$feed" ] || [ ! -f "$feed.done" ] || [ "$BIN" -nt "$feed.done" ]; then
-        log "generating $feed ($n messages)"
-        "$BIN" itch-gen --out "$feed" --messages "$n" --stocks 100 --seed 7 --date 2026-11-26 2>"$WORK/itch-gen.log" || {
-            cat "$WORK/itch-gen.log" >&2
-            exit 1
-        }
-        touch "$feed.done"
-    fi
+    feed=$(itch_feed "$n")
     cargo bench --bench itch_file --no-run >"$WORK/itch-build.log" 2>&1 || {
         tail -30 "$WORK/itch-build.log" >&2
         exit 1
@@ -1119,15 +1125,7 @@ itch_lat_row() { # label case
 itch_latency() {
     local rate=${ITCH_LAT_RATE:-1000000} batches=${ITCH_LAT_BATCHES:-65534 10} n feed b i from
     n=$((rate * LAT_SECONDS))
-    feed=$BENCH_DIR/itch-$n.itch
-    if [ ! -s "$feed" ] || [ ! -f "$feed.done" ] || [ "$BIN" -nt "$feed.done" ]; then
-        log "generating $feed ($n messages)"
-        "$BIN" itch-gen --out "$feed" --messages "$n" --stocks 100 --seed 7 --date 2026-11-26 2>"$WORK/itch-gen.log" || {
-            cat "$WORK/itch-gen.log" >&2
-            exit 1
-        }
-        touch "$feed.done"
-    fi
+    feed=$(itch_feed "$n")
     for i in $(seq 1 "$RUNS"); do
         for b in $batches; do # baseline and workload alternate, so drifting load hits them alike
             for from in due receive; do

@@ -62,37 +62,10 @@ fn the_dashboard_shows_live_numbers_in_a_real_browser() {
     let Some(browser) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let toml = r#"
-[pipeline]
-workers = 2
-wait = "park"
-[metrics]
-interval = "250ms"
-live = false
-summary = false
-listen = "127.0.0.1:0"
-[[source]]
-name = "trades"
-type = "synthetic"
-events = 100_000_000
-rate = 20_000
-instruments = 10
-ts_unit = "ms"
-[[window]]
-name = "bars"
-type = "tumbling"
-size = "100ms"
-aggregates = ["open", "close", "count"]
-[[sink]]
-stream = "bars"
-type = "null"
-"#;
+    let toml = common::paced_job("listen = \"127.0.0.1:0\"", "");
     std::fs::write(d.join("job.toml"), toml).unwrap();
     let r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
-    let at = |r: &Running| {
-        let err = r.stderr_so_far();
-        err.split("metrics at http://").nth(1).and_then(|s| s.split("/metrics").next()).map(str::to_string)
-    };
+    let at = common::metrics_addr;
     assert!(wait_until(Duration::from_secs(30), || at(&r).is_some()), "{}", r.stderr_so_far());
     let url = format!("http://{}/", at(&r).unwrap());
     std::thread::sleep(Duration::from_millis(1500));

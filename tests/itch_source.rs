@@ -177,16 +177,19 @@ fn a_gzip_feed_gives_what_the_plain_one_gives() {
     }
 }
 
+/// The number just before `what` in itch-gen's summary ("… N faults (U unknown type, R unknown reference …").
+fn count_before(summary: &str, what: &str) -> u64 {
+    let at = summary.find(what).unwrap_or_else(|| panic!("no `{what}` in {summary}"));
+    summary[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn feed_faults_are_counted_and_rejected_with_their_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (feed, summary) = gen_feed(d, "faulty.itch", &["--faults", "0.002"]);
     // "… N faults (U unknown type, R unknown reference, O overfill) …"
-    let count = |what: &str| -> u64 {
-        let at = summary.find(what).unwrap_or_else(|| panic!("no `{what}` in {summary}"));
-        summary[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-    };
+    let count = |what: &str| count_before(&summary, what);
     let (unknown_ref, overfill) = (count(" unknown reference"), count(" overfill"));
     assert!(unknown_ref > 10 && overfill > 10, "{summary}");
     let out = d.join("out");
@@ -502,10 +505,7 @@ fn the_faults_of_a_generated_feed_are_in_its_metrics() {
     let d = dir.path();
     let (feed, summary) = gen_feed(d, "faulty.itch", &["--faults", "0.002"]);
     // "…: N messages, … N faults (U unknown type, R unknown reference, O overfill) …"
-    let count = |what: &str| -> u64 {
-        let at = summary.find(what).unwrap_or_else(|| panic!("no `{what}` in {summary}"));
-        summary[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-    };
+    let count = |what: &str| count_before(&summary, what);
     let o = run_in_process(&job(&format!("path = {}", toml_path(&feed)), &d.join("out")));
     let c = feed_counts(&o);
     assert_eq!(c["messages"], count(" messages,"), "{summary}");

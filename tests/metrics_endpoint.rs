@@ -10,43 +10,14 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-/// A paced synthetic job with checkpoints, two shards, and the endpoint on a port the OS picks.
+/// A paced job with checkpoints and an alert that cannot help firing, the endpoint at `listen`.
 fn job(dir: &Path, listen: &str) -> String {
-    format!(
-        r#"
-[pipeline]
-workers = 2
-wait = "park"
-[metrics]
-interval = "200ms"
-live = false
-summary = false
-listen = "{listen}"
-[checkpoint]
-dir = "{}"
-interval = "300ms"
-[[alerts.latency]]
-stage = "end_to_end"
-quantile = 0.5
-above = "1ns"
-[[source]]
-name = "trades"
-type = "synthetic"
-events = 100_000_000
-rate = 20_000
-instruments = 10
-ts_unit = "ms"
-[[window]]
-name = "bars"
-type = "tumbling"
-size = "100ms"
-aggregates = ["open", "close", "volume", "count"]
-[[sink]]
-stream = "bars"
-type = "null"
-"#,
+    let tables = format!(
+        "[checkpoint]\ndir = \"{}\"\ninterval = \"300ms\"\n\
+         [[alerts.latency]]\nstage = \"end_to_end\"\nquantile = 0.5\nabove = \"1ns\"",
         dir.join("chk").display()
-    )
+    );
+    common::paced_job(&format!("listen = \"{listen}\""), &tables)
 }
 
 /// GET `path` over plain HTTP/1.1: (status, body).
@@ -87,21 +58,14 @@ fn one<'a>(sc: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> &'a Sample 
     found[0]
 }
 
-/// The address the job says it serves on.
-fn served_at(r: &Running) -> Option<String> {
-    let err = r.stderr_so_far();
-    let at = err.split("metrics at http://").nth(1)?;
-    Some(at.split("/metrics").next()?.to_string())
-}
-
 #[test]
 fn the_endpoint_serves_live_prometheus_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("job.toml"), job(d, "127.0.0.1:0")).unwrap();
     let r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
-    assert!(wait_until(Duration::from_secs(30), || served_at(&r).is_some()), "{}", r.stderr_so_far());
-    let addr = served_at(&r).unwrap();
+    assert!(wait_until(Duration::from_secs(30), || common::metrics_addr(&r).is_some()), "{}", r.stderr_so_far());
+    let addr = common::metrics_addr(&r).unwrap();
     assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"), "{addr}");
     // Wait for a checkpoint and a few metrics intervals.
     assert!(

@@ -8,31 +8,6 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const JOB: &str = r#"
-[pipeline]
-workers = 2
-wait = "park"
-[metrics]
-interval = "200ms"
-live = false
-summary = false
-[[source]]
-name = "trades"
-type = "synthetic"
-events = 100_000_000
-rate = 20_000
-instruments = 10
-ts_unit = "ms"
-[[window]]
-name = "bars"
-type = "tumbling"
-size = "100ms"
-aggregates = ["open", "close", "count"]
-[[sink]]
-stream = "bars"
-type = "null"
-"#;
-
 /// Every datagram received until `until` holds or `limit` passes.
 fn read_until(sock: &UnixDatagram, got: &mut Vec<String>, limit: Duration, until: impl Fn(&[String]) -> bool) {
     let end = Instant::now() + limit;
@@ -48,7 +23,7 @@ fn read_until(sock: &UnixDatagram, got: &mut Vec<String>, limit: Duration, until
 fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("job.toml"), JOB).unwrap();
+    std::fs::write(d.join("job.toml"), common::paced_job("", "")).unwrap();
     let path = d.join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();

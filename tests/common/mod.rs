@@ -305,3 +305,44 @@ impl Delays {
         Duration::from_millis(lo_ms + self.0 % (hi_ms - lo_ms))
     }
 }
+
+/// A job that runs until stopped: a synthetic feed paced at 20,000 trades/s over 10 instruments into 100 ms
+/// bars (null sink), two parking workers, a metrics interval of 200 ms and no live line. `metrics` adds keys
+/// to `[metrics]`; `tables` adds tables (`[checkpoint]`, `[alerts]` …).
+pub fn paced_job(metrics: &str, tables: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+workers = 2
+wait = "park"
+[metrics]
+interval = "200ms"
+live = false
+summary = false
+{metrics}
+{tables}
+[[source]]
+name = "trades"
+type = "synthetic"
+events = 100_000_000
+rate = 20_000
+instruments = 10
+ts_unit = "ms"
+[[window]]
+name = "bars"
+type = "tumbling"
+size = "100ms"
+aggregates = ["open", "close", "volume", "count"]
+[[sink]]
+stream = "bars"
+type = "null"
+"#
+    )
+}
+
+/// The address a running job serves its metrics on, from its log line `metrics at http://ADDR/metrics`.
+pub fn metrics_addr(r: &Running) -> Option<String> {
+    let err = r.stderr_so_far();
+    let at = err.split("metrics at http://").nth(1)?;
+    Some(at.split("/metrics").next()?.to_string())
+}
