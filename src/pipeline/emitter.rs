@@ -319,6 +319,8 @@ impl Emitter {
     /// thread with the doorbell producers ring).
     pub fn run(mut self, mut idler: Idler) -> Result<(), SinkError> {
         let n_shards = self.shards.len();
+        let capacity = self.shards.iter().map(|c| c.buffer().capacity() as u64).sum();
+        self.writer.metrics.emitter.capacity.store(capacity, Ordering::Relaxed);
         let mut shard_ended = vec![false; n_shards];
         let mut markers: Vec<Markers> = (0..self.writer.acks.len()).map(|_| Markers::default()).collect();
         let mut align = Alignment::new(n_shards);
@@ -384,7 +386,6 @@ impl Emitter {
                 self.writer.publish();
                 let m = &self.writer.metrics.emitter;
                 m.queued.store(self.shards.iter().map(|c| c.slots() as u64).sum(), Ordering::Relaxed);
-                m.capacity.store(self.shards.iter().map(|c| c.buffer().capacity() as u64).sum(), Ordering::Relaxed);
                 continue;
             }
             if shard_ended.iter().all(|&e| e) && self.rejects.all_ended() {

@@ -248,6 +248,8 @@ impl ShardWorker {
     /// Runs until every input has ended, then tells the emitter (or flushes the sinks, when inline).
     pub fn run(mut self) -> Result<(), ShardError> {
         let mut events = 0u64;
+        let capacity = self.inputs.iter().map(|c| c.buffer().capacity() as u64).sum();
+        self.metrics.shards[self.id].capacity.store(capacity, Ordering::Relaxed);
         loop {
             let mut got = false;
             for i in 0..self.inputs.len() {
@@ -539,7 +541,6 @@ impl ShardWorker {
         m.rewritten.store(self.out.suppressed, Ordering::Relaxed);
         m.open_windows.store(self.ops.iter().map(|s| s.op.open_state() as u64).sum(), Ordering::Relaxed);
         m.queued.store(self.inputs.iter().map(|c| c.slots() as u64).sum(), Ordering::Relaxed);
-        m.capacity.store(self.inputs.iter().map(|c| c.buffer().capacity() as u64).sum(), Ordering::Relaxed);
         match &self.out.to {
             Target::Ring(tx) => tx.publish(&m.backpressure),
             Target::Inline(w, _) => w.publish(),
