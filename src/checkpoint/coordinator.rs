@@ -286,7 +286,6 @@ impl Coordinator {
                     let pause = pauses;
                     let st = &self.stats;
                     st.completed.fetch_add(1, Ordering::Relaxed);
-                    self.trigger.completed.store(id, Ordering::Release);
                     st.last_id.store(id, Ordering::Relaxed);
                     st.last_bytes.store(bytes, Ordering::Relaxed);
                     st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
@@ -300,6 +299,8 @@ impl Coordinator {
                         max_shard_pause_us = pause as f64 / 1e3,
                         "checkpoint complete"
                     );
+                    // After the log line: what completion sets off (a sink's commit) logs after it.
+                    self.trigger.completed.store(id, Ordering::Release);
                 }
                 Err(reason) if stopped() => {
                     tracing::info!(id, %reason, "checkpoint abandoned: the job is stopping");

@@ -108,8 +108,12 @@ pub struct KafkaSinkPlan {
     pub topic: String,
     /// With checkpoints: read back and skip what was written after the restored checkpoint.
     pub replay: bool,
-    /// Output in Kafka transactions committed at each checkpoint barrier (`transactional.id` is in `props`).
+    /// Output in Kafka transactions, each committed when the checkpoint whose barrier closed it completes
+    /// (`transactional.id` is in `props`).
     pub transactional: bool,
+    /// Transactions: how many producers take turns (`transactional.id` + `-0`, `-1`, …): one per checkpoint
+    /// that may still be waiting for its completion, and one writing. `checkpoint.tolerable_failures` + 2.
+    pub transaction_producers: usize,
     /// Sinks with the same producer name share one producer.
     pub producer: String,
     /// librdkafka properties: ticklane's defaults overridden by the file's.
@@ -1149,8 +1153,9 @@ fn kafka_source(i: usize, s: &SourceConfig, errs: &mut Errors) -> KafkaSourcePla
 /// Sinks sharing a producer share its transactions: all of them use transactions or none does. A
 /// transactional producer gets a `transactional.id` unless the file gives one: `ticklane-<producer>-<crc>`,
 /// the CRC32C of the checkpoint directory's absolute path, so that it is the same at every start of the job
-/// and differs between jobs. A transaction spans one checkpoint interval, so the interval plus the timeout
-/// must stay below `transaction.timeout.ms` (the broker aborts a transaction older than that).
+/// and differs between jobs; its producers add `-0`, `-1`, … to it. A transaction lives from one barrier to
+/// the completion of the next checkpoint, so the interval plus the timeout must stay below
+/// `transaction.timeout.ms` (the broker aborts a transaction older than that).
 fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Errors) {
     let mut by_producer: HashMap<String, (usize, bool)> = HashMap::new();
     for (i, s) in sinks.iter().enumerate() {
@@ -1177,6 +1182,7 @@ fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Erro
     let span = cfg.checkpoint.interval.0.saturating_add(cfg.checkpoint.timeout.0);
     for (i, s) in sinks.iter_mut().enumerate() {
         let Some(kp) = s.kafka.as_mut().filter(|k| k.transactional) else { continue };
+        kp.transaction_producers = cfg.checkpoint.tolerable_failures as usize + 2;
         if prop(&kp.props, "transactional.id").is_none() {
             kp.props.push(("transactional.id".into(), format!("ticklane-{}-{crc:08x}", kp.producer)));
         }
@@ -1233,7 +1239,7 @@ fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPl
     let mode = s.exactly_once.unwrap_or(ExactlyOnce::Replay);
     let replay = mode != ExactlyOnce::None;
     let transactional = mode == ExactlyOnce::Transactions;
-    Some(KafkaSinkPlan { topic, replay, transactional, producer, props })
+    Some(KafkaSinkPlan { topic, replay, transactional, transaction_producers: 0, producer, props })
 }
 
 #[cfg(test)]

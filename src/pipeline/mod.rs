@@ -372,7 +372,22 @@ fn newest_id(root: &Path) -> u64 {
 /// Which checkpoint to resume from: `from` if given, else the newest valid one in `checkpoint.dir`.
 fn find_restore(plan: &Plan, from: Option<&Path>) -> anyhow::Result<Option<Restored>> {
     if let Some(dir) = from {
-        return Restored::load(dir).map(Some);
+        let r = Restored::load(dir)?;
+        if r.manifest.transactional() {
+            // Its transactions are recorded where the job that took it kept its checkpoints.
+            let root = plan.checkpoint.dir.as_deref().unwrap_or(Path::new("."));
+            let committed = checkpoint::manifest::read_committed(root)?;
+            if let Some(reason) = r.manifest.uncommitted(committed) {
+                anyhow::bail!(
+                    "savepoint {} (id {}) cannot be restored: {reason} (looked in {}; a restore from it would lose \
+                     the results its transactions held)",
+                    dir.display(),
+                    r.manifest.id,
+                    root.join(checkpoint::manifest::COMMITTED).display()
+                );
+            }
+        }
+        return Ok(Some(r));
     }
     let Some(root) = &plan.checkpoint.dir else { return Ok(None) };
     if !root.exists() {
@@ -483,6 +498,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
+    let transactional = txn.is_some();
     let mut producers = crate::sink::Producers::with_offsets(txn);
     if let Some(r) = &restored {
         if r.manifest.sinks.len() != plan.sinks.len() {
@@ -653,7 +669,8 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         stop.clone(),
     );
     if let Some((_, trigger, tx)) = &checkpointing {
-        writer.send_checkpoints_to(tx.clone(), trigger.clone());
+        let commit_record = plan.checkpoint.dir.clone().filter(|_| transactional);
+        writer.send_checkpoints_to(tx.clone(), trigger.clone(), commit_record);
     }
     let rejects = emitter::RejectRings::new(reject_rings);
     let mut targets: Vec<shard::Target> = Vec::with_capacity(n_shards);
