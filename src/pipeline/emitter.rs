@@ -134,6 +134,7 @@ impl Writer {
                 stream: String::new(),
                 error: std::io::Error::other(format!("recording the commit of checkpoint {done}: {e}")),
             })?;
+            trigger.set_committed(done);
             tracing::debug!(id = done, "commit of the checkpoint's transactions recorded");
         }
         Ok(())

@@ -374,12 +374,13 @@ fn find_restore(plan: &Plan, from: Option<&Path>) -> anyhow::Result<Option<Resto
     if let Some(dir) = from {
         let r = Restored::load(dir)?;
         if r.manifest.transactional() {
-            // Its transactions are recorded where the job that took it kept its checkpoints.
+            // A savepoint records the commit of its transactions in its own directory; a checkpoint named
+            // directly has it in the job's checkpoint.dir.
             let root = plan.checkpoint.dir.as_deref().unwrap_or(Path::new("."));
-            let committed = checkpoint::manifest::read_committed(root)?;
+            let committed = checkpoint::manifest::read_committed(dir)?.max(checkpoint::manifest::read_committed(root)?);
             if let Some(reason) = r.manifest.uncommitted(committed) {
                 anyhow::bail!(
-                    "savepoint {} (id {}) cannot be restored: {reason} (looked in {}; a restore from it would lose \
+                    "{} (id {}) cannot be restored: {reason} (looked in it and in {}; a restore from it would lose \
                      the results its transactions held)",
                     dir.display(),
                     r.manifest.id,
@@ -656,6 +657,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             recorder: hub.recorder(),
             holds: sinks.iter().filter_map(|s| s.hold()).collect(),
             requests: control_rx.take(),
+            transactions: transactional,
         };
         (c, trigger, tx)
     });

@@ -189,8 +189,13 @@ impl Txns {
     /// barrier and before, oldest first. A failure breaks the producer name's sinks: the job stops, and the
     /// next run restores the newest checkpoint whose commit is recorded and replays.
     fn commit_upto(&self, done: u64) -> io::Result<()> {
+        self.commit_closed(done, "transaction committed")
+    }
+
+    /// Commits the transactions closed at barrier `upto` and before, oldest first, logging `what` for each.
+    fn commit_closed(&self, upto: u64, what: &str) -> io::Result<()> {
         let mut st = self.lock();
-        while let Some(&(id, p)) = st.closed.front().filter(|c| c.0 <= done) {
+        while let Some(&(id, p)) = st.closed.front().filter(|c| c.0 <= upto) {
             crate::checkpoint::crash_point("before committing a transaction");
             if let Err(e) = self.producers[p].commit_transaction(TXN_TIMEOUT) {
                 let e = txn_error(&format!("{}: committing the transaction of checkpoint {id}", self.name), e);
@@ -199,7 +204,7 @@ impl Txns {
             }
             st.closed.pop_front();
             st.free.push(p);
-            tracing::debug!(producer = %self.name, id, "transaction committed");
+            tracing::debug!(producer = %self.name, id, "{what}");
         }
         Ok(())
     }
@@ -208,7 +213,8 @@ impl Txns {
     /// offsets). Whether the input ended or the job was stopped, the results are correct, and a restart
     /// replays (and skips) them like any written after the checkpoint it restores.
     fn commit_all(&self) -> io::Result<()> {
-        self.commit_upto(u64::MAX)?;
+        // Closed at a barrier whose checkpoint had not completed (or never will).
+        self.commit_closed(u64::MAX, "transaction committed at the end of the run")?;
         let mut st = self.lock();
         if st.barrier == u64::MAX {
             return Ok(());
