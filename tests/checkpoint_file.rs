@@ -501,6 +501,12 @@ fn a_checkpoint_whose_transactions_are_not_committed_is_passed_over() {
     // retain = 1 keeps 2 (what a restore would use) and 3 (waiting for its commit).
     assert_eq!(prune(r, 1).unwrap(), [checkpoint_dir(r, 1)]);
 
+    let listed = String::from_utf8(ticklane(&["checkpoints", "--dir", r.to_str().unwrap()]).stdout).unwrap();
+    let line =
+        |id: u64| listed.lines().find(|l| l.trim_start().starts_with(&format!("{id} "))).unwrap_or("").to_string();
+    assert!(line(2).ends_with(" ok"), "{listed}");
+    assert!(line(3).contains("not committed yet"), "{listed}");
+
     write_committed(r, 3).unwrap();
     assert_eq!(latest_valid(r).unwrap().unwrap().id, 3);
     assert_eq!(prune(r, 1).unwrap(), [checkpoint_dir(r, 2)]);
