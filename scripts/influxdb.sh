@@ -9,8 +9,19 @@
 #   scripts/influxdb.sh stop [DIR]         stop the server started from DIR
 #
 # Reporting, the UDP/Graphite/collectd/OpenTSDB listeners, the continuous queries and the monitor store are
-# off; the RPC (backup) port is bound to 127.0.0.1:PORT+1. Starting again on the same DIR keeps the data.
+# off; the RPC (backup) port is bound to a free port of 127.0.0.1. Starting again on the same DIR keeps the data.
 set -euo pipefail
+
+# Whether /ping on 127.0.0.1:$1 answers 204 (bash's /dev/tcp: no HTTP client needed).
+ping() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf 'GET /ping HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    read -r -t 2 _ status _ <&3 || exit 1
+    [ "$status" = 204 ]
+  ) 2>/dev/null
+}
+
 case "${1:-}" in
   install)
     if [ -x /usr/bin/influxd ]; then echo "influxd is installed ($(/usr/bin/influxd version))"; exit 0; fi
@@ -29,7 +40,7 @@ case "${1:-}" in
     dir=$(cd "$dir" && pwd)
     cat >"$dir/influxdb.conf" <<CONF
 reporting-disabled = true
-bind-address = "127.0.0.1:$((port + 1))"
+bind-address = "127.0.0.1:0"
 [meta]
   dir = "$dir/meta"
 [data]
@@ -50,6 +61,7 @@ bind-address = "127.0.0.1:$((port + 1))"
   bind-address = "127.0.0.1:$port"
   log-enabled = false
   max-body-size = 0
+  max-row-limit = 0
 [subscriber]
   enabled = false
 [[graphite]]
@@ -66,7 +78,7 @@ CONF
     (exec /usr/bin/influxd run -config "$dir/influxdb.conf" >>"$dir/influxd.log" 2>&1) &
     echo $! >"$dir/influxd.pid"
     for _ in $(seq 1 300); do
-      if curl -sf "http://127.0.0.1:$port/ping" >/dev/null 2>&1; then
+      if ping "$port"; then
         echo "influxdb on 127.0.0.1:$port (pid $(cat "$dir/influxd.pid"), data $dir, log $dir/influxd.log)"
         exit 0
       fi

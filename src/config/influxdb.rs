@@ -175,11 +175,11 @@ pub(super) fn plan(
             None
         }
         (Some(_), None, _) => {
-            errs.push((ki("password"), "user is given without a password".into()));
+            errs.push((ki("user"), "is given without a password".into()));
             None
         }
         (None, Some(_), _) => {
-            errs.push((ki("user"), "password is given without a user".into()));
+            errs.push((ki("password"), "is given without a user".into()));
             None
         }
     };

@@ -14,7 +14,7 @@ use crate::symbols::SymbolCache;
 use crate::time::{format_duration, mono_now};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,8 @@ impl InfluxSink {
             finishing: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::sync_channel(BUFFERS);
-        let (back_tx, back) = mpsc::channel();
+        // Never full: there are only BUFFERS buffers.
+        let (back_tx, back) = mpsc::sync_channel(BUFFERS);
         let writer = HttpWriter::new(&p, def.name.clone(), shared.clone())?;
         std::thread::Builder::new()
             .name(format!("influxdb-{}", def.name))
@@ -457,7 +458,7 @@ impl HttpWriter {
         })
     }
 
-    fn run(mut self, rx: Receiver<Batch>, back: Sender<Done>) {
+    fn run(mut self, rx: Receiver<Batch>, back: SyncSender<Done>) {
         let mut held: Vec<Batch> = Vec::with_capacity(JOIN);
         while let Ok(first) = rx.recv() {
             held.push(first);
