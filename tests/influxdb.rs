@@ -387,3 +387,48 @@ fn influxdb_config_errors_name_the_key_and_its_line() {
         );
     }
 }
+
+#[test]
+fn killed_and_restored_from_a_checkpoint_the_database_ends_as_an_uninterrupted_run() {
+    let Some(url) = server("killed_and_restored_from_a_checkpoint_the_database_ends_as_an_uninterrupted_run") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = gen(d, "trades.csv", &["-n", "100000", "--instruments", "30", "--late-fraction", "0.002"]);
+    // The reference: an uninterrupted run (its file sinks).
+    let reference = d.join("reference");
+    std::fs::create_dir_all(&reference).unwrap();
+    run_config(&reference, "job.toml", &job(&input, &url, &unique("reference"), "", ""));
+    // 50 s of event time at 12× speed, a checkpoint every 200 ms; killed after two are complete, then run to
+    // the end from the newest.
+    let db = unique("restore");
+    let run = d.join("restored");
+    std::fs::create_dir_all(&run).unwrap();
+    let toml = format!(
+        "{}\n[checkpoint]\ndir = {}\ninterval = \"200ms\"\n",
+        job(&input, &url, &db, "speed = 12.0", ""),
+        toml_path(&run.join("chk"))
+    );
+    let cfg = run.join("job.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let args = ["run", "--config", cfg.to_str().unwrap()];
+    let mut r = Running::start_logging(&args, &run, "info");
+    let t = Instant::now();
+    while r.stderr_so_far().matches("checkpoint complete").count() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(30), "not 2 checkpoints:\n{}", r.stderr_so_far());
+        assert!(r.wait_for(Duration::from_millis(5)).is_none(), "the job ended before it could be killed");
+    }
+    assert!(count(&url, &db, "bars") > 0, "nothing written before the kill");
+    r.signal("KILL");
+    r.wait_for(Duration::from_secs(10)).expect("killed");
+    let mut r = Running::start_logging(&args, &run, "info");
+    let st = r.wait_for(Duration::from_secs(120)).expect("the resumed run did not end within 120 s");
+    let (_, err) = r.output();
+    assert!(st.success(), "the resumed run failed:\n{err}");
+    assert!(err.contains("resuming from checkpoint"), "the second run did not resume:\n{err}");
+    let bars = Table::read(&reference.join("out/bars.csv"));
+    assert_same_rows(&bars, &points(&url, &db, "bars"), &["symbol", "fire"], "window_end", 1_000_000);
+    let late = Table::read(&reference.join("out/late.csv"));
+    assert_same_rows(&late, &points(&url, &db, "late"), &["symbol", "seq"], "ts", 1_000_000);
+}

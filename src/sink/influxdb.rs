@@ -201,21 +201,14 @@ impl InfluxSink {
         self.hand_off()?;
         let mut first = None;
         while self.out > 0 {
-            if let Err(e) = self.collect(true) {
-                first = first.or(Some(e));
-            }
-            // `collect(true)` returns at once while spares remain: wait for the rest one at a time.
-            if self.out > 0 {
-                if let Ok(mut d) = self.back.recv() {
-                    self.out -= 1;
-                    d.buf.clear();
-                    self.spare.push(d.buf);
-                    if let (None, Some(e)) = (&first, d.error) {
-                        first = Some(io::Error::other(e));
-                    }
-                } else {
-                    return Err(io::Error::other(format!("{}: the writer thread has ended", self.what)));
-                }
+            let Ok(mut d) = self.back.recv() else {
+                return Err(io::Error::other(format!("{}: the writer thread has ended", self.what)));
+            };
+            self.out -= 1;
+            d.buf.clear();
+            self.spare.push(d.buf);
+            if first.is_none() {
+                first = d.error.map(io::Error::other);
             }
         }
         first.map_or(Ok(()), Err)
