@@ -432,3 +432,66 @@ fn killed_and_restored_from_a_checkpoint_the_database_ends_as_an_uninterrupted_r
     let late = Table::read(&reference.join("out/late.csv"));
     assert_same_rows(&late, &points(&url, &db, "late"), &["symbol", "seq"], "ts", 1_000_000);
 }
+
+#[test]
+fn the_sinks_counters_are_on_the_metrics_endpoint() {
+    let Some(url) = server("the_sinks_counters_are_on_the_metrics_endpoint") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = unique("metrics");
+    let toml = common::paced_job("listen = \"127.0.0.1:0\"", "").replace(
+        "type = \"null\"",
+        &format!("type = \"influxdb\"\ninfluxdb = {{ url = \"{url}\", database = \"{db}\", create_database = true }}"),
+    );
+    std::fs::write(d.join("job.toml"), toml).unwrap();
+    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
+    let mut addr = None;
+    assert!(
+        common::wait_until(Duration::from_secs(30), || {
+            addr = common::metrics_addr(&r);
+            addr.is_some()
+        }),
+        "no metrics address:\n{}",
+        r.stderr_so_far()
+    );
+    let addr = addr.unwrap();
+    let labels = [("type", "influxdb"), ("stream", "bars")];
+    let sample = |sc: &prometheus_parse::Scrape, metric: &str| -> f64 {
+        let found: Vec<&prometheus_parse::Sample> = sc
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        assert_eq!(found.len(), 1, "{metric}: {} samples", found.len());
+        match found[0].value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            ref other => panic!("{metric}: {other:?}"),
+        }
+    };
+    let scrape = || {
+        let body = ureq::get(&format!("http://{addr}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+            .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{body}"))
+    };
+    let mut written = 0.0;
+    assert!(
+        common::wait_until(Duration::from_secs(30), || {
+            written = sample(&scrape(), "ticklane_sink_rows_written_total");
+            written > 100.0
+        }),
+        "rows written: {written}"
+    );
+    let sc = scrape();
+    for m in ["ticklane_sink_retries_total", "ticklane_sink_rows_dropped_total"] {
+        assert_eq!(sample(&sc, m), 0.0, "{m} with a healthy server");
+    }
+    // The batch being written, if the scrape came while one was, and at most the 3 buffers the queue has.
+    assert!(sample(&sc, "ticklane_sink_batches_queued") <= 3.0);
+    assert!(sample(&sc, "ticklane_sink_blocked_seconds_total") >= 0.0);
+    r.signal("TERM");
+    let st = r.wait_for(Duration::from_secs(60)).expect("the job did not stop within 60 s of SIGTERM");
+    let (_, err) = r.output();
+    assert!(st.success(), "{err}");
+    // Everything written before the exit, at least what the scrape saw.
+    assert!(count(&url, &db, "bars") as f64 >= written);
+}

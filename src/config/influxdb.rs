@@ -34,7 +34,8 @@ pub struct InfluxConfig {
     pub timeout: Option<Dur>,
     /// Retries back off exponentially from 100 ms up to this (default 5s).
     pub retry_max: Option<Dur>,
-    /// A batch not written after retrying this long is dropped and counted. Absent (default): never.
+    /// Once writes have failed for this long (no success between), each batch that fails is dropped and
+    /// counted instead of retried, until one succeeds. Absent (default): never.
     pub drop_after: Option<Dur>,
     /// After a stop (a signal, or the input's end), how long rows not yet written are still retried before
     /// they are dropped, counted and the job exits with an error (default 30s).

@@ -396,6 +396,8 @@ struct HttpWriter {
     body: Vec<u8>,
     /// When the stop flag was first seen set.
     stop_seen: Option<Instant>,
+    /// When the writes began to fail, since the last that succeeded (None: the last one succeeded).
+    failing_since: Option<Instant>,
 }
 
 fn nanos(ns: i64) -> Duration {
@@ -448,6 +450,7 @@ impl HttpWriter {
             shared,
             body: Vec::new(),
             stop_seen: None,
+            failing_since: None,
         })
     }
 
@@ -498,7 +501,6 @@ impl HttpWriter {
 
     /// Writes one body of `rows` rows, retrying as configured. Err: the job must stop, with this message.
     fn deliver(&mut self, body: &[u8], rows: u64) -> Result<(), String> {
-        let began = Instant::now();
         let mut delay = FIRST_RETRY;
         let mut attempt = 0u32;
         loop {
@@ -513,6 +515,7 @@ impl HttpWriter {
                     continue;
                 }
                 Ok(()) => {
+                    self.failing_since = None;
                     self.shared.stats.rows_written.fetch_add(rows, Ordering::Relaxed);
                     return Ok(());
                 }
@@ -523,7 +526,10 @@ impl HttpWriter {
             };
             attempt += 1;
             self.shared.stats.retries.fetch_add(1, Ordering::Relaxed);
-            if let Some(limit) = self.drop_after.filter(|&d| began.elapsed() >= d) {
+            // drop_after bounds an outage as a whole: once writes have failed that long, each batch is tried
+            // once and dropped if it fails too, so that the pipeline moves on instead of waiting per batch.
+            let failing_since = *self.failing_since.get_or_insert_with(Instant::now);
+            if let Some(limit) = self.drop_after.filter(|&d| failing_since.elapsed() >= d) {
                 self.shared.stats.rows_dropped.fetch_add(rows, Ordering::Relaxed);
                 tracing::error!(stream = %self.stream, url = %self.url, error = %e_short(&error), rows,
                     "influxdb write still failing after drop_after ({}): {rows} rows dropped", format_duration(limit.as_nanos() as i64));
