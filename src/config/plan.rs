@@ -230,6 +230,7 @@ pub struct SinkPlan {
     pub header: bool,
     /// Part files committed on checkpoint completion instead of one file (csv and jsonl, checkpoints on).
     pub parts: bool,
+    pub influxdb: Option<super::InfluxPlan>,
     pub kafka: Option<KafkaSinkPlan>,
 }
 
@@ -916,6 +917,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             (SinkType::Stdout | SinkType::Null, f) => f.unwrap_or(Format::Csv),
             (SinkType::Csv, None) => Format::Csv,
             (SinkType::Jsonl, None) => Format::Jsonl,
+            (SinkType::Influxdb, None) => Format::Csv,
             (_, Some(_)) => {
                 errs.push((
                     k("format"),
@@ -958,12 +960,14 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 v
             }
         };
+        let influxdb = super::influxdb::plan(i, s, def, &columns, &mut errs);
         sinks.push(SinkPlan {
             stream,
             kind: s.kind,
             path: s.path.clone(),
             format,
             columns,
+            influxdb,
             header: s.header.unwrap_or(true),
             parts: s.parts.unwrap_or(false) && matches!(s.kind, SinkType::Csv | SinkType::Jsonl),
             kafka,

@@ -465,6 +465,7 @@ impl Exposition {
             "Errors librdkafka reported (broker down, transport).",
         );
         let _ = writeln!(out, "ticklane_kafka_errors_total {}", crate::kafka::broker_errors());
+        crate::sink::stats::render(&mut out);
 
         if let Some(c) = &self.checkpoints {
             family(&mut out, "ticklane_checkpoints_completed_total", "counter", "Checkpoints completed.");

@@ -70,6 +70,10 @@ impl Writer {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let n = routes.len();
+        let mut sinks = sinks;
+        for s in &mut sinks {
+            s.watch_stop(stop.clone());
+        }
         Self {
             sinks,
             routes,

@@ -2,10 +2,13 @@
 //! backpressures through the emitter's rings and never blocks a shard directly.
 
 mod encode;
+mod influxdb;
 mod kafka;
 pub mod parts;
+pub mod stats;
 
 pub use encode::{Column, Encoder};
+pub use influxdb::InfluxSink;
 pub use kafka::{KafkaSink, Producers};
 pub use parts::Parts;
 
@@ -64,6 +67,10 @@ pub trait Sink: Send {
         None
     }
 
+    /// The job's stop flag (set by SIGINT/SIGTERM), for a sink whose own thread must bound its retries once
+    /// the job stops.
+    fn watch_stop(&mut self, _stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {}
+
     /// For error messages: `csv file out/bars.csv`.
     fn describe(&self) -> String;
 }
@@ -82,6 +89,7 @@ pub fn open(
     Ok(match plan.kind {
         SinkType::Null => Box::new(NullSink),
         SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers, checkpointed, resume)?),
+        SinkType::Influxdb => Box::new(InfluxSink::open(plan, def)?),
         _ => Box::new(TextSink::open(plan, def, resume)?),
     })
 }
@@ -166,8 +174,8 @@ impl TextSink {
         let mut written = 0;
         let (out, what) = match plan.kind {
             SinkType::Stdout => (Output::Stdout(io::stdout()), "stdout".to_string()),
-            SinkType::Null | SinkType::Kafka => {
-                return Err(io::Error::other("null and kafka sinks are not text sinks"));
+            SinkType::Null | SinkType::Kafka | SinkType::Influxdb => {
+                return Err(io::Error::other("null, kafka and influxdb sinks are not text sinks"));
             }
             SinkType::Csv | SinkType::Jsonl => {
                 let path: PathBuf = plan.path.clone().unwrap_or_default();
