@@ -62,6 +62,17 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: what the job logs (to stderr; the journal under systemd). Re-read by a reload (SIGHUP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, as `RUST_LOG` takes it (`"info"`, `"warn,ticklane::checkpoint=debug"`); wins over
+    /// `RUST_LOG` when set.
+    pub filter: Option<String>,
 }
 
 /// `[alerts]`: conditions the metrics thread checks once per `[metrics] interval`; each raises a WARN log

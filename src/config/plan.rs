@@ -1,5 +1,6 @@
 //! Validation: the parsed config becomes a [`Plan`] (what to build), or a list of `(key, reason)` errors.
 
+use super::LogConfig;
 use super::{
     AlertsConfig, CheckpointConfig, Config, EventTime, ExactlyOnce, FieldNames, Format, KafkaProps, MetricsConfig,
     PipelineConfig, SinkConfig, SinkType, SourceConfig, SourceType, WindowType,
@@ -20,6 +21,7 @@ pub struct Plan {
     pub pipeline: PipelineConfig,
     pub metrics: MetricsConfig,
     pub alerts: AlertsConfig,
+    pub log: LogConfig,
     pub checkpoint: CheckpointConfig,
     pub sources: Vec<SourcePlan>,
     pub operators: Vec<OpPlan>,
@@ -442,6 +444,11 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     if let Some(a) = &cfg.metrics.listen {
         if let Err(e) = a.parse::<std::net::SocketAddr>() {
             errs.push(("metrics.listen".into(), format!("`{a}` is not ADDRESS:PORT (e.g. \"127.0.0.1:9187\"): {e}")));
+        }
+    }
+    if let Some(f) = &cfg.log.filter {
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(f) {
+            errs.push(("log.filter".into(), format!("`{f}` is not a log filter (e.g. \"info\"): {e}")));
         }
     }
     if cfg.metrics.latency_sample == 0 {
@@ -1074,6 +1081,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             pipeline: cfg.pipeline.clone(),
             metrics: cfg.metrics.clone(),
             alerts: cfg.alerts.clone(),
+            log: cfg.log.clone(),
             checkpoint: cfg.checkpoint.clone(),
             sources,
             operators,

@@ -392,6 +392,16 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
 
 /// [`run`], resuming from the checkpoint or savepoint in directory `from` when given.
 pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyhow::Result<RunOutcome> {
+    run_with(plan, stop, from, Arc::new(std::sync::Mutex::new(plan.alerts.clone())))
+}
+
+/// [`run_from`], checking the alert rules in `alert_rules`, which a reload may replace while the job runs.
+pub fn run_with(
+    plan: &Plan,
+    stop: Arc<AtomicBool>,
+    from: Option<&Path>,
+    alert_rules: Arc<std::sync::Mutex<crate::config::AlertsConfig>>,
+) -> anyhow::Result<RunOutcome> {
     crate::time::init_clock();
     let started = Instant::now();
     let p = &plan.pipeline;
@@ -756,7 +766,6 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Metrics.
     let metrics_stop = Arc::new(AtomicBool::new(false));
-    let alert_rules = Arc::new(std::sync::Mutex::new(plan.alerts.clone()));
     let alert_board = Arc::new(crate::metrics::alerts::Board::default());
     let report = Report {
         hub,
