@@ -52,10 +52,18 @@ enum Cmd {
     Book(BookArgs),
     /// List the stock directory (the `R` messages: each instrument's reference data) of an ITCH file.
     ItchDirectory(ItchDirectoryArgs),
-    /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log.
+    /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log, or from a running
+    /// job's metrics endpoint (its histograms since the start).
     Stats {
         /// The log (metrics.histogram_log).
-        file: PathBuf,
+        #[arg(required_unless_present = "url", conflicts_with = "url")]
+        file: Option<PathBuf>,
+        /// A running job's metrics endpoint (`metrics.listen`): `http://127.0.0.1:9187` or `127.0.0.1:9187`.
+        #[arg(long, visible_alias = "metrics-addr", value_name = "URL")]
+        url: Option<String>,
+        /// Also draw the percentile distribution of every stage into this PNG file.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
     },
     /// Load a CSV or JSON-lines trade file (or standard input) into a Kafka topic, keyed by symbol.
     Produce(ProduceArgs),
@@ -202,7 +210,7 @@ fn main() {
         Cmd::ItchSend(args) => itch_send(args),
         Cmd::Book(args) => book(args),
         Cmd::ItchDirectory(args) => itch_directory(args),
-        Cmd::Stats { file } => stats(&file),
+        Cmd::Stats { file, url, plot } => stats(file.as_deref(), url.as_deref(), plot.as_deref()),
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
         Cmd::Checkpoints { dir } => checkpoints(&dir),
@@ -843,14 +851,35 @@ fn gen(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
-fn stats(file: &std::path::Path) -> Result<()> {
-    let hists = hdrlog::read_log(file)?;
+fn stats(file: Option<&std::path::Path>, url: Option<&str>, plot: Option<&std::path::Path>) -> Result<()> {
+    let (hists, what) = match (file, url) {
+        (Some(file), _) => (hdrlog::read_log(file)?, file.display().to_string()),
+        (None, Some(url)) => {
+            let base = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
+            let at = format!("{}/api/histograms", base.trim_end_matches('/'));
+            let log = ureq::get(&at)
+                .call()
+                .and_then(|r| r.into_body().read_to_vec())
+                .with_context(|| format!("reading the histograms at {at}"))?;
+            if log.is_empty() {
+                bail!("{at}: no histograms yet (the job has not completed its first metrics interval)");
+            }
+            (hdrlog::parse(&log, &at)?, base)
+        }
+        (None, None) => bail!("give a histogram log or --url"),
+    };
     if hists.is_empty() {
-        bail!("{}: no histograms in this log", file.display());
+        bail!("{what}: no histograms in this log");
     }
     let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> =
         hists.iter().map(|(t, h)| (if t.is_empty() { "(untagged)" } else { t.as_str() }, h)).collect();
     print!("{}", percentile_table(&rows));
+    if let Some(png) = plot {
+        // Sizes are not latencies: not on a latency plot.
+        let latencies: Vec<_> = rows.iter().copied().filter(|(t, _)| !t.ends_with("_bytes")).collect();
+        ticklane::metrics::plot::percentile_plot(png, &format!("latency by percentile: {what}"), &latencies)?;
+        eprintln!("plot: {}", png.display());
+    }
     Ok(())
 }
 
