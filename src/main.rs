@@ -382,7 +382,9 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>, log: LogHandle) -> Result<(
         }
         writeln!(err)?;
     }
-    if plan.metrics.summary {
+    if plan.metrics.summary && !plan.metrics.latency {
+        writeln!(err, "\nlatency: not timed ([metrics] latency = false)")?;
+    } else if plan.metrics.summary {
         let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES
             .iter()
             .copied()

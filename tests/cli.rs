@@ -853,6 +853,35 @@ fn stats_reads_a_running_jobs_endpoint_and_plots_it() {
     assert!(stderr(&o).contains("reading the histograms at"), "{}", stderr(&o));
 }
 
+/// `[metrics] latency = false`: nothing is timed (the event stages stay empty), everything is still counted;
+/// latency alerts cannot be asked for then.
+#[test]
+fn with_latency_off_nothing_is_timed_and_everything_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = |extra: &str| {
+        format!(
+            "[metrics]\nlive = false\nlatency = false\nhistogram_log = \"lat.hlog\"\ninterval = \"50ms\"\n{extra}\n\
+             [[source]]\nname = \"trades\"\ntype = \"synthetic\"\nevents = 100000\ninstruments = 20\nts_unit = \"ms\"\n\
+             [[window]]\nname = \"bars\"\ntype = \"tumbling\"\nsize = \"1s\"\n\
+             [[sink]]\nstream = \"bars\"\ntype = \"null\"\n"
+        )
+    };
+    let o = run_config(d, "job.toml", &job(""));
+    let err = stderr(&o);
+    assert!(err.contains("ticklane: 100000 events in"), "{err}");
+    assert!(err.contains("latency: not timed ([metrics] latency = false)"), "{err}");
+    // The interval log holds no event stage.
+    let o = ticklane(&["stats", "lat.hlog"], d);
+    assert!(!stdout(&o).contains("end_to_end") && !stdout(&o).contains("ingest_to_shard"), "{}", stdout(&o));
+
+    std::fs::write(d.join("bad.toml"), job("[[alerts.latency]]\nstage = \"shard\"\nquantile = 0.99\nabove = \"1ms\""))
+        .unwrap();
+    let o = ticklane(&["check", "--config", "bad.toml"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("alerts.latency[0]") && stderr(&o).contains("latency = false"), "{}", stderr(&o));
+}
+
 #[test]
 fn stats_on_files_that_are_not_histogram_logs_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();

@@ -266,6 +266,10 @@ pub struct MetricsConfig {
     /// Time every n-th event (1 = every event).
     #[serde(default = "one_u32")]
     pub latency_sample: u32,
+    /// Time events at all: `false` leaves the per-event latency recording out of the hot path (the counters
+    /// stay).
+    #[serde(default = "yes")]
+    pub latency: bool,
     /// Print the latency table at exit.
     #[serde(default = "yes")]
     pub summary: bool,
@@ -276,7 +280,15 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true, listen: None }
+        Self {
+            interval: one_second(),
+            histogram_log: None,
+            live: true,
+            latency_sample: 1,
+            latency: true,
+            summary: true,
+            listen: None,
+        }
     }
 }
 

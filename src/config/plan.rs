@@ -451,6 +451,9 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             errs.push(("log.filter".into(), format!("`{f}` is not a log filter (e.g. \"info\"): {e}")));
         }
     }
+    if !cfg.metrics.latency && !al.latency.is_empty() {
+        errs.push(("alerts.latency[0]".into(), "needs latency timed: [metrics] latency = false times nothing".into()));
+    }
     if cfg.metrics.latency_sample == 0 {
         errs.push(("metrics.latency_sample".into(), "must be at least 1 (1 = time every event)".into()));
     }

@@ -611,7 +611,7 @@ pub fn run_with(
             Sender::new(rtx, emitter_bell.clone()),
             arx,
             wms,
-            plan.metrics.latency_sample,
+            if plan.metrics.latency { plan.metrics.latency_sample } else { 0 },
             metrics.clone(),
         );
         if let Some(state) = out_states[i] {
