@@ -9,6 +9,18 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A child process killed when dropped, so that a failing test leaves no job running.
+struct Job(std::process::Child);
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Every datagram received until `until` holds or `limit` passes.
 fn read_until(sock: &UnixDatagram, got: &mut Vec<String>, limit: Duration, until: impl Fn(&[String]) -> bool) {
     let end = Instant::now() + limit;
@@ -97,7 +109,7 @@ fn a_reload_applies_alerts_and_the_log_filter_and_names_what_needs_a_restart() {
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let log = d.join("stderr.log");
-    let mut child = Command::new(common::bin())
+    let mut running = Job(Command::new(common::bin())
         .args(["run", "--config", "job.toml"])
         .current_dir(d)
         .env("NOTIFY_SOCKET", &path)
@@ -107,7 +119,8 @@ fn a_reload_applies_alerts_and_the_log_filter_and_names_what_needs_a_restart() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
-        .unwrap();
+        .unwrap());
+    let pid = running.0.id().to_string();
     let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
     let mut got = Vec::new();
     read_until(&sock, &mut got, Duration::from_secs(20), |g| g.iter().any(|m| m.contains("READY=1")));
@@ -126,7 +139,7 @@ fn a_reload_applies_alerts_and_the_log_filter_and_names_what_needs_a_restart() {
     std::fs::write(d.join("job.toml"), job("1ns", "info,ticklane::checkpoint=warn", "300ms")).unwrap();
     let reload = |got: &mut Vec<String>| {
         let before = got.len();
-        let st = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+        let st = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
         assert!(st.success());
         read_until(&sock, got, Duration::from_secs(10), |g| g[before..].iter().any(|m| m.contains("READY=1")));
         let new = &got[before..];
@@ -161,12 +174,12 @@ fn a_reload_applies_alerts_and_the_log_filter_and_names_what_needs_a_restart() {
     assert!(ready.contains("STATUS=reload failed, running config kept: "), "{ready:?}");
     let err = stderr();
     assert!(err.contains("the running config is kept") && err.contains("job.toml:3:"), "{err}");
-    assert!(child.try_wait().unwrap().is_none(), "the job stopped:\n{err}");
+    assert!(running.0.try_wait().unwrap().is_none(), "the job stopped:\n{err}");
     assert!(firing(), "the rules running before are kept");
 
-    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(st.success());
-    let status = child.wait().unwrap();
+    let status = running.0.wait().unwrap();
     assert!(status.success(), "exit {status}\n{}", stderr());
 }
 
