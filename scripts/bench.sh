@@ -44,7 +44,11 @@
 #               instruments into an influxdb sink, for each batch_rows of INFLUX_BATCHES; rows/s = rows written
 #               / the job's wall time (start to exit, the last batch acknowledged), each run checked against a
 #               count in the database. Baseline: the same job with a null sink. Not in `all`.
-#   all         throughput latency micro checkpoint itch itch-latency, and kafka when tansu is installed
+#   metrics-cost  (k) workload (a) from the in-process generator with the latency histograms off (`[metrics]
+#               latency = false`), every 1,024th event timed (as in (a)), every event timed (the default), and
+#               every event timed with the metrics endpoint on and scraped every second (curl); the four run
+#               alternately RUNS times with the same binary; events/s and each against "off".
+#   all         throughput latency micro checkpoint itch itch-latency metrics-cost, and kafka when tansu is installed
 #
 # Environment:
 #   RUNS=5          runs per case; the tables show the median (and min/max) over runs
@@ -138,8 +142,8 @@ want() {
     return 1
 }
 for m in "${modes[@]}"; do
-    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | itch-latency | influxdb | all) ;; *)
-        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|itch-latency|influxdb|all]..." >&2
+    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | itch-latency | influxdb | metrics-cost | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|itch-latency|influxdb|metrics-cost|all]..." >&2
         exit 2
         ;;
     esac
@@ -1229,6 +1233,70 @@ influxdb() {
         printf '| %s | %s [%s – %s] | %s s |\n' "$([ "$b" = null ] && echo 'null (baseline)' || echo "influxdb, batch_rows = $b")" \
             "$(stat "influx-$b" rps median)" "$(stat "influx-$b" rps min)" "$(stat "influx-$b" rps max)" \
             "$(awk -v v="$(stat "influx-$b" secs median)" 'BEGIN { printf "%.2f", v }')"
+# --- (k) metrics cost ----------------------------------------------------------------------------------
+# One run with the metrics endpoint scraped every second while it runs; prints events/s and logs the scrapes.
+scraped_run() { # config logfile
+    local cfg=$1 logf=$2 pid addr scrapes=0
+    "${NICE_CMD[@]}" "$BIN" run --config "$cfg" >/dev/null 2>"$logf" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        addr=$(sed -nE 's|.*metrics at http://([^/]+)/metrics.*|\1|p' "$logf" | head -1)
+        if [ -n "$addr" ] && curl -sf -o /dev/null "http://$addr/metrics"; then
+            scrapes=$((scrapes + 1))
+            sleep 1
+        else
+            sleep 0.05
+        fi
+    done
+    if ! wait "$pid"; then
+        echo "ticklane run --config $cfg failed:" >&2
+        tail -20 "$logf" >&2
+        exit 1
+    fi
+    log "  ($scrapes scrapes of /metrics)"
+    sed -nE 's/^ticklane: [0-9]+ events in [0-9.]+ s \(([0-9]+) events\/s\).*/\1/p' "$logf"
+}
+
+metrics_cost() {
+    local cases=(off sample-1024 every every-scraped) c i eps cfg
+    for c in "${cases[@]}"; do
+        cfg=$WORK/metrics-$c.toml
+        case $c in
+        off) set -- -e 's|^latency_sample = .*|latency = false|' ;;
+        sample-1024) set -- ;;
+        every) set -- -e 's|^latency_sample = .*|latency_sample = 1|' ;;
+        every-scraped) set -- -e 's|^latency_sample = .*|latency_sample = 1\nlisten = "127.0.0.1:0"|' ;;
+        esac
+        derive throughput-gen.toml "$cfg" -e "s|^events = .*|events = $EVENTS|" "$@"
+    done
+    for i in $(seq 1 "$RUNS"); do
+        for c in "${cases[@]}"; do # alternating, so drifting load hits every case alike
+            if [ "$c" = every-scraped ]; then
+                eps=$(scraped_run "$WORK/metrics-$c.toml" "$WORK/metrics-$c.$i.log")
+            else
+                eps=$(run_pipeline "$WORK/metrics-$c.toml" "$WORK/metrics-$c.$i.log")
+            fi
+            log "metrics-cost $c run $i: $eps events/s"
+            record "metrics-$c" eps "$eps"
+        done
+    done
+    echo
+    echo "### (k) Metrics cost: workload (a), in-process generator, $EVENTS trades"
+    echo
+    echo "| latency timing | events/s | against off |"
+    echo "|---|---|---|"
+    local label
+    for c in "${cases[@]}"; do
+        case $c in
+        off) label='off (`latency = false`): counters only' ;;
+        sample-1024) label='every 1,024th event (`latency_sample = 1024`, as in (a))' ;;
+        every) label='every event (`latency_sample = 1`, the default)' ;;
+        every-scraped) label='every event, endpoint on, /metrics scraped every second' ;;
+        esac
+        printf '| %s | %s [%s – %s] | %s |\n' "$label" \
+            "$(meps "$(stat "metrics-$c" eps median)")" "$(meps "$(stat "metrics-$c" eps min)")" \
+            "$(meps "$(stat "metrics-$c" eps max)")" \
+            "$(ratio "$(stat "metrics-$c" eps median)" "$(stat "metrics-off" eps median)")"
     done
 }
 
@@ -1245,6 +1313,7 @@ influxdb() {
     want itch && itch
     want itch-latency && itch_latency
     want influxdb && influxdb
+    want metrics-cost && metrics_cost
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- raw values: $TSV; logs and derived configs: $WORK"

@@ -26,6 +26,7 @@ pub mod operator;
 pub mod pipeline;
 pub mod record;
 pub mod refdata;
+pub mod reload;
 pub mod service;
 pub mod sink;
 pub mod source;

@@ -52,10 +52,18 @@ enum Cmd {
     Book(BookArgs),
     /// List the stock directory (the `R` messages: each instrument's reference data) of an ITCH file.
     ItchDirectory(ItchDirectoryArgs),
-    /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log.
+    /// Print p50, p90, p99, p99.9, p99.99 and max per stage from an HdrHistogram interval log, or from a running
+    /// job's metrics endpoint (its histograms since the start).
     Stats {
         /// The log (metrics.histogram_log).
-        file: PathBuf,
+        #[arg(required_unless_present = "url", conflicts_with = "url")]
+        file: Option<PathBuf>,
+        /// A running job's metrics endpoint (`metrics.listen`): `http://127.0.0.1:9187` or `127.0.0.1:9187`.
+        #[arg(long, visible_alias = "metrics-addr", value_name = "URL")]
+        url: Option<String>,
+        /// Also draw the percentile distribution of every stage into this PNG file.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
     },
     /// Load a CSV or JSON-lines trade file (or standard input) into a Kafka topic, keyed by symbol.
     Produce(ProduceArgs),
@@ -169,21 +177,40 @@ struct ConsumeArgs {
     prop: Vec<(String, String)>,
 }
 
+/// Replaces the log filter while the program runs (`[log] filter`, a reload).
+type LogHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The log filter when the config sets none: `RUST_LOG`, else `info`.
+fn default_log_filter() -> String {
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| tracing_subscriber::EnvFilter::builder().parse(f).is_ok())
+        .unwrap_or_else(|| "info".into())
+}
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, log) =
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(default_log_filter()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
     let cli = Cli::parse();
     let res = match cli.cmd.unwrap_or(Cmd::Run { config: None, from_savepoint: None }) {
-        Cmd::Run { config, from_savepoint } => run(config, from_savepoint),
+        Cmd::Run { config, from_savepoint } => run(config, from_savepoint, log),
         Cmd::Check { config } => check(&config),
         Cmd::Gen(args) => gen(args),
         Cmd::ItchGen(args) => itch_gen(args),
         Cmd::ItchSend(args) => itch_send(args),
         Cmd::Book(args) => book(args),
         Cmd::ItchDirectory(args) => itch_directory(args),
-        Cmd::Stats { file } => stats(&file),
+        Cmd::Stats { file, url, plot } => stats(file.as_deref(), url.as_deref(), plot.as_deref()),
         Cmd::Produce(a) => produce(a),
         Cmd::Consume(a) => consume(a),
         Cmd::Checkpoints { dir } => checkpoints(&dir),
@@ -223,8 +250,21 @@ fn check(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
-    let plan = load(path.as_ref())?;
+fn set_log_filter(log: &LogHandle, filter: &str) -> Result<(), String> {
+    let f = tracing_subscriber::EnvFilter::builder().parse(filter).map_err(|e| e.to_string())?;
+    log.reload(f).map_err(|e| e.to_string())
+}
+
+fn run(path: Option<PathBuf>, from: Option<PathBuf>, log: LogHandle) -> Result<()> {
+    let text = match &path {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        None => config::DEFAULT_TOML.to_string(),
+    };
+    let origin = path.as_ref().map_or("<default>".to_string(), |p| p.display().to_string());
+    let plan = config::parse(&text, &origin).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(f) = &plan.log.filter {
+        set_log_filter(&log, f).map_err(|e| anyhow::anyhow!("log.filter `{f}`: {e}"))?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while draining exits at once.
@@ -232,7 +272,31 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
             .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    let out = ticklane::pipeline::run_from(&plan, stop.clone(), from.as_deref())?;
+    // SIGHUP (`systemctl reload`) re-reads the config file, on a thread of its own.
+    let alert_rules = Arc::new(std::sync::Mutex::new(plan.alerts.clone()));
+    let mut hup =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP]).context("installing signal handlers")?;
+    let mut reloader = path.clone().map(|p| {
+        let log = log.clone();
+        let set: ticklane::reload::SetLog = Box::new(move |f| set_log_filter(&log, f));
+        ticklane::reload::Reloader::new(p, &text, alert_rules.clone(), set, default_log_filter())
+    });
+    std::thread::Builder::new()
+        .name("tl-reload".into())
+        .spawn(move || {
+            let service = ticklane::service::Service::from_env();
+            for _ in hup.forever() {
+                let Some(r) = &mut reloader else {
+                    tracing::warn!("reload: the job runs the embedded default config, there is no file to re-read");
+                    continue;
+                };
+                service.reloading();
+                let outcome = r.reload();
+                service.reloaded(&outcome.status());
+            }
+        })
+        .context("spawning the reload thread")?;
+    let out = ticklane::pipeline::run_with(&plan, stop.clone(), from.as_deref(), alert_rules)?;
     let m = &out.metrics;
     let secs = out.elapsed.as_secs_f64();
     let events = m.events_in();
@@ -318,7 +382,9 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>) -> Result<()> {
         }
         writeln!(err)?;
     }
-    if plan.metrics.summary {
+    if plan.metrics.summary && !plan.metrics.latency {
+        writeln!(err, "\nlatency: not timed ([metrics] latency = false)")?;
+    } else if plan.metrics.summary {
         let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> = STAGES
             .iter()
             .copied()
@@ -787,14 +853,35 @@ fn gen(a: GenArgs) -> Result<()> {
     Ok(())
 }
 
-fn stats(file: &std::path::Path) -> Result<()> {
-    let hists = hdrlog::read_log(file)?;
+fn stats(file: Option<&std::path::Path>, url: Option<&str>, plot: Option<&std::path::Path>) -> Result<()> {
+    let (hists, what) = match (file, url) {
+        (Some(file), _) => (hdrlog::read_log(file)?, file.display().to_string()),
+        (None, Some(url)) => {
+            let base = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
+            let at = format!("{}/api/histograms", base.trim_end_matches('/'));
+            let log = ureq::get(&at)
+                .call()
+                .and_then(|r| r.into_body().read_to_vec())
+                .with_context(|| format!("reading the histograms at {at}"))?;
+            if log.is_empty() {
+                bail!("{at}: no histograms yet (the job has not completed its first metrics interval)");
+            }
+            (hdrlog::parse(&log, &at)?, base)
+        }
+        (None, None) => bail!("give a histogram log or --url"),
+    };
     if hists.is_empty() {
-        bail!("{}: no histograms in this log", file.display());
+        bail!("{what}: no histograms in this log");
     }
     let rows: Vec<(&str, &hdrhistogram::Histogram<u64>)> =
         hists.iter().map(|(t, h)| (if t.is_empty() { "(untagged)" } else { t.as_str() }, h)).collect();
     print!("{}", percentile_table(&rows));
+    if let Some(png) = plot {
+        // Sizes are not latencies: not on a latency plot.
+        let latencies: Vec<_> = rows.iter().copied().filter(|(t, _)| !t.ends_with("_bytes")).collect();
+        ticklane::metrics::plot::percentile_plot(png, &format!("latency by percentile: {what}"), &latencies)?;
+        eprintln!("plot: {}", png.display());
+    }
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! The service manager's view of a running job: systemd's readiness, status, watchdog and stopping messages
-//! (sd_notify), sent from the metrics thread.
+//! (sd_notify), sent from the metrics thread (a reload's, from the thread that handles SIGHUP).
 //!
 //! Outside systemd (`NOTIFY_SOCKET` unset) every call is a no-op. Under a unit with `Type=notify` the job says
 //! `READY=1` once its sources are open and every thread runs, a `STATUS=` line each metrics interval, and
-//! `STOPPING=1` when a signal starts the drain. With `WatchdogSec=` it pings `WATCHDOG=1` at half the period —
+//! `STOPPING=1` when a signal starts the drain; a reload (SIGHUP) is `RELOADING=1` then `READY=1` with a
+//! `STATUS=` of what it applied (`crate::reload`). With `WatchdogSec=` it pings `WATCHDOG=1` at half the period —
 //! but only while the shards are not stalled: they have events waiting (handed over by the sources and not
 //! processed), have processed none since the last check, and were not waiting for room in the emitter's rings
 //! meanwhile (backpressure from a slow sink is waiting, not a stall). A parked shard with nothing to do is not
@@ -62,6 +63,18 @@ impl Service {
             self.stopping = true;
             self.send(&[NotifyState::Stopping, NotifyState::Status("stopping: draining")]);
         }
+    }
+
+    /// A reload (SIGHUP) has started: `RELOADING=1` with the host's monotonic time, as `Type=notify-reload`
+    /// requires.
+    pub fn reloading(&self) {
+        let usec = crate::time::host_monotonic_ns() / 1000;
+        self.send(&[NotifyState::Reloading, NotifyState::MonotonicUsec(usec as i128)]);
+    }
+
+    /// The reload is done: `READY=1` and what it applied.
+    pub fn reloaded(&self, status: &str) {
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
     pub fn status(&self, status: &str) {

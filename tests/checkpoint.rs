@@ -175,6 +175,67 @@ fn killed_anywhere_the_output_is_byte_identical() {
     assert!(resumed >= 5, "only {resumed} of the restarts resumed from a checkpoint: the kills came too early");
 }
 
+/// `systemctl stop` (SIGTERM) with checkpoints: the job stops reading, drains into a final checkpoint and exits 0.
+/// That checkpoint's source position is the end of what was read (every line before it counted as an event or
+/// a reject), each output file stands exactly at the length it records, so the next start cuts nothing back and
+/// writes nothing twice — and the files end byte-identical to an uninterrupted run's.
+#[test]
+fn a_stopped_job_takes_a_final_checkpoint_and_resumes_there() {
+    use ticklane::checkpoint::manifest::latest_valid;
+    let dir = tmp();
+    let d = dir.path();
+    // 50 s of event time, replayed at 15 times its speed: 3.3 s, stopped after 1.5 s (past the first malformed
+    // line, at 40,000, unless the machine is slow).
+    let input = input(d, 100_000);
+    let reference = d.join("reference");
+    run_config(d, "reference.toml", &config(&input, &reference, 1, None));
+    let want = outputs(&reference);
+    let (out, chk) = (d.join("out"), d.join("chk"));
+    // No checkpoint on schedule: the only one is the final one.
+    let cfg = config(&input, &out, 1, Some(&chk))
+        .replace("interval = \"40ms\"", "interval = \"1h\"")
+        .replace("max_out_of_orderness = \"1s\"", "max_out_of_orderness = \"1s\"\nspeed = 15.0");
+    std::fs::write(d.join("job.toml"), &cfg).unwrap();
+    let args = ["run", "--config", "job.toml"];
+    let mut r = Running::start_logging(&args, d, "info");
+    std::thread::sleep(Duration::from_millis(1500));
+    r.signal("TERM");
+    let st = r.wait_for(Duration::from_secs(30)).expect("stopped");
+    let (_, err) = r.output();
+    assert!(st.success(), "exit {st}:\n{err}");
+    assert!(err.contains("final checkpoint complete"), "{err}");
+    assert!(!err.contains("checkpoint abandoned"), "{err}");
+
+    let newest = latest_valid(&chk).unwrap().expect("a checkpoint").manifest.expect("its manifest");
+    assert!(err.contains(&format!("id={} ", newest.id)), "the newest checkpoint is not the final one:\n{err}");
+    // What was read: the summary's events and rejects, every line before the position but the header.
+    let summary = err.lines().find(|l| l.starts_with("ticklane: ")).unwrap_or_else(|| panic!("no summary:\n{err}"));
+    let number_before = |what: &str| -> u64 {
+        let at = summary.find(what).unwrap_or_else(|| panic!("no `{what}` in {summary}"));
+        summary[..at].split_whitespace().last().unwrap().parse().unwrap()
+    };
+    let (events, rejected) = (number_before(" events in"), number_before(" rejected"));
+    let offset = newest.sources[0].byte_offset.expect("a file position") as usize;
+    let text = std::fs::read(&input).unwrap();
+    assert!(offset > 0 && offset < text.len(), "stopped at {offset} of {} bytes: not mid-run", text.len());
+    let lines = text[..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+    assert_eq!(lines, 1 + events + rejected, "{summary}");
+    for (j, (s, _)) in outputs(&out).iter().enumerate() {
+        let at = &newest.sinks[j];
+        let len = std::fs::metadata(out.join(format!("{s}.csv"))).unwrap().len();
+        assert_eq!(at.bytes, Some(len), "{s}.csv has output after the final checkpoint");
+    }
+
+    let mut r = Running::start_logging(&args, d, "info");
+    let st = r.wait_for(Duration::from_secs(60)).expect("the restart finishes");
+    let (_, err) = r.output();
+    assert!(st.success(), "exit {st}:\n{err}");
+    assert!(err.contains(&format!("resuming from checkpoint id={}", newest.id)), "{err}");
+    for ((s, got), (_, w)) in outputs(&out).iter().zip(&want) {
+        assert!(got == w, "{s}.csv differs from the uninterrupted run's");
+    }
+}
+
 #[test]
 fn rescaled_between_restarts_the_results_are_the_same() {
     let dir = tmp();
@@ -625,7 +686,7 @@ fn part_files_killed_anywhere_commit_only_checkpointed_output() {
                 finished = true;
                 break;
             }
-            // Once a SIGTERM: a stopped job commits nothing more than a killed one.
+            // Once a SIGTERM: a stopped job commits what its final checkpoint holds, and nothing after it.
             let stop = round == 2 && k == 0;
             r.signal(if stop { "TERM" } else { "KILL" });
             r.wait_for(Duration::from_secs(10)).expect("killed");

@@ -793,6 +793,95 @@ type = "null"
     }
 }
 
+/// `stats --url` against a running job's endpoint: the table of its histograms since the start, and with
+/// `--plot` a PNG that decodes and has curves drawn on it.
+#[test]
+fn stats_reads_a_running_jobs_endpoint_and_plots_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("job.toml"), common::paced_job("listen = \"127.0.0.1:0\"", "")).unwrap();
+    let r = common::Running::start_logging(&["run", "--config", "job.toml"], d, "info");
+    assert!(
+        common::wait_until(Duration::from_secs(30), || common::metrics_addr(&r).is_some()),
+        "{}",
+        r.stderr_so_far()
+    );
+    let addr = common::metrics_addr(&r).unwrap();
+    // Two metrics intervals, so the endpoint has histograms with samples.
+    std::thread::sleep(Duration::from_millis(1000));
+    let url = format!("http://{addr}");
+    let o = ticklane_ok(&["stats", "--url", &url, "--plot", "lat.png"], d);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["stage", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"], "{out}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    let stages: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(stages, ["ingest_to_shard", "shard", "shard_to_sink", "end_to_end"], "pipeline order: {out}");
+    for r in &rows {
+        assert_eq!(r.len(), 8, "a full row: {r:?}");
+        assert!(r[1].parse::<u64>().unwrap() > 0, "{out}");
+    }
+    // The same histograms the endpoint serves, read as a log by the file path.
+    let (status, _, log) = common::http_get(&addr, "/api/histograms");
+    assert_eq!(status, 200);
+    assert!(log.contains("Tag=shard,"), "{log}");
+    // Without the scheme too.
+    let o = ticklane_ok(&["stats", "--metrics-addr", &addr], d);
+    assert!(stdout(&o).starts_with("stage"), "{}", stdout(&o));
+
+    let png = image::open(d.join("lat.png")).expect("a PNG that decodes").to_rgb8();
+    assert!(png.width() >= 800 && png.height() >= 500, "{}x{}", png.width(), png.height());
+    let mut colors = std::collections::HashSet::new();
+    let mut not_white = 0u64;
+    for p in png.pixels() {
+        colors.insert(p.0);
+        not_white += (p.0 != [255, 255, 255]) as u64;
+    }
+    // Text, grid and one coloured line per stage: many colours and a fair share of pixels.
+    assert!(colors.len() > 20, "{} colours: a blank plot", colors.len());
+    assert!(not_white > 5_000, "{not_white} pixels drawn: a blank plot");
+    // Each stage's line colour (plotters' Palette99, in order) is on the plot.
+    for rgb in [[230u8, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200]] {
+        assert!(png.pixels().any(|p| p.0 == rgb), "no line of colour {rgb:?}");
+    }
+
+    // A stopped job: a clear error, no table.
+    drop(r);
+    let o = ticklane(&["stats", "--url", &url], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("reading the histograms at"), "{}", stderr(&o));
+}
+
+/// `[metrics] latency = false`: nothing is timed (the event stages stay empty), everything is still counted;
+/// latency alerts cannot be asked for then.
+#[test]
+fn with_latency_off_nothing_is_timed_and_everything_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = |extra: &str| {
+        format!(
+            "[metrics]\nlive = false\nlatency = false\nhistogram_log = \"lat.hlog\"\ninterval = \"50ms\"\n{extra}\n\
+             [[source]]\nname = \"trades\"\ntype = \"synthetic\"\nevents = 100000\ninstruments = 20\nts_unit = \"ms\"\n\
+             [[window]]\nname = \"bars\"\ntype = \"tumbling\"\nsize = \"1s\"\n\
+             [[sink]]\nstream = \"bars\"\ntype = \"null\"\n"
+        )
+    };
+    let o = run_config(d, "job.toml", &job(""));
+    let err = stderr(&o);
+    assert!(err.contains("ticklane: 100000 events in"), "{err}");
+    assert!(err.contains("latency: not timed ([metrics] latency = false)"), "{err}");
+    // The interval log holds no event stage.
+    let o = ticklane(&["stats", "lat.hlog"], d);
+    assert!(!stdout(&o).contains("end_to_end") && !stdout(&o).contains("ingest_to_shard"), "{}", stdout(&o));
+
+    std::fs::write(d.join("bad.toml"), job("[[alerts.latency]]\nstage = \"shard\"\nquantile = 0.99\nabove = \"1ms\""))
+        .unwrap();
+    let o = ticklane(&["check", "--config", "bad.toml"], d);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("alerts.latency[0]") && stderr(&o).contains("latency = false"), "{}", stderr(&o));
+}
+
 #[test]
 fn stats_on_files_that_are_not_histogram_logs_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,6 @@ mod common;
 
 use common::{ticklane, wait_until, Running};
 use prometheus_parse::{Sample, Scrape, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,17 +18,11 @@ fn job(dir: &Path, listen: &str) -> String {
     common::paced_job(&format!("listen = \"{listen}\""), &tables)
 }
 
-/// GET `path` over plain HTTP/1.1: (status, body).
+/// GET `path`: (status, body); the endpoint answers in plain text.
 fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end: {raw}"));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("status: {head}"));
+    let (status, head, body) = common::http_get(addr, path);
     assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
-    (status, body.to_string())
+    (status, body)
 }
 
 fn scrape(addr: &str) -> Scrape {

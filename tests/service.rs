@@ -1,12 +1,25 @@
 //! Under systemd (`Type=notify`, `WatchdogSec=`): the messages the job sends to `NOTIFY_SOCKET`, read from a
 //! datagram socket of the test's own — READY=1 once it runs, STATUS= lines, WATCHDOG=1 pings at half the
-//! watchdog period, STOPPING=1 when SIGTERM starts the drain; and `scripts/install.sh`, staged into a directory.
+//! watchdog period, STOPPING=1 when SIGTERM starts the drain, RELOADING=1 and READY=1 around a reload (SIGHUP);
+//! and `scripts/install.sh`, staged into a directory.
 
 mod common;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A child process killed when dropped, so that a failing test leaves no job running.
+struct Job(std::process::Child);
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
 
 /// Every datagram received until `until` holds or `limit` passes.
 fn read_until(sock: &UnixDatagram, got: &mut Vec<String>, limit: Duration, until: impl Fn(&[String]) -> bool) {
@@ -73,6 +86,101 @@ fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit {status}");
     assert!(got.iter().any(|m| m.lines().any(|l| l == "STOPPING=1")), "{got:?}");
+}
+
+/// SIGHUP re-reads the config: a latency alert's bound and the log filter change live (the alert fires, the
+/// checkpoint lines stop), a changed checkpoint interval is named as needing a restart, and a file that no
+/// longer parses is reported with its line while the job runs on.
+#[test]
+fn a_reload_applies_alerts_and_the_log_filter_and_names_what_needs_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = |above: &str, filter: &str, interval: &str| {
+        common::paced_job(
+            "listen = \"127.0.0.1:0\"",
+            &format!(
+                "[log]\nfilter = \"{filter}\"\n[checkpoint]\ndir = \"chk\"\ninterval = \"{interval}\"\n\
+                 [[alerts.latency]]\nstage = \"end_to_end\"\nquantile = 0.5\nabove = \"{above}\"\n"
+            ),
+        )
+    };
+    std::fs::write(d.join("job.toml"), job("10s", "info", "200ms")).unwrap();
+    let path = d.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let log = d.join("stderr.log");
+    let mut running = Job(Command::new(common::bin())
+        .args(["run", "--config", "job.toml"])
+        .current_dir(d)
+        .env("NOTIFY_SOCKET", &path)
+        // The config's filter wins over this.
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap());
+    let pid = running.0.id().to_string();
+    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut got = Vec::new();
+    read_until(&sock, &mut got, Duration::from_secs(20), |g| g.iter().any(|m| m.contains("READY=1")));
+    assert!(got.iter().any(|m| m.contains("READY=1")), "{got:?}\n{}", stderr());
+    assert!(
+        common::wait_until(Duration::from_secs(20), || stderr().matches("checkpoint complete").count() >= 2),
+        "{}",
+        stderr()
+    );
+    let addr = common::metrics_addr_in(&stderr()).expect("the endpoint's address is logged");
+    let firing = || common::http_get(&addr, "/metrics").2.contains("ticklane_alert_firing{alert=\"latency\"");
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!firing(), "a p50 above 10 s");
+
+    // A lower bound, checkpoint lines off, a new checkpoint interval.
+    std::fs::write(d.join("job.toml"), job("1ns", "info,ticklane::checkpoint=warn", "300ms")).unwrap();
+    let reload = |got: &mut Vec<String>| {
+        let before = got.len();
+        let st = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(st.success());
+        read_until(&sock, got, Duration::from_secs(10), |g| g[before..].iter().any(|m| m.contains("READY=1")));
+        let new = &got[before..];
+        let at = new.iter().position(|m| m.lines().any(|l| l == "RELOADING=1"));
+        let at = at.unwrap_or_else(|| panic!("no RELOADING=1: {new:?}"));
+        assert!(new[at].lines().any(|l| l.starts_with("MONOTONIC_USEC=")), "{new:?}");
+        let ready = new[at..].iter().find(|m| m.lines().any(|l| l == "READY=1"));
+        ready.unwrap_or_else(|| panic!("no READY=1 after RELOADING=1: {new:?}")).clone()
+    };
+    let ready = reload(&mut got);
+    assert!(
+        ready.contains(
+            "STATUS=reloaded: applied alerts.latency[0].above, log.filter; needs a restart: checkpoint.interval"
+        ),
+        "{ready:?}"
+    );
+    let err = stderr();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("WARN") && l.contains("key=checkpoint.interval") && l.contains("needs a restart")),
+        "{err}"
+    );
+    assert!(common::wait_until(Duration::from_secs(10), firing), "the new bound is not in effect\n{}", stderr());
+    let seen = stderr().len();
+    std::thread::sleep(Duration::from_millis(1200));
+    let after = stderr()[seen..].to_string();
+    assert!(!after.contains("checkpoint complete"), "the checkpoint lines were not filtered out:\n{after}");
+
+    // A file that does not parse: named with its line, and nothing changes.
+    std::fs::write(d.join("job.toml"), "[pipeline]\nworkers = 2\n[metrics\n").unwrap();
+    let ready = reload(&mut got);
+    assert!(ready.contains("STATUS=reload failed, running config kept: "), "{ready:?}");
+    let err = stderr();
+    assert!(err.contains("the running config is kept") && err.contains("job.toml:3:"), "{err}");
+    assert!(running.0.try_wait().unwrap().is_none(), "the job stopped:\n{err}");
+    assert!(firing(), "the rules running before are kept");
+
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    let status = running.0.wait().unwrap();
+    assert!(status.success(), "exit {status}\n{}", stderr());
 }
 
 /// `scripts/install.sh` staged into a directory: the binary, the default config (checked), the unit pointing

@@ -35,6 +35,10 @@ pub const META_FILE: &str = "meta.state";
 pub struct Trigger {
     requested: CachePadded<AtomicU64>,
     completed: AtomicU64,
+    /// The id of the final checkpoint, requested when the job is asked to stop (0: none yet).
+    final_id: AtomicU64,
+    /// The coordinator takes no more checkpoints.
+    closed: AtomicBool,
     /// With Kafka sinks in transactions: the last checkpoint whose transactions are committed and recorded.
     committed: AtomicU64,
 }
@@ -63,6 +67,16 @@ impl Trigger {
 
     fn request(&self, id: u64) {
         self.requested.store(id, Ordering::Relaxed);
+    }
+
+    /// The final checkpoint's id once the stopping job has asked for it (stored before it is requested).
+    pub fn final_id(&self) -> u64 {
+        self.final_id.load(Ordering::Acquire)
+    }
+
+    /// The coordinator has returned: no checkpoint, final or other, will be requested or completed any more.
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 }
 
@@ -178,19 +192,84 @@ impl Collect {
 }
 
 impl Coordinator {
-    /// Takes checkpoints until `stop` is set or every source has ended. Fails after more consecutive failed
-    /// checkpoints than tolerated.
-    pub fn run(mut self, stops: &[&AtomicBool]) -> Result<(), TooManyFailures> {
-        let res = self.take_checkpoints(stops);
+    /// Takes checkpoints until `stop` is set, every source has ended or the pipeline is `done`. Fails after
+    /// more consecutive failed checkpoints than tolerated. Asked to stop while sources still run, and unless a
+    /// stage has `failed`, it takes a final checkpoint: the sources stop reading and inject its barrier, which
+    /// drains the pipeline into it; the next start resumes exactly there.
+    pub fn run(mut self, stop: &AtomicBool, done: &AtomicBool, failed: &AtomicBool) -> Result<(), TooManyFailures> {
+        let mut finals: Vec<Option<(Vec<u8>, SourcePosition)>> = self.source_names.iter().map(|_| None).collect();
+        let mut id = self.last_id;
+        let res = self.take_checkpoints(&[stop, done], &mut finals, &mut id);
+        let running = !finals.iter().all(Option::is_some);
+        if res.is_ok() && stop.load(Ordering::Relaxed) && running && !done.load(Ordering::Relaxed) {
+            self.final_checkpoint(id + 1, &mut finals, failed);
+        }
+        self.trigger.closed.store(true, Ordering::Release);
         self.recorder.finish();
         res
     }
 
-    fn take_checkpoints(&mut self, stops: &[&AtomicBool]) -> Result<(), TooManyFailures> {
+    /// The checkpoint taken on the way out: the sources hand over their last position and barrier, and the
+    /// pipeline drains into it. Its failure is logged; the job stops either way.
+    fn final_checkpoint(&mut self, id: u64, finals: &mut [Option<(Vec<u8>, SourcePosition)>], failed: &AtomicBool) {
+        if let Some(h) = self.holds.iter().find(|h| h.pending.load(Ordering::Relaxed) > 0) {
+            tracing::warn!(sink = %h.what, "no final checkpoint: results written before the restore are not all computed again; the next start resumes from the last checkpoint");
+            return;
+        }
+        let started = Instant::now();
+        self.trigger.final_id.store(id, Ordering::Release);
+        self.trigger.request(id);
+        tracing::info!(id, "stopping: taking a final checkpoint");
+        let mut c = Collect {
+            id,
+            started,
+            sources: (0..self.source_names.len()).map(|_| None).collect(),
+            shards: (0..self.shards).map(|_| None).collect(),
+            sinks: None,
+            savepoint: None,
+        };
+        let stopped = || failed.load(Ordering::Relaxed);
+        let outcome = self.collect(&mut c, finals, &stopped).and_then(|()| self.complete(&c, finals));
+        let pause = c.shards.iter().flatten().map(|s| s.1).max().unwrap_or(0);
+        match outcome {
+            Ok(bytes) => self.completed(id, started, bytes, pause, "final checkpoint complete"),
+            Err(reason) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(id, %reason, "final checkpoint failed: the next start resumes from the last checkpoint");
+            }
+        }
+    }
+
+    /// Checkpoint `id` is complete on disk: the figures, the trigger, the log line `what`.
+    fn completed(&mut self, id: u64, started: Instant, bytes: u64, pause: u64, what: &str) {
+        let took = started.elapsed();
+        let st = &self.stats;
+        st.completed.fetch_add(1, Ordering::Relaxed);
+        st.last_id.store(id, Ordering::Relaxed);
+        st.last_bytes.store(bytes, Ordering::Relaxed);
+        st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
+        st.max_pause_ns.fetch_max(pause, Ordering::Relaxed);
+        self.recorder.record(Stage::CheckpointDuration, took.as_nanos() as u64);
+        self.recorder.record(Stage::CheckpointBytes, bytes);
+        tracing::info!(
+            id,
+            bytes,
+            duration_ms = took.as_secs_f64() * 1e3,
+            max_shard_pause_us = pause as f64 / 1e3,
+            "{what}"
+        );
+        // After the log line: what completion sets off (a sink's commit) logs after it.
+        self.trigger.completed.store(id, Ordering::Release);
+    }
+
+    fn take_checkpoints(
+        &mut self,
+        stops: &[&AtomicBool],
+        finals: &mut [Option<(Vec<u8>, SourcePosition)>],
+        id: &mut u64,
+    ) -> Result<(), TooManyFailures> {
         let stopped = || stops.iter().any(|s| s.load(Ordering::Relaxed));
         let n_sources = self.source_names.len();
-        let mut finals: Vec<Option<(Vec<u8>, SourcePosition)>> = (0..n_sources).map(|_| None).collect();
-        let mut id = self.last_id;
         let mut failures = 0u32;
         let mut next_start = Instant::now() + self.interval;
         let mut held_since: Option<Instant> = None;
@@ -257,7 +336,8 @@ impl Coordinator {
             if held_since.take().is_some() {
                 tracing::info!("checkpoints resume");
             }
-            id += 1;
+            *id += 1;
+            let id = *id;
             let target = match savepoint.take().map(|r| self.savepoint_target(r, id)) {
                 Some(Err(())) => continue,
                 Some(Ok(t)) => Some(t),
@@ -277,32 +357,14 @@ impl Coordinator {
                 sinks: None,
                 savepoint: target,
             };
-            let outcome = self.collect(&mut c, &mut finals, &stopped).and_then(|()| self.complete(&c, &finals));
+            let outcome = self.collect(&mut c, finals, &stopped).and_then(|()| self.complete(&c, finals));
             let pauses = c.shards.iter().flatten().map(|s| s.1).max().unwrap_or(0);
             for (state, _, back) in c.shards.iter_mut().filter_map(Option::take) {
                 let _ = back.send(state);
             }
             if let Ok(bytes) = &outcome {
                 failures = 0;
-                let took = started.elapsed();
-                let pause = pauses;
-                let st = &self.stats;
-                st.completed.fetch_add(1, Ordering::Relaxed);
-                st.last_id.store(id, Ordering::Relaxed);
-                st.last_bytes.store(*bytes, Ordering::Relaxed);
-                st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
-                st.max_pause_ns.fetch_max(pause, Ordering::Relaxed);
-                self.recorder.record(Stage::CheckpointDuration, took.as_nanos() as u64);
-                self.recorder.record(Stage::CheckpointBytes, *bytes);
-                tracing::info!(
-                    id,
-                    bytes,
-                    duration_ms = took.as_secs_f64() * 1e3,
-                    max_shard_pause_us = pause as f64 / 1e3,
-                    "checkpoint complete"
-                );
-                // After the log line: what completion sets off (a sink's commit) logs after it.
-                self.trigger.completed.store(id, Ordering::Release);
+                self.completed(id, started, *bytes, pauses, "checkpoint complete");
             }
             // Answered after the completion is announced: with transactions, the answer waits for their commit.
             if let Some(sp) = c.savepoint.take() {

@@ -64,6 +64,17 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: what the job logs (to stderr; the journal under systemd). Re-read by a reload (SIGHUP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, as `RUST_LOG` takes it (`"info"`, `"warn,ticklane::checkpoint=debug"`); wins over
+    /// `RUST_LOG` when set.
+    pub filter: Option<String>,
 }
 
 /// `[alerts]`: conditions the metrics thread checks once per `[metrics] interval`; each raises a WARN log
@@ -257,6 +268,10 @@ pub struct MetricsConfig {
     /// Time every n-th event (1 = every event).
     #[serde(default = "one_u32")]
     pub latency_sample: u32,
+    /// Time events at all: `false` leaves the per-event latency recording out of the hot path (the counters
+    /// stay).
+    #[serde(default = "yes")]
+    pub latency: bool,
     /// Print the latency table at exit.
     #[serde(default = "yes")]
     pub summary: bool,
@@ -267,7 +282,15 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { interval: one_second(), histogram_log: None, live: true, latency_sample: 1, summary: true, listen: None }
+        Self {
+            interval: one_second(),
+            histogram_log: None,
+            live: true,
+            latency_sample: 1,
+            latency: true,
+            summary: true,
+            listen: None,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Validation: the parsed config becomes a [`Plan`] (what to build), or a list of `(key, reason)` errors.
 
+use super::LogConfig;
 use super::{
     AlertsConfig, CheckpointConfig, Config, EventTime, ExactlyOnce, FieldNames, Format, KafkaProps, MetricsConfig,
     PipelineConfig, SinkConfig, SinkType, SourceConfig, SourceType, WindowType,
@@ -20,6 +21,7 @@ pub struct Plan {
     pub pipeline: PipelineConfig,
     pub metrics: MetricsConfig,
     pub alerts: AlertsConfig,
+    pub log: LogConfig,
     pub checkpoint: CheckpointConfig,
     pub sources: Vec<SourcePlan>,
     pub operators: Vec<OpPlan>,
@@ -448,6 +450,14 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         if let Err(e) = a.parse::<std::net::SocketAddr>() {
             errs.push(("metrics.listen".into(), format!("`{a}` is not ADDRESS:PORT (e.g. \"127.0.0.1:9187\"): {e}")));
         }
+    }
+    if let Some(f) = &cfg.log.filter {
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(f) {
+            errs.push(("log.filter".into(), format!("`{f}` is not a log filter (e.g. \"info\"): {e}")));
+        }
+    }
+    if !cfg.metrics.latency && !al.latency.is_empty() {
+        errs.push(("alerts.latency[0]".into(), "needs latency timed: [metrics] latency = false times nothing".into()));
     }
     if cfg.metrics.latency_sample == 0 {
         errs.push(("metrics.latency_sample".into(), "must be at least 1 (1 = time every event)".into()));
@@ -1082,6 +1092,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             pipeline: cfg.pipeline.clone(),
             metrics: cfg.metrics.clone(),
             alerts: cfg.alerts.clone(),
+            log: cfg.log.clone(),
             checkpoint: cfg.checkpoint.clone(),
             sources,
             operators,

@@ -1,6 +1,6 @@
 //! HdrHistogram interval logs: written once per interval per stage (tag = stage name), in the standard
 //! format HdrHistogram's own tools (HistogramLogProcessor, HdrHistogramVisualizer …) read; read back by
-//! `ticklane stats`.
+//! `ticklane stats`; and the same format in memory for the metrics endpoint's `/api/histograms`.
 
 use super::new_histogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
@@ -49,25 +49,46 @@ impl IntervalLog {
     }
 }
 
+/// An interval log holding one histogram per tag, each covering `len` from `start`: the histograms since a job
+/// started, as its metrics endpoint serves them. Empty histograms are left out.
+pub fn encode(hists: &[(&str, &Histogram<u64>)], start: SystemTime, len: Duration) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut ser = V2DeflateSerializer::new();
+    let mut w = IntervalLogWriterBuilder::new()
+        .add_comment("ticklane latency histograms since the start, ns; one per stage (tag)")
+        .with_start_time(start)
+        .with_base_time(start)
+        .begin_log_with(&mut out, &mut ser)?;
+    for (tag, h) in hists.iter().filter(|(_, h)| !h.is_empty()) {
+        w.write_histogram(h, Duration::ZERO, len, Tag::new(tag)).map_err(|e| io::Error::other(format!("{e:?}")))?;
+    }
+    Ok(out)
+}
+
 /// Reads an interval log and sums its histograms per tag (untagged ones under `""`): the pipeline's stages in
 /// pipeline order, then other tags in order of first appearance.
 pub fn read_log(path: &Path) -> anyhow::Result<Vec<(String, Histogram<u64>)>> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    parse(&bytes, &path.display())
+}
+
+/// [`read_log`] of a log in memory; `what` names it in errors.
+pub fn parse(bytes: &[u8], what: &dyn std::fmt::Display) -> anyhow::Result<Vec<(String, Histogram<u64>)>> {
+    let path = what;
     let mut out: Vec<(String, Histogram<u64>)> = Vec::new();
     let mut de = Deserializer::new();
-    for (i, entry) in IntervalLogIterator::new(&bytes).enumerate() {
-        let entry = entry.map_err(|e| {
-            anyhow::anyhow!("{}: entry {}: not an HdrHistogram interval log ({e:?})", path.display(), i + 1)
-        })?;
+    for (i, entry) in IntervalLogIterator::new(bytes).enumerate() {
+        let entry =
+            entry.map_err(|e| anyhow::anyhow!("{path}: entry {}: not an HdrHistogram interval log ({e:?})", i + 1))?;
         let LogEntry::Interval(ih) = entry else {
             continue;
         };
         let tag = ih.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
         let raw = base64_decode(ih.encoded_histogram())
-            .ok_or_else(|| anyhow::anyhow!("{}: interval {} ({tag}): bad base64", path.display(), i + 1))?;
+            .ok_or_else(|| anyhow::anyhow!("{path}: interval {} ({tag}): bad base64", i + 1))?;
         let h: Histogram<u64> = de
             .deserialize(&mut io::Cursor::new(raw))
-            .map_err(|e| anyhow::anyhow!("{}: interval {} ({tag}): {e:?}", path.display(), i + 1))?;
+            .map_err(|e| anyhow::anyhow!("{path}: interval {} ({tag}): {e:?}", i + 1))?;
         match out.iter_mut().find(|(t, _)| *t == tag) {
             Some((_, acc)) => acc.add(&h).map_err(|e| anyhow::anyhow!("{e:?}"))?,
             None => {
@@ -113,6 +134,20 @@ mod tests {
         assert_eq!(got[0].0, "shard", "pipeline order: shard before end_to_end");
         assert_eq!(got[0].1.len(), 4);
         assert_eq!(got[1].1.max(), b.max());
+    }
+
+    #[test]
+    fn an_encoded_log_reads_back_exactly() {
+        let mut a = new_histogram();
+        for v in [700, 1_000, 1_000, 250_000, 9_000_000] {
+            a.record(v).unwrap();
+        }
+        let empty = new_histogram();
+        let log = encode(&[("shard", &a), ("end_to_end", &empty)], SystemTime::now(), Duration::from_secs(3)).unwrap();
+        let got = parse(&log, &"the log").unwrap();
+        assert_eq!(got.len(), 1, "empty histograms are left out");
+        assert_eq!(got[0].0, "shard");
+        assert_eq!(got[0].1, a);
     }
 
     #[test]

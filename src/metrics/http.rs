@@ -1,5 +1,6 @@
 //! The live metrics endpoint: a small HTTP server on its own thread serving `/metrics` (Prometheus text),
-//! the dashboard at `/` and its data at `/api/live` (JSON).
+//! the dashboard at `/` and its data at `/api/live` (JSON), and the histograms since the start at
+//! `/api/histograms` (an HdrHistogram interval log, for `ticklane stats --url`).
 //!
 //! Bound before the pipeline starts, so a port in use is a start-up error naming the address, not a
 //! warning later. It answers one request at a time: scrapes are rare (seconds apart) and cheap, and nothing
@@ -62,6 +63,10 @@ impl Endpoint {
                 (tiny_http::Method::Get, "/api/live") => {
                     req.respond(text(exp.snapshot_json(), "application/json", 200))
                 }
+                (tiny_http::Method::Get, "/api/histograms") => req.respond(
+                    tiny_http::Response::from_data(exp.latency.histograms())
+                        .with_header(header("text/plain; charset=utf-8")),
+                ),
                 (tiny_http::Method::Get, _) => req.respond(text(
                     format!("no such page: {path} (the metrics are at /metrics, the dashboard at /)\n"),
                     "text/plain; charset=utf-8",
@@ -76,8 +81,10 @@ impl Endpoint {
     }
 }
 
+fn header(content_type: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()).expect("a valid static header")
+}
+
 fn text(body: String, content_type: &str, status: u16) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let header =
-        tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()).expect("a valid static header");
-    tiny_http::Response::from_data(body.into_bytes()).with_status_code(status).with_header(header)
+    tiny_http::Response::from_data(body.into_bytes()).with_status_code(status).with_header(header(content_type))
 }

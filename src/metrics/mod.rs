@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod feed;
 pub mod hdrlog;
 pub mod http;
+pub mod plot;
 pub mod prom;
 mod report;
 

@@ -49,6 +49,8 @@ const QUANTILES: [f64; 4] = [0.5, 0.99, 0.999, 0.9999];
 pub struct Published {
     text: Mutex<String>,
     json: Mutex<String>,
+    /// The histograms since the start as an HdrHistogram interval log (`/api/histograms`).
+    log: Mutex<Vec<u8>>,
 }
 
 impl Published {
@@ -62,6 +64,12 @@ impl Published {
 
     fn append_to(&self, out: &mut String) {
         out.push_str(&self.text.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// The histograms since the start, every stage's, as an HdrHistogram interval log (empty before the first
+    /// interval ends): exact, where the Prometheus buckets and quantiles are not.
+    pub fn histograms(&self) -> Vec<u8> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The last interval's latency as JSON (`null` before the first interval ends).
@@ -111,7 +119,14 @@ fn secs(ns: u64) -> f64 {
 
 /// Renders the latency families from the histograms since start (`total`) and those of the interval that
 /// just ended (`recent`) into `into`, reusing `buf`.
-pub fn publish_latency(total: &[Histogram<u64>], recent: &[Histogram<u64>], buf: &mut String, into: &Published) {
+/// `start` is when the job started (the log's StartTime).
+pub fn publish_latency(
+    total: &[Histogram<u64>],
+    recent: &[Histogram<u64>],
+    start: std::time::SystemTime,
+    buf: &mut String,
+    into: &Published,
+) {
     buf.clear();
     let timed = || STAGES.iter().enumerate().filter(|(_, s)| **s != "checkpoint_bytes");
     let _ = writeln!(
@@ -170,6 +185,11 @@ pub fn publish_latency(total: &[Histogram<u64>], recent: &[Histogram<u64>], buf:
         let _ = writeln!(buf, "ticklane_latency_recent_max_seconds{{stage=\"{stage}\"}} {}", prom_f64(v));
     }
     into.set(buf, latency_json(recent, total));
+    let rows: Vec<(&str, &Histogram<u64>)> = STAGES.iter().copied().zip(total).collect();
+    match super::hdrlog::encode(&rows, start, start.elapsed().unwrap_or_default()) {
+        Ok(log) => *into.log.lock().unwrap_or_else(|p| p.into_inner()) = log,
+        Err(e) => tracing::warn!(error = %e, "cannot encode the histograms for /api/histograms"),
+    }
 }
 
 /// Prometheus spells the special values its own way.

@@ -94,6 +94,7 @@ impl Report {
     pub fn run(mut self, stop: &AtomicBool) -> (Box<Hists>, Option<IntervalLog>) {
         let started = Instant::now();
         let mut from = SystemTime::now();
+        let began = from;
         let mut last = Instant::now();
         let mut last_in = 0u64;
         let mut last_out = 0u64;
@@ -198,7 +199,7 @@ impl Report {
             }
             self.total.add(&interval);
             if let Some(p) = &self.publish {
-                super::prom::publish_latency(&self.total.0, &interval.0, &mut text, p);
+                super::prom::publish_latency(&self.total.0, &interval.0, began, &mut text, p);
             }
             interval.reset();
             from = SystemTime::now();

@@ -240,8 +240,18 @@ impl Writer {
 
     /// At the end of the run: everything written is made durable (a Kafka sink waits for every delivery);
     /// if the input has ended rather than the job been stopped, a sink writing part files commits the rest.
+    ///
+    /// A job stopped while a final checkpoint is being taken first waits for it to complete (or fail), so
+    /// that the sinks commit what it holds, as at any checkpoint.
     pub fn finish(&mut self) -> Result<(), SinkError> {
         let ended = !self.stop.load(Ordering::Relaxed) && !self.lost;
+        if let Some(trigger) = self.completed.as_ref().filter(|_| !ended && !self.lost).map(|c| c.0.clone()) {
+            let id = trigger.final_id();
+            while id > 0 && trigger.completed() < id && !trigger.closed() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            self.poll_completed()?;
+        }
         for s in &mut self.sinks {
             s.finish(ended).map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
         }

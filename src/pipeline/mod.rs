@@ -219,12 +219,34 @@ fn source_part(
     Ok(())
 }
 
-/// Runs a source until its input ends, `stop` is set, or the pipeline breaks.
+/// A stopping source with checkpoints on: waits (reading nothing more) for the coordinator to ask for the final
+/// checkpoint and hands over its part and barrier — unless the coordinator has closed or a stage has failed.
+fn final_part(
+    src: &mut dyn Source,
+    out: &mut SourceOut,
+    idx: usize,
+    c: &mut SourceCheckpoints,
+    failed: &AtomicBool,
+) -> Result<(), SourceError> {
+    loop {
+        let id = c.trigger.final_id();
+        if id > c.seen {
+            c.seen = id;
+            return source_part(src, out, idx, c, id, false);
+        }
+        if c.trigger.closed() || failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs a source until its input ends, `stop` is set, or the pipeline breaks (`failed`: a stage failed).
 fn run_source(
     mut src: Box<dyn Source>,
     mut out: SourceOut,
     idx: usize,
-    stop: &AtomicBool,
+    (stop, failed): (&AtomicBool, &AtomicBool),
     fire_on_shutdown: bool,
     mut ckpt: Option<SourceCheckpoints>,
 ) -> anyhow::Result<()> {
@@ -235,6 +257,10 @@ fn run_source(
             // Fire first, so that what the source commits on closing covers the windows fired.
             if fire_on_shutdown {
                 out.final_watermark()?;
+            }
+            // With checkpoints, the stop is a final checkpoint: what was read is in it, nothing after.
+            if let Some(c) = &mut ckpt {
+                final_part(src.as_mut(), &mut out, idx, c, failed)?;
             }
             src.close(&mut out, CLOSE_TIMEOUT)?;
             out.finish(false)?;
@@ -408,6 +434,16 @@ pub fn run(plan: &Plan, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
 
 /// [`run`], resuming from the checkpoint or savepoint in directory `from` when given.
 pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyhow::Result<RunOutcome> {
+    run_with(plan, stop, from, Arc::new(std::sync::Mutex::new(plan.alerts.clone())))
+}
+
+/// [`run_from`], checking the alert rules in `alert_rules`, which a reload may replace while the job runs.
+pub fn run_with(
+    plan: &Plan,
+    stop: Arc<AtomicBool>,
+    from: Option<&Path>,
+    alert_rules: Arc<std::sync::Mutex<crate::config::AlertsConfig>>,
+) -> anyhow::Result<RunOutcome> {
     crate::time::init_clock();
     let started = Instant::now();
     let p = &plan.pipeline;
@@ -592,7 +628,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             Sender::new(rtx, emitter_bell.clone()),
             arx,
             wms,
-            plan.metrics.latency_sample,
+            if plan.metrics.latency { plan.metrics.latency_sample } else { 0 },
             metrics.clone(),
         );
         if let Some(state) = out_states[i] {
@@ -617,15 +653,18 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     let mut handles: Vec<(String, std::thread::JoinHandle<anyhow::Result<()>>)> = Vec::new();
     // A stage that fails stops the job: the sources stop reading and the others wind down, instead of
     // reading on until a full ring shows them the failed stage is gone.
+    // Set with `stop` when a stage fails: then no final checkpoint is waited for.
+    let failed = Arc::new(AtomicBool::new(false));
     let spawn = |name: String,
                  f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>|
      -> anyhow::Result<(String, std::thread::JoinHandle<anyhow::Result<()>>)> {
-        let stop = stop.clone();
+        let (stop, failed) = (stop.clone(), failed.clone());
         let h = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
                 let res = f();
                 if res.is_err() {
+                    failed.store(true, Ordering::Relaxed);
                     stop.store(true, Ordering::Relaxed);
                 }
                 res
@@ -732,7 +771,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Sources.
     for (i, (src, out)) in sources.into_iter().zip(source_outs).enumerate() {
-        let stop = stop.clone();
+        let (stop, failed) = (stop.clone(), failed.clone());
         let fire = p.fire_on_shutdown;
         let core = cores.sources.get(i).copied();
         let ckpt = checkpointing.as_ref().map(|(c, trigger, tx)| SourceCheckpoints {
@@ -745,7 +784,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             format!("tl-source-{}", plan.sources[i].name),
             Box::new(move || {
                 pin(core, "source");
-                run_source(src, out, i, &stop, fire, ckpt)
+                run_source(src, out, i, (&stop, &failed), fire, ckpt)
             }),
         )?);
     }
@@ -756,13 +795,14 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     let coordinator = match checkpointing {
         Some((c, _, tx)) => {
             drop(tx);
-            let (stop, done) = (stop.clone(), pipeline_done.clone());
+            let (stop, done, failed) = (stop.clone(), pipeline_done.clone(), failed.clone());
             Some(
                 std::thread::Builder::new()
                     .name("tl-checkpoint".into())
                     .spawn(move || {
-                        let res = c.run(&[&stop, &done]);
+                        let res = c.run(&stop, &done, &failed);
                         if res.is_err() {
+                            failed.store(true, Ordering::Relaxed);
                             stop.store(true, Ordering::Relaxed);
                         }
                         res
@@ -775,7 +815,6 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
 
     // Metrics.
     let metrics_stop = Arc::new(AtomicBool::new(false));
-    let alert_rules = Arc::new(std::sync::Mutex::new(plan.alerts.clone()));
     let alert_board = Arc::new(crate::metrics::alerts::Board::default());
     let report = Report {
         hub,
@@ -831,6 +870,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             Err(anyhow::anyhow!("thread {name} panicked: {msg}"))
         });
         if let Err(e) = res {
+            failed.store(true, Ordering::Relaxed);
             stop.store(true, Ordering::Relaxed);
             errors.push(e);
         }

@@ -136,6 +136,7 @@ pub struct SourceOut {
     wms: PartitionWatermarks,
     wm_dirty: bool,
     since_broadcast: u32,
+    /// Time every n-th event; 0: none (`[metrics] latency = false`).
     sample_every: u32,
     sample_ctr: u32,
     events: u64,
@@ -169,8 +170,9 @@ impl SourceOut {
             wms,
             wm_dirty: false,
             since_broadcast: 0,
-            sample_every: sample_every.max(1),
-            sample_ctr: 0,
+            sample_every,
+            // Never 0 when nothing is timed: the counter stops at u32::MAX instead.
+            sample_ctr: (sample_every == 0) as u32,
             events: 0,
             rejected: 0,
             metrics,
@@ -210,7 +212,7 @@ impl SourceOut {
         } else {
             0
         };
-        self.sample_ctr += 1;
+        self.sample_ctr = self.sample_ctr.saturating_add(1);
         if self.sample_ctr == self.sample_every {
             self.sample_ctr = 0;
         }

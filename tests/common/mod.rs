@@ -342,7 +342,24 @@ type = "null"
 
 /// The address a running job serves its metrics on, from its log line `metrics at http://ADDR/metrics`.
 pub fn metrics_addr(r: &Running) -> Option<String> {
-    let err = r.stderr_so_far();
+    metrics_addr_in(&r.stderr_so_far())
+}
+
+/// The address in a log's line `metrics at http://ADDR/metrics`.
+pub fn metrics_addr_in(err: &str) -> Option<String> {
     let at = err.split("metrics at http://").nth(1)?;
     Some(at.split("/metrics").next()?.to_string())
+}
+
+/// GET `path` from `addr` over plain HTTP/1.1: (status, head, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end: {raw}"));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("status: {head}"));
+    (status, head.to_string(), body.to_string())
 }
