@@ -227,6 +227,7 @@ pub struct SinkPlan {
     /// Part files committed on checkpoint completion instead of one file (csv and jsonl, checkpoints on).
     pub parts: bool,
     pub kafka: Option<KafkaSinkPlan>,
+    pub postgres: Option<super::PostgresPlan>,
 }
 
 pub const MAX_SOURCES: usize = 64;
@@ -910,7 +911,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 Format::Csv
             }
             (SinkType::Stdout | SinkType::Null, f) => f.unwrap_or(Format::Csv),
-            (SinkType::Csv, None) => Format::Csv,
+            (SinkType::Csv | SinkType::Postgres, None) => Format::Csv,
             (SinkType::Jsonl, None) => Format::Jsonl,
             (_, Some(_)) => {
                 errs.push((
@@ -954,6 +955,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 v
             }
         };
+        let postgres = super::postgres::plan(i, s, def, &columns, &mut errs);
         sinks.push(SinkPlan {
             stream,
             kind: s.kind,
@@ -963,6 +965,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             header: s.header.unwrap_or(true),
             parts: s.parts.unwrap_or(false) && matches!(s.kind, SinkType::Csv | SinkType::Jsonl),
             kafka,
+            postgres,
         });
     }
 

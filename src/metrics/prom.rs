@@ -458,6 +458,22 @@ impl Exposition {
         for (name, n) in m.stream_names.iter().zip(&m.stream_rows) {
             let _ = writeln!(out, "ticklane_stream_rows_total{{stream=\"{}\"}} {}", label(name), r(n));
         }
+        // Sinks with a writer thread of their own: one family per figure, a sample per sink.
+        if let Some(first) = m.sinks.first() {
+            for (j, (name, kind, help, _)) in first.read().into_iter().enumerate() {
+                let kind = if kind == super::sink::Kind::Gauge { "gauge" } else { "counter" };
+                family(&mut out, &format!("ticklane_sink_{name}"), kind, help);
+                for s in &m.sinks {
+                    let v = s.read()[j].3;
+                    let _ = writeln!(
+                        out,
+                        "ticklane_sink_{name}{{sink=\"{}\",stream=\"{}\"}} {v}",
+                        label(&s.sink),
+                        label(&s.stream)
+                    );
+                }
+            }
+        }
         family(
             &mut out,
             "ticklane_kafka_errors_total",

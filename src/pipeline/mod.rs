@@ -537,6 +537,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         emitter: Default::default(),
         stream_rows: plan.streams.iter().map(|_| AtomicU64::new(0)).collect(),
         stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
+        sinks: sinks.iter().filter_map(|s| s.metrics()).collect(),
     });
 
     // Rings. Doorbells only when consumers park.

@@ -4,10 +4,12 @@
 mod encode;
 mod kafka;
 pub mod parts;
+mod postgres;
 
 pub use encode::{Column, Encoder};
 pub use kafka::{KafkaSink, Producers};
 pub use parts::Parts;
+pub use postgres::PostgresSink;
 
 use crate::checkpoint::coordinator::Hold;
 use crate::checkpoint::manifest::SinkPosition;
@@ -64,6 +66,11 @@ pub trait Sink: Send {
         None
     }
 
+    /// The counters of a sink that writes through a thread of its own (a database sink), for the metrics.
+    fn metrics(&self) -> Option<std::sync::Arc<crate::metrics::SinkMetrics>> {
+        None
+    }
+
     /// For error messages: `csv file out/bars.csv`.
     fn describe(&self) -> String;
 }
@@ -82,6 +89,7 @@ pub fn open(
     Ok(match plan.kind {
         SinkType::Null => Box::new(NullSink),
         SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers, checkpointed, resume)?),
+        SinkType::Postgres => Box::new(PostgresSink::open(plan, def)?),
         _ => Box::new(TextSink::open(plan, def, resume)?),
     })
 }
@@ -166,7 +174,7 @@ impl TextSink {
         let mut written = 0;
         let (out, what) = match plan.kind {
             SinkType::Stdout => (Output::Stdout(io::stdout()), "stdout".to_string()),
-            SinkType::Null | SinkType::Kafka => {
+            SinkType::Null | SinkType::Kafka | SinkType::Postgres => {
                 return Err(io::Error::other("null and kafka sinks are not text sinks"));
             }
             SinkType::Csv | SinkType::Jsonl => {
