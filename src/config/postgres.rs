@@ -125,7 +125,7 @@ pub(super) fn plan(
             ),
         ));
     }
-    if let Some(c) = KEY.iter().find(|c| !columns.contains(c)) {
+    if let Some(c) = KEY.iter().find(|c| def.kind == StreamKind::Window && !columns.contains(c)) {
         errs.push((
             k("columns"),
             format!(
