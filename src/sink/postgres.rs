@@ -185,6 +185,9 @@ struct Writer {
     queue: usize,
     max_backoff: Duration,
     drop_after: Option<Duration>,
+    /// Since when the database has been unreachable (None while writes succeed): an outage spans batches,
+    /// so `drop_after` bounds it as a whole.
+    down: Option<Instant>,
     metrics: Arc<SinkMetrics>,
 }
 
@@ -291,16 +294,15 @@ impl Writer {
         tx.commit().map_err(classify)
     }
 
-    /// Runs [`Self::attempt`]'s `op` until it succeeds or fails for good, with backoff while the database is
-    /// down. `None` when the rows were dropped (`drop_after`).
+    /// Runs `op` until it succeeds or fails for good, with backoff while the database is down. `None` when the
+    /// `rows` were dropped instead (`drop_after`).
     fn retrying<T>(&mut self, rows: u64, mut op: impl FnMut(&mut Self) -> Result<T, Failure>) -> io::Result<Option<T>> {
         let mut backoff = FIRST_BACKOFF;
-        let mut down: Option<Instant> = None;
         loop {
             match op(self) {
                 Ok(v) => {
-                    if let Some(t) = down {
-                        tracing::warn!(target = %self.target, table = %self.sql.shown, down_for = ?t.elapsed(), "postgres sink reconnected");
+                    if let Some(t) = self.down.take() {
+                        tracing::info!(target = %self.target, table = %self.sql.shown, down_for = ?t.elapsed(), "postgres sink reconnected");
                     }
                     return Ok(Some(v));
                 }
@@ -309,7 +311,7 @@ impl Writer {
                     self.client = None;
                     self.metrics.up.store(false, Ordering::Relaxed);
                     SinkMetrics::add(&self.metrics.retries, 1);
-                    let since = *down.get_or_insert_with(Instant::now);
+                    let since = *self.down.get_or_insert_with(Instant::now);
                     if self.drop_after.is_some_and(|d| rows > 0 && since.elapsed() >= d) {
                         SinkMetrics::add(&self.metrics.rows_dropped, rows);
                         tracing::error!(target = %self.target, table = %self.sql.shown, rows, error = %msg, "postgres sink dropped a batch: the database was down for longer than drop_after");
@@ -405,6 +407,7 @@ impl PostgresSink {
             queue: p.queue,
             max_backoff: Duration::from_nanos(p.max_backoff.0 as u64),
             drop_after: p.drop_after.map(|d| Duration::from_nanos(d.0 as u64)),
+            down: None,
             metrics: metrics.clone(),
         };
         w.retrying(0, |w| w.connect(true).map(|_| ()))?;
