@@ -186,29 +186,45 @@ fn sink_metric(r: &Running, name: &str) -> f64 {
         .sum()
 }
 
-#[test]
-fn a_server_killed_mid_run_loses_and_doubles_nothing() {
-    if server("a_server_killed_mid_run_loses_and_doubles_nothing").is_none() {
-        return;
+/// A server of the test's own (so that it can kill it), stopped when dropped.
+struct OwnServer {
+    dir: String,
+    port: String,
+    url: String,
+}
+
+impl OwnServer {
+    fn start(d: &Path) -> OwnServer {
+        let port = free_port().to_string();
+        let dir = d.join("pg").to_str().unwrap().to_string();
+        let o = script(&["start", &port, &dir]);
+        assert!(o.status.success(), "cannot start a server of this test's own: {}", stderr(&o));
+        let url = format!("postgresql://ticklane@127.0.0.1:{port}/ticklane");
+        OwnServer { dir, port, url }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let port = free_port().to_string();
-    let pg = d.join("pg");
-    let pg_s = pg.to_str().unwrap().to_string();
-    let o = script(&["start", &port, &pg_s]);
-    assert!(o.status.success(), "cannot start a server of this test's own: {}", stderr(&o));
-    struct Stop(String);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            script(&["stop", &self.0]);
-        }
+
+    /// Stops it at once, as a crash would (pg_ctl stop -m immediate).
+    fn kill(&self) {
+        let o = script(&["kill", &self.dir]);
+        assert!(o.status.success(), "cannot kill the server: {}", stderr(&o));
     }
-    let _guard = Stop(pg_s.clone());
-    let url = format!("postgresql://ticklane@127.0.0.1:{port}/ticklane");
-    let table = "outage";
-    // A paced feed: 30,000 trades/s for 4 s into 100 ms bars.
-    let toml = format!(
+
+    fn restart(&self) {
+        let o = script(&["start", &self.port, &self.dir]);
+        assert!(o.status.success(), "cannot start the server again: {}", stderr(&o));
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        script(&["stop", &self.dir]);
+    }
+}
+
+/// A paced feed (30,000 trades/s over 20 instruments for `events`) into 100 ms bars, to `bars.csv` and to
+/// postgres `table` at `url`, metrics served on a port of its own.
+fn paced_job(url: &str, table: &str, events: u32, postgres: &str) -> String {
+    format!(
         r#"
 [pipeline]
 workers = 2
@@ -221,7 +237,7 @@ listen = "127.0.0.1:0"
 [[source]]
 name = "trades"
 type = "synthetic"
-events = 120_000
+events = {events}
 rate = 30_000
 instruments = 20
 ts_unit = "ms"
@@ -244,17 +260,72 @@ create = true
 batch_rows = 100
 batch_time = "20ms"
 max_backoff = "400ms"
+{postgres}
 "#
-    );
-    std::fs::write(d.join("job.toml"), &toml).unwrap();
+    )
+}
+
+/// Rows of `table` as text, sorted, in the columns of `file` (whose timestamps are in ms, the table's in ns),
+/// and the file's rows the same way.
+fn rows_vs_file(c: &mut Client, table: &str, file: &Table) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let mut want: Vec<Vec<String>> = file
+        .rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            for i in [1, 2] {
+                r[i] = (r[i].parse::<i64>().unwrap() * 1_000_000).to_string();
+            }
+            r
+        })
+        .collect();
+    want.sort();
+    let cols: Vec<String> = file.header.iter().map(|h| format!("coalesce({h}::text, '')")).collect();
+    let mut got: Vec<Vec<String>> = c
+        .query(&format!("SELECT {} FROM {table}", cols.join(", ")), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect())
+        .collect();
+    got.sort();
+    (got, want)
+}
+
+/// The log without its colours.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut it = log.chars();
+    while let Some(ch) = it.next() {
+        if ch == '\u{1b}' {
+            for c in it.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_server_killed_mid_run_loses_and_doubles_nothing() {
+    if server("a_server_killed_mid_run_loses_and_doubles_nothing").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pg = OwnServer::start(d);
+    let table = "outage";
+    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 120_000, "")).unwrap();
     let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
     assert!(
         wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
         "no rows written before the outage:\n{}",
         r.stderr_so_far()
     );
-    let o = script(&["kill", &pg_s]);
-    assert!(o.status.success(), "cannot kill the server: {}", stderr(&o));
+    pg.kill();
     let down = Instant::now();
     assert!(
         wait_until(Duration::from_secs(10), || sink_metric(&r, "retries_total") >= 2.0),
@@ -263,8 +334,7 @@ max_backoff = "400ms"
     );
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(down.elapsed()));
     assert!(r.wait_for(Duration::ZERO).is_none(), "ticklane stopped without its database:\n{}", r.stderr_so_far());
-    let o = script(&["start", &port, &pg_s]);
-    assert!(o.status.success(), "cannot start the server again: {}", stderr(&o));
+    pg.restart();
     let st = r.wait_for(Duration::from_secs(60)).expect("the job ends after the restart");
     let (_, err) = r.output();
     assert!(st.success(), "the job failed:\n{err}");
@@ -272,7 +342,7 @@ max_backoff = "400ms"
     assert!(err.contains("ticklane@127.0.0.1:"), "the WARN line does not name the target:\n{err}");
 
     let want = Table::read(&d.join("bars.csv"));
-    let mut c = client(&url);
+    let mut c = client(&pg.url);
     let (n, keys): (i64, i64) = {
         let row = c
             .query_one(
@@ -284,28 +354,53 @@ max_backoff = "400ms"
     };
     assert_eq!(n as usize, want.rows.len(), "rows in the table vs the file");
     assert_eq!(n, keys, "a key twice");
-    // Every value, as in the file (timestamps there in ms, in the table in ns).
-    let mut file: Vec<Vec<String>> = want
-        .rows
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            for i in [1, 2] {
-                r[i] = (r[i].parse::<i64>().unwrap() * 1_000_000).to_string();
-            }
-            r
-        })
-        .collect();
-    file.sort();
-    let cols: Vec<String> = want.header.iter().map(|h| format!("coalesce({h}::text, '')")).collect();
-    let mut db: Vec<Vec<String>> = c
-        .query(&format!("SELECT {} FROM {table}", cols.join(", ")), &[])
-        .unwrap()
-        .iter()
-        .map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect())
-        .collect();
-    db.sort();
-    assert_eq!(db, file);
+    // Every value, as in the file.
+    let (got, want) = rows_vs_file(&mut c, table, &want);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn with_drop_after_a_server_that_stays_down_costs_counted_rows_only() {
+    if server("with_drop_after_a_server_that_stays_down_costs_counted_rows_only").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pg = OwnServer::start(d);
+    let table = "dropped";
+    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 60_000, "drop_after = \"300ms\"")).unwrap();
+    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
+    assert!(
+        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
+        "no rows written before the outage:\n{}",
+        r.stderr_so_far()
+    );
+    pg.kill();
+    // The job goes on, and ends, without its database.
+    let st = r.wait_for(Duration::from_secs(60)).expect("the job ends with its database down");
+    let (_, err) = r.output();
+    assert!(st.success(), "the job failed:\n{err}");
+    let err = plain(&err);
+    let dropped: usize = err
+        .lines()
+        .filter(|l| l.contains("postgres sink dropped a batch"))
+        .map(|l| l.split(" rows=").nth(1).and_then(|v| v.split(' ').next()).unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert!(dropped > 0, "nothing dropped:\n{err}");
+    pg.restart();
+    let file = Table::read(&d.join("bars.csv"));
+    let mut c = client(&pg.url);
+    let (got, want) = rows_vs_file(&mut c, table, &file);
+    assert_eq!(got.len() + dropped, want.len(), "rows in the table + rows dropped vs rows in the file");
+    // What is there is right, and the rows are the file's.
+    let mut at = 0;
+    for g in &got {
+        while at < want.len() && &want[at] != g {
+            at += 1;
+        }
+        assert!(at < want.len(), "a row the file does not have: {g:?}");
+        at += 1;
+    }
 }
 
 /// Kills the job with SIGKILL once `n` more checkpoints are complete and some rows have followed the last;
