@@ -571,6 +571,8 @@ fn postgres_config_errors_name_the_key_and_line() {
         "{head}[[sink]]\nstream = \"bars\"\ntype = \"postgres\"\ncolumns = [\"symbol\", \"open\"]\n[sink.postgres]\n{ok}\n"
     ));
     assert!(e.contains(":14:") && e.contains("key `sink[0].columns`") && e.contains("window_start"), "{e}");
+    let e = check(&format!("[pipeline]\nemitter = \"inline\"\n{}", sink("bars", ok)));
+    assert!(e.contains(":15:") && e.contains("key `sink[0].type`") && e.contains("pipeline.emitter"), "{e}");
     let e = check(&format!("{head}[[sink]]\nstream = \"bars\"\ntype = \"postgres\"\n"));
     assert!(e.contains(":13:") && e.contains("needs a [sink.postgres] table"), "{e}");
     let e = check(&format!("{head}[[sink]]\nstream = \"bars\"\ntype = \"csv\"\npath = \"x\"\n[sink.postgres]\n{ok}\n"));

@@ -955,7 +955,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 v
             }
         };
-        let postgres = super::postgres::plan(i, s, def, &columns, &mut errs);
+        let postgres = super::postgres::plan(i, s, def, &columns, cfg.pipeline.emitter, &mut errs);
         sinks.push(SinkPlan {
             stream,
             kind: s.kind,

@@ -1,7 +1,7 @@
 //! The `[sink.postgres]` table of a postgres sink (TOML types and their validation into a plan).
 
 use super::plan::{StreamDef, StreamKind};
-use super::{SinkConfig, SinkType};
+use super::{EmitterMode, SinkConfig, SinkType};
 use crate::sink::Column;
 use crate::time::Dur;
 use serde::Deserialize;
@@ -89,13 +89,14 @@ fn identifier(s: &str) -> bool {
 
 type Errors = Vec<(String, String)>;
 
-/// The postgres part of sink `i` (which writes `columns` of stream `def`), or None: not a postgres sink, or
-/// errors.
+/// The postgres part of sink `i` (which writes `columns` of stream `def`; the sinks are written by `emitter`),
+/// or None: not a postgres sink, or errors.
 pub(super) fn plan(
     i: usize,
     s: &SinkConfig,
     def: &StreamDef,
     columns: &[Column],
+    emitter: EmitterMode,
     errs: &mut Errors,
 ) -> Option<PostgresPlan> {
     let k = |f: &str| format!("sink[{i}].{f}");
@@ -115,6 +116,16 @@ pub(super) fn plan(
         return None;
     };
     let n = errs.len();
+    if emitter == EmitterMode::Inline {
+        // The sink waits for its database when the writer thread is behind: on the shard thread, that wait
+        // would stop the processing of events.
+        errs.push((
+            k("type"),
+            "a postgres sink may wait for its database: it needs pipeline.emitter = \"thread\" (with \"inline\" \
+             the shard worker would wait)"
+                .into(),
+        ));
+    }
     if def.kind != StreamKind::Window {
         errs.push((
             k("stream"),

@@ -445,15 +445,14 @@ impl PostgresSink {
         }
     }
 
-    /// Hands the current buffer to the writer thread. With `wait`, waits for an empty buffer to go on with
-    /// (the writer holds them all: backpressure, counted as time blocked); without, keeps the rows for later.
-    fn hand_over(&mut self, wait: bool) -> io::Result<()> {
+    /// Hands the current buffer to the writer thread, waiting for an empty buffer to go on with if the writer
+    /// holds them all (backpressure, counted as time blocked).
+    fn hand_over(&mut self) -> io::Result<()> {
         if self.rows == 0 {
             return Ok(());
         }
         let next = match self.free.try_recv() {
             Ok(b) => b,
-            Err(TryRecvError::Empty) if !wait => return Ok(()),
             Err(TryRecvError::Empty) => {
                 let t = Instant::now();
                 let b = self.free.recv();
@@ -477,7 +476,7 @@ impl PostgresSink {
 
     /// Waits until the writer thread has committed everything handed over.
     fn drain(&mut self) -> io::Result<()> {
-        self.hand_over(true)?;
+        self.hand_over()?;
         let sent = self.tx.as_ref().map(|tx| tx.send(Msg::Sync));
         if !matches!(sent, Some(Ok(()))) || self.acks.recv().is_err() {
             return Err(self.failed());
@@ -492,7 +491,7 @@ impl Sink for PostgresSink {
         self.enc.encode_copy(rec, syms, &mut self.buf);
         self.rows += 1;
         if self.rows >= self.batch_rows {
-            self.hand_over(true)?;
+            self.hand_over()?;
         }
         Ok(())
     }
@@ -501,9 +500,10 @@ impl Sink for PostgresSink {
         Err(io::Error::other("a postgres sink takes window streams only"))
     }
 
-    /// The emitter has nothing else to do: hand over what is here if the writer has a buffer to spare.
+    /// The emitter has nothing else to do: hand over what is here, waiting for an empty buffer if the writer
+    /// holds them all (the emitter would not come back to rows left here before its next row).
     fn flush(&mut self) -> io::Result<()> {
-        self.hand_over(false)
+        self.hand_over()
     }
 
     fn sync(&mut self) -> io::Result<()> {
