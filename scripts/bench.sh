@@ -39,6 +39,11 @@
 #               was received; for each packing in ITCH_LAT_BATCHES (messages per packet at most; default
 #               "65534 10": as many as fit 1,400 bytes, about 42, and 10); packets and messages lost. Baseline in the same
 #               run: the same sender into a job that only decodes and applies the books (ingest_to_shard).
+#   influxdb    (j) sink throughput into a local InfluxDB 1.x (scripts/influxdb.sh starts one on INFLUX_PORT with its
+#               data in the run's directory): config/bench/influxdb.toml, about 200,000 1 s bars of 10,000
+#               instruments into an influxdb sink, for each batch_rows of INFLUX_BATCHES; rows/s = rows written
+#               / the job's wall time (start to exit, the last batch acknowledged), each run checked against a
+#               count in the database. Baseline: the same job with a null sink. Not in `all`.
 #   postgres    postgres sink throughput: PG_EVENTS trades (default 2000000; QUICK 200000) of 1,000 instruments
 #               into tumbling 100 ms bars (about one bar per trade), written by the postgres sink to a server
 #               this case starts (scripts/postgres.sh, on 127.0.0.1:PG_PORT, default 15532; skipped, with the
@@ -68,6 +73,9 @@
 #   KAFKA_MOCK_RATES  the same on librdkafka's mock cluster (default "10000 100000"; empty: skipped)
 #   KAFKA_SECONDS   measured seconds per latency run, after KAFKA_WARMUP (default 10 and 2; QUICK 2 and 1)
 #   KAFKA_FETCH_WAIT_MS  fetch.wait.max.ms of every consumer in the latency case (default 1)
+#   influxdb only:
+#   INFLUX_PORT     the InfluxDB server's HTTP port on 127.0.0.1 (default 18186; must be free)
+#   INFLUX_BATCHES  batch_rows values, one case each (default "1000 5000 20000")
 #   itch-latency only:
 #   ITCH_LAT_RATE   messages/s the sender keeps (default 1000000)
 #   ITCH_LAT_BATCHES  most messages per packet, one packing per value (default "65534 10")
@@ -105,6 +113,8 @@ CKPT_SIZES=${CKPT_SIZES:-10000 100000 1000000}
 KAFKA_SECONDS=${KAFKA_SECONDS:-10}
 KAFKA_WARMUP=${KAFKA_WARMUP:-2}
 KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-1}
+INFLUX_PORT=${INFLUX_PORT:-18186}
+INFLUX_BATCHES=${INFLUX_BATCHES:-1000 5000 20000}
 # shellcheck disable=SC2206
 MICRO_ARGS+=(${CRITERION_ARGS:-})
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -129,13 +139,13 @@ want() {
     local m
     for m in "${modes[@]}"; do
         [ "$m" = "$1" ] && return 0
-        [ "$m" = all ] && [ "$1" != waits ] && { [ "$1" != kafka ] || have_tansu; } && return 0
+        [ "$m" = all ] && [ "$1" != waits ] && [ "$1" != influxdb ] && { [ "$1" != kafka ] || have_tansu; } && return 0
     done
     return 1
 }
 for m in "${modes[@]}"; do
-    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | itch-latency | postgres | all) ;; *)
-        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|itch-latency|postgres|all]..." >&2
+    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | itch-latency | influxdb | postgres | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|itch-latency|influxdb|postgres|all]..." >&2
         exit 2
         ;;
     esac
@@ -1234,6 +1244,73 @@ postgres() {
     done
 }
 
+# --- (j) sink throughput into InfluxDB ------------------------------------------------------------------
+INFLUX_DIR=
+influx_cleanup() { [ -z "$INFLUX_DIR" ] || "$ROOT/scripts/influxdb.sh" stop "$INFLUX_DIR" || true; }
+
+# A value of InfluxDB's answer to query $2 on database $1 (the first row's second column).
+influx_query() { # db query
+    curl -sfG "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "db=$1" --data-urlencode "q=$2" |
+        python3 -c 'import json, sys; r = json.load(sys.stdin)["results"][0]; print(r["series"][0]["values"][0][1] if "series" in r else 0)'
+}
+
+influxdb() {
+    local i b db cfg t0 t1 rows got rps out
+    INFLUX_DIR=$WORK/influxdb
+    trap influx_cleanup EXIT
+    out=$("${NICE_CMD[@]}" "$ROOT/scripts/influxdb.sh" start "$INFLUX_PORT" "$INFLUX_DIR") || {
+        echo "$out" >&2
+        exit 1
+    }
+    log "$out"
+    derive influxdb.toml "$WORK/influx-null.toml" -e 's|^type = "influxdb"|type = "null"|' -e '/^\[sink.influxdb\]/,$d'
+    for i in $(seq 1 "$RUNS"); do
+        for b in null $INFLUX_BATCHES; do # alternating, so drifting load hits every case alike
+            cfg=$WORK/influx-$b.$i.toml
+            db=bench_${b}_$i
+            if [ "$b" = null ]; then
+                cp "$WORK/influx-null.toml" "$cfg"
+            else
+                derive influxdb.toml "$cfg" -e "s|^url = .*|url = \"http://127.0.0.1:$INFLUX_PORT\"|" \
+                    -e "s|^database = .*|database = \"$db\"|" -e "s|^batch_rows = .*|batch_rows = $b|"
+            fi
+            t0=$(now_s)
+            run_pipeline "$cfg" "$WORK/influx-$b.$i.log" >/dev/null
+            t1=$(now_s)
+            rows=$(sed -nE 's/^  bars +([0-9]+) rows$/\1/p' "$WORK/influx-$b.$i.log")
+            if [ "$b" != null ]; then
+                got=$(influx_query "$db" 'SELECT count(close) FROM bars')
+                [ "$got" = "$rows" ] || {
+                    echo "influxdb batch_rows=$b run $i: the job wrote $rows rows, the database holds $got" >&2
+                    exit 1
+                }
+                influx_query "$db" "DROP DATABASE $db" >/dev/null
+            fi
+            rps=$(awk -v r="$rows" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f", r / (z - a) }')
+            record "influx-$b" rps "$rps"
+            record "influx-$b" secs "$(awk -v a="$t0" -v z="$t1" 'BEGIN { print z - a }')"
+            log "influxdb $b run $i: $rows rows in $(awk -v a="$t0" -v z="$t1" 'BEGIN { printf "%.2f", z - a }') s, $rps rows/s"
+        done
+    done
+    influx_cleanup
+    INFLUX_DIR=
+    trap - EXIT
+    echo
+    echo "### (j) Sink throughput into InfluxDB"
+    echo
+    echo "config/bench/influxdb.toml: $rows 1 s bars of 10,000 instruments (2,000,000 generated trades) into an influxdb"
+    echo "sink posting to InfluxDB $(/usr/bin/influxd version 2>/dev/null | awk '{ print $2 }') on 127.0.0.1 (scripts/influxdb.sh); rows/s = rows / the job's wall time."
+    echo "Baseline: the same job with a null sink."
+    echo
+    echo "| sink | rows/s [min – max] | job wall time |"
+    echo "|---|---|---|"
+    for b in null $INFLUX_BATCHES; do
+        printf '| %s | %s [%s – %s] | %s s |\n' "$([ "$b" = null ] && echo 'null (baseline)' || echo "influxdb, batch_rows = $b")" \
+            "$(stat "influx-$b" rps median)" "$(stat "influx-$b" rps min)" "$(stat "influx-$b" rps max)" \
+            "$(awk -v v="$(stat "influx-$b" secs median)" 'BEGIN { printf "%.2f", v }')"
+    done
+}
+
 {
     echo "## ticklane benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
@@ -1246,6 +1323,7 @@ postgres() {
     want checkpoint && checkpoint
     want itch && itch
     want itch-latency && itch_latency
+    want influxdb && influxdb
     want postgres && postgres
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -479,4 +479,64 @@ fn no_allocation_per_event_after_warm_up() {
     for (n, what) in moldudp64_allocations() {
         assert_eq!(n, 0, "allocations while {what}");
     }
+
+    // 5. The influxdb sink on the emitter's thread: encoding rows as line protocol into reused batch buffers and
+    //    handing the batches to its writer thread allocates nothing once the buffers have grown.
+    let (n, rows) = influxdb_sink_allocations();
+    assert_eq!(n, 0, "allocations writing {rows} rows to an influxdb sink");
+}
+
+/// Allocations on this thread writing window rows to an influxdb sink, over a second pass of 20,000 rows. The
+/// server is a closed port and `drop_after` short, so that the writer thread gives up on each batch soon
+/// (its own allocations, on its own thread, are not counted).
+fn influxdb_sink_allocations() -> (u64, u64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let toml = format!(
+        "[[source]]\nname = \"t\"\ntype = \"synthetic\"\n\n[[window]]\nname = \"bars\"\ntype = \"tumbling\"\nsize = \"1s\"\n\n\
+         [[sink]]\nstream = \"bars\"\ntype = \"influxdb\"\ninfluxdb = {{ url = \"http://127.0.0.1:{port}\", \
+         database = \"d\", batch_rows = 1000, drop_after = \"1ms\", retry_max = \"1ms\" }}\n"
+    );
+    let plan = ticklane::config::parse(&toml, "alloc").expect("a valid config");
+    let sp = &plan.sinks[0];
+    let mut producers = ticklane::sink::Producers::with_offsets(None);
+    let mut sink =
+        ticklane::sink::open(sp, &plan.streams[sp.stream as usize], &mut producers, false, None).expect("open");
+    let symbols = Symbols::new();
+    for i in 0..100 {
+        symbols.intern(&TradeGen::symbol(i), 1000);
+    }
+    let mut syms = ticklane::symbols::SymbolCache::new(symbols);
+    let mut gen = TradeGen::new(GenParams {
+        instruments: 100,
+        disorder: 0,
+        disorder_fraction: 0.0,
+        late_fraction: 0.0,
+        zipf: 0.0,
+        seed: 5,
+        granularity: MS,
+    });
+    let rows: Vec<Record> = (0..20_000i64)
+        .map(|i| {
+            let g = gen.next(1_700_000_000_000 * MS + i * MS);
+            let t = trade_of(&g);
+            Record::Window(ticklane::record::WindowRow {
+                key: t.instrument,
+                start: t.ts - t.ts % 1_000_000_000,
+                end: t.ts - t.ts % 1_000_000_000 + 1_000_000_000,
+                bar: ticklane::agg::Bar::of(&t, 0),
+                twap: (i % 2 == 0).then_some(t.price),
+                fire: (i % 3) as u32,
+            })
+        })
+        .collect();
+    let mut pass = |sink: &mut Box<dyn ticklane::sink::Sink>| {
+        for r in &rows {
+            sink.write(r, &mut syms).expect("write");
+        }
+        sink.flush().expect("flush");
+    };
+    pass(&mut sink);
+    let before = my_allocs();
+    pass(&mut sink);
+    (my_allocs() - before, rows.len() as u64)
 }

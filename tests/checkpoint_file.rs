@@ -1,6 +1,7 @@
 //! Checkpoint files on disk (docs/checkpoints.md, "File layout"): state files round trip and every damaged or
 //! truncated one is refused without a panic; manifests round trip; `latest_valid` falls back past bad
-//! checkpoints; `prune` keeps the newest; `ticklane checkpoints` lists them.
+//! checkpoints, and past those whose Kafka transactions are not recorded as committed; `prune` keeps the
+//! newest; `ticklane checkpoints` lists them.
 
 use proptest::prelude::*;
 use std::collections::HashSet;
@@ -9,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use ticklane::checkpoint::file::{write_state_file, Section, StateFile, StateHeader, HEADER_LEN};
 use ticklane::checkpoint::manifest::{
-    checkpoint_dir, file_entry, latest_valid, list, prune, read_manifest, state_file_name, write_manifest, FileEntry,
-    Manifest, PartitionPosition, SinkPosition, SourcePosition, MANIFEST,
+    checkpoint_dir, file_entry, latest_valid, list, prune, read_committed, read_manifest, state_file_name,
+    write_committed, write_manifest, FileEntry, Manifest, PartitionPosition, SinkPosition, SourcePosition, COMMITTED,
+    KIND_KAFKA_TRANSACTIONS, MANIFEST,
 };
 use ticklane::checkpoint::CheckpointError;
 
@@ -469,6 +471,50 @@ fn prune_keeps_the_newest() {
     assert_eq!(removed, [checkpoint_dir(root.path(), 5)]);
     let left: Vec<u64> = list(root.path()).unwrap().iter().map(|c| c.id).collect();
     assert_eq!(left, [6, 7]);
+}
+
+/// Checkpoints of a job whose Kafka sink writes in transactions: each checkpoint's transactions are committed
+/// after it completes, and COMMITTED.json records it. A job stopped in between has them aborted when it
+/// starts again, so a restore uses the newest checkpoint whose commit is recorded, and pruning keeps it.
+#[test]
+fn a_checkpoint_whose_transactions_are_not_committed_is_passed_over() {
+    let root = tmp();
+    let r = root.path();
+    for id in 1..=3 {
+        let dir = write_checkpoint(r, id, 2);
+        let mut m = read_manifest(&dir).unwrap();
+        m.sinks[1].kind = KIND_KAFKA_TRANSACTIONS.into();
+        write_manifest(&dir, &m).unwrap();
+        assert!(m.transactional());
+    }
+    // Nothing recorded: none of them is safe to restore.
+    assert_eq!(read_committed(r).unwrap(), 0);
+    assert!(latest_valid(r).unwrap().is_none());
+    assert!(prune(r, 1).unwrap().is_empty(), "a checkpoint waiting for its commit was removed");
+
+    write_committed(r, 2).unwrap();
+    assert_eq!(read_committed(r).unwrap(), 2);
+    assert_eq!(latest_valid(r).unwrap().unwrap().id, 2, "checkpoint 3's transactions are not committed");
+    let m3 = read_manifest(&checkpoint_dir(r, 3)).unwrap();
+    let why = m3.uncommitted(2).expect("3 is not committed");
+    assert!(why.contains(COMMITTED) && why.contains("aborted"), "{why}");
+    // retain = 1 keeps 2 (what a restore would use) and 3 (waiting for its commit).
+    assert_eq!(prune(r, 1).unwrap(), [checkpoint_dir(r, 1)]);
+
+    let listed = String::from_utf8(ticklane(&["checkpoints", "--dir", r.to_str().unwrap()]).stdout).unwrap();
+    let line =
+        |id: u64| listed.lines().find(|l| l.trim_start().starts_with(&format!("{id} "))).unwrap_or("").to_string();
+    assert!(line(2).ends_with(" ok"), "{listed}");
+    assert!(line(3).contains("not committed yet"), "{listed}");
+
+    write_committed(r, 3).unwrap();
+    assert_eq!(latest_valid(r).unwrap().unwrap().id, 3);
+    assert_eq!(prune(r, 1).unwrap(), [checkpoint_dir(r, 2)]);
+
+    // A damaged commit record is an error naming it, not a silent restart from nothing.
+    fs::write(r.join(COMMITTED), b"{\"version\": 1").unwrap();
+    let e = latest_valid(r).unwrap_err().to_string();
+    assert!(e.contains(COMMITTED), "{e}");
 }
 
 // ------------------------------------------------------------------------------------------------------

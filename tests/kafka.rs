@@ -800,9 +800,26 @@ fn transactional_job(input: &Path, b: &str, bars: &str, late: &str, extra_sink: 
     )
 }
 
+/// The number after `id=` in a log line (colours or not).
+fn id_in(line: &str) -> Option<u64> {
+    let mut plain = String::with_capacity(line.len());
+    let mut esc = false;
+    for c in line.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    let rest = &plain[plain.find(" id=")? + 4..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 /// The transactional path's protocol on librdkafka's mock cluster (the broker CI runs has no transactions):
-/// the producer initialises transactions, the output between two barriers is one transaction committed at
-/// the second, the last one is committed at the end, and the run's results are all there once. (The mock
+/// the producers initialise transactions, the output between two barriers is one transaction, closed at the
+/// second and committed only once that checkpoint is complete on disk, the commit is recorded in
+/// COMMITTED.json, the last one is committed at the end, and the run's results are all there once. (The mock
 /// cluster neither hides aborted messages from read_committed consumers nor fences an older producer with
 /// the same transactional.id, so those two properties rest on the broker and are not tested here.)
 #[test]
@@ -825,9 +842,134 @@ fn transactional_sinks_commit_at_each_checkpoint_mock_cluster() {
     assert!(st.success(), "{err}");
     assert!(err.matches(" transaction committed").count() >= 2, "fewer than two commits:\n{err}");
     assert!(err.contains("last transaction committed"), "the last transaction was not committed at the end:\n{err}");
+    // Each commit comes after its barrier closed the transaction and after the checkpoint completed.
+    let lines: Vec<&str> = err.lines().collect();
+    let at = |what: &str, id: u64| lines.iter().position(|l| l.contains(what) && id_in(l) == Some(id));
+    let mut last = 0;
+    for (i, l) in
+        lines.iter().enumerate().filter(|(_, l)| l.contains(" transaction committed") && !l.contains("end of the run"))
+    {
+        let id = id_in(l).unwrap_or_else(|| panic!("no id in {l}"));
+        let closed = at("transaction closed at the barrier", id).unwrap_or_else(|| panic!("{id} never closed:\n{err}"));
+        let done = at("checkpoint complete", id).unwrap_or_else(|| panic!("{id} never completed:\n{err}"));
+        assert!(
+            closed < done && done < i,
+            "checkpoint {id}: closed at line {closed}, complete at {done}, committed at {i}"
+        );
+        last = id;
+    }
+    let record = std::fs::read_to_string(d.join("chk").join("COMMITTED.json")).expect("the commit record");
+    assert!(record.contains(&format!("\"id\":{last}")), "COMMITTED.json {record} does not record checkpoint {last}");
     let (got_bars, got_late) = (consume(&b, &bars, false, d), consume(&b, &late, false, d));
     assert_eq!(counted(&got_bars), counted(&want_bars), "bars");
     assert_eq!(counted(&got_late), counted(&want_late), "late rows");
+}
+
+/// Killed after a checkpoint completed and before its transaction was committed (or after the commit,
+/// before it was recorded): the transaction is aborted when the job starts again (on a broker with
+/// transactions), so the restore passes over that checkpoint, says why, and resumes from the one before —
+/// here the start record —; replay-suppression skips whatever the commit did write, and the output is the
+/// uninterrupted run's, each result once.
+#[test]
+fn killed_between_a_checkpoint_and_its_commit_the_restore_falls_back_mock_cluster() {
+    for (n, point) in
+        ["before committing a transaction", "committing the transactions of a checkpoint"].iter().enumerate()
+    {
+        let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        let b = mock.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0.01"]);
+        let (want_bars, want_late) = file_run(d, &input);
+        let (bars, late) = (unique(&format!("txn-crash{n}-bars")), unique(&format!("txn-crash{n}-late")));
+        for t in [&bars, &late] {
+            mock.create_topic(t, 1, 1).expect("mock topic");
+        }
+        let cfg = write_config(d, "txn.toml", &transactional_job(&input, &b, &bars, &late, "", "chk"));
+        let crashed = std::process::Command::new(common::bin())
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .current_dir(d)
+            .env("RUST_LOG", "warn")
+            .env("TICKLANE_CRASH_AT", format!("after:{point}"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run ticklane");
+        let err = stderr(&crashed);
+        assert!(!crashed.status.success() && err.contains(point), "did not stop {point}:\n{err}");
+        assert!(d.join("chk").join("chk-00000000000000000001").join("MANIFEST.json").exists(), "{err}");
+        assert!(!d.join("chk").join("COMMITTED.json").exists(), "a commit was recorded:\n{err}");
+
+        let mut r = Running::start_logging(&["run", "--config", cfg.to_str().unwrap()], d, "info");
+        let st = r.wait_for(Duration::from_secs(60)).expect("the job ends with its input");
+        let (_, err) = r.output();
+        assert!(st.success(), "{err}");
+        assert!(
+            err.contains("skipping checkpoint 1: its Kafka transactions are not recorded as committed"),
+            "checkpoint 1 was not passed over:\n{err}"
+        );
+        assert!(err.contains("resuming from where the job started"), "{err}");
+        let (got_bars, got_late) = (consume(&b, &bars, false, d), consume(&b, &late, false, d));
+        assert_eq!(counted(&got_bars), counted(&want_bars), "bars after a crash {point}");
+        assert_eq!(counted(&got_late), counted(&want_late), "late rows after a crash {point}");
+    }
+}
+
+/// A savepoint of a job whose sinks write in transactions is answered once its transactions are committed,
+/// and carries its own commit record: it restores under another `checkpoint.dir`, exactly once. One without that record
+/// (and none in the job's directory) is refused with the reason, rather than restored with its results lost.
+#[test]
+fn a_savepoint_with_transactions_carries_its_commit_mock_cluster() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0.01"]);
+    let (want_bars, want_late) = file_run(d, &input);
+    let (bars, late) = (unique("txn-sp-bars"), unique("txn-sp-late"));
+    for t in [&bars, &late] {
+        mock.create_topic(t, 1, 1).expect("mock topic");
+    }
+    // Paced slower than the other transactional jobs (about 5 s), and no periodic checkpoint before the savepoint.
+    let toml = transactional_job(&input, &b, &bars, &late, "", "chk")
+        .replace("speed = 20.0", "speed = 2.0")
+        .replace("interval = \"200ms\"", "interval = \"1h\"");
+    let cfg = write_config(d, "txn-sp.toml", &toml);
+    let c = cfg.to_str().unwrap();
+    let mut r = Running::start_logging(&["run", "--config", c], d, "info,ticklane::sink=debug");
+    assert!(
+        wait_until(Duration::from_secs(30), || r.stderr_so_far().contains("transaction")
+            || d.join("chk").join("START.json").exists()),
+        "{}",
+        r.stderr_so_far()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let o = ticklane(&["savepoint", "--config", c, "--name", "mid"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sp = d.join("chk").join("savepoints").join("mid");
+    let record = std::fs::read_to_string(sp.join("COMMITTED.json")).expect("the savepoint's commit record");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(sp.join("MANIFEST.json")).unwrap()).unwrap();
+    let id = m["id"].as_u64().expect("id");
+    assert!(record.contains(&format!("\"id\":{id}")), "{record}");
+    let st = r.wait_for(Duration::from_secs(60)).expect("the job ends with its input");
+    assert!(st.success(), "{}", r.output().1);
+
+    // Restored under another checkpoint.dir onto the same topics: it computes again what followed the
+    // savepoint, finds it written already, and writes none of it twice.
+    let toml2 = transactional_job(&input, &b, &bars, &late, "", "chk2");
+    let cfg2 = write_config(d, "txn-sp2.toml", &toml2);
+    let from = sp.to_str().unwrap();
+    let o = ticklane(&["run", "--config", cfg2.to_str().unwrap(), "--from-savepoint", from], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(counted(&consume(&b, &bars, false, d)), counted(&want_bars), "bars");
+    assert_eq!(counted(&consume(&b, &late, false, d)), counted(&want_late), "late rows");
+
+    // Without the record, the savepoint is refused.
+    std::fs::remove_file(sp.join("COMMITTED.json")).unwrap();
+    let toml3 = transactional_job(&input, &b, &bars, &late, "", "chk3");
+    let cfg3 = write_config(d, "txn-sp3.toml", &toml3);
+    let o = ticklane(&["run", "--config", cfg3.to_str().unwrap(), "--from-savepoint", from], d);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not recorded as committed"), "{}", stderr(&o));
 }
 
 /// With a Kafka source, each transaction also carries the source's offsets at its barrier

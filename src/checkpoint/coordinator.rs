@@ -35,6 +35,8 @@ pub const META_FILE: &str = "meta.state";
 pub struct Trigger {
     requested: CachePadded<AtomicU64>,
     completed: AtomicU64,
+    /// With Kafka sinks in transactions: the last checkpoint whose transactions are committed and recorded.
+    committed: AtomicU64,
 }
 
 impl Trigger {
@@ -48,6 +50,15 @@ impl Trigger {
     #[inline]
     pub fn completed(&self) -> u64 {
         self.completed.load(Ordering::Acquire)
+    }
+
+    /// The transactions of checkpoint `id` and before are committed, and the commit recorded.
+    pub fn set_committed(&self, id: u64) {
+        self.committed.store(id, Ordering::Release);
+    }
+
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
     }
 
     fn request(&self, id: u64) {
@@ -102,6 +113,9 @@ pub struct Coordinator {
     pub holds: Vec<Hold>,
     /// Savepoints asked for through the control endpoint.
     pub requests: Option<Receiver<SavepointRequest>>,
+    /// A sink writes in Kafka transactions: a savepoint is answered once its transactions are committed, and
+    /// carries its own commit record (so that it restores under another `checkpoint.dir` too).
+    pub transactions: bool,
 }
 
 /// A savepoint being taken: its name, directory, and who waits for it.
@@ -268,9 +282,36 @@ impl Coordinator {
             for (state, _, back) in c.shards.iter_mut().filter_map(Option::take) {
                 let _ = back.send(state);
             }
+            if let Ok(bytes) = &outcome {
+                failures = 0;
+                let took = started.elapsed();
+                let pause = pauses;
+                let st = &self.stats;
+                st.completed.fetch_add(1, Ordering::Relaxed);
+                st.last_id.store(id, Ordering::Relaxed);
+                st.last_bytes.store(*bytes, Ordering::Relaxed);
+                st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
+                st.max_pause_ns.fetch_max(pause, Ordering::Relaxed);
+                self.recorder.record(Stage::CheckpointDuration, took.as_nanos() as u64);
+                self.recorder.record(Stage::CheckpointBytes, *bytes);
+                tracing::info!(
+                    id,
+                    bytes,
+                    duration_ms = took.as_secs_f64() * 1e3,
+                    max_shard_pause_us = pause as f64 / 1e3,
+                    "checkpoint complete"
+                );
+                // After the log line: what completion sets off (a sink's commit) logs after it.
+                self.trigger.completed.store(id, Ordering::Release);
+            }
+            // Answered after the completion is announced: with transactions, the answer waits for their commit.
             if let Some(sp) = c.savepoint.take() {
                 let answer = match &outcome {
-                    Ok(bytes) => Ok(Savepoint { id, bytes: *bytes, dir: sp.dir.clone() }),
+                    Ok(bytes) => self.record_commit(id, &sp.dir, &stopped).map(|()| Savepoint {
+                        id,
+                        bytes: *bytes,
+                        dir: sp.dir.clone(),
+                    }),
                     Err(reason) => Err(reason.clone()),
                 };
                 match &answer {
@@ -280,27 +321,7 @@ impl Coordinator {
                 let _ = sp.reply.send(answer);
             }
             match outcome {
-                Ok(bytes) => {
-                    failures = 0;
-                    let took = started.elapsed();
-                    let pause = pauses;
-                    let st = &self.stats;
-                    st.completed.fetch_add(1, Ordering::Relaxed);
-                    self.trigger.completed.store(id, Ordering::Release);
-                    st.last_id.store(id, Ordering::Relaxed);
-                    st.last_bytes.store(bytes, Ordering::Relaxed);
-                    st.last_duration_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
-                    st.max_pause_ns.fetch_max(pause, Ordering::Relaxed);
-                    self.recorder.record(Stage::CheckpointDuration, took.as_nanos() as u64);
-                    self.recorder.record(Stage::CheckpointBytes, bytes);
-                    tracing::info!(
-                        id,
-                        bytes,
-                        duration_ms = took.as_secs_f64() * 1e3,
-                        max_shard_pause_us = pause as f64 / 1e3,
-                        "checkpoint complete"
-                    );
-                }
+                Ok(_) => {}
                 Err(reason) if stopped() => {
                     tracing::info!(id, %reason, "checkpoint abandoned: the job is stopping");
                     return Ok(());
@@ -315,6 +336,32 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// With transactions, once savepoint `id` is complete in `dir`: waits (up to `checkpoint.timeout`) for
+    /// its transactions to be committed, then records that in `dir` as well. Called after the completion is
+    /// announced, which sets the commit off.
+    fn record_commit(&self, id: u64, dir: &std::path::Path, stopped: &dyn Fn() -> bool) -> Result<(), String> {
+        if !self.transactions {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.timeout;
+        while self.trigger.committed() < id {
+            let why = if stopped() {
+                "before the job stopped".to_string()
+            } else if Instant::now() >= deadline {
+                format!("within {:?} (checkpoint.timeout)", self.timeout)
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            return Err(format!(
+                "savepoint {id} is written in {}, but its Kafka transactions were not committed {why}: restoring it \
+                 would lose their results",
+                dir.display()
+            ));
+        }
+        manifest::write_committed(dir, id).map_err(|e| format!("recording the commit of savepoint {id}: {e}"))
     }
 
     /// Where savepoint `id` goes: the request's directory, or `<checkpoint.dir>/savepoints/<name>` (name

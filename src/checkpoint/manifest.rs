@@ -258,6 +258,70 @@ pub struct Start {
 /// The start record's file name in `checkpoint.dir`.
 pub const START: &str = "START.json";
 
+/// The `kind` of a Kafka sink's position when it writes in transactions: its output up to the checkpoint is
+/// visible only once the checkpoint's transactions are committed, which [`COMMITTED`] records.
+pub const KIND_KAFKA_TRANSACTIONS: &str = "kafka-transactions";
+
+/// The commit record's file name in `checkpoint.dir`: the newest checkpoint (or savepoint) whose Kafka
+/// transactions are all committed. Written after the commits, which follow the checkpoint's completion.
+pub const COMMITTED: &str = "COMMITTED.json";
+
+/// The content of [`COMMITTED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Committed {
+    pub version: u32,
+    /// Every transaction up to this checkpoint's barrier is committed.
+    pub id: u64,
+}
+
+/// Records that the transactions of checkpoint `id` (and of every one before it) are committed.
+pub fn write_committed(root: &Path, id: u64) -> Result<(), CheckpointError> {
+    let path = root.join(COMMITTED);
+    let json = serde_json::to_vec(&Committed { version: MANIFEST_VERSION, id })
+        .map_err(|e| CheckpointError::ManifestInvalid { path: path.clone(), reason: e.to_string() })?;
+    write_atomically(&path, json)
+}
+
+/// The newest checkpoint whose transactions are recorded as committed under `root` (0: none).
+pub fn read_committed(root: &Path) -> Result<u64, CheckpointError> {
+    let path = root.join(COMMITTED);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(CheckpointError::io(&path, e)),
+    };
+    let c: Committed = serde_json::from_slice(&text)
+        .map_err(|source| CheckpointError::ManifestParse { path: path.clone(), source })?;
+    if c.version != MANIFEST_VERSION {
+        return Err(CheckpointError::ManifestInvalid {
+            path,
+            reason: format!("version {}, this build reads version {MANIFEST_VERSION}", c.version),
+        });
+    }
+    Ok(c.id)
+}
+
+impl Manifest {
+    /// True if a sink of this checkpoint writes in Kafka transactions: a restore from it needs its
+    /// transactions committed ([`COMMITTED`]).
+    pub fn transactional(&self) -> bool {
+        self.sinks.iter().any(|s| s.kind == KIND_KAFKA_TRANSACTIONS)
+    }
+
+    /// Why a restore from this (verified) checkpoint would lose output, given that the transactions up to
+    /// checkpoint `committed` are committed: its own were begun before its barrier and are committed only
+    /// after it completed, so a job stopped in between has them aborted when it starts again.
+    pub fn uncommitted(&self, committed: u64) -> Option<String> {
+        (self.transactional() && self.id > committed).then(|| {
+            format!(
+                "its Kafka transactions are not recorded as committed ({COMMITTED} says {committed}): the job \
+                 stopped between the checkpoint and their commit, and they were aborted when it started again"
+            )
+        })
+    }
+}
+
 pub fn write_start(root: &Path, s: &Start) -> Result<(), CheckpointError> {
     fs::create_dir_all(root).map_err(|e| CheckpointError::io(root, e))?;
     let path = root.join(START);
@@ -447,15 +511,22 @@ pub fn list_savepoints(root: &Path) -> Vec<CheckpointInfo> {
     v
 }
 
-/// The newest checkpoint under `root` that passes [`verify`], verifying from the newest down; each newer one
-/// that fails is skipped with a warning naming it and the reason. `None` if there is none.
+/// The newest checkpoint under `root` that passes [`verify`] and whose Kafka transactions, if it has any, are
+/// committed ([`Manifest::uncommitted`]), looking from the newest down; each newer one passed over is logged
+/// at WARN with the reason. `None` if there is none.
 pub fn latest_valid(root: &Path) -> Result<Option<CheckpointInfo>, CheckpointError> {
+    let committed = read_committed(root)?;
     for (id, path) in scan(root)?.into_iter().rev() {
-        let info = inspect(id, path);
+        let mut info = inspect(id, path);
+        if let (Ok(()), Some(m)) = (&info.verified, &info.manifest) {
+            if let Some(reason) = m.uncommitted(committed) {
+                info.verified = Err(reason);
+            }
+        }
         match &info.verified {
             Ok(()) => return Ok(Some(info)),
             Err(reason) => {
-                tracing::warn!(path = %info.path.display(), "skipping checkpoint {id}, it fails verification: {reason}")
+                tracing::warn!(path = %info.path.display(), "skipping checkpoint {id}: {reason}")
             }
         }
     }
@@ -465,8 +536,11 @@ pub fn latest_valid(root: &Path) -> Result<Option<CheckpointInfo>, CheckpointErr
 /// Removes the checkpoints under `root` that a restore will never need: the valid ones beyond the newest
 /// `retain`, and every invalid or incomplete one older than the newest valid one. Invalid ones newer than
 /// every valid one stay: one may still be being written, and a corrupt one is evidence. With `retain == 0`
-/// the newest valid one goes too. Returns the removed directories, oldest first.
+/// the newest valid one goes too. A checkpoint whose Kafka transactions are not committed yet is not valid
+/// here, so the one a restore would fall back to stays until they are. Returns the removed directories,
+/// oldest first.
 pub fn prune(root: &Path, retain: usize) -> Result<Vec<PathBuf>, CheckpointError> {
+    let committed = read_committed(root)?;
     let mut valid = 0usize;
     let mut doomed = Vec::new();
     for (_, path) in scan(root)?.into_iter().rev() {
@@ -475,7 +549,8 @@ pub fn prune(root: &Path, retain: usize) -> Result<Vec<PathBuf>, CheckpointError
             doomed.push(path);
             continue;
         }
-        if verify(&path).is_ok() {
+        // One whose transactions are not committed yet does not count: a restore may not use it.
+        if verify(&path).is_ok_and(|m| m.uncommitted(committed).is_none()) {
             valid += 1;
             if valid > retain {
                 doomed.push(path);

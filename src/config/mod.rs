@@ -3,10 +3,12 @@
 //!
 //! docs/configuration.md documents every key.
 
+mod influxdb;
 mod locate;
 mod plan;
 mod postgres;
 
+pub use influxdb::{InfluxAuth, InfluxConfig, InfluxPlan};
 pub use plan::{
     ItchPlan, KafkaSinkPlan, KafkaSourcePlan, OpKind, OpPlan, Plan, Schedule, SinkPlan, SourceKindPlan, SourcePlan,
     StreamDef, StreamKind, SynthPlan, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS,
@@ -499,6 +501,8 @@ pub enum SinkType {
     Null,
     /// A Kafka topic, one message per record, keyed by instrument symbol.
     Kafka,
+    /// InfluxDB line protocol over HTTP (`[sink.influxdb]`).
+    Influxdb,
     /// A PostgreSQL (or TimescaleDB) table: COPY in batches, upserted by the window key.
     Postgres,
 }
@@ -529,6 +533,8 @@ pub struct SinkConfig {
     /// csv and jsonl, with checkpoints: write numbered part files, each committed (renamed to its final
     /// name) when the checkpoint after it completes (docs/checkpoints.md). Default false: one file.
     pub parts: Option<bool>,
+    /// influxdb: the server, database and point mapping.
+    pub influxdb: Option<InfluxConfig>,
     /// Kafka: the topic.
     pub topic: Option<String>,
     /// Kafka: sinks naming the same producer share one (and must give it the same `kafka` properties);

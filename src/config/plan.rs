@@ -108,8 +108,12 @@ pub struct KafkaSinkPlan {
     pub topic: String,
     /// With checkpoints: read back and skip what was written after the restored checkpoint.
     pub replay: bool,
-    /// Output in Kafka transactions committed at each checkpoint barrier (`transactional.id` is in `props`).
+    /// Output in Kafka transactions, each committed when the checkpoint whose barrier closed it completes
+    /// (`transactional.id` is in `props`).
     pub transactional: bool,
+    /// Transactions: how many producers take turns (`transactional.id` + `-0`, `-1`, …): one per checkpoint
+    /// that may still be waiting for its completion, and one writing. `checkpoint.tolerable_failures` + 2.
+    pub transaction_producers: usize,
     /// Sinks with the same producer name share one producer.
     pub producer: String,
     /// librdkafka properties: ticklane's defaults overridden by the file's.
@@ -226,6 +230,7 @@ pub struct SinkPlan {
     pub header: bool,
     /// Part files committed on checkpoint completion instead of one file (csv and jsonl, checkpoints on).
     pub parts: bool,
+    pub influxdb: Option<super::InfluxPlan>,
     pub kafka: Option<KafkaSinkPlan>,
     pub postgres: Option<super::PostgresPlan>,
 }
@@ -913,6 +918,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             (SinkType::Stdout | SinkType::Null, f) => f.unwrap_or(Format::Csv),
             (SinkType::Csv | SinkType::Postgres, None) => Format::Csv,
             (SinkType::Jsonl, None) => Format::Jsonl,
+            (SinkType::Influxdb, None) => Format::Csv,
             (_, Some(_)) => {
                 errs.push((
                     k("format"),
@@ -955,6 +961,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 v
             }
         };
+        let influxdb = super::influxdb::plan(i, s, def, &columns, &mut errs);
         let postgres = super::postgres::plan(i, s, def, &columns, cfg.pipeline.emitter, &mut errs);
         sinks.push(SinkPlan {
             stream,
@@ -962,6 +969,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             path: s.path.clone(),
             format,
             columns,
+            influxdb,
             header: s.header.unwrap_or(true),
             parts: s.parts.unwrap_or(false) && matches!(s.kind, SinkType::Csv | SinkType::Jsonl),
             kafka,
@@ -1152,8 +1160,9 @@ fn kafka_source(i: usize, s: &SourceConfig, errs: &mut Errors) -> KafkaSourcePla
 /// Sinks sharing a producer share its transactions: all of them use transactions or none does. A
 /// transactional producer gets a `transactional.id` unless the file gives one: `ticklane-<producer>-<crc>`,
 /// the CRC32C of the checkpoint directory's absolute path, so that it is the same at every start of the job
-/// and differs between jobs. A transaction spans one checkpoint interval, so the interval plus the timeout
-/// must stay below `transaction.timeout.ms` (the broker aborts a transaction older than that).
+/// and differs between jobs; its producers add `-0`, `-1`, … to it. A transaction lives from one barrier to
+/// the completion of the next checkpoint, so the interval plus the timeout must stay below
+/// `transaction.timeout.ms` (the broker aborts a transaction older than that).
 fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Errors) {
     let mut by_producer: HashMap<String, (usize, bool)> = HashMap::new();
     for (i, s) in sinks.iter().enumerate() {
@@ -1180,6 +1189,7 @@ fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Erro
     let span = cfg.checkpoint.interval.0.saturating_add(cfg.checkpoint.timeout.0);
     for (i, s) in sinks.iter_mut().enumerate() {
         let Some(kp) = s.kafka.as_mut().filter(|k| k.transactional) else { continue };
+        kp.transaction_producers = cfg.checkpoint.tolerable_failures as usize + 2;
         if prop(&kp.props, "transactional.id").is_none() {
             kp.props.push(("transactional.id".into(), format!("ticklane-{}-{crc:08x}", kp.producer)));
         }
@@ -1236,7 +1246,7 @@ fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPl
     let mode = s.exactly_once.unwrap_or(ExactlyOnce::Replay);
     let replay = mode != ExactlyOnce::None;
     let transactional = mode == ExactlyOnce::Transactions;
-    Some(KafkaSinkPlan { topic, replay, transactional, producer, props })
+    Some(KafkaSinkPlan { topic, replay, transactional, transaction_producers: 0, producer, props })
 }
 
 #[cfg(test)]

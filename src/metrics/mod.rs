@@ -12,11 +12,9 @@ pub mod hdrlog;
 pub mod http;
 pub mod prom;
 mod report;
-pub mod sink;
 
 pub use feed::{FeedCounter, FeedMetrics};
 pub use report::{human_bytes, percentile_table, Report};
-pub use sink::SinkMetrics;
 
 use crate::event::Nanos;
 use crossbeam_utils::CachePadded;
@@ -265,8 +263,6 @@ pub struct Metrics {
     /// Rows written per output stream, by stream id.
     pub stream_rows: Vec<AtomicU64>,
     pub stream_names: Vec<String>,
-    /// Sinks that write through a thread of their own (database sinks), with their counters.
-    pub sinks: Vec<Arc<SinkMetrics>>,
 }
 
 impl Metrics {

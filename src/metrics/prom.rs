@@ -458,22 +458,6 @@ impl Exposition {
         for (name, n) in m.stream_names.iter().zip(&m.stream_rows) {
             let _ = writeln!(out, "ticklane_stream_rows_total{{stream=\"{}\"}} {}", label(name), r(n));
         }
-        // Sinks with a writer thread of their own: one family per figure, a sample per sink.
-        if let Some(first) = m.sinks.first() {
-            for (j, (name, kind, help, _)) in first.read().into_iter().enumerate() {
-                let kind = if kind == super::sink::Kind::Gauge { "gauge" } else { "counter" };
-                family(&mut out, &format!("ticklane_sink_{name}"), kind, help);
-                for s in &m.sinks {
-                    let v = s.read()[j].3;
-                    let _ = writeln!(
-                        out,
-                        "ticklane_sink_{name}{{sink=\"{}\",stream=\"{}\"}} {v}",
-                        label(&s.sink),
-                        label(&s.stream)
-                    );
-                }
-            }
-        }
         family(
             &mut out,
             "ticklane_kafka_errors_total",
@@ -481,6 +465,7 @@ impl Exposition {
             "Errors librdkafka reported (broker down, transport).",
         );
         let _ = writeln!(out, "ticklane_kafka_errors_total {}", crate::kafka::broker_errors());
+        crate::sink::stats::render(&mut out);
 
         if let Some(c) = &self.checkpoints {
             family(&mut out, "ticklane_checkpoints_completed_total", "counter", "Checkpoints completed.");
@@ -585,35 +570,5 @@ mod tests {
         for c in FeedCounter::ALL {
             assert!(text.contains(&format!("ticklane_feed_{}", c.name())), "{}", c.name());
         }
-    }
-
-    #[test]
-    fn database_sink_counters_are_families_per_sink() {
-        let sink =
-            Arc::new(crate::metrics::SinkMetrics::new("postgres table bars at u@h:5432/db".into(), "bars".into()));
-        crate::metrics::SinkMetrics::add(&sink.rows_written, 12_000);
-        crate::metrics::SinkMetrics::add(&sink.blocked_ns, 1_500_000_000);
-        let metrics = Arc::new(Metrics { sinks: vec![sink], ..Default::default() });
-        let exp = Exposition {
-            metrics,
-            latency: Arc::new(Published::default()),
-            checkpoints: None,
-            alerts: Arc::new(crate::metrics::alerts::Board::default()),
-            started: 0,
-        };
-        let text = exp.render();
-        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
-        let get = |name: &str| {
-            let s = scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("no {name}:\n{text}"));
-            assert_eq!(s.labels.get("stream"), Some("bars"));
-            assert_eq!(s.labels.get("sink"), Some("postgres table bars at u@h:5432/db"));
-            s.value.clone()
-        };
-        assert!(
-            matches!(get("ticklane_sink_rows_written_total"), prometheus_parse::Value::Counter(v) if v == 12_000.0)
-        );
-        assert!(matches!(get("ticklane_sink_blocked_seconds_total"), prometheus_parse::Value::Counter(v) if v == 1.5));
-        assert!(matches!(get("ticklane_sink_up"), prometheus_parse::Value::Gauge(v) if v == 0.0));
-        assert!(matches!(get("ticklane_sink_retries_total"), prometheus_parse::Value::Counter(v) if v == 0.0));
     }
 }

@@ -49,6 +49,9 @@ pub struct Writer {
     checkpoints: Option<PartSender>,
     /// Checkpoints on: where completions are announced, and the last one passed on to the sinks.
     completed: Option<(Arc<Trigger>, u64)>,
+    /// A sink writes in Kafka transactions: `checkpoint.dir`, where the commit record goes once they are
+    /// committed at a checkpoint's completion.
+    commit_record: Option<std::path::PathBuf>,
     /// The job's stop flag: set at the end, the job was stopped (a signal, a failure) rather than its input
     /// having ended.
     stop: Arc<AtomicBool>,
@@ -67,6 +70,10 @@ impl Writer {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let n = routes.len();
+        let mut sinks = sinks;
+        for s in &mut sinks {
+            s.watch_stop(stop.clone());
+        }
         Self {
             sinks,
             routes,
@@ -81,6 +88,7 @@ impl Writer {
             dirty: false,
             checkpoints: None,
             completed: None,
+            commit_record: None,
             stop,
             lost: false,
         }
@@ -93,13 +101,21 @@ impl Writer {
     }
 
     /// Checkpoints are on: the sinks' parts go to `tx`, and `trigger` says which checkpoint is complete.
-    pub fn send_checkpoints_to(&mut self, tx: PartSender, trigger: Arc<Trigger>) {
+    /// `commit_record`: a sink writes in Kafka transactions, and the commit record goes in this directory.
+    pub fn send_checkpoints_to(
+        &mut self,
+        tx: PartSender,
+        trigger: Arc<Trigger>,
+        commit_record: Option<std::path::PathBuf>,
+    ) {
         self.checkpoints = Some(tx);
         let seen = trigger.completed();
         self.completed = Some((trigger, seen));
+        self.commit_record = commit_record;
     }
 
-    /// Tells the sinks of every checkpoint completed since the last call (one atomic load when none has).
+    /// Tells the sinks of every checkpoint completed since the last call (one atomic load when none has);
+    /// with transactional sinks, records their commit once every sink has committed.
     #[inline]
     pub fn poll_completed(&mut self) -> Result<(), SinkError> {
         let Some((trigger, seen)) = &mut self.completed else { return Ok(()) };
@@ -115,12 +131,25 @@ impl Writer {
                 error,
             })?;
         }
+        if let Some(root) = &self.commit_record {
+            crate::checkpoint::crash_point("committing the transactions of a checkpoint");
+            crate::checkpoint::manifest::write_committed(root, done).map_err(|e| SinkError {
+                sink: "kafka transactions".into(),
+                stream: String::new(),
+                error: std::io::Error::other(format!("recording the commit of checkpoint {done}: {e}")),
+            })?;
+            trigger.set_committed(done);
+            tracing::debug!(id = done, "commit of the checkpoint's transactions recorded");
+        }
         Ok(())
     }
 
     /// Checkpoint `id`'s barrier has come through every input: every sink makes what it has written durable
     /// and says where its output stands. A sink that cannot (an I/O error) fails this checkpoint, not the job.
-    pub fn checkpoint(&mut self, id: u64) {
+    /// Completions not yet passed on go to the sinks first (a transactional sink reuses the producer of a
+    /// committed transaction); a failure there stops the job.
+    pub fn checkpoint(&mut self, id: u64) -> Result<(), SinkError> {
+        self.poll_completed()?;
         let mut positions = Vec::with_capacity(self.sinks.len());
         let mut failed = None;
         for s in &mut self.sinks {
@@ -140,6 +169,7 @@ impl Writer {
             };
             let _ = tx.send(part);
         }
+        Ok(())
     }
 
     fn error(&self, sink: usize, stream: StreamId, error: std::io::Error) -> SinkError {
@@ -374,7 +404,7 @@ impl Emitter {
             }
             got |= self.rejects.drain(&mut self.writer)?;
             if let Some(id) = align.complete(&shard_ended).filter(|&id| self.rejects.aligned() == Some(id)) {
-                self.writer.checkpoint(id);
+                self.writer.checkpoint(id)?;
                 align.release();
                 self.rejects.align.release();
                 got = true;

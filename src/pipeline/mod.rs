@@ -372,7 +372,23 @@ fn newest_id(root: &Path) -> u64 {
 /// Which checkpoint to resume from: `from` if given, else the newest valid one in `checkpoint.dir`.
 fn find_restore(plan: &Plan, from: Option<&Path>) -> anyhow::Result<Option<Restored>> {
     if let Some(dir) = from {
-        return Restored::load(dir).map(Some);
+        let r = Restored::load(dir)?;
+        if r.manifest.transactional() {
+            // A savepoint records the commit of its transactions in its own directory; a checkpoint named
+            // directly has it in the job's checkpoint.dir.
+            let root = plan.checkpoint.dir.as_deref().unwrap_or(Path::new("."));
+            let committed = checkpoint::manifest::read_committed(dir)?.max(checkpoint::manifest::read_committed(root)?);
+            if let Some(reason) = r.manifest.uncommitted(committed) {
+                anyhow::bail!(
+                    "{} (id {}) cannot be restored: {reason} (looked in it and in {}; a restore from it would lose \
+                     the results its transactions held)",
+                    dir.display(),
+                    r.manifest.id,
+                    root.join(checkpoint::manifest::COMMITTED).display()
+                );
+            }
+        }
+        return Ok(Some(r));
     }
     let Some(root) = &plan.checkpoint.dir else { return Ok(None) };
     if !root.exists() {
@@ -483,6 +499,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut routes: Vec<Vec<usize>> = vec![Vec::new(); plan.streams.len()];
+    let transactional = txn.is_some();
     let mut producers = crate::sink::Producers::with_offsets(txn);
     if let Some(r) = &restored {
         if r.manifest.sinks.len() != plan.sinks.len() {
@@ -537,7 +554,6 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         emitter: Default::default(),
         stream_rows: plan.streams.iter().map(|_| AtomicU64::new(0)).collect(),
         stream_names: plan.streams.iter().map(|s| s.name.clone()).collect(),
-        sinks: sinks.iter().filter_map(|s| s.metrics()).collect(),
     });
 
     // Rings. Doorbells only when consumers park.
@@ -641,6 +657,7 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
             recorder: hub.recorder(),
             holds: sinks.iter().filter_map(|s| s.hold()).collect(),
             requests: control_rx.take(),
+            transactions: transactional,
         };
         (c, trigger, tx)
     });
@@ -654,7 +671,8 @@ pub fn run_from(plan: &Plan, stop: Arc<AtomicBool>, from: Option<&Path>) -> anyh
         stop.clone(),
     );
     if let Some((_, trigger, tx)) = &checkpointing {
-        writer.send_checkpoints_to(tx.clone(), trigger.clone());
+        let commit_record = plan.checkpoint.dir.clone().filter(|_| transactional);
+        writer.send_checkpoints_to(tx.clone(), trigger.clone(), commit_record);
     }
     let rejects = emitter::RejectRings::new(reject_rings);
     let mut targets: Vec<shard::Target> = Vec::with_capacity(n_shards);

@@ -420,7 +420,7 @@ impl ShardWorker {
         match &mut self.out.to {
             Target::Ring(tx) => tx.send(EmitMsg::Barrier { id }).map_err(|_| ShardError::EmitterGone)?,
             Target::Inline(w, rejects) => {
-                w.checkpoint(id);
+                w.checkpoint(id)?;
                 rejects.align.release();
             }
         }

@@ -153,7 +153,7 @@ impl Column {
 }
 
 /// A value to write: numbers are written bare, text is quoted as the format needs.
-enum Val<'a> {
+pub(super) enum Val<'a> {
     Int(i64),
     Uint(u64),
     Price(Price),
@@ -188,7 +188,7 @@ impl Encoder {
         Val::Int(self.unit.from_nanos(ns))
     }
 
-    fn value<'a>(&self, c: Column, rec: &'a Record, syms: &'a mut SymbolCache) -> Val<'a> {
+    pub(super) fn value<'a>(&self, c: Column, rec: &'a Record, syms: &'a mut SymbolCache) -> Val<'a> {
         match rec {
             Record::Window(w) => match c {
                 Column::Symbol => Val::Str(syms.get(w.key)),

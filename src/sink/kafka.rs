@@ -16,10 +16,16 @@
 //! key (one instrument's results are in order in one partition), and a difference stops the job naming both.
 //! Until everything read back has been produced again the sink holds new checkpoints back (a checkpoint then
 //! could not say where the output stands). This needs the topic to be written by this sink only.
+//!
+//! **Transactions** (`exactly_once = "transactions"`, on brokers that have them): the output between two
+//! barriers is one transaction, closed at the second barrier with the Kafka sources' offsets and committed
+//! when that checkpoint completes ([`Txns`]); read_committed consumers see it only then. Replay-suppression
+//! runs as well, over what read_committed shows: a restore that falls back past a checkpoint whose commit was
+//! not recorded skips whatever that commit did write.
 
 use super::{Encoder, Sink};
 use crate::checkpoint::coordinator::Hold;
-use crate::checkpoint::manifest::{PartitionPosition, SinkPosition};
+use crate::checkpoint::manifest::{PartitionPosition, SinkPosition, KIND_KAFKA_TRANSACTIONS};
 use crate::config::{Format, KafkaSinkPlan, SinkPlan, StreamDef};
 use crate::kafka::{self, ConsumedOffsets, Delivery, Logged};
 use crate::record::{Record, RejectRow};
@@ -30,8 +36,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Delivery reports are served every this many messages.
@@ -45,13 +51,11 @@ pub struct Producers {
     offsets: Option<Arc<ConsumedOffsets>>,
 }
 
-/// One producer and, if it is transactional, the last checkpoint barrier its transaction was committed at
-/// (the first of its sinks to reach a barrier commits for all of them).
+/// One producer, or the producers taking turns at a transactional producer name.
 #[derive(Clone)]
 struct Shared {
     producer: Arc<BaseProducer<Delivery>>,
-    committed: Option<Arc<AtomicU64>>,
-    offsets: Option<Arc<ConsumedOffsets>>,
+    txns: Option<Arc<Txns>>,
 }
 
 /// How long transaction calls (init, commit) may take before the sink fails.
@@ -69,6 +73,230 @@ fn txn_error(what: &str, e: KafkaError) -> io::Error {
     io::Error::other(format!("{what}: {e}{hint}"))
 }
 
+/// The transactions of one producer name (docs/checkpoints.md, "Kafka transactions"). A checkpoint's barrier
+/// closes the open transaction — its output is delivered and the consumed offsets added — and output goes on
+/// in the next producer's; the closed one is committed when that checkpoint (or a later one) completes. A
+/// librdkafka producer has one transaction at a time and cannot resume another session's, hence producers
+/// taking turns: one writing, and one per checkpoint that may still be waiting for its completion.
+struct Txns {
+    name: String,
+    producers: Vec<Arc<BaseProducer<Delivery>>>,
+    /// The producer whose transaction takes new output.
+    active: AtomicUsize,
+    state: Mutex<TxnState>,
+    offsets: Option<Arc<ConsumedOffsets>>,
+}
+
+#[derive(Default)]
+struct TxnState {
+    /// Transactions closed at a barrier, oldest first: (the barrier's checkpoint id, producer).
+    closed: VecDeque<(u64, usize)>,
+    /// Producers without a transaction.
+    free: Vec<usize>,
+    /// The last barrier that closed a transaction (or tried to).
+    barrier: u64,
+    /// A transaction call failed: nothing more is written (the next run restores and replays).
+    broken: Option<String>,
+}
+
+impl Txns {
+    /// Creates `n` producers with `transactional.id` + `-0` … `-(n-1)` and initialises their transactions,
+    /// which fences any earlier instance with the same ids and aborts what it left open: output a crash cut
+    /// short never becomes visible to read_committed consumers. The first one begins a transaction.
+    fn open(kp: &KafkaSinkPlan, offsets: Option<Arc<ConsumedOffsets>>) -> io::Result<Txns> {
+        let base = kp.props.iter().find(|(k, _)| k == "transactional.id").map_or("ticklane", |(_, v)| v).to_string();
+        let n = kp.transaction_producers.max(2);
+        let mut producers = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut props = kp.props.clone();
+            props.retain(|(k, _)| k != "transactional.id");
+            props.push(("transactional.id".into(), format!("{base}-{i}")));
+            let name = format!("producer {} ({base}-{i})", kp.producer);
+            let prod: BaseProducer<Delivery> = kafka::client_config(&props)
+                .create_with_context(Delivery::new(name.clone()))
+                .map_err(|e| io::Error::other(format!("cannot create Kafka {name}: {e}")))?;
+            prod.init_transactions(TXN_TIMEOUT).map_err(|e| {
+                txn_error(&format!("{name}: initialising transactions (does the broker support them?)"), e)
+            })?;
+            producers.push(Arc::new(prod));
+        }
+        producers[0]
+            .begin_transaction()
+            .map_err(|e| txn_error(&format!("producer `{}`: beginning a transaction", kp.producer), e))?;
+        let state = TxnState { free: (1..n).rev().collect(), ..TxnState::default() };
+        Ok(Txns {
+            name: format!("producer `{}`", kp.producer),
+            producers,
+            active: AtomicUsize::new(0),
+            state: Mutex::new(state),
+            offsets,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TxnState> {
+        // Only the emitter's thread takes it; a panic there ends the job anyway.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn active(&self) -> &Arc<BaseProducer<Delivery>> {
+        &self.producers[self.active.load(Ordering::Relaxed)]
+    }
+
+    fn broken(&self) -> Option<String> {
+        self.lock().broken.clone()
+    }
+
+    /// At checkpoint `id`'s barrier (once for all the name's sinks): closes the open transaction — every
+    /// message delivered, the consumed offsets up to `id` added — and begins the next in a free producer.
+    /// With none free (earlier checkpoints failed and their transactions still wait) this checkpoint fails
+    /// and the output goes on in the open transaction, which a later barrier closes.
+    fn close(&self, id: u64) -> io::Result<()> {
+        let mut st = self.lock();
+        if let Some(b) = &st.broken {
+            return Err(io::Error::other(b.clone()));
+        }
+        if st.barrier >= id {
+            return Ok(());
+        }
+        st.barrier = id;
+        let Some(next) = st.free.pop() else {
+            let waiting: Vec<u64> = st.closed.iter().map(|c| c.0).collect();
+            return Err(io::Error::other(format!(
+                "{}: no producer free for a new transaction: those of checkpoints {waiting:?} wait for a checkpoint \
+                 to complete",
+                self.name
+            )));
+        };
+        let cur = self.active.load(Ordering::Relaxed);
+        let res = deliver_all(&self.producers[cur], &self.name)
+            .and_then(|()| self.send_offsets(&self.producers[cur], id))
+            .and_then(|()| {
+                self.producers[next]
+                    .begin_transaction()
+                    .map_err(|e| txn_error(&format!("{}: beginning a transaction", self.name), e))
+            });
+        if let Err(e) = res {
+            st.broken = Some(e.to_string());
+            return Err(e);
+        }
+        st.closed.push_back((id, cur));
+        self.active.store(next, Ordering::Relaxed);
+        tracing::debug!(producer = %self.name, id, "transaction closed at the barrier");
+        Ok(())
+    }
+
+    /// Checkpoint `done` (and every one before it) is complete: commits the transactions closed at its
+    /// barrier and before, oldest first. A failure breaks the producer name's sinks: the job stops, and the
+    /// next run restores the newest checkpoint whose commit is recorded and replays.
+    fn commit_upto(&self, done: u64) -> io::Result<()> {
+        self.commit_closed(done, "transaction committed")
+    }
+
+    /// Commits the transactions closed at barrier `upto` and before, oldest first, logging `what` for each.
+    fn commit_closed(&self, upto: u64, what: &str) -> io::Result<()> {
+        let mut st = self.lock();
+        while let Some(&(id, p)) = st.closed.front().filter(|c| c.0 <= upto) {
+            crate::checkpoint::crash_point("before committing a transaction");
+            if let Err(e) = self.producers[p].commit_transaction(TXN_TIMEOUT) {
+                let e = txn_error(&format!("{}: committing the transaction of checkpoint {id}", self.name), e);
+                st.broken = Some(e.to_string());
+                return Err(e);
+            }
+            st.closed.pop_front();
+            st.free.push(p);
+            tracing::debug!(producer = %self.name, id, "{what}");
+        }
+        Ok(())
+    }
+
+    /// At the end of the run: commits every transaction, the open one last (with the sources' final
+    /// offsets). Whether the input ended or the job was stopped, the results are correct, and a restart
+    /// replays (and skips) them like any written after the checkpoint it restores.
+    fn commit_all(&self) -> io::Result<()> {
+        // Closed at a barrier whose checkpoint had not completed (or never will).
+        self.commit_closed(u64::MAX, "transaction committed at the end of the run")?;
+        let mut st = self.lock();
+        if st.barrier == u64::MAX {
+            return Ok(());
+        }
+        st.barrier = u64::MAX;
+        let cur = self.active();
+        let res = deliver_all(cur, &self.name).and_then(|()| self.send_offsets(cur, u64::MAX)).and_then(|()| {
+            cur.commit_transaction(TXN_TIMEOUT)
+                .map_err(|e| txn_error(&format!("{}: committing the last transaction", self.name), e))
+        });
+        match res {
+            Ok(()) => {
+                tracing::debug!(producer = %self.name, "last transaction committed (end of the run)");
+                Ok(())
+            }
+            Err(e) => {
+                st.broken = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds the Kafka sources' positions at barrier `id` (all of them at the end of the run) to `prod`'s
+    /// transaction, so the group's offsets are committed with the output up to the barrier.
+    fn send_offsets(&self, prod: &BaseProducer<Delivery>, id: u64) -> io::Result<()> {
+        let Some(board) = &self.offsets else { return Ok(()) };
+        for c in board.take_upto(id) {
+            prod.send_offsets_to_transaction(&c.offsets, &c.group, TXN_TIMEOUT).map_err(|e| {
+                txn_error(
+                    &format!(
+                        "{}: sending the offsets of source `{}` at checkpoint {} with the transaction",
+                        self.name, c.source, c.id
+                    ),
+                    e,
+                )
+            })?;
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let at: Vec<String> = c
+                    .offsets
+                    .elements()
+                    .iter()
+                    .map(|e| match e.offset() {
+                        Offset::Offset(o) => format!("{}[{}]={o}", e.topic(), e.partition()),
+                        other => format!("{}[{}]={other:?}", e.topic(), e.partition()),
+                    })
+                    .collect();
+                tracing::debug!(producer = %self.name, source = %c.source, checkpoint = c.id, offsets = %at.join(","), "consumed offsets sent with the transaction");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for the delivery report of every message `prod` has sent, serving them in 1 ms steps. Not
+/// `Producer::flush`: it waits in steps of up to 100 ms, which would stall the pipeline that long at every
+/// checkpoint. With the broker away this waits (the emitter stalls and the pipeline backpressures) until it
+/// is back.
+fn deliver_all(prod: &BaseProducer<Delivery>, what: &str) -> io::Result<()> {
+    let started = Instant::now();
+    let mut report = started + Duration::from_secs(5);
+    loop {
+        prod.poll(Duration::ZERO);
+        if let Some(f) = prod.context().failure() {
+            return Err(io::Error::other(format!("{what}: delivery to kafka failed: {f}")));
+        }
+        let in_flight = prod.in_flight_count();
+        if in_flight == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= report {
+            report += Duration::from_secs(5);
+            tracing::warn!(
+                producer = %what,
+                waiting = ?started.elapsed(),
+                in_flight,
+                "the broker has not confirmed every message yet: results wait (nothing is dropped)"
+            );
+        }
+        prod.poll(Duration::from_millis(1));
+    }
+}
+
 impl Producers {
     /// Producers whose transactions carry the consumed offsets `offsets` collects.
     pub fn with_offsets(offsets: Option<Arc<ConsumedOffsets>>) -> Producers {
@@ -79,26 +307,15 @@ impl Producers {
         if let Some(s) = self.by_name.get(&p.producer) {
             return Ok(s.clone());
         }
-        let prod: BaseProducer<Delivery> = kafka::client_config(&p.props)
-            .create_with_context(Delivery::new(format!("producer {}", p.producer)))
-            .map_err(|e| io::Error::other(format!("cannot create Kafka producer `{}`: {e}", p.producer)))?;
-        let committed = if p.transactional {
-            // Fences any earlier instance with this transactional.id and aborts its open transaction: what a
-            // crash cut short never becomes visible to read_committed consumers.
-            prod.init_transactions(TXN_TIMEOUT).map_err(|e| {
-                txn_error(
-                    &format!("producer `{}`: initialising transactions (does the broker support them?)", p.producer),
-                    e,
-                )
-            })?;
-            prod.begin_transaction()
-                .map_err(|e| txn_error(&format!("producer `{}`: beginning a transaction", p.producer), e))?;
-            Some(Arc::new(AtomicU64::new(0)))
+        let s = if p.transactional {
+            let txns = Arc::new(Txns::open(p, self.offsets.clone())?);
+            Shared { producer: txns.active().clone(), txns: Some(txns) }
         } else {
-            None
+            let prod: BaseProducer<Delivery> = kafka::client_config(&p.props)
+                .create_with_context(Delivery::new(format!("producer {}", p.producer)))
+                .map_err(|e| io::Error::other(format!("cannot create Kafka producer `{}`: {e}", p.producer)))?;
+            Shared { producer: Arc::new(prod), txns: None }
         };
-        let offsets = if p.transactional { self.offsets.clone() } else { None };
-        let s = Shared { producer: Arc::new(prod), committed, offsets };
         self.by_name.insert(p.producer.clone(), s.clone());
         Ok(s)
     }
@@ -106,13 +323,11 @@ impl Producers {
 
 pub struct KafkaSink {
     topic: String,
+    /// The producer written to: with transactions, the one whose transaction is open (it changes at a
+    /// barrier).
     producer: Arc<BaseProducer<Delivery>>,
-    /// Transactions: the barrier the shared transaction was last committed at.
-    committed: Option<Arc<AtomicU64>>,
-    /// Transactions: the consumed offsets to commit with each.
-    offsets: Option<Arc<ConsumedOffsets>>,
-    /// A transaction call failed: nothing more is written (the next run restores and replays).
-    broken: Option<String>,
+    /// Transactions: the producer name's.
+    txns: Option<Arc<Txns>>,
     enc: Encoder,
     buf: Vec<u8>,
     since_poll: u32,
@@ -201,7 +416,7 @@ impl KafkaSink {
         resume: Option<&SinkPosition>,
     ) -> io::Result<KafkaSink> {
         let kp = plan.kafka.as_ref().ok_or_else(|| io::Error::other("a kafka sink without its topic"))?;
-        let Shared { producer, committed, offsets } = producers.get(kp)?;
+        let Shared { producer, txns } = producers.get(kp)?;
         // Fail at start, not at the first result, when the topic does not exist or the brokers are unreachable.
         let partitions = kafka::partitions_of(producer.client(), &kp.topic, TIMEOUT).map_err(io::Error::other)?;
         let what = format!("kafka topic `{}` (producer `{}`)", kp.topic, kp.producer);
@@ -212,82 +427,13 @@ impl KafkaSink {
         Ok(KafkaSink {
             topic: kp.topic.clone(),
             producer,
-            committed,
-            offsets,
-            broken: None,
+            txns,
             enc: Encoder { format: plan.format, columns: plan.columns.clone(), unit: def.unit },
             buf: Vec::with_capacity(1024),
             since_poll: 0,
             what,
             exact,
         })
-    }
-
-    /// Transactions: commits the shared transaction at barrier `id` (once for all the producer's sinks) and
-    /// begins the next. A failure breaks the sink: nothing more is written, the job stops, and the next run
-    /// restores the last checkpoint and replays.
-    fn commit(&mut self, id: u64) -> io::Result<()> {
-        let Some(c) = &self.committed else { return Ok(()) };
-        if c.load(Ordering::Relaxed) >= id {
-            return Ok(());
-        }
-        let res = self
-            .send_offsets(id)
-            .and_then(|()| {
-                self.producer
-                    .commit_transaction(TXN_TIMEOUT)
-                    .map_err(|e| txn_error(&format!("{}: committing the transaction of checkpoint {id}", self.what), e))
-            })
-            .and_then(|()| {
-                self.producer
-                    .begin_transaction()
-                    .map_err(|e| txn_error(&format!("{}: beginning a transaction", self.what), e))
-            });
-        match res {
-            Ok(()) => {
-                c.store(id, Ordering::Relaxed);
-                if id == u64::MAX {
-                    tracing::debug!(sink = %self.what, "last transaction committed (end of the run)");
-                } else {
-                    tracing::debug!(sink = %self.what, id, "transaction committed");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.broken = Some(e.to_string());
-                Err(e)
-            }
-        }
-    }
-
-    /// Transactions: adds the Kafka sources' positions at barrier `id` (all of them at the end of the run) to
-    /// the open transaction, so the group's offsets are committed with the output up to the barrier.
-    fn send_offsets(&self, id: u64) -> io::Result<()> {
-        let Some(board) = &self.offsets else { return Ok(()) };
-        for c in board.take_upto(id) {
-            self.producer.send_offsets_to_transaction(&c.offsets, &c.group, TXN_TIMEOUT).map_err(|e| {
-                txn_error(
-                    &format!(
-                        "{}: sending the offsets of source `{}` at checkpoint {} with the transaction",
-                        self.what, c.source, c.id
-                    ),
-                    e,
-                )
-            })?;
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                let at: Vec<String> = c
-                    .offsets
-                    .elements()
-                    .iter()
-                    .map(|e| match e.offset() {
-                        Offset::Offset(o) => format!("{}[{}]={o}", e.topic(), e.partition()),
-                        other => format!("{}[{}]={other:?}", e.topic(), e.partition()),
-                    })
-                    .collect();
-                tracing::debug!(sink = %self.what, source = %c.source, checkpoint = c.id, offsets = %at.join(","), "consumed offsets sent with the transaction");
-            }
-        }
-        Ok(())
     }
 
     /// After a restore: true if the record in `buf` was already written before it.
@@ -313,8 +459,8 @@ impl KafkaSink {
     }
 
     fn check(&self) -> io::Result<()> {
-        if let Some(b) = &self.broken {
-            return Err(io::Error::other(b.clone()));
+        if let Some(b) = self.txns.as_ref().and_then(|t| t.broken()) {
+            return Err(io::Error::other(b));
         }
         if let Some(f) = self.producer.context().failure() {
             return Err(io::Error::other(format!("delivery to kafka failed: {f}")));
@@ -332,6 +478,14 @@ impl KafkaSink {
     fn send(&mut self, key: Option<&str>) -> io::Result<()> {
         if self.replaying() && self.replayed(key)? {
             return Ok(());
+        }
+        if let Some(t) = &self.txns {
+            // A barrier another sink of the producer name reached first, or one this sink's checkpoint call
+            // did not come to (an earlier sink failed it), moved the open transaction to another producer.
+            let a = t.active();
+            if !Arc::ptr_eq(a, &self.producer) {
+                self.producer = a.clone();
+            }
         }
         let payload = payload(self.enc.format, &self.buf);
         let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(&self.topic).payload(payload);
@@ -381,38 +535,19 @@ impl Sink for KafkaSink {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        // Waits for every delivery report: with the broker away this waits (the emitter stalls and the
-        // pipeline backpressures) until it is back.
-        // Not `Producer::flush`: it waits in steps of up to 100 ms, which would stall the pipeline that long at
-        // every commit. Delivery reports are served in 1 ms steps instead.
-        let started = std::time::Instant::now();
-        let mut report = started + Duration::from_secs(5);
-        loop {
-            self.producer.poll(Duration::ZERO);
-            self.check()?;
-            let in_flight = self.producer.in_flight_count();
-            if in_flight == 0 {
-                break;
-            }
-            if std::time::Instant::now() >= report {
-                report += Duration::from_secs(5);
-                tracing::warn!(
-                    sink = %self.what,
-                    waiting = ?started.elapsed(),
-                    in_flight,
-                    "the broker has not confirmed every message yet: results wait (nothing is dropped)"
-                );
-            }
-            self.producer.poll(Duration::from_millis(1));
-        }
+        self.check()?;
+        deliver_all(&self.producer, &self.what)?;
         self.check()
     }
 
     /// Every delivery confirmed, then the topic's end offsets: after a restore, what follows them was written
     /// after this checkpoint.
     fn checkpoint(&mut self, id: u64) -> io::Result<SinkPosition> {
-        if id > 0 {
-            self.commit(id)?;
+        if let Some(t) = &self.txns {
+            // The first of the producer name's sinks closes the transaction (every message of all of them
+            // delivered); the others go on in the producer it opened.
+            t.close(id)?;
+            self.producer = t.active().clone();
         }
         self.sync()?;
         let mut end_offsets = Vec::new();
@@ -433,7 +568,7 @@ impl Sink for KafkaSink {
         }
         Ok(SinkPosition {
             sink: self.what.clone(),
-            kind: "kafka".into(),
+            kind: if self.txns.is_some() { KIND_KAFKA_TRANSACTIONS } else { "kafka" }.into(),
             path: None,
             bytes: None,
             topic: Some(self.topic.clone()),
@@ -443,11 +578,21 @@ impl Sink for KafkaSink {
         })
     }
 
-    /// At the end of the run: the open transaction is committed too, whether the input ended or the job was
-    /// stopped — its results are correct, and a restart replays (and skips) them like any written after the
-    /// checkpoint it restores.
+    /// Transactions: the checkpoint is complete, so the transactions closed at its barrier and before are
+    /// committed (once for all the producer name's sinks).
+    fn checkpoint_complete(&mut self, id: u64) -> io::Result<()> {
+        match &self.txns {
+            Some(t) => t.commit_upto(id),
+            None => Ok(()),
+        }
+    }
+
+    /// At the end of the run: with transactions, every one is committed, the open one too (see
+    /// [`Txns::commit_all`]).
     fn finish(&mut self, _ended: bool) -> io::Result<()> {
-        self.commit(u64::MAX)?;
+        if let Some(t) = &self.txns {
+            t.commit_all()?;
+        }
         self.sync()
     }
 

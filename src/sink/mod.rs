@@ -2,11 +2,14 @@
 //! backpressures through the emitter's rings and never blocks a shard directly.
 
 mod encode;
+mod influxdb;
 mod kafka;
 pub mod parts;
 mod postgres;
+pub mod stats;
 
 pub use encode::{Column, Encoder};
+pub use influxdb::InfluxSink;
 pub use kafka::{KafkaSink, Producers};
 pub use parts::Parts;
 pub use postgres::PostgresSink;
@@ -66,10 +69,9 @@ pub trait Sink: Send {
         None
     }
 
-    /// The counters of a sink that writes through a thread of its own (a database sink), for the metrics.
-    fn metrics(&self) -> Option<std::sync::Arc<crate::metrics::SinkMetrics>> {
-        None
-    }
+    /// The job's stop flag (set by SIGINT/SIGTERM), for a sink whose own thread must bound its retries once
+    /// the job stops.
+    fn watch_stop(&mut self, _stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {}
 
     /// For error messages: `csv file out/bars.csv`.
     fn describe(&self) -> String;
@@ -90,6 +92,7 @@ pub fn open(
         SinkType::Null => Box::new(NullSink),
         SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers, checkpointed, resume)?),
         SinkType::Postgres => Box::new(PostgresSink::open(plan, def)?),
+        SinkType::Influxdb => Box::new(InfluxSink::open(plan, def)?),
         _ => Box::new(TextSink::open(plan, def, resume)?),
     })
 }
@@ -174,8 +177,8 @@ impl TextSink {
         let mut written = 0;
         let (out, what) = match plan.kind {
             SinkType::Stdout => (Output::Stdout(io::stdout()), "stdout".to_string()),
-            SinkType::Null | SinkType::Kafka | SinkType::Postgres => {
-                return Err(io::Error::other("null and kafka sinks are not text sinks"));
+            SinkType::Null | SinkType::Kafka | SinkType::Influxdb | SinkType::Postgres => {
+                return Err(io::Error::other("null, kafka, influxdb and postgres sinks are not text sinks"));
             }
             SinkType::Csv | SinkType::Jsonl => {
                 let path: PathBuf = plan.path.clone().unwrap_or_default();

@@ -6,8 +6,8 @@
 use super::{Encoder, Sink};
 use crate::checkpoint::manifest::SinkPosition;
 use crate::config::{Format, PostgresPlan, SinkPlan, StreamDef};
-use crate::metrics::SinkMetrics;
 use crate::record::{Record, RejectRow};
+use crate::sink::stats::{self, SinkStats};
 use crate::sink::Column;
 use crate::symbols::SymbolCache;
 use crate::time::TimeUnit;
@@ -50,7 +50,7 @@ pub struct PostgresSink {
     free: Receiver<Vec<u8>>,
     acks: Receiver<()>,
     writer: Option<JoinHandle<io::Result<()>>>,
-    metrics: Arc<SinkMetrics>,
+    metrics: Arc<SinkStats>,
     what: String,
 }
 
@@ -188,7 +188,7 @@ struct Writer {
     /// Since when the database has been unreachable (None while writes succeed): an outage spans batches,
     /// so `drop_after` bounds it as a whole.
     down: Option<Instant>,
-    metrics: Arc<SinkMetrics>,
+    metrics: Arc<SinkStats>,
 }
 
 impl Writer {
@@ -211,7 +211,6 @@ impl Writer {
             }
             c.batch_execute(&self.sql.staging).map_err(classify)?;
             self.client = Some(c);
-            self.metrics.up.store(true, Ordering::Relaxed);
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
@@ -309,11 +308,10 @@ impl Writer {
                 Err(Failure::Permanent(msg)) => return Err(self.permanent(msg)),
                 Err(Failure::Transient(msg)) => {
                     self.client = None;
-                    self.metrics.up.store(false, Ordering::Relaxed);
-                    SinkMetrics::add(&self.metrics.retries, 1);
+                    self.metrics.retries.fetch_add(1, Ordering::Relaxed);
                     let since = *self.down.get_or_insert_with(Instant::now);
                     if self.drop_after.is_some_and(|d| rows > 0 && since.elapsed() >= d) {
-                        SinkMetrics::add(&self.metrics.rows_dropped, rows);
+                        self.metrics.rows_dropped.fetch_add(rows, Ordering::Relaxed);
                         tracing::error!(target = %self.target, table = %self.sql.shown, rows, error = %msg, "postgres sink dropped a batch: the database was down for longer than drop_after");
                         return Ok(None);
                     }
@@ -328,8 +326,7 @@ impl Writer {
     fn write(&mut self, held: &[(Vec<u8>, u64)]) -> io::Result<()> {
         let rows: u64 = held.iter().map(|h| h.1).sum();
         if self.retrying(rows, |w| w.commit(held))?.is_some() {
-            SinkMetrics::add(&self.metrics.rows_written, rows);
-            SinkMetrics::add(&self.metrics.batches_written, 1);
+            self.metrics.rows_written.fetch_add(rows, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -363,6 +360,8 @@ impl Writer {
             if !held.is_empty() {
                 self.write(&held)?;
             }
+            // Written (or dropped): no longer queued.
+            self.metrics.batches_queued.fetch_sub(held.len() as u64, Ordering::Relaxed);
             for (mut b, _) in held.drain(..) {
                 b.clear();
                 let _ = free.send(b);
@@ -394,7 +393,7 @@ impl PostgresSink {
         let target = target(&cfg);
         let sql = Statements::new(p, &plan.columns);
         let what = format!("postgres table {} at {target}", sql.shown);
-        let metrics = Arc::new(SinkMetrics::new(what.clone(), def.name.clone()));
+        let metrics = stats::register("postgres", &def.name);
         let mut w = Writer {
             cfg,
             client: None,
@@ -456,7 +455,7 @@ impl PostgresSink {
             Err(TryRecvError::Empty) => {
                 let t = Instant::now();
                 let b = self.free.recv();
-                SinkMetrics::add(&self.metrics.blocked_ns, t.elapsed().as_nanos() as u64);
+                self.metrics.blocked_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 match b {
                     Ok(b) => b,
                     Err(_) => return Err(self.failed()),
@@ -470,7 +469,7 @@ impl PostgresSink {
         if !matches!(sent, Some(Ok(()))) {
             return Err(self.failed());
         }
-        SinkMetrics::add(&self.metrics.batches_queued, 1);
+        self.metrics.batches_queued.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -532,10 +531,6 @@ impl Sink for PostgresSink {
             Some(Err(_)) => Err(io::Error::other(format!("{}: its writer thread panicked", self.what))),
             None => Ok(()),
         }
-    }
-
-    fn metrics(&self) -> Option<Arc<SinkMetrics>> {
-        Some(self.metrics.clone())
     }
 
     fn describe(&self) -> String {
