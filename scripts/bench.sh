@@ -48,7 +48,13 @@
 #               latency = false`), every 1,024th event timed (as in (a)), every event timed (the default), and
 #               every event timed with the metrics endpoint on and scraped every second (curl); the four run
 #               alternately RUNS times with the same binary; events/s and each against "off".
-#   all         throughput latency micro checkpoint itch itch-latency metrics-cost, and kafka when tansu is installed
+#   postgres    postgres sink throughput: PG_EVENTS trades (default 2000000; QUICK 200000) of 1,000 instruments
+#               into tumbling 100 ms bars (about one bar per trade), written by the postgres sink to a server
+#               this case starts (scripts/postgres.sh, on 127.0.0.1:PG_PORT, default 15532; skipped, with the
+#               reason, when PostgreSQL 15 is not installed); rows/s over the whole run (start to exit, the
+#               last batch committed), into an empty table and again over the same rows (every row an upsert
+#               onto itself). Baseline: the same job with a csv file sink.
+#   all         throughput latency micro checkpoint itch itch-latency metrics-cost postgres, and kafka when tansu is installed
 #
 # Environment:
 #   RUNS=5          runs per case; the tables show the median (and min/max) over runs
@@ -142,8 +148,8 @@ want() {
     return 1
 }
 for m in "${modes[@]}"; do
-    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | itch-latency | influxdb | metrics-cost | all) ;; *)
-        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|itch-latency|influxdb|metrics-cost|all]..." >&2
+    case $m in throughput | latency | micro | waits | kafka | checkpoint | itch | itch-latency | influxdb | metrics-cost | postgres | all) ;; *)
+        echo "usage: scripts/bench.sh [throughput|latency|micro|waits|kafka|checkpoint|itch|itch-latency|influxdb|metrics-cost|postgres|all]..." >&2
         exit 2
         ;;
     esac
@@ -1169,6 +1175,79 @@ itch_latency() {
     done
 }
 
+# --- postgres sink ---------------------------------------------------------------------------------------
+# Rows of stream `bars` written per second of the whole run (process start to exit).
+pg_run() { # config log
+    local t0 t1 rows
+    t0=$(now_s)
+    if ! "${NICE_CMD[@]}" "$BIN" run --config "$1" >/dev/null 2>"$2"; then
+        echo "ticklane run --config $1 failed:" >&2
+        tail -20 "$2" >&2
+        exit 1
+    fi
+    t1=$(now_s)
+    rows=$(awk '$1 == "bars" && $3 == "rows" { print $2 }' "$2")
+    awk -v r="$rows" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", r / (b - a) }'
+}
+
+krows() { awk -v v="$1" 'BEGIN { if (v == "nan") print "–"; else printf "%.1f k", v / 1e3 }'; }
+
+postgres() {
+    local pgbin=/usr/lib/postgresql/15/bin
+    if [ ! -x "$pgbin/initdb" ]; then
+        echo
+        echo "### postgres sink: skipped (PostgreSQL 15 is not installed: scripts/postgres.sh install)"
+        return
+    fi
+    local n=${PG_EVENTS:-$([ "$QUICK" = 1 ] && echo 200000 || echo 2000000)} port=${PG_PORT:-15532}
+    local csv=$BENCH_DIR/trades-pg-$n.csv dir=$WORK/postgres url i c rps
+    url="postgresql://ticklane@127.0.0.1:$port/ticklane"
+    if [ ! -s "$csv" ] || [ ! -f "$csv.done" ] || [ "$BIN" -nt "$csv.done" ]; then
+        log "generating $csv ($n trades)"
+        "$BIN" gen -n "$n" --instruments 1000 --disorder 2s --seed 42 -o "$csv" 2>"$WORK/gen-pg.log"
+        touch "$csv.done"
+    fi
+    "$ROOT/scripts/postgres.sh" start "$port" "$dir" >&2
+    # shellcheck disable=SC2064
+    trap "'$ROOT/scripts/postgres.sh' stop '$dir'" EXIT
+    derive postgres.toml "$WORK/postgres.toml" -e "s|^path = .*|path = \"$csv\"|" -e "s|^connect = .*|connect = \"$url\"|"
+    derive postgres-baseline.toml "$WORK/postgres-baseline.toml" -e "s|^path = \"/tmp/ticklane-bench/trades-pg.csv\"|path = \"$csv\"|" \
+        -e "s|^path = \"/tmp/ticklane-bench/bars-pg.csv\"|path = \"$WORK/bars-pg.csv\"|"
+    for i in $(seq 1 "$RUNS"); do
+        psql -q "$url" -c 'SET client_min_messages = warning' -c 'DROP TABLE IF EXISTS bench_bars' >/dev/null
+        rps=$(pg_run "$WORK/postgres.toml" "$WORK/postgres-insert.$i.log")
+        log "postgres insert run $i: $rps rows/s"
+        record pg-insert rps "$rps"
+        rps=$(pg_run "$WORK/postgres.toml" "$WORK/postgres-upsert.$i.log")
+        log "postgres upsert run $i: $rps rows/s"
+        record pg-upsert rps "$rps"
+        rps=$(pg_run "$WORK/postgres-baseline.toml" "$WORK/postgres-baseline.$i.log")
+        log "postgres baseline (csv) run $i: $rps rows/s"
+        record pg-baseline rps "$rps"
+    done
+    local rows
+    rows=$(awk '$1 == "bars" && $3 == "rows" { print $2 }' "$WORK/postgres-insert.1.log")
+    "$ROOT/scripts/postgres.sh" stop "$dir"
+    trap - EXIT
+    echo
+    echo "### postgres sink: $n trades → $rows bars (100 ms, 1,000 instruments), PostgreSQL $("$pgbin/postgres" --version | awk '{ print $3 }') on this machine"
+    echo
+    echo "batch_rows = 10000, batch_time = 100 ms, queue = 4 (the defaults); the server as scripts/postgres.sh"
+    echo "starts it (fsync and synchronous_commit on). Rows/s over the whole run, process start to exit."
+    echo
+    echo "| case | rows/s | [min – max] |"
+    echo "|---|---|---|"
+    for c in pg-insert pg-upsert pg-baseline; do
+        local label
+        case $c in
+            pg-insert) label="postgres sink, empty table (inserts)" ;;
+            pg-upsert) label="postgres sink, the same rows again (every row an upsert onto itself)" ;;
+            pg-baseline) label="baseline: the same job into a csv file" ;;
+        esac
+        echo "| $label | $(krows "$(stat "$c" rps median)") | $(krows "$(stat "$c" rps min)") – $(krows "$(stat "$c" rps max)") |"
+    done
+}
+
 # --- (j) sink throughput into InfluxDB ------------------------------------------------------------------
 INFLUX_DIR=
 influx_cleanup() { [ -z "$INFLUX_DIR" ] || "$ROOT/scripts/influxdb.sh" stop "$INFLUX_DIR" || true; }
@@ -1314,6 +1393,7 @@ metrics_cost() {
     want itch-latency && itch_latency
     want influxdb && influxdb
     want metrics-cost && metrics_cost
+    want postgres && postgres
     echo
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- raw values: $TSV; logs and derived configs: $WORK"

@@ -6,12 +6,14 @@
 mod influxdb;
 mod locate;
 mod plan;
+mod postgres;
 
 pub use influxdb::{InfluxAuth, InfluxConfig, InfluxPlan};
 pub use plan::{
     ItchPlan, KafkaSinkPlan, KafkaSourcePlan, OpKind, OpPlan, Plan, Schedule, SinkPlan, SourceKindPlan, SourcePlan,
     StreamDef, StreamKind, SynthPlan, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS,
 };
+pub use postgres::{PostgresConfig, PostgresPlan, KEY as POSTGRES_KEY};
 
 use crate::pipeline::Wait;
 use crate::time::{Dur, TimeUnit};
@@ -524,6 +526,8 @@ pub enum SinkType {
     Kafka,
     /// InfluxDB line protocol over HTTP (`[sink.influxdb]`).
     Influxdb,
+    /// A PostgreSQL (or TimescaleDB) table: COPY in batches, upserted by the window key.
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -564,6 +568,8 @@ pub struct SinkConfig {
     /// Kafka, with checkpoints: what a restore does with the results written after the checkpoint
     /// (docs/checkpoints.md). Default `replay`.
     pub exactly_once: Option<ExactlyOnce>,
+    /// postgres: the connection, table, column names and batching.
+    pub postgres: Option<PostgresConfig>,
 }
 
 /// How a Kafka sink keeps results from reaching consumers twice after a restore.

@@ -234,6 +234,7 @@ pub struct SinkPlan {
     pub parts: bool,
     pub influxdb: Option<super::InfluxPlan>,
     pub kafka: Option<KafkaSinkPlan>,
+    pub postgres: Option<super::PostgresPlan>,
 }
 
 pub const MAX_SOURCES: usize = 64;
@@ -925,7 +926,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 Format::Csv
             }
             (SinkType::Stdout | SinkType::Null, f) => f.unwrap_or(Format::Csv),
-            (SinkType::Csv, None) => Format::Csv,
+            (SinkType::Csv | SinkType::Postgres, None) => Format::Csv,
             (SinkType::Jsonl, None) => Format::Jsonl,
             (SinkType::Influxdb, None) => Format::Csv,
             (_, Some(_)) => {
@@ -971,6 +972,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             }
         };
         let influxdb = super::influxdb::plan(i, s, def, &columns, &mut errs);
+        let postgres = super::postgres::plan(i, s, def, &columns, cfg.pipeline.emitter, &mut errs);
         sinks.push(SinkPlan {
             stream,
             kind: s.kind,
@@ -981,6 +983,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
             header: s.header.unwrap_or(true),
             parts: s.parts.unwrap_or(false) && matches!(s.kind, SinkType::Csv | SinkType::Jsonl),
             kafka,
+            postgres,
         });
     }
 

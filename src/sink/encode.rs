@@ -269,6 +269,28 @@ impl Encoder {
         }
     }
 
+    /// Appends one row in PostgreSQL's COPY text format: tab between columns, `\\N` for null, `t`/`f`,
+    /// prices as their exact decimal text (PostgreSQL reads them into `numeric` without rounding), text with
+    /// backslash, tab, newline and carriage return escaped.
+    pub fn encode_copy(&self, rec: &Record, syms: &mut SymbolCache, out: &mut Vec<u8>) {
+        for (i, &c) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            let v = self.value(c, rec, syms);
+            if write_num(&v, out) {
+                continue;
+            }
+            match v {
+                Val::Str(s) => write_copy_text(s.as_bytes(), out),
+                Val::Bytes(b) => write_copy_text(b, out),
+                Val::Bool(b) => out.push(if b { b't' } else { b'f' }),
+                _ => out.extend_from_slice(b"\\N"),
+            }
+        }
+        out.push(b'\n');
+    }
+
     /// Appends one row for a rejected input record.
     pub fn encode_reject(&self, r: &RejectRow, out: &mut Vec<u8>) {
         if self.format == Format::Binary {
@@ -343,6 +365,18 @@ fn write_csv(v: &Val<'_>, out: &mut Vec<u8>) {
         out.push(b'"');
     } else {
         out.extend_from_slice(bytes);
+    }
+}
+
+fn write_copy_text(s: &[u8], out: &mut Vec<u8>) {
+    for &c in s {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            c => out.push(c),
+        }
     }
 }
 
@@ -503,6 +537,45 @@ mod tests {
         enc.encode_reject(&r, &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["line"], 12);
+    }
+
+    #[test]
+    fn copy_text_escapes_and_writes_exact_decimals() {
+        let s = Symbols::new();
+        s.intern("A\tB\\C", 10);
+        let mut syms = SymbolCache::new(s);
+        let t = Trade {
+            ts: 1_500_000_001,
+            price: Price(12_345_000_001),
+            qty: 7,
+            seq: 3,
+            instrument: 0,
+            side: Side::Buy,
+            kind: TradeKind::Record,
+        };
+        let rec = Record::Window(WindowRow {
+            key: 0,
+            start: 1_000_000_000,
+            end: 2_000_000_000,
+            bar: Bar::of(&t, 0),
+            twap: None,
+            fire: 0,
+        });
+        let enc = Encoder {
+            format: Format::Csv,
+            columns: vec![
+                Column::Symbol,
+                Column::WindowStart,
+                Column::Close,
+                Column::Twap,
+                Column::Fire,
+                Column::IsUpdate,
+            ],
+            unit: TimeUnit::Nanos,
+        };
+        let mut out = Vec::new();
+        enc.encode_copy(&rec, &mut syms, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "A\\tB\\\\C\t1000000000\t12.345000001\t\\N\t0\tf\n");
     }
 
     #[test]

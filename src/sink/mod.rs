@@ -5,12 +5,14 @@ mod encode;
 mod influxdb;
 mod kafka;
 pub mod parts;
+mod postgres;
 pub mod stats;
 
 pub use encode::{Column, Encoder};
 pub use influxdb::InfluxSink;
 pub use kafka::{KafkaSink, Producers};
 pub use parts::Parts;
+pub use postgres::PostgresSink;
 
 use crate::checkpoint::coordinator::Hold;
 use crate::checkpoint::manifest::SinkPosition;
@@ -89,6 +91,7 @@ pub fn open(
     Ok(match plan.kind {
         SinkType::Null => Box::new(NullSink),
         SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers, checkpointed, resume)?),
+        SinkType::Postgres => Box::new(PostgresSink::open(plan, def)?),
         SinkType::Influxdb => Box::new(InfluxSink::open(plan, def)?),
         _ => Box::new(TextSink::open(plan, def, resume)?),
     })
@@ -174,8 +177,8 @@ impl TextSink {
         let mut written = 0;
         let (out, what) = match plan.kind {
             SinkType::Stdout => (Output::Stdout(io::stdout()), "stdout".to_string()),
-            SinkType::Null | SinkType::Kafka | SinkType::Influxdb => {
-                return Err(io::Error::other("null, kafka and influxdb sinks are not text sinks"));
+            SinkType::Null | SinkType::Kafka | SinkType::Influxdb | SinkType::Postgres => {
+                return Err(io::Error::other("null, kafka, influxdb and postgres sinks are not text sinks"));
             }
             SinkType::Csv | SinkType::Jsonl => {
                 let path: PathBuf = plan.path.clone().unwrap_or_default();
