@@ -249,8 +249,15 @@ impl Sink for InfluxSink {
         Err(io::Error::other("an influxdb sink does not take a rejects stream"))
     }
 
-    /// The emitter has nothing waiting: the batch goes now, whatever its size, so that results show up.
+    /// The emitter has nothing waiting: the batch goes now, whatever its size, so that results show up —
+    /// unless the writer holds every buffer (the database is slow or down). Then the rows stay in this one
+    /// until a write fills it or the end of the run drains it: waiting here would keep the emitter from ever
+    /// reaching the end of the run, where `shutdown_timeout` bounds an outage.
     fn flush(&mut self) -> io::Result<()> {
+        self.collect(false)?;
+        if self.rows > 0 && self.spare.is_empty() {
+            return Ok(());
+        }
         self.hand_off()
     }
 
