@@ -5,8 +5,9 @@
 //! - `parse_i64(s) == Some(v)` ⇒ Rust's own `i64::from_str` reads `s` as `v` too, and `v.to_string()` reads
 //!   back as `v`;
 //! - `parse_price` agrees with an independent reference (exact, in i128) on every input: a sign, at most 10
-//!   integer digits, optional `.` and at most 9 fractional digits, not both parts empty, and the magnitude
-//!   within `0..=i64::MAX` nano-units; anything else is `None`;
+//!   integer digits, optional `.` and at most 9 fractional digits, not both parts empty, and the value
+//!   within `i64::MIN..=i64::MAX` nano-units (so `-9223372036.854775808` is `i64::MIN`); anything else is
+//!   `None`;
 //! - `parse_price(s) == Some(p)` ⇒ `parse_price(p.to_string()) == Some(p)` (the text a sink writes reads back).
 //!
 //! `price_roundtrip` checks the same round trip for every `i64`, not only parsed ones.
@@ -41,10 +42,8 @@ fn reference_price(s: &[u8]) -> Option<i64> {
         f = f * 10 + (c - b'0') as i128;
     }
     raw = raw * 1_000_000_000 + f * 10i128.pow(9 - frac.len() as u32);
-    if raw > i64::MAX as i128 {
-        return None;
-    }
-    Some(if neg { -raw } else { raw } as i64)
+    let v = if neg { -raw } else { raw };
+    i64::try_from(v).ok()
 }
 
 fuzz_target!(|data: &[u8]| {
