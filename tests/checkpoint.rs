@@ -375,7 +375,11 @@ fn run_from_savepoint_resumes_an_older_checkpoint_with_other_workers() {
     run_config(d, "reference.toml", &config(&input, &reference, 1, None));
     let (out, chk) = (d.join("out"), d.join("chk"));
     let cfg = d.join("job.toml");
-    std::fs::write(&cfg, config(&input, &out, 1, Some(&chk))).expect("write config");
+    // Paced (150 s of trades at 100×: about 1.5 s), so that the job is still running after two checkpoints
+    // however loaded the machine is.
+    let paced = config(&input, &out, 1, Some(&chk))
+        .replace("max_out_of_orderness = \"1s\"\n", "max_out_of_orderness = \"1s\"\nspeed = 100.0\n");
+    std::fs::write(&cfg, paced).expect("write config");
     kill_after_checkpoints(&["run", "--config", cfg.to_str().expect("utf-8")], d, 2);
     let mut complete: Vec<PathBuf> = std::fs::read_dir(&chk)
         .expect("checkpoints")
