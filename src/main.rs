@@ -286,6 +286,11 @@ fn run(path: Option<PathBuf>, from: Option<PathBuf>, log: LogHandle) -> Result<(
         .spawn(move || {
             let service = ticklane::service::Service::from_env();
             for _ in hup.forever() {
+                // A SIGHUP during the start is handled once the job is ready: the reload's READY=1 would
+                // otherwise tell the service manager the job runs before it does.
+                while !ticklane::service::started() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
                 let Some(r) = &mut reloader else {
                     tracing::warn!("reload: the job runs the embedded default config, there is no file to re-read");
                     continue;

@@ -1,12 +1,15 @@
 //! Reloading a running job's config file (SIGHUP, `systemctl reload`): what is safe to change live is applied,
 //! every other key that changed is named as needing a restart, and the running values are kept.
 //!
-//! Applied live: `[alerts]` (the rules sit behind a lock the metrics thread reads at each check) and
-//! `[log] filter`. Anything else — sources, windows, sinks, threads, the metrics endpoint, checkpoints — is built
+//! Applied live: `[alerts]` (the rules sit behind a lock the metrics thread reads at each check), `[log]
+//! filter`, and the credentials of database sinks (`user`, `password`, `token` of an influxdb sink; the user and
+//! password of a postgres sink's `connect` string, or its `password_env`), which the sink's writer thread
+//! takes before its next write (`sink::batch::reload_credentials`). Anything else — sources, windows, sinks, threads, the metrics endpoint, checkpoints — is built
 //! into threads and rings at the start, so a change there waits for the next start. A file that no longer
 //! reads or validates changes nothing: its error (key, line, reason) is logged and the job runs on as it was.
 
-use crate::config::{self, AlertsConfig, Plan};
+use crate::config::{self, AlertsConfig, InfluxAuth, Plan};
+use crate::sink::batch::{reload_credentials, Credentials};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -55,9 +58,58 @@ pub struct Reloader {
     default_log: String,
 }
 
-/// Whether a change of `key` is applied while the job runs.
+/// Whether a change of `key` is applied while the job runs (sink credentials: `Reloader::credential_live`).
 fn live(key: &str) -> bool {
     key == "alerts" || key.starts_with("alerts.") || key == "log.filter"
+}
+
+/// The sink index of a credential key (`sink[2].influxdb.password`), and which sink type it belongs to.
+fn credential_key(key: &str) -> Option<(usize, &str)> {
+    let rest = key.strip_prefix("sink[")?;
+    let (i, field) = rest.split_once("].")?;
+    let i: usize = i.parse().ok()?;
+    match field {
+        "influxdb.user" | "influxdb.password" | "influxdb.token" => Some((i, "influxdb")),
+        "postgres.connect" | "postgres.password_env" => Some((i, "postgres")),
+        _ => None,
+    }
+}
+
+/// Two postgres connection strings that name the same server and database (they may differ in the user, the
+/// password and anything else a new connection takes, but not in where it goes).
+fn same_database(a: &str, b: &str) -> bool {
+    match (a.parse::<postgres::Config>(), b.parse::<postgres::Config>()) {
+        (Ok(a), Ok(b)) => {
+            a.get_hosts() == b.get_hosts() && a.get_ports() == b.get_ports() && a.get_dbname() == b.get_dbname()
+        }
+        _ => false,
+    }
+}
+
+/// The credentials sink `i` of `plan` runs with, if it is a database sink.
+fn credentials(plan: &Plan, i: usize) -> Result<Option<Credentials>, String> {
+    let Some(s) = plan.sinks.get(i) else { return Ok(None) };
+    if let Some(p) = &s.influxdb {
+        return Ok(Some(match &p.auth {
+            Some(InfluxAuth::Basic { user, password }) => {
+                Credentials { user: Some(user.clone()), password: Some(password.clone()), token: None }
+            }
+            Some(InfluxAuth::Token(t)) => Credentials { token: Some(t.clone()), ..Credentials::default() },
+            None => Credentials::default(),
+        }));
+    }
+    if let Some(p) = &s.postgres {
+        let cfg: postgres::Config = p.connect.parse().map_err(|e| format!("sink[{i}].postgres.connect: {e}"))?;
+        let password = match &p.password_env {
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| format!("sink[{i}].postgres.password_env: environment variable `{var}` is not set"))?,
+            ),
+            None => cfg.get_password().map(|p| String::from_utf8_lossy(p).into_owned()),
+        };
+        return Ok(Some(Credentials { user: cfg.get_user().map(str::to_string), password, token: None }));
+    }
+    Ok(None)
 }
 
 impl Reloader {
@@ -92,12 +144,19 @@ impl Reloader {
             keys.iter().filter(|(k, v)| self.running.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
         changed.extend(self.running.keys().filter(|k| !keys.contains_key(*k)).cloned());
         changed.sort();
-        let (applied, need_restart): (Vec<String>, Vec<String>) = changed.into_iter().partition(|k| live(k));
+        let (applied, need_restart): (Vec<String>, Vec<String>) =
+            changed.into_iter().partition(|k| live(k) || self.credential_live(k, &keys));
         let mut out = Outcome { applied, need_restart, error: None };
-        if let Err(error) = self.apply(&plan, &out.applied) {
-            tracing::error!(config = %origin, "reload: {error}; the running config is kept");
-            return Outcome { error: Some(error), ..Outcome::default() };
-        }
+        let not_taken = match self.apply(&plan, &out.applied) {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::error!(config = %origin, "reload: {error}; the running config is kept");
+                return Outcome { error: Some(error), ..Outcome::default() };
+            }
+        };
+        out.applied.retain(|k| !not_taken.contains(k));
+        out.need_restart.extend(not_taken);
+        out.need_restart.sort();
         for k in &out.applied {
             match keys.get(k) {
                 Some(v) => self.running.insert(k.clone(), v.clone()),
@@ -112,15 +171,44 @@ impl Reloader {
         out
     }
 
-    fn apply(&self, plan: &Plan, applied: &[String]) -> Result<(), String> {
+    /// A changed credential key is applied live unless it moves a postgres sink to another server or
+    /// database (`keys`: the new file's).
+    fn credential_live(&self, key: &str, keys: &BTreeMap<String, toml::Value>) -> bool {
+        match credential_key(key) {
+            Some((_, "postgres")) if key.ends_with(".connect") => {
+                let text = |m: &BTreeMap<String, toml::Value>| m.get(key).and_then(|v| v.as_str().map(str::to_string));
+                matches!((text(&self.running), text(keys)), (Some(a), Some(b)) if same_database(&a, &b))
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// Applies the `applied` keys of `plan`; returns those that turned out to need a restart after all (a sink
+    /// that is not running to take its credentials).
+    fn apply(&self, plan: &Plan, applied: &[String]) -> Result<Vec<String>, String> {
+        let mut creds = Vec::new();
+        for k in applied {
+            if let Some((i, _)) = credential_key(k) {
+                if !creds.iter().any(|(j, _)| *j == i) {
+                    creds.push((i, credentials(plan, i)?));
+                }
+            }
+        }
         if applied.iter().any(|k| k == "log.filter") {
             let filter = plan.log.filter.as_deref().unwrap_or(&self.default_log);
             (self.set_log)(filter).map_err(|e| format!("log.filter `{filter}`: {e}"))?;
         }
-        if applied.iter().any(|k| k != "log.filter") {
+        if applied.iter().any(|k| live(k) && k != "log.filter") {
             *self.alerts.lock().unwrap_or_else(|p| p.into_inner()) = plan.alerts.clone();
         }
-        Ok(())
+        let mut not_taken = Vec::new();
+        for (i, c) in creds {
+            if !c.is_some_and(|c| reload_credentials(i, c)) {
+                not_taken.extend(applied.iter().filter(|k| credential_key(k).is_some_and(|(j, _)| j == i)).cloned());
+            }
+        }
+        Ok(not_taken)
     }
 }
 
@@ -228,6 +316,29 @@ type = "null"
         std::fs::write(dir.path().join("job.toml"), JOB.replace("watermark_lag", "watermark_lag_typo")).unwrap();
         assert!(r.reload().error.unwrap().contains("watermark_lag_typo"));
         assert!(filters.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn credentials_of_a_sink_not_running_or_a_move_to_another_database_need_a_restart() {
+        let pg = |url: &str| {
+            JOB.replace(
+                "type = \"null\"",
+                &format!("type = \"postgres\"\n[sink.postgres]\nconnect = \"{url}\"\ntable = \"t\""),
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (mut r, _, _) = reloader(dir.path(), &pg("postgresql://a:x@127.0.0.1:5432/db"));
+        // Another database: never live.
+        std::fs::write(dir.path().join("job.toml"), pg("postgresql://a:x@127.0.0.1:5432/other")).unwrap();
+        let o = r.reload();
+        assert!(o.applied.is_empty() && o.need_restart == ["sink[0].postgres.connect"], "{o:?}");
+        // Another password for the same database: live, but no sink of this job is running to take it.
+        std::fs::write(dir.path().join("job.toml"), pg("postgresql://a:y@127.0.0.1:5432/db")).unwrap();
+        let o = r.reload();
+        assert!(o.applied.is_empty() && o.need_restart == ["sink[0].postgres.connect"], "{o:?}");
+        assert_eq!(credential_key("sink[12].influxdb.token"), Some((12, "influxdb")));
+        assert_eq!(credential_key("sink[1].influxdb.url"), None);
+        assert!(same_database("host=h port=1 user=a password=x dbname=d", "postgresql://b:y@h:1/d"));
     }
 
     #[test]

@@ -14,8 +14,16 @@
 
 use crate::metrics::Metrics;
 use sd_notify::NotifyState;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set once the job is ready (`READY=1` sent, or due had there been a service manager).
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Whether the job has started: a reload waits for it, so that its `READY=1` cannot come before the job's own.
+pub fn started() -> bool {
+    READY.load(Ordering::Acquire)
+}
 
 /// The job's link to the service manager.
 pub struct Service {
@@ -52,6 +60,7 @@ impl Service {
     /// The pipeline runs: sources are open and every thread has started.
     pub fn ready(&mut self, status: &str) {
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+        READY.store(true, Ordering::Release);
         if let Some(p) = self.ping_every {
             tracing::info!(ping_every = ?p, "systemd watchdog on");
         }

@@ -499,8 +499,16 @@ fn influxdb_sink_allocations() -> (u64, u64) {
     let plan = ticklane::config::parse(&toml, "alloc").expect("a valid config");
     let sp = &plan.sinks[0];
     let mut producers = ticklane::sink::Producers::with_offsets(None);
-    let mut sink =
-        ticklane::sink::open(sp, &plan.streams[sp.stream as usize], &mut producers, false, None).expect("open");
+    let mut sink = ticklane::sink::open(
+        sp,
+        &plan.streams[sp.stream as usize],
+        0,
+        &Default::default(),
+        &mut producers,
+        false,
+        None,
+    )
+    .expect("open");
     let symbols = Symbols::new();
     for i in 0..100 {
         symbols.intern(&TradeGen::symbol(i), 1000);

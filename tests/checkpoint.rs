@@ -762,7 +762,8 @@ path = {path}
     let plan = ticklane::config::parse(&toml, "test.toml").expect("valid");
     let (sp, def) = (&plan.sinks[0], &plan.streams[plan.sinks[0].stream as usize]);
     let open = |resume: Option<&SinkPosition>| {
-        ticklane::sink::open(sp, def, &mut ticklane::sink::Producers::default(), true, resume)
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        ticklane::sink::open(sp, def, 0, &stop, &mut ticklane::sink::Producers::default(), true, resume)
     };
     let row = |i: u64| RejectRow::new(i, RejectReason::BadPrice, format!("t{i},x,1").as_bytes());
     let file = |name: &str| out.join(name);

@@ -338,7 +338,7 @@ fn a_server_killed_mid_run_loses_and_doubles_nothing() {
     let st = r.wait_for(Duration::from_secs(60)).expect("the job ends after the restart");
     let (_, err) = r.output();
     assert!(st.success(), "the job failed:\n{err}");
-    assert!(err.contains("postgres sink cannot write; retrying"), "no WARN line about the outage:\n{err}");
+    assert!(err.contains("postgres write failed; retrying"), "no WARN line about the outage:\n{err}");
     assert!(err.contains("ticklane@127.0.0.1:"), "the WARN line does not name the target:\n{err}");
 
     let want = Table::read(&d.join("bars.csv"));
@@ -383,7 +383,7 @@ fn with_drop_after_a_server_that_stays_down_costs_counted_rows_only() {
     let err = plain(&err);
     let dropped: usize = err
         .lines()
-        .filter(|l| l.contains("postgres sink dropped a batch"))
+        .filter(|l| l.contains("postgres write still failing after drop_after"))
         .map(|l| l.split(" rows=").nth(1).and_then(|v| v.split(' ').next()).unwrap().parse::<usize>().unwrap())
         .sum();
     assert!(dropped > 0, "nothing dropped:\n{err}");
@@ -577,4 +577,101 @@ fn postgres_config_errors_name_the_key_and_line() {
     assert!(e.contains(":13:") && e.contains("needs a [sink.postgres] table"), "{e}");
     let e = check(&format!("{head}[[sink]]\nstream = \"bars\"\ntype = \"csv\"\npath = \"x\"\n[sink.postgres]\n{ok}\n"));
     assert!(e.contains("key `sink[0].postgres`") && e.contains("only applies to a postgres sink"), "{e}");
+}
+
+#[test]
+fn a_stop_during_an_outage_ends_within_shutdown_timeout_and_says_what_was_not_written() {
+    if server("a_stop_during_an_outage_ends_within_shutdown_timeout_and_says_what_was_not_written").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pg = OwnServer::start(d);
+    let table = "stopped";
+    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 600_000, "shutdown_timeout = \"1s\"")).unwrap();
+    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
+    assert!(
+        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
+        "no rows written before the outage:\n{}",
+        r.stderr_so_far()
+    );
+    pg.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || sink_metric(&r, "retries_total") >= 1.0),
+        "the sink did not see the outage:\n{}",
+        r.stderr_so_far()
+    );
+    let t0 = Instant::now();
+    r.signal("TERM");
+    let st = r.wait_for(Duration::from_secs(30)).expect("the job ends within its shutdown_timeout");
+    let took = t0.elapsed();
+    let (_, err) = r.output();
+    assert!(!st.success(), "rows that were never written, and the job exited 0:\n{err}");
+    assert!(err.contains("rows not written") && err.contains("stream `bars`"), "{err}");
+    assert!(took < Duration::from_secs(15), "the job took {took:?} to give up (shutdown_timeout 1s)");
+}
+
+#[test]
+fn a_database_down_at_the_start_is_waited_for_until_a_stop() {
+    // No server needed: nothing listens on the port.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = format!("postgresql://ticklane@127.0.0.1:{}/ticklane", free_port());
+    std::fs::write(d.join("job.toml"), paced_job(&url, "never", 600_000, "")).unwrap();
+    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
+    assert!(
+        wait_until(Duration::from_secs(20), || r.stderr_so_far().contains("postgres write failed; retrying")),
+        "no WARN line about the database being down:\n{}",
+        r.stderr_so_far()
+    );
+    r.signal("TERM");
+    let st = r.wait_for(Duration::from_secs(10)).expect("a stop ends the wait for the database");
+    let (_, err) = r.output();
+    assert!(!st.success(), "{err}");
+    assert!(err.contains("stopped while waiting for") && err.contains("stream `bars`"), "{err}");
+}
+
+#[test]
+fn a_reload_hands_new_credentials_to_the_running_sink() {
+    if server("a_reload_hands_new_credentials_to_the_running_sink").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pg = OwnServer::start(d);
+    let table = "rotated";
+    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 300_000, "")).unwrap();
+    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
+    assert!(
+        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
+        "no rows written:\n{}",
+        r.stderr_so_far()
+    );
+    let mut c = client(&pg.url);
+    c.batch_execute(&format!("CREATE ROLE newuser LOGIN; GRANT ALL ON {table} TO newuser")).unwrap();
+    let rotated = pg.url.replace("ticklane@", "newuser@");
+    std::fs::write(d.join("job.toml"), paced_job(&rotated, table, 300_000, "")).unwrap();
+    r.signal("HUP");
+    let who = |c: &mut Client| -> Vec<String> {
+        c.query("SELECT usename::text FROM pg_stat_activity WHERE application_name = 'ticklane'", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || who(&mut c) == ["newuser"]),
+        "the sink does not write as the new user (connected: {:?}):\n{}",
+        who(&mut c),
+        r.stderr_so_far()
+    );
+    let st = r.wait_for(Duration::from_secs(60)).expect("the job ends");
+    let (_, err) = r.output();
+    assert!(st.success(), "{err}");
+    assert!(err.contains("applied sink[1].postgres.connect"), "the reload does not say it applied the key:\n{err}");
+    assert!(!err.contains("needs a restart"), "{err}");
+    // Nothing lost or doubled across the change.
+    let file = Table::read(&d.join("bars.csv"));
+    let (got, want) = rows_vs_file(&mut c, table, &file);
+    assert_eq!(got, want);
 }

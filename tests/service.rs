@@ -219,3 +219,51 @@ fn the_install_script_stages_binary_config_and_unit() {
     assert!(out.contains("keeping") && out.contains("metrics.listen"), "{out}");
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), "[metrics]\nlisten = \"nowhere\"\n");
 }
+
+/// A SIGHUP while the job is still starting (here: its postgres sink waits for a database that is not there)
+/// is held until the job is ready, so that no READY=1 reaches the service manager before the job runs.
+#[test]
+fn a_reload_during_the_start_does_not_say_ready_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let job = format!(
+        "[[source]]\nname = \"t\"\ntype = \"synthetic\"\nevents = 1000\n[[window]]\nname = \"bars\"\n\
+         type = \"tumbling\"\nsize = \"1s\"\n[[sink]]\nstream = \"bars\"\ntype = \"postgres\"\n[sink.postgres]\n\
+         connect = \"postgresql://ticklane@127.0.0.1:{port}/ticklane\"\ntable = \"bars\"\n"
+    );
+    std::fs::write(d.join("job.toml"), job).unwrap();
+    let path = d.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let log = d.join("stderr.log");
+    let mut running = Job(Command::new(common::bin())
+        .args(["run", "--config", "job.toml"])
+        .current_dir(d)
+        .env("NOTIFY_SOCKET", &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap());
+    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        common::wait_until(Duration::from_secs(20), || stderr().contains("cannot connect at the start")),
+        "the sink is not waiting for its database:\n{}",
+        stderr()
+    );
+    let pid = running.0.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let mut got = Vec::new();
+    read_until(&sock, &mut got, Duration::from_millis(1500), |g| !g.is_empty());
+    assert!(got.iter().all(|m| !m.contains("READY=1") && !m.contains("RELOADING=1")), "{got:?}");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let t = Instant::now();
+    while running.0.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = running.0.try_wait().unwrap().expect("a stop ends the wait");
+    assert!(!st.success());
+    read_until(&sock, &mut got, Duration::from_millis(300), |_| false);
+    assert!(got.iter().all(|m| !m.contains("READY=1")), "READY=1 from a job that never ran: {got:?}");
+}

@@ -42,6 +42,10 @@ pub struct PostgresConfig {
     /// Drop (and count) a batch that could not be written for this long because the database was down.
     /// Default: never drop; wait for the database.
     pub drop_after: Option<Dur>,
+    /// At a stop (signal or end of input), how long rows not yet written are still retried; then they are
+    /// dropped, counted, and the job exits with an error.
+    #[serde(default = "shutdown_timeout")]
+    pub shutdown_timeout: Dur,
 }
 
 fn batch_rows() -> usize {
@@ -55,6 +59,9 @@ fn queue() -> usize {
 }
 fn max_backoff() -> Dur {
     Dur(5_000_000_000)
+}
+fn shutdown_timeout() -> Dur {
+    Dur(30_000_000_000)
 }
 
 /// A validated postgres sink.
@@ -73,6 +80,7 @@ pub struct PostgresPlan {
     pub queue: usize,
     pub max_backoff: Dur,
     pub drop_after: Option<Dur>,
+    pub shutdown_timeout: Dur,
 }
 
 /// The record columns that key a row: replays upsert onto them.
@@ -201,6 +209,9 @@ pub(super) fn plan(
     if p.drop_after.is_some_and(|d| d.0 <= 0) {
         errs.push((k("postgres.drop_after"), "must be positive (leave it out to never drop)".into()));
     }
+    if p.shutdown_timeout.0 < 0 {
+        errs.push((k("postgres.shutdown_timeout"), "must not be negative".into()));
+    }
     (errs.len() == n).then(|| PostgresPlan {
         connect: p.connect.clone(),
         password_env: p.password_env.clone(),
@@ -213,5 +224,6 @@ pub(super) fn plan(
         queue: p.queue,
         max_backoff: p.max_backoff,
         drop_after: p.drop_after,
+        shutdown_timeout: p.shutdown_timeout,
     })
 }

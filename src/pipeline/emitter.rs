@@ -20,11 +20,20 @@ use std::sync::Arc;
 
 /// A sink failed; the pipeline stops.
 #[derive(Debug, thiserror::Error)]
-#[error("sink {sink} (stream `{stream}`): {error}")]
+#[error("sink {sink}{}: {error}", in_stream(.stream))]
 pub struct SinkError {
     pub sink: String,
+    /// The stream the sink writes (empty for what belongs to no one sink, such as the commit record).
     pub stream: String,
     pub error: std::io::Error,
+}
+
+fn in_stream(stream: &str) -> String {
+    if stream.is_empty() {
+        String::new()
+    } else {
+        format!(" (stream `{stream}`)")
+    }
 }
 
 const BATCH: usize = 512;
@@ -57,6 +66,8 @@ pub struct Writer {
     stop: Arc<AtomicBool>,
     /// A ring into the sinks was dropped without its end-of-input (the thread before it failed).
     lost: bool,
+    /// Each sink's stream, for its errors.
+    sink_streams: Vec<String>,
 }
 
 impl Writer {
@@ -70,6 +81,12 @@ impl Writer {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let n = routes.len();
+        let mut sink_streams = vec![String::new(); sinks.len()];
+        for (stream, to) in routes.iter().enumerate() {
+            for &k in to {
+                sink_streams[k] = stream_names[stream].clone();
+            }
+        }
         let mut sinks = sinks;
         for s in &mut sinks {
             s.watch_stop(stop.clone());
@@ -91,6 +108,7 @@ impl Writer {
             commit_record: None,
             stop,
             lost: false,
+            sink_streams,
         }
     }
 
@@ -124,10 +142,10 @@ impl Writer {
             return Ok(());
         }
         *seen = done;
-        for s in &mut self.sinks {
+        for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
             s.checkpoint_complete(done).map_err(|error| SinkError {
                 sink: s.describe(),
-                stream: String::new(),
+                stream: stream.clone(),
                 error,
             })?;
         }
@@ -152,11 +170,11 @@ impl Writer {
         self.poll_completed()?;
         let mut positions = Vec::with_capacity(self.sinks.len());
         let mut failed = None;
-        for s in &mut self.sinks {
+        for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
             match s.checkpoint(id) {
                 Ok(p) => positions.push(p),
                 Err(e) => {
-                    failed = Some(format!("sink {}: {e}", s.describe()));
+                    failed = Some(format!("sink {} (stream `{stream}`): {e}", s.describe()));
                     break;
                 }
             }
@@ -231,8 +249,8 @@ impl Writer {
         if !self.dirty {
             return Ok(());
         }
-        for s in &mut self.sinks {
-            s.flush().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
+        for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
+            s.flush().map_err(|error| SinkError { sink: s.describe(), stream: stream.clone(), error })?;
         }
         self.dirty = false;
         Ok(())
@@ -252,8 +270,8 @@ impl Writer {
             }
             self.poll_completed()?;
         }
-        for s in &mut self.sinks {
-            s.finish(ended).map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
+        for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
+            s.finish(ended).map_err(|error| SinkError { sink: s.describe(), stream: stream.clone(), error })?;
         }
         self.dirty = false;
         Ok(())
@@ -264,8 +282,8 @@ impl Writer {
     /// source has no room for is dropped: the next one covers it, and waiting could deadlock (the source may
     /// itself be waiting for room in a shard's ring).
     pub fn commit_point(&mut self, source: usize, ack: Ack) -> Result<(), SinkError> {
-        for s in &mut self.sinks {
-            s.sync().map_err(|error| SinkError { sink: s.describe(), stream: String::new(), error })?;
+        for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
+            s.sync().map_err(|error| SinkError { sink: s.describe(), stream: stream.clone(), error })?;
         }
         self.dirty = false;
         if let Some(tx) = self.acks.get_mut(source) {

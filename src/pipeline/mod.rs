@@ -550,7 +550,7 @@ pub fn run_with(
     for (j, sp) in plan.sinks.iter().enumerate() {
         let def = &plan.streams[sp.stream as usize];
         let resume = restored.as_ref().map(|r| &r.manifest.sinks[j]).or(start.as_ref().map(|s| &s.sinks[j]));
-        let sink = crate::sink::open(sp, def, &mut producers, plan.checkpoint.dir.is_some(), resume)
+        let sink = crate::sink::open(sp, def, j, &stop, &mut producers, plan.checkpoint.dir.is_some(), resume)
             .with_context(|| format!("opening the sink of stream `{}`", def.name))?;
         routes[sp.stream as usize].push(sinks.len());
         sinks.push(sink);

@@ -1,6 +1,7 @@
 //! Sinks: where the emitter writes each stream. Only the emitter thread touches them, so a slow sink
 //! backpressures through the emitter's rings and never blocks a shard directly.
 
+pub mod batch;
 mod encode;
 mod influxdb;
 mod kafka;
@@ -80,10 +81,14 @@ pub trait Sink: Send {
 /// Opens the sink of `plan` for stream `def`; Kafka sinks take their producer from `producers`. With
 /// `resume` (the sink's position in the checkpoint being restored), a file sink continues the file cut back
 /// to that position instead of starting it anew, and a Kafka sink reads back what followed it;
-/// `checkpointed`: checkpoints are on.
+/// `checkpointed`: checkpoints are on. `index` is the sink's place in the config (`sink[index]`), by which a
+/// reload finds it; `stop` the job's stop flag, which ends a sink's wait for its database at the start.
+#[allow(clippy::too_many_arguments)]
 pub fn open(
     plan: &SinkPlan,
     def: &StreamDef,
+    index: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
     producers: &mut Producers,
     checkpointed: bool,
     resume: Option<&SinkPosition>,
@@ -91,8 +96,8 @@ pub fn open(
     Ok(match plan.kind {
         SinkType::Null => Box::new(NullSink),
         SinkType::Kafka => Box::new(KafkaSink::open(plan, def, producers, checkpointed, resume)?),
-        SinkType::Postgres => Box::new(PostgresSink::open(plan, def)?),
-        SinkType::Influxdb => Box::new(InfluxSink::open(plan, def)?),
+        SinkType::Postgres => Box::new(PostgresSink::open(plan, def, index, stop)?),
+        SinkType::Influxdb => Box::new(InfluxSink::open(plan, def, index)?),
         _ => Box::new(TextSink::open(plan, def, resume)?),
     })
 }

@@ -3,20 +3,19 @@
 //! temporary table and upserts it into the target by the window key in one transaction, so rows written
 //! again after a restore replace themselves instead of doubling. docs/operations.md describes it.
 
+use super::batch::{Backend, Batcher, Credentials, Failure, Policy};
 use super::{Encoder, Sink};
 use crate::checkpoint::manifest::SinkPosition;
 use crate::config::{Format, PostgresPlan, SinkPlan, StreamDef};
 use crate::record::{Record, RejectRow};
-use crate::sink::stats::{self, SinkStats};
+use crate::sink::stats;
 use crate::sink::Column;
 use crate::symbols::SymbolCache;
-use crate::time::TimeUnit;
+use crate::time::{format_duration, TimeUnit};
 use postgres::{Client, NoTls};
 use std::io::{self, Write};
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The position kind a postgres sink records in checkpoints: what it writes after a restore replaces
@@ -25,32 +24,15 @@ pub const POSITION_KIND: &str = "upsert";
 
 /// Bytes a buffer starts with per row of its batch (it grows if rows are longer).
 const ROW_BYTES: usize = 160;
-/// The first wait before retrying a database that is down.
+/// The first wait before retrying a database that is down at the start.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The temporary table each batch is COPY'd into (one per connection).
 const STAGING: &str = "pg_temp.ticklane_staging";
 
-/// What the emitter hands the writer thread.
-enum Msg {
-    /// A buffer of COPY rows and how many.
-    Rows(Vec<u8>, u64),
-    /// Write everything handed over so far, then acknowledge.
-    Sync,
-}
-
 /// A window stream into a PostgreSQL table (see the module's opening line).
 pub struct PostgresSink {
     enc: Encoder,
-    buf: Vec<u8>,
-    rows: u64,
-    batch_rows: u64,
-    tx: Option<SyncSender<Msg>>,
-    /// Empty buffers back from the writer: `queue` circulate, so an empty channel means the writer holds
-    /// them all (the emitter waits).
-    free: Receiver<Vec<u8>>,
-    acks: Receiver<()>,
-    writer: Option<JoinHandle<io::Result<()>>>,
-    metrics: Arc<SinkStats>,
+    batch: Batcher,
     what: String,
 }
 
@@ -92,13 +74,8 @@ fn sql_type(c: Column) -> &'static str {
     }
 }
 
-/// An error of the writer or of the start-up checks: transient ones (the database down, the connection
-/// lost, the server shutting down) are retried, the others stop the job.
-enum Failure {
-    Transient(String),
-    Permanent(String),
-}
-
+/// A database error as the batching sees it: transient ones (the database down, the connection lost, the
+/// server shutting down) are retried, the others stop the job.
 fn classify(e: postgres::Error) -> Failure {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
@@ -112,10 +89,10 @@ fn classify(e: postgres::Error) -> Failure {
         if let Some(h) = db.hint() {
             msg.push_str(&format!("; hint: {h}"));
         }
-        return if transient { Failure::Transient(msg) } else { Failure::Permanent(msg) };
+        return if transient { Failure::Retry(msg) } else { Failure::Refused(msg) };
     }
     // No server error: the connection could not be made or was lost.
-    Failure::Transient(e.to_string())
+    Failure::Retry(e.to_string())
 }
 
 /// The SQL of one sink, built once.
@@ -172,33 +149,16 @@ impl Statements {
     }
 }
 
-/// The writer thread's side: a connection (made again after it is lost), the statements, the policy.
-struct Writer {
+/// The writer thread's side: a connection (made again after it is lost) and the statements.
+struct PgWriter {
     cfg: postgres::Config,
     client: Option<Client>,
     sql: Statements,
     create: bool,
     target: String,
-    stream: String,
-    batch_rows: u64,
-    batch_time: Duration,
-    queue: usize,
-    max_backoff: Duration,
-    drop_after: Option<Duration>,
-    /// Since when the database has been unreachable (None while writes succeed): an outage spans batches,
-    /// so `drop_after` bounds it as a whole.
-    down: Option<Instant>,
-    metrics: Arc<SinkStats>,
 }
 
-impl Writer {
-    fn permanent(&self, msg: String) -> io::Error {
-        io::Error::other(format!(
-            "postgres sink of stream `{}`, table `{}` at {}: {msg}",
-            self.stream, self.sql.shown, self.target
-        ))
-    }
-
+impl PgWriter {
     /// A connection whose session has the staging table; the schema checks when `check`.
     fn connect(&mut self, check: bool) -> Result<&mut Client, Failure> {
         if self.client.as_ref().is_some_and(|c| c.is_closed()) {
@@ -228,7 +188,7 @@ impl Writer {
             id = oid(c)?;
         }
         let Some(id) = id else {
-            return Err(Failure::Permanent(format!(
+            return Err(Failure::Refused(format!(
                 "table `{}` does not exist (create it, or set create = true in [sink.postgres])",
                 self.sql.shown
             )));
@@ -244,7 +204,7 @@ impl Writer {
             .collect();
         let missing: Vec<&str> = self.sql.columns.iter().filter(|n| !have.contains(n)).map(String::as_str).collect();
         if !missing.is_empty() {
-            return Err(Failure::Permanent(format!(
+            return Err(Failure::Refused(format!(
                 "table `{}` has no column {} (it has {})",
                 self.sql.shown,
                 missing.join(", "),
@@ -264,7 +224,7 @@ impl Writer {
             .map_err(classify)?
             .get(0);
         if unique == 0 {
-            return Err(Failure::Permanent(format!(
+            return Err(Failure::Refused(format!(
                 "table `{}` has no unique constraint on ({}), which replays upsert by: add it with \
                  ALTER TABLE {} ADD UNIQUE ({})",
                 self.sql.shown,
@@ -276,13 +236,54 @@ impl Writer {
         Ok(())
     }
 
+    /// Connects and checks the table before the job starts, retrying while the database is down, until it
+    /// answers or the job is stopped (`stop`).
+    fn start(&mut self, stream: &str, max_backoff: Duration, stop: &AtomicBool) -> io::Result<()> {
+        let mut backoff = FIRST_BACKOFF;
+        let since = Instant::now();
+        loop {
+            let msg = match self.connect(true) {
+                Ok(_) => {
+                    if since.elapsed() > FIRST_BACKOFF {
+                        tracing::info!(target = %self.target, table = %self.sql.shown, "postgres sink connected after {}",
+                            format_duration(since.elapsed().as_nanos() as i64));
+                    }
+                    return Ok(());
+                }
+                Err(Failure::Refused(msg)) => msg,
+                Err(Failure::Retry(msg)) => {
+                    tracing::warn!(stream, target = %self.target, table = %self.sql.shown, error = %msg,
+                        retry_in_ms = backoff.as_millis() as u64, "postgres write failed; retrying (cannot connect at the start)");
+                    let wake = Instant::now() + backoff;
+                    while Instant::now() < wake {
+                        if stop.load(Ordering::Relaxed) {
+                            return Err(io::Error::other(format!(
+                                "postgres sink of stream `{stream}`: stopped while waiting for {} to answer ({msg})",
+                                self.target
+                            )));
+                        }
+                        std::thread::sleep((wake - Instant::now()).min(Duration::from_millis(50)));
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            };
+            return Err(io::Error::other(format!(
+                "postgres sink of stream `{stream}`, table `{}` at {}: {msg}",
+                self.sql.shown, self.target
+            )));
+        }
+    }
+}
+
+impl Backend for PgWriter {
     /// One transaction: COPY the batches into the staging table, upsert them into the target.
-    fn commit(&mut self, held: &[(Vec<u8>, u64)]) -> Result<(), Failure> {
+    fn write(&mut self, bufs: &[&[u8]]) -> Result<(), Failure> {
         let (copy, upsert) = (self.sql.copy.clone(), self.sql.upsert.clone());
         let c = self.connect(false)?;
         let mut tx = c.transaction().map_err(classify)?;
         let mut w = tx.copy_in(&copy).map_err(classify)?;
-        for (b, _) in held {
+        for b in bufs {
             // A write error means the connection is gone: finish() reports it.
             if w.write_all(b).is_err() {
                 break;
@@ -293,90 +294,26 @@ impl Writer {
         tx.commit().map_err(classify)
     }
 
-    /// Runs `op` until it succeeds or fails for good, with backoff while the database is down. `None` when the
-    /// `rows` were dropped instead (`drop_after`).
-    fn retrying<T>(&mut self, rows: u64, mut op: impl FnMut(&mut Self) -> Result<T, Failure>) -> io::Result<Option<T>> {
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match op(self) {
-                Ok(v) => {
-                    if let Some(t) = self.down.take() {
-                        tracing::info!(target = %self.target, table = %self.sql.shown, down_for = ?t.elapsed(), "postgres sink reconnected");
-                    }
-                    return Ok(Some(v));
-                }
-                Err(Failure::Permanent(msg)) => return Err(self.permanent(msg)),
-                Err(Failure::Transient(msg)) => {
-                    self.client = None;
-                    self.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                    let since = *self.down.get_or_insert_with(Instant::now);
-                    if self.drop_after.is_some_and(|d| rows > 0 && since.elapsed() >= d) {
-                        self.metrics.rows_dropped.fetch_add(rows, Ordering::Relaxed);
-                        tracing::error!(target = %self.target, table = %self.sql.shown, rows, error = %msg, "postgres sink dropped a batch: the database was down for longer than drop_after");
-                        return Ok(None);
-                    }
-                    tracing::warn!(target = %self.target, table = %self.sql.shown, error = %msg, retry_in = ?backoff, "postgres sink cannot write; retrying");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(self.max_backoff);
-                }
-            }
-        }
+    fn reset(&mut self) {
+        self.client = None;
     }
 
-    fn write(&mut self, held: &[(Vec<u8>, u64)]) -> io::Result<()> {
-        let rows: u64 = held.iter().map(|h| h.1).sum();
-        if self.retrying(rows, |w| w.commit(held))?.is_some() {
-            self.metrics.rows_written.fetch_add(rows, Ordering::Relaxed);
+    /// A new user or password: the next write connects with them (the connection open so far is closed).
+    fn set_credentials(&mut self, c: &Credentials) {
+        if let Some(u) = &c.user {
+            self.cfg.user(u);
         }
-        Ok(())
-    }
-
-    /// The thread's loop: gathers what the emitter hands over into one transaction (until `batch_rows`, or
-    /// `batch_time` after the first, or a sync, or every buffer is here), writes it, returns the buffers.
-    fn run(mut self, rx: Receiver<Msg>, free: SyncSender<Vec<u8>>, acks: SyncSender<()>) -> io::Result<()> {
-        let mut held: Vec<(Vec<u8>, u64)> = Vec::with_capacity(self.queue);
-        loop {
-            let Ok(first) = rx.recv() else {
-                return Ok(());
-            };
-            let mut sync = false;
-            match first {
-                Msg::Sync => sync = true,
-                Msg::Rows(b, n) => held.push((b, n)),
-            }
-            let deadline = Instant::now() + self.batch_time;
-            let mut rows: u64 = held.iter().map(|h| h.1).sum();
-            while !sync && rows < self.batch_rows && held.len() < self.queue {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(Msg::Rows(b, n)) => {
-                        rows += n;
-                        held.push((b, n));
-                    }
-                    Ok(Msg::Sync) => sync = true,
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            if !held.is_empty() {
-                self.write(&held)?;
-            }
-            // Written (or dropped): no longer queued.
-            self.metrics.batches_queued.fetch_sub(held.len() as u64, Ordering::Relaxed);
-            for (mut b, _) in held.drain(..) {
-                b.clear();
-                let _ = free.send(b);
-            }
-            if sync {
-                let _ = acks.send(());
-            }
+        if let Some(p) = &c.password {
+            self.cfg.password(p);
         }
+        self.client = None;
     }
 }
 
 impl PostgresSink {
-    /// Connects (waiting, with backoff, while the database is down), checks or creates the table, and
-    /// starts the writer thread.
-    pub fn open(plan: &SinkPlan, def: &StreamDef) -> io::Result<PostgresSink> {
+    /// Connects (waiting, with backoff, while the database is down, until it answers or `stop` is set),
+    /// checks or creates the table, and starts the writer thread. `index`: the sink's place in the config.
+    pub fn open(plan: &SinkPlan, def: &StreamDef, index: usize, stop: &AtomicBool) -> io::Result<PostgresSink> {
         let p = plan.postgres.as_ref().ok_or_else(|| io::Error::other("a postgres sink without [sink.postgres]"))?;
         let mut cfg: postgres::Config =
             p.connect.parse().map_err(|e| io::Error::other(format!("[sink.postgres] connect: {e}")))?;
@@ -393,124 +330,51 @@ impl PostgresSink {
         let target = target(&cfg);
         let sql = Statements::new(p, &plan.columns);
         let what = format!("postgres table {} at {target}", sql.shown);
-        let metrics = stats::register("postgres", &def.name);
-        let mut w = Writer {
-            cfg,
-            client: None,
-            sql,
-            create: p.create,
-            target,
+        let max_backoff = Duration::from_nanos(p.max_backoff.0 as u64);
+        let mut w = PgWriter { cfg, client: None, create: p.create, target: target.clone(), sql };
+        w.start(&def.name, max_backoff, stop)?;
+        let policy = Policy {
+            kind: "postgres",
             stream: def.name.clone(),
+            target: format!("{target}, table `{}`", w.sql.shown),
+            index,
+            // `queue` batches with the writer, one being filled.
+            buffers: p.queue + 1,
+            buffer_bytes: p.batch_rows.min(1 << 16) * ROW_BYTES,
             batch_rows: p.batch_rows as u64,
-            batch_time: Duration::from_nanos(p.batch_time.0 as u64),
-            queue: p.queue,
-            max_backoff: Duration::from_nanos(p.max_backoff.0 as u64),
+            batch_time: p.batch_time.0 as u64,
+            retry_max: max_backoff,
             drop_after: p.drop_after.map(|d| Duration::from_nanos(d.0 as u64)),
-            down: None,
-            metrics: metrics.clone(),
+            shutdown_timeout: Duration::from_nanos(p.shutdown_timeout.0 as u64),
         };
-        w.retrying(0, |w| w.connect(true).map(|_| ()))?;
-        let (tx, rx) = mpsc::sync_channel(p.queue + 1);
-        let (free_tx, free) = mpsc::sync_channel(p.queue);
-        for _ in 0..p.queue {
-            let _ = free_tx.send(Vec::with_capacity(p.batch_rows.min(1 << 16) * ROW_BYTES));
-        }
-        let (ack_tx, acks) = mpsc::sync_channel(1);
-        let writer =
-            std::thread::Builder::new().name(format!("pg-{}", def.name)).spawn(move || w.run(rx, free_tx, ack_tx))?;
+        let batch = Batcher::start(w, policy, stats::register("postgres", &def.name))?;
         // Timestamps go into bigint columns as ns since the epoch, whatever unit the stream's files use.
         let enc = Encoder { format: Format::Csv, columns: plan.columns.clone(), unit: TimeUnit::Nanos };
-        Ok(PostgresSink {
-            enc,
-            buf: Vec::with_capacity(p.batch_rows.min(1 << 16) * ROW_BYTES),
-            rows: 0,
-            batch_rows: p.batch_rows as u64,
-            tx: Some(tx),
-            free,
-            acks,
-            writer: Some(writer),
-            metrics,
-            what,
-        })
-    }
-
-    /// The writer thread has stopped: its error.
-    fn failed(&mut self) -> io::Error {
-        self.tx = None;
-        match self.writer.take().map(|h| h.join()) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other(format!("{}: its writer thread panicked", self.what)),
-            _ => io::Error::other(format!("{}: its writer thread has stopped", self.what)),
-        }
-    }
-
-    /// Hands the current buffer to the writer thread, waiting for an empty buffer to go on with if the writer
-    /// holds them all (backpressure, counted as time blocked).
-    fn hand_over(&mut self) -> io::Result<()> {
-        if self.rows == 0 {
-            return Ok(());
-        }
-        let next = match self.free.try_recv() {
-            Ok(b) => b,
-            Err(TryRecvError::Empty) => {
-                let t = Instant::now();
-                let b = self.free.recv();
-                self.metrics.blocked_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                match b {
-                    Ok(b) => b,
-                    Err(_) => return Err(self.failed()),
-                }
-            }
-            Err(TryRecvError::Disconnected) => return Err(self.failed()),
-        };
-        let full = std::mem::replace(&mut self.buf, next);
-        let n = std::mem::take(&mut self.rows);
-        let sent = self.tx.as_ref().map(|tx| tx.send(Msg::Rows(full, n)));
-        if !matches!(sent, Some(Ok(()))) {
-            return Err(self.failed());
-        }
-        self.metrics.batches_queued.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Waits until the writer thread has committed everything handed over.
-    fn drain(&mut self) -> io::Result<()> {
-        self.hand_over()?;
-        let sent = self.tx.as_ref().map(|tx| tx.send(Msg::Sync));
-        if !matches!(sent, Some(Ok(()))) || self.acks.recv().is_err() {
-            return Err(self.failed());
-        }
-        Ok(())
+        Ok(PostgresSink { enc, batch, what })
     }
 }
 
 impl Sink for PostgresSink {
     #[inline]
     fn write(&mut self, rec: &Record, syms: &mut SymbolCache) -> io::Result<()> {
-        self.enc.encode_copy(rec, syms, &mut self.buf);
-        self.rows += 1;
-        if self.rows >= self.batch_rows {
-            self.hand_over()?;
-        }
-        Ok(())
+        self.enc.encode_copy(rec, syms, self.batch.buf());
+        self.batch.added()
     }
 
     fn write_reject(&mut self, _rej: &RejectRow) -> io::Result<()> {
         Err(io::Error::other("a postgres sink takes window streams only"))
     }
 
-    /// The emitter has nothing else to do: hand over what is here, waiting for an empty buffer if the writer
-    /// holds them all (the emitter would not come back to rows left here before its next row).
     fn flush(&mut self) -> io::Result<()> {
-        self.hand_over()
+        self.batch.flush()
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.drain()
+        self.batch.drain()
     }
 
     fn checkpoint(&mut self, _id: u64) -> io::Result<SinkPosition> {
-        self.drain()?;
+        self.batch.drain()?;
         Ok(SinkPosition {
             sink: self.what.clone(),
             kind: POSITION_KIND.into(),
@@ -524,13 +388,11 @@ impl Sink for PostgresSink {
     }
 
     fn finish(&mut self, _ended: bool) -> io::Result<()> {
-        self.drain()?;
-        self.tx = None;
-        match self.writer.take().map(|h| h.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(io::Error::other(format!("{}: its writer thread panicked", self.what))),
-            None => Ok(()),
-        }
+        self.batch.finish()
+    }
+
+    fn watch_stop(&mut self, stop: Arc<AtomicBool>) {
+        self.batch.watch_stop(stop);
     }
 
     fn describe(&self) -> String {
