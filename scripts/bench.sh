@@ -34,7 +34,9 @@
 #   itch-latency  (i) the live ITCH path: `ticklane itch-send` replays a generated feed of ITCH_LAT_RATE × LAT_SECONDS
 #               messages as MoldUDP64 over loopback UDP, open-loop at ITCH_LAT_RATE messages/s (default 1000000),
 #               into a job that rebuilds the books and writes 1-minute microprice and OHLCV bars
-#               (config/bench/itch-latency.toml); end_to_end p50 … max from when each message was due to be sent
+#               (config/bench/itch-latency.toml), and in a variant one row per quote (itch-latency-quotes.toml: a
+#               `[[stream]] events = "quote"` to a null sink, end_to_end per book change); end_to_end p50 … max
+#               from when each message was due to be sent
 #               (the sender's schedule, shared on CLOCK_MONOTONIC) and, in separate runs, from when its packet
 #               was received; for each packing in ITCH_LAT_BATCHES (messages per packet at most; default
 #               "65534 10": as many as fit 1,400 bytes, about 42, and 10); packets and messages lost. Baseline in the same
@@ -1151,6 +1153,7 @@ itch_latency() {
             for from in due receive; do
                 itch_lat_run "itchlat-$b-$from-baseline" itch-latency-baseline.toml ingest_to_shard "$b" "$from" "$i" "$feed"
                 itch_lat_run "itchlat-$b-$from" itch-latency.toml end_to_end "$b" "$from" "$i" "$feed"
+                itch_lat_run "itchlat-$b-$from-quotes" itch-latency-quotes.toml end_to_end "$b" "$from" "$i" "$feed"
             done
         done
     done
@@ -1158,7 +1161,8 @@ itch_latency() {
     echo "### (i) ITCH over loopback UDP: $n messages at $rate messages/s, 100 stocks, ${LAT_SECONDS} s per run"
     echo
     echo "Workload rows: end_to_end, message → the 1-minute microprice or OHLCV bar its book change or execution"
-    echo "closes written (null sinks). Baseline rows: decode + books only, ingest_to_shard (→ the shard took the"
+    echo "closes written (null sinks); per-quote rows: message → the quote row of its book change written"
+    echo "(config/bench/itch-latency-quotes.toml: one row per top-of-book change, null sink). Baseline rows: decode + books only, ingest_to_shard (→ the shard took the"
     echo "execution off its ring). From \"due\": when the sender's schedule said the message was due; from"
     echo "\"receive\": when recv returned its packet. Packets: received (fewest over runs) / sent (most); lost:"
     echo "messages missing by the MoldUDP64 sequence / datagrams the kernel dropped (most over runs); sender: the"
@@ -1170,6 +1174,7 @@ itch_latency() {
     for b in $batches; do
         for from in due receive; do
             itch_lat_row "≤ $b msgs/packet, from $from: books, quotes, bars" "itchlat-$b-$from"
+            itch_lat_row "≤ $b msgs/packet, from $from: books, per-quote stream" "itchlat-$b-$from-quotes"
             itch_lat_row "≤ $b msgs/packet, from $from: baseline (decode + books)" "itchlat-$b-$from-baseline"
         done
     done
