@@ -21,6 +21,9 @@ type L2 = BTreeMap<(String, String, i128), (i64, u32)>;
 type QuoteRow =
     (i64, String, Option<i128>, i64, Option<i128>, i64, Option<i128>, Option<i128>, Option<i128>, Option<i128>);
 
+/// A top of book: best bid and best ask (price, shares), the imbalance.
+type Top = (Option<(i128, i64)>, Option<(i128, i64)>, Option<i128>);
+
 /// `num / den` rounded half away from zero (ticklane's `Price::from_ratio`).
 fn ratio(num: i128, den: i128) -> i128 {
     let (q, r) = (num / den, num % den);
@@ -44,7 +47,7 @@ fn reference(path: &Path) -> Reference {
     // Reference → (symbol, side, price, shares).
     let mut orders: HashMap<u64, (String, String, i128, i64)> = HashMap::new();
     let mut book: L2 = BTreeMap::new();
-    let mut last: HashMap<String, (Option<(i128, i64)>, Option<(i128, i64)>, Option<i128>)> = HashMap::new();
+    let mut last: HashMap<String, Top> = HashMap::new();
     let mut r = Reference { levels: Vec::new(), quotes: Vec::new(), books: Vec::new(), trades: 0 };
     // Adds `shares` and `orders` to a level, returning its row (a level left empty is gone).
     let change = |book: &mut L2, ts: i64, sym: &str, side: &str, price: i128, shares: i64, orders: i64| {
