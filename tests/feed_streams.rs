@@ -425,6 +425,29 @@ fn the_configuration_refuses_streams_it_cannot_make_or_write() {
     .unwrap();
 }
 
+/// An influxdb sink maps quote rows to points of their symbol, and level rows to points of their symbol, side
+/// and price (two levels changed at one time stay two points), at `ts`.
+#[test]
+fn influxdb_points_of_quotes_and_levels() {
+    use ticklane::sink::Column;
+    let sink = |stream: &str| {
+        let toml = config(&format!(
+            "[[stream]]\nname = \"quotes\"\ninput = \"feed\"\nevents = \"quote\"\n[[stream]]\nname = \"levels\"\n\
+             input = \"feed\"\nevents = \"level\"\n[[sink]]\nstream = \"{stream}\"\ntype = \"influxdb\"\n\
+             influxdb = {{ url = \"http://127.0.0.1:8086\", database = \"d\" }}\n"
+        ));
+        let plan = ticklane::config::parse(&toml, "job.toml").unwrap();
+        let p = plan.sinks[0].influxdb.clone().unwrap();
+        (p.tags, p.time, p.fields)
+    };
+    let (tags, time, fields) = sink("quotes");
+    assert_eq!((tags, time), (vec![Column::Symbol], Column::Ts));
+    assert_eq!(fields.len(), 8, "{fields:?}");
+    let (tags, time, fields) = sink("levels");
+    assert_eq!((tags, time), (vec![Column::Symbol, Column::Side, Column::Price], Column::Ts));
+    assert_eq!(fields, [Column::Shares, Column::Orders]);
+}
+
 /// Only the sources a level stream reads make level updates.
 #[test]
 fn levels_are_made_for_the_sources_a_level_stream_reads() {

@@ -589,6 +589,56 @@ mod tests {
     }
 
     #[test]
+    fn quote_and_level_rows_leave_out_what_a_missing_side_makes_undefined() {
+        use crate::event::{LevelUpdate, Quote};
+        let (mut syms, _) = setup();
+        let q = Quote {
+            ts: 7,
+            bid: Price(100_000_000_000),
+            ask: Price(100_010_000_000),
+            bid_qty: 300,
+            ask_qty: 100,
+            instrument: 0,
+            imbalance: 500_000_000,
+        };
+        let enc = Encoder {
+            format: Format::Csv,
+            columns: Column::defaults(StreamKind::Quote, &[], true),
+            unit: TimeUnit::Nanos,
+        };
+        let mut out = Vec::new();
+        enc.header(&mut out);
+        enc.encode(&Record::Quote(q), &mut syms, &mut out);
+        enc.encode(&Record::Quote(Quote { ask_qty: 0, imbalance: 1_000_000_000, ..q }), &mut syms, &mut out);
+        enc.encode(&Record::Quote(Quote { bid_qty: 0, ask_qty: 0, imbalance: 0, ..q }), &mut syms, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ts,symbol,bid,bid_qty,ask,ask_qty,mid,spread,microprice,imbalance\n\
+             7,\"AB,C\",100,300,100.01,100,100.005,0.01,100.0075,0.5\n\
+             7,\"AB,C\",100,300,,0,,,,1\n\
+             7,\"AB,C\",,0,,0,,,,\n"
+        );
+        let l =
+            LevelUpdate { ts: 9, price: Price(12_500_000_000), shares: 0, instrument: 0, orders: 0, side: Side::Sell };
+        let enc = Encoder {
+            format: Format::Jsonl,
+            columns: Column::defaults(StreamKind::Level, &[], true),
+            unit: TimeUnit::Nanos,
+        };
+        let mut out = Vec::new();
+        enc.encode(&Record::Level(l), &mut syms, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"ts\":9,\"symbol\":\"AB,C\",\"side\":\"S\",\"price\":12.5,\"shares\":0,\"orders\":0}\n"
+        );
+        let one_sided =
+            Encoder { format: Format::Jsonl, columns: vec![Column::Mid, Column::Bid], unit: TimeUnit::Nanos };
+        let mut out = Vec::new();
+        one_sided.encode(&Record::Quote(Quote { bid_qty: 0, ..q }), &mut syms, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"mid\":null,\"bid\":null}\n");
+    }
+
+    #[test]
     fn reject_text_is_quoted_and_json_safe() {
         let r = RejectRow::new(12, RejectReason::BadPrice, b"1,X,\"1.2.3\",5\xff");
         let enc = Encoder {
