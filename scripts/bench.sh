@@ -29,8 +29,8 @@
 #   itch        (h) an ITCH 5.0 feed of ITCH_MESSAGES (default 50000000) generated messages (itch-gen, 100
 #               stocks): on one core (benches/itch_file.rs) decode only, decode + books (baseline: without
 #               prefetching), decode + books + quote check; through the whole pipeline decode + books + 1 s
-#               OHLCV and 1 s imbalance windows (null sinks); baseline: the pipeline with books only (no
-#               quotes, no window). Messages/s, wall clock, and thread CPU time for the one-core cases
+#               OHLCV and 1 s imbalance windows (null sinks), and the same with a level stream (every L2 level
+#               update a row, null sink); baseline: the pipeline with books only (no quotes, no window). Messages/s, wall clock, and thread CPU time for the one-core cases
 #   itch-latency  (i) the live ITCH path: `ticklane itch-send` replays a generated feed of ITCH_LAT_RATE × LAT_SECONDS
 #               messages as MoldUDP64 over loopback UDP, open-loop at ITCH_LAT_RATE messages/s (default 1000000),
 #               into a job that rebuilds the books and writes 1-minute microprice and OHLCV bars
@@ -1008,7 +1008,7 @@ itch() {
         tail -30 "$WORK/itch-build.log" >&2
         exit 1
     }
-    for c in baseline windows; do
+    for c in baseline windows levels; do
         {
             printf '[metrics]\nlive = false\n[[source]]\nname = "feed"\ntype = "itch"\npath = "%s"\ndate = "2026-11-26"\n' "$feed"
             if [ $c = baseline ]; then
@@ -1019,6 +1019,9 @@ itch() {
                 printf '[[window]]\nname = "imb"\ntype = "tumbling"\nsize = "1s"\nvalue = "imbalance"\n'
                 printf 'aggregates = ["low", "high", "twap", "count"]\n'
                 for st in bars bars_late imb imb_late; do printf '[[sink]]\nstream = "%s"\ntype = "null"\n' $st; done
+            fi
+            if [ $c = levels ]; then
+                printf '[[stream]]\nname = "levels"\nevents = "level"\n[[sink]]\nstream = "levels"\ntype = "null"\n'
             fi
             printf '[[sink]]\nstream = "feed_rejects"\ntype = "null"\n'
         } >"$WORK/itch-$c.toml"
@@ -1037,7 +1040,7 @@ itch() {
             record "itch-$c" mps "$(awk -F'\t' -v c="$c" '$1 == c { print $2 }' "$out")"
             record "itch-$c" cpu "$(awk -F'\t' -v c="$c" '$1 == c { print $5 }' "$out")"
         done
-        for c in baseline windows; do
+        for c in baseline windows levels; do
             log=$WORK/itch-$c.$i.log
             run_pipeline "$WORK/itch-$c.toml" "$log" >/dev/null
             secs=$(sed -nE 's/^ticklane: [0-9]+ events in ([0-9.]+) s.*/\1/p' "$log")
@@ -1051,7 +1054,7 @@ itch() {
     echo
     echo "| case | messages/s (median [min – max]) | thread CPU time: messages/s (median) |"
     echo "|---|---|---|"
-    for c in "${one[@]}" baseline windows; do
+    for c in "${one[@]}" baseline windows levels; do
         printf '| %s | %s [%s – %s] | %s |\n' "$(case $c in
             decode) echo 'one core: decode only' ;;
             book) echo 'one core: decode + books (prefetching)' ;;
@@ -1059,6 +1062,7 @@ itch() {
             book+quotes) echo 'one core: decode + books + quote check' ;;
             baseline) echo 'pipeline: decode + books (no quotes, no windows)' ;;
             windows) echo 'pipeline: decode + books + quotes, 1 s OHLCV and 1 s imbalance windows' ;;
+            levels) echo 'pipeline: the above + every L2 level update as a row (a level stream, null sink)' ;;
             esac)" \
             "$(meps "$(stat "itch-$c" mps median)")" "$(meps "$(stat "itch-$c" mps min)")" "$(meps "$(stat "itch-$c" mps max)")" \
             "$(meps "$(stat "itch-$c" cpu median)")"
