@@ -29,12 +29,14 @@
 #   itch        (h) an ITCH 5.0 feed of ITCH_MESSAGES (default 50000000) generated messages (itch-gen, 100
 #               stocks): on one core (benches/itch_file.rs) decode only, decode + books (baseline: without
 #               prefetching), decode + books + quote check; through the whole pipeline decode + books + 1 s
-#               OHLCV and 1 s imbalance windows (null sinks); baseline: the pipeline with books only (no
-#               quotes, no window). Messages/s, wall clock, and thread CPU time for the one-core cases
+#               OHLCV and 1 s imbalance windows (null sinks), and the same with a level stream (every L2 level
+#               update a row, null sink); baseline: the pipeline with books only (no quotes, no window). Messages/s, wall clock, and thread CPU time for the one-core cases
 #   itch-latency  (i) the live ITCH path: `ticklane itch-send` replays a generated feed of ITCH_LAT_RATE × LAT_SECONDS
 #               messages as MoldUDP64 over loopback UDP, open-loop at ITCH_LAT_RATE messages/s (default 1000000),
 #               into a job that rebuilds the books and writes 1-minute microprice and OHLCV bars
-#               (config/bench/itch-latency.toml); end_to_end p50 … max from when each message was due to be sent
+#               (config/bench/itch-latency.toml), and in a variant one row per quote (itch-latency-quotes.toml: a
+#               `[[stream]] events = "quote"` to a null sink, end_to_end per book change); end_to_end p50 … max
+#               from when each message was due to be sent
 #               (the sender's schedule, shared on CLOCK_MONOTONIC) and, in separate runs, from when its packet
 #               was received; for each packing in ITCH_LAT_BATCHES (messages per packet at most; default
 #               "65534 10": as many as fit 1,400 bytes, about 42, and 10); packets and messages lost. Baseline in the same
@@ -1006,7 +1008,7 @@ itch() {
         tail -30 "$WORK/itch-build.log" >&2
         exit 1
     }
-    for c in baseline windows; do
+    for c in baseline windows levels; do
         {
             printf '[metrics]\nlive = false\n[[source]]\nname = "feed"\ntype = "itch"\npath = "%s"\ndate = "2026-11-26"\n' "$feed"
             if [ $c = baseline ]; then
@@ -1017,6 +1019,9 @@ itch() {
                 printf '[[window]]\nname = "imb"\ntype = "tumbling"\nsize = "1s"\nvalue = "imbalance"\n'
                 printf 'aggregates = ["low", "high", "twap", "count"]\n'
                 for st in bars bars_late imb imb_late; do printf '[[sink]]\nstream = "%s"\ntype = "null"\n' $st; done
+            fi
+            if [ $c = levels ]; then
+                printf '[[stream]]\nname = "levels"\nevents = "level"\n[[sink]]\nstream = "levels"\ntype = "null"\n'
             fi
             printf '[[sink]]\nstream = "feed_rejects"\ntype = "null"\n'
         } >"$WORK/itch-$c.toml"
@@ -1035,7 +1040,7 @@ itch() {
             record "itch-$c" mps "$(awk -F'\t' -v c="$c" '$1 == c { print $2 }' "$out")"
             record "itch-$c" cpu "$(awk -F'\t' -v c="$c" '$1 == c { print $5 }' "$out")"
         done
-        for c in baseline windows; do
+        for c in baseline windows levels; do
             log=$WORK/itch-$c.$i.log
             run_pipeline "$WORK/itch-$c.toml" "$log" >/dev/null
             secs=$(sed -nE 's/^ticklane: [0-9]+ events in ([0-9.]+) s.*/\1/p' "$log")
@@ -1049,7 +1054,7 @@ itch() {
     echo
     echo "| case | messages/s (median [min – max]) | thread CPU time: messages/s (median) |"
     echo "|---|---|---|"
-    for c in "${one[@]}" baseline windows; do
+    for c in "${one[@]}" baseline windows levels; do
         printf '| %s | %s [%s – %s] | %s |\n' "$(case $c in
             decode) echo 'one core: decode only' ;;
             book) echo 'one core: decode + books (prefetching)' ;;
@@ -1057,6 +1062,7 @@ itch() {
             book+quotes) echo 'one core: decode + books + quote check' ;;
             baseline) echo 'pipeline: decode + books (no quotes, no windows)' ;;
             windows) echo 'pipeline: decode + books + quotes, 1 s OHLCV and 1 s imbalance windows' ;;
+            levels) echo 'pipeline: the above + every L2 level update as a row (a level stream, null sink)' ;;
             esac)" \
             "$(meps "$(stat "itch-$c" mps median)")" "$(meps "$(stat "itch-$c" mps min)")" "$(meps "$(stat "itch-$c" mps max)")" \
             "$(meps "$(stat "itch-$c" cpu median)")"
@@ -1151,6 +1157,7 @@ itch_latency() {
             for from in due receive; do
                 itch_lat_run "itchlat-$b-$from-baseline" itch-latency-baseline.toml ingest_to_shard "$b" "$from" "$i" "$feed"
                 itch_lat_run "itchlat-$b-$from" itch-latency.toml end_to_end "$b" "$from" "$i" "$feed"
+                itch_lat_run "itchlat-$b-$from-quotes" itch-latency-quotes.toml end_to_end "$b" "$from" "$i" "$feed"
             done
         done
     done
@@ -1158,7 +1165,8 @@ itch_latency() {
     echo "### (i) ITCH over loopback UDP: $n messages at $rate messages/s, 100 stocks, ${LAT_SECONDS} s per run"
     echo
     echo "Workload rows: end_to_end, message → the 1-minute microprice or OHLCV bar its book change or execution"
-    echo "closes written (null sinks). Baseline rows: decode + books only, ingest_to_shard (→ the shard took the"
+    echo "closes written (null sinks); per-quote rows: message → the quote row of its book change written"
+    echo "(config/bench/itch-latency-quotes.toml: one row per top-of-book change, null sink). Baseline rows: decode + books only, ingest_to_shard (→ the shard took the"
     echo "execution off its ring). From \"due\": when the sender's schedule said the message was due; from"
     echo "\"receive\": when recv returned its packet. Packets: received (fewest over runs) / sent (most); lost:"
     echo "messages missing by the MoldUDP64 sequence / datagrams the kernel dropped (most over runs); sender: the"
@@ -1170,6 +1178,7 @@ itch_latency() {
     for b in $batches; do
         for from in due receive; do
             itch_lat_row "≤ $b msgs/packet, from $from: books, quotes, bars" "itchlat-$b-$from"
+            itch_lat_row "≤ $b msgs/packet, from $from: books, per-quote stream" "itchlat-$b-$from-quotes"
             itch_lat_row "≤ $b msgs/packet, from $from: baseline (decode + books)" "itchlat-$b-$from-baseline"
         done
     done
@@ -1312,6 +1321,9 @@ influxdb() {
         printf '| %s | %s [%s – %s] | %s s |\n' "$([ "$b" = null ] && echo 'null (baseline)' || echo "influxdb, batch_rows = $b")" \
             "$(stat "influx-$b" rps median)" "$(stat "influx-$b" rps min)" "$(stat "influx-$b" rps max)" \
             "$(awk -v v="$(stat "influx-$b" secs median)" 'BEGIN { printf "%.2f", v }')"
+    done
+}
+
 # --- (k) metrics cost ----------------------------------------------------------------------------------
 # One run with the metrics endpoint scraped every second while it runs; prints events/s and logs the scrapes.
 scraped_run() { # config logfile

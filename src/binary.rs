@@ -295,9 +295,13 @@ pub fn encode_trade(symbol: &str, t: &Trade, out: &mut Vec<u8>) {
     Decoded::Trade { symbol, truncated: false, ts: t.ts, price: t.price, qty: t.qty, side: t.side }.encode(out);
 }
 
-/// Appends a window, late or tick record for a result whose key is `symbol`.
+/// Appends a window, late, tick or (for a trade passed through) trade record for a result whose key is
+/// `symbol`. Quotes and level updates have no binary layout: the configuration refuses a binary sink of
+/// their streams, and nothing is appended for them.
 pub fn encode_record(rec: &Record, symbol: &str, out: &mut Vec<u8>) {
     let d = match rec {
+        Record::Trade(t) => return encode_trade(symbol, t, out),
+        Record::Quote(_) | Record::Level(_) => return,
         Record::Window(w) => Decoded::Window {
             symbol,
             truncated: false,

@@ -97,7 +97,7 @@ impl Operator for Continuous {
     fn on_event(&mut self, ev: &Event, _arrival: u64, out: &mut dyn Collector) {
         match ev {
             Event::Trade(t) => self.on_trade(t, out),
-            Event::Quote(_) => {}
+            Event::Quote(_) | Event::Level(_) => {}
         }
     }
 

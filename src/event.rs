@@ -268,6 +268,24 @@ impl Quote {
     }
 }
 
+/// One price level of an instrument's book as a change left it (L2, from an exchange feed's book): its total
+/// shares and order count, both 0 when the change removed it.
+///
+/// 40 bytes, so an [`Event`] stays 48.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelUpdate {
+    /// Event time, ns since the epoch.
+    pub ts: Nanos,
+    pub price: Price,
+    /// The level's shares after the change (0: the level is gone).
+    pub shares: Qty,
+    pub instrument: KeyId,
+    /// Orders resting at the level after the change.
+    pub orders: u32,
+    /// The side of the book: [`Side::Buy`] for a bid level, [`Side::Sell`] for an ask level.
+    pub side: Side,
+}
+
 /// What a stream is keyed (and so sharded) by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KeyBy {
@@ -278,13 +296,15 @@ pub enum KeyBy {
 
 /// Every kind of event the engine processes.
 ///
-/// New kinds (quotes, book deltas, order events keyed by account, reference data, FX rates) are added
-/// here as variants; operators match on the kinds they consume and ignore the rest, so adding a kind does
-/// not touch the pipeline.
+/// New kinds (order events keyed by account, reference data, FX rates) are added here as variants;
+/// operators match on the kinds they consume and ignore the rest, so adding a kind does not touch the
+/// pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     Trade(Trade),
     Quote(Quote),
+    /// An L2 level change; sent only to a job that writes them (`[[stream]] events = "level"`).
+    Level(LevelUpdate),
 }
 
 impl Event {
@@ -294,6 +314,7 @@ impl Event {
         match self {
             Event::Trade(t) => t.ts,
             Event::Quote(q) => q.ts,
+            Event::Level(l) => l.ts,
         }
     }
 
@@ -303,15 +324,16 @@ impl Event {
         match (self, by) {
             (Event::Trade(t), KeyBy::Instrument) => t.instrument,
             (Event::Quote(q), KeyBy::Instrument) => q.instrument,
+            (Event::Level(l), KeyBy::Instrument) => l.instrument,
         }
     }
 
-    /// The source's record index (a quote carries none: 0).
+    /// The source's record index (quotes and levels carry none: 0).
     #[inline]
     pub fn seq(&self) -> u64 {
         match self {
             Event::Trade(t) => t.seq,
-            Event::Quote(_) => 0,
+            Event::Quote(_) | Event::Level(_) => 0,
         }
     }
 }
@@ -395,6 +417,7 @@ mod tests {
         is_copy::<Event>();
         assert!(std::mem::size_of::<Event>() <= 48, "{}", std::mem::size_of::<Event>());
         assert_eq!(std::mem::size_of::<Trade>(), 40, "the kind fits in the trade's padding");
+        assert_eq!(std::mem::size_of::<LevelUpdate>(), 40);
         for b in 0..=255u8 {
             if let Some(k) = TradeKind::from_u8(b) {
                 assert_eq!(k as u8, b);

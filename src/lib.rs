@@ -30,6 +30,7 @@ pub mod reload;
 pub mod service;
 pub mod sink;
 pub mod source;
+pub mod stream;
 pub mod symbols;
 pub mod time;
 pub mod window;

@@ -1,7 +1,7 @@
 //! Result records: what operators emit and sinks write. Fixed-size and `Copy`, like events.
 
 use crate::agg::Bar;
-use crate::event::{KeyId, Nanos, Price, Qty, Trade};
+use crate::event::{KeyId, LevelUpdate, Nanos, Price, Qty, Quote, Trade};
 
 /// Index of an output stream (a window's results, its late side output, a continuous aggregate, a
 /// source's rejects), assigned when the pipeline is built.
@@ -152,6 +152,10 @@ pub enum Record {
     Window(WindowRow),
     Late(LateRow),
     Tick(TickRow),
+    /// A source's event passed through as it is (`[[stream]]`, `src/stream.rs`).
+    Trade(Trade),
+    Quote(Quote),
+    Level(LevelUpdate),
 }
 
 impl Record {
@@ -162,6 +166,9 @@ impl Record {
             Record::Window(w) => w.key,
             Record::Late(l) => l.trade.instrument,
             Record::Tick(t) => t.trade.instrument,
+            Record::Trade(t) => t.instrument,
+            Record::Quote(q) => q.instrument,
+            Record::Level(l) => l.instrument,
         }
     }
 }

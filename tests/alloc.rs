@@ -82,6 +82,7 @@ impl Collector for Count {
             Record::Window(_) => self.windows += 1,
             Record::Late(_) => self.late += 1,
             Record::Tick(_) => self.ticks += 1,
+            Record::Trade(_) | Record::Quote(_) | Record::Level(_) => {}
         }
     }
 }
@@ -480,10 +481,96 @@ fn no_allocation_per_event_after_warm_up() {
         assert_eq!(n, 0, "allocations while {what}");
     }
 
-    // 5. The influxdb sink on the emitter's thread: encoding rows as line protocol into reused batch buffers and
+    // 5. An ITCH feed through the books, with its level updates, quotes and trades passed through to sinks:
+    //    a feed of twice the messages costs no more allocations (the books are reserved at the start, every
+    //    stock is in both feeds).
+    let (small, large) = (dir.path().join("small.itch"), dir.path().join("large.itch"));
+    let rows_small = itch_feed(&small, 100_000);
+    let rows_large = itch_feed(&large, 200_000);
+    let (a, rows_a) = itch_pipeline_allocs(dir.path(), &small, "itch-a");
+    let (b, rows_b) = itch_pipeline_allocs(dir.path(), &large, "itch-b");
+    assert!(rows_a > rows_small && rows_b > rows_large, "every message makes rows: {rows_a}, {rows_b}");
+    eprintln!("itch pipeline allocations: {a} for 100,000 messages ({rows_a} rows), {b} for 200,000 ({rows_b} rows)");
+    assert!(b <= a + 8, "100,000 more ITCH messages allocated {} times more", b as i64 - a as i64);
+
+    // 6. The influxdb sink on the emitter's thread: encoding rows as line protocol into reused batch buffers and
     //    handing the batches to its writer thread allocates nothing once the buffers have grown.
     let (n, rows) = influxdb_sink_allocations();
     assert_eq!(n, 0, "allocations writing {rows} rows to an influxdb sink");
+}
+
+/// Writes a generated ITCH feed of `messages` messages (20 stocks) to `path`; returns the number of messages.
+fn itch_feed(path: &std::path::Path, messages: u64) -> u64 {
+    use ticklane::itch::{gen, SessionClock};
+    let clock = SessionClock::new("2026-11-26", ticklane::itch::DEFAULT_TZ).unwrap();
+    let p = gen::GenParams {
+        messages,
+        seed: 3,
+        stocks: 20,
+        start: clock.local_time(9, 30, 0).unwrap(),
+        end: clock.local_time(16, 0, 0).unwrap(),
+        faults: 0.0,
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    gen::generate(&p, &mut w).unwrap().messages
+}
+
+/// Runs the threaded pipeline over the ITCH file `feed` (two shards): level updates, quotes and trades as
+/// streams into CSV and null sinks, beside a window of mids; returns the allocations of every thread during the
+/// run and the rows written.
+fn itch_pipeline_allocs(dir: &std::path::Path, feed: &std::path::Path, tag: &str) -> (u64, u64) {
+    let out = dir.join(tag);
+    let toml = format!(
+        r#"
+[pipeline]
+workers = 2
+ring_capacity = 4096
+[metrics]
+live = false
+summary = false
+[[source]]
+name = "feed"
+type = "itch"
+date = "2026-11-26"
+path = "{feed}"
+[[stream]]
+name = "levels"
+events = "level"
+[[stream]]
+name = "quotes"
+events = "quote"
+[[stream]]
+name = "trades"
+events = "trade"
+[[window]]
+name = "mids"
+type = "tumbling"
+size = "1m"
+value = "mid"
+aggregates = ["open", "close", "count"]
+[[sink]]
+stream = "levels"
+type = "csv"
+path = "{out}/levels.csv"
+[[sink]]
+stream = "quotes"
+type = "jsonl"
+path = "{out}/quotes.jsonl"
+[[sink]]
+stream = "trades"
+type = "null"
+[[sink]]
+stream = "mids"
+type = "null"
+"#,
+        feed = feed.display(),
+        out = out.display()
+    );
+    let plan = ticklane::config::parse(&toml, "alloc-test").expect("valid config");
+    let before = allocs();
+    let run = ticklane::pipeline::run(&plan, Arc::new(AtomicBool::new(false))).expect("pipeline runs");
+    let n = allocs() - before;
+    (n, run.metrics.rows_out())
 }
 
 /// Allocations on this thread writing window rows to an influxdb sink, over a second pass of 20,000 rows. The

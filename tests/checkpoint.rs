@@ -10,8 +10,10 @@ use common::{gen, run_config, ticklane, toml_path, Running};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Every stream a job writes: windows of three kinds with their late outputs, per-trade ticks, rejects.
-const STREAMS: [&str; 8] = ["bars", "bars_late", "slide", "slide_late", "sess", "sess_late", "ticks", "trades_rejects"];
+/// Every stream a job writes: windows of three kinds with their late outputs, per-trade ticks, the trades passed
+/// through, rejects.
+const STREAMS: [&str; 9] =
+    ["bars", "bars_late", "slide", "slide_late", "sess", "sess_late", "ticks", "passed", "trades_rejects"];
 
 fn tmp() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("ticklane-checkpoint-").tempdir().expect("temp dir")
@@ -74,6 +76,10 @@ allowed_lateness = "500ms"
 name = "ticks"
 ema_half_life = "2s"
 session_reset = "1h"
+
+[[stream]]
+name = "passed"
+events = "trade"
 "#,
         input = toml_path(input)
     );

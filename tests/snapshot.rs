@@ -88,19 +88,11 @@ fn make(kind: u8, size: Nanos, slide: Nanos, lateness: Nanos) -> Box<dyn Operato
     }
 }
 
-fn key_of(r: &Record) -> KeyId {
-    match r {
-        Record::Window(w) => w.key,
-        Record::Late(l) => l.trade.instrument,
-        Record::Tick(t) => t.trade.instrument,
-    }
-}
-
 /// Output per key, in order.
 fn per_key(out: &[(StreamId, Record)]) -> Vec<Vec<(StreamId, Record)>> {
     let mut v: Vec<Vec<(StreamId, Record)>> = vec![Vec::new(); 8];
     for (s, r) in out {
-        v[key_of(r) as usize].push((*s, *r));
+        v[r.key() as usize].push((*s, *r));
     }
     v
 }

@@ -133,6 +133,8 @@ pub(super) fn plan(
     let window = def.kind == StreamKind::Window;
     let tags: Vec<Column> = match &c.tags {
         None if window => vec![Column::Symbol, Column::Fire],
+        // A level is a series of its own: two levels changed at the same time stay two points.
+        None if def.kind == StreamKind::Level => vec![Column::Symbol, Column::Side, Column::Price],
         None => vec![Column::Symbol],
         Some(names) => {
             let mut v = Vec::new();

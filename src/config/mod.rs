@@ -62,6 +62,8 @@ pub struct Config {
     pub windows: Vec<WindowConfig>,
     #[serde(default, rename = "continuous")]
     pub continuous: Vec<ContinuousConfig>,
+    #[serde(default, rename = "stream")]
+    pub streams: Vec<StreamConfig>,
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
@@ -512,6 +514,17 @@ pub struct ContinuousConfig {
     pub session_offset: Option<Dur>,
     /// Name of the stream for trades of an already replaced session (default `<name>_late`).
     pub late: Option<String>,
+}
+
+/// `[[stream]]`: a source's events of one kind passed through as rows; the rows are the stream `name`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    pub name: String,
+    /// Source name (default: every source).
+    pub input: Option<String>,
+    /// `trade`, `quote` or `level` (quotes and levels: itch sources only).
+    pub events: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -10,6 +10,7 @@ use crate::event::Nanos;
 use crate::record::StreamId;
 use crate::sink::parts::PartNames;
 use crate::sink::Column;
+use crate::stream::EventKind;
 use crate::time::{format_duration, TimeUnit};
 use crate::window::{Value, WindowKind, WindowSpec};
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub struct ItchPlan {
     /// Which message types become trades, by type byte (`E`, `C`, `P`, `Q`).
     pub trades: Vec<u8>,
     pub quotes: bool,
+    /// Send L2 level updates: some `[[stream]] events = "level"` reads this source (otherwise none are made).
+    pub levels: bool,
     /// A live MoldUDP64 stream instead of the file: the address to bind.
     pub listen: Option<std::net::SocketAddr>,
     /// IPv4 multicast group to join (with `listen`).
@@ -192,6 +195,7 @@ pub struct OpPlan {
     pub name: String,
     pub kind: OpKind,
     pub stream: StreamId,
+    /// The late side output (a pass-through stream has none: its own stream, never written).
     pub late_stream: StreamId,
     /// Bit i set: consumes source i.
     pub inputs: u64,
@@ -200,7 +204,12 @@ pub struct OpPlan {
 #[derive(Debug, Clone)]
 pub enum OpKind {
     Window(WindowSpec),
-    Continuous { half_life: Nanos, reset: Option<SessionReset> },
+    Continuous {
+        half_life: Nanos,
+        reset: Option<SessionReset>,
+    },
+    /// `[[stream]]`: the events of one kind, as rows.
+    Stream(EventKind),
 }
 
 /// The kinds of record a stream carries (its schema).
@@ -210,6 +219,12 @@ pub enum StreamKind {
     Late,
     Tick,
     Reject,
+    /// Trades passed through (`[[stream]] events = "trade"`).
+    Trade,
+    /// Top-of-book quotes passed through.
+    Quote,
+    /// L2 level updates passed through.
+    Level,
 }
 
 #[derive(Debug, Clone)]
@@ -681,6 +696,7 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                     depth,
                     trades,
                     quotes: s.quotes.unwrap_or(true),
+                    levels: false,
                 })
             }
         };
@@ -906,6 +922,84 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
         });
     }
 
+    // --- pass-through streams ---
+    let mut level_sources = 0u64;
+    for (i, st) in cfg.streams.iter().enumerate() {
+        let k = |f: &str| format!("stream[{i}].{f}");
+        check_name(k("name"), &st.name, &mut errs);
+        let (inputs, unit) = inputs_of(k("input"), &st.input, &mut errs);
+        let Some(events) = EventKind::parse(&st.events) else {
+            errs.push((
+                k("events"),
+                format!("unknown events `{}` (one of: {})", st.events, EventKind::NAMES.join(", ")),
+            ));
+            continue;
+        };
+        let kind = match events {
+            EventKind::Trade => StreamKind::Trade,
+            EventKind::Quote => StreamKind::Quote,
+            EventKind::Level => StreamKind::Level,
+        };
+        if events != EventKind::Trade {
+            // Only an exchange feed's books make quotes and levels.
+            let read: Vec<usize> = (0..sources.len().min(64)).filter(|&j| (inputs >> j) & 1 == 1).collect();
+            let itch = |j: &usize| matches!(sources[*j].kind, SourceKindPlan::Itch(_));
+            match (&st.input, read.iter().find(|j| !itch(j))) {
+                (Some(_), Some(&j)) => errs.push((
+                    k("input"),
+                    format!(
+                        "source `{}` is a {} source: only itch sources have {}s (their order books make them)",
+                        sources[j].name,
+                        source_type_name(cfg.sources[j].kind),
+                        events.name()
+                    ),
+                )),
+                (None, _) if !read.iter().any(itch) && !read.is_empty() => errs.push((
+                    k("input"),
+                    format!(
+                        "no source is an itch source: only itch sources have {}s (their order books make them)",
+                        events.name()
+                    ),
+                )),
+                _ => {}
+            }
+            for j in read.iter().filter(|j| itch(j)) {
+                if events == EventKind::Level {
+                    level_sources |= 1 << j;
+                } else if matches!(&sources[*j].kind, SourceKindPlan::Itch(ip) if !ip.quotes) {
+                    errs.push((
+                        k("input"),
+                        format!("source `{}` has quotes = false: it sends no quotes to write", sources[*j].name),
+                    ));
+                }
+            }
+        }
+        let stream = streams.add(
+            k("name"),
+            StreamDef {
+                name: st.name.clone(),
+                kind,
+                unit,
+                default_columns: Column::defaults(kind, &[], reads_feed(inputs)),
+            },
+            &mut errs,
+        );
+        operators.push(OpPlan {
+            name: st.name.clone(),
+            kind: OpKind::Stream(events),
+            stream,
+            late_stream: stream,
+            inputs,
+        });
+    }
+
+    // Level updates cost a source a message each: only the sources a level stream reads make them.
+    for (j, sp) in sources.iter_mut().enumerate().take(64) {
+        if let SourceKindPlan::Itch(ip) = &mut sp.kind {
+            ip.levels = (level_sources >> j) & 1 == 1;
+        }
+    }
+
     // --- sinks ---
     let mut sinks = Vec::new();
     let mut paths: HashMap<PathBuf, usize> = HashMap::new();
@@ -937,6 +1031,17 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
                 Format::Csv
             }
         };
+        if format == Format::Binary && matches!(def.kind, StreamKind::Quote | StreamKind::Level) {
+            errs.push((
+                k("format"),
+                format!(
+                    "stream `{}` is a {} stream: binary records (docs/formats.md) have no layout for it; write it \
+                     as \"jsonl\" or \"csv\"",
+                    def.name,
+                    if def.kind == StreamKind::Quote { "quote" } else { "level" }
+                ),
+            ));
+        }
         match (s.kind, &s.path) {
             (SinkType::Stdout | SinkType::Null, Some(_)) => {
                 errs.push((k("path"), "a stdout or null sink takes no path".into()))

@@ -138,8 +138,8 @@ pub(super) fn plan(
         errs.push((
             k("stream"),
             format!(
-                "stream `{}` has no window bounds (it is a per-trade, late or rejects stream): a postgres sink \
-                 upserts rows by (symbol, window_start, window_end, fire) and takes window streams only",
+                "stream `{}` has no window bounds (it is a per-trade, quote, level, late or rejects stream): a \
+                 postgres sink upserts rows by (symbol, window_start, window_end, fire) and takes window streams only",
                 def.name
             ),
         ));

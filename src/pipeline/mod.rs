@@ -148,6 +148,7 @@ fn build_operators(plan: &Plan) -> Vec<OpSlot> {
                 OpKind::Continuous { half_life, reset } => {
                     Box::new(Continuous::new(*half_life, *reset, o.stream, o.late_stream))
                 }
+                OpKind::Stream(events) => Box::new(crate::stream::PassThrough::new(*events, o.stream)),
             };
             OpSlot::new(op, o.inputs, plan.sources.len())
         })

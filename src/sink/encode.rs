@@ -2,7 +2,7 @@
 //! row). docs/formats.md is the schema reference.
 
 use crate::config::{Format, StreamKind};
-use crate::event::{write_fixed, Nanos, Price, WATERMARK_MIN};
+use crate::event::{write_fixed, Nanos, Price, Trade, WATERMARK_MIN};
 use crate::record::{Record, RejectRow};
 use crate::symbols::SymbolCache;
 use crate::time::TimeUnit;
@@ -37,6 +37,16 @@ pub enum Column {
     Ema,
     Line,
     Text,
+    Bid,
+    BidQty,
+    Ask,
+    AskQty,
+    Mid,
+    Spread,
+    Microprice,
+    Imbalance,
+    Shares,
+    Orders,
 }
 
 const WINDOW: &[Column] = &[
@@ -82,6 +92,22 @@ const TICK: &[Column] = &[
     Column::Count,
 ];
 const REJECT: &[Column] = &[Column::Line, Column::Reason, Column::Text];
+/// A trade passed through: the columns late and continuous rows share.
+const TRADE: &[Column] =
+    &[Column::Ts, Column::Symbol, Column::Price, Column::Qty, Column::Side, Column::TradeKind, Column::Seq];
+const QUOTE: &[Column] = &[
+    Column::Ts,
+    Column::Symbol,
+    Column::Bid,
+    Column::BidQty,
+    Column::Ask,
+    Column::AskQty,
+    Column::Mid,
+    Column::Spread,
+    Column::Microprice,
+    Column::Imbalance,
+];
+const LEVEL: &[Column] = &[Column::Ts, Column::Symbol, Column::Side, Column::Price, Column::Shares, Column::Orders];
 
 impl Column {
     pub fn name(self) -> &'static str {
@@ -113,6 +139,16 @@ impl Column {
             Column::Ema => "ema",
             Column::Line => "line",
             Column::Text => "text",
+            Column::Bid => "bid",
+            Column::BidQty => "bid_qty",
+            Column::Ask => "ask",
+            Column::AskQty => "ask_qty",
+            Column::Mid => "mid",
+            Column::Spread => "spread",
+            Column::Microprice => "microprice",
+            Column::Imbalance => "imbalance",
+            Column::Shares => "shares",
+            Column::Orders => "orders",
         }
     }
 
@@ -123,6 +159,9 @@ impl Column {
             StreamKind::Late => LATE,
             StreamKind::Tick => TICK,
             StreamKind::Reject => REJECT,
+            StreamKind::Trade => TRADE,
+            StreamKind::Quote => QUOTE,
+            StreamKind::Level => LEVEL,
         }
     }
 
@@ -210,32 +249,60 @@ impl Encoder {
                 _ => Val::Null,
             },
             Record::Late(l) => match c {
-                Column::Ts => self.ts(l.trade.ts),
-                Column::Symbol => Val::Str(syms.get(l.trade.instrument)),
-                Column::Price => Val::Price(l.trade.price),
-                Column::Qty => Val::Int(l.trade.qty),
-                Column::Side => Val::Str(l.trade.side.as_str()),
-                Column::TradeKind => Val::Str(l.trade.kind.as_str()),
-                Column::Seq => Val::Uint(l.trade.seq),
                 Column::Watermark if l.watermark == WATERMARK_MIN => Val::Null,
                 Column::Watermark => self.ts(l.watermark),
                 Column::Reason => Val::Str(l.reason.as_str()),
-                _ => Val::Null,
+                _ => self.trade_value(c, &l.trade, syms),
             },
             Record::Tick(t) => match c {
-                Column::Ts => self.ts(t.trade.ts),
-                Column::Symbol => Val::Str(syms.get(t.trade.instrument)),
-                Column::Price => Val::Price(t.trade.price),
-                Column::Qty => Val::Int(t.trade.qty),
-                Column::Side => Val::Str(t.trade.side.as_str()),
-                Column::TradeKind => Val::Str(t.trade.kind.as_str()),
-                Column::Seq => Val::Uint(t.trade.seq),
                 Column::Vwap => Val::Price(t.vwap),
                 Column::Ema => Val::Price(t.ema),
                 Column::Volume => Val::Int(t.volume),
                 Column::Count => Val::Uint(t.count),
+                _ => self.trade_value(c, &t.trade, syms),
+            },
+            Record::Trade(t) => self.trade_value(c, t, syms),
+            Record::Quote(q) => {
+                let price = |p: Option<Price>| p.map_or(Val::Null, Val::Price);
+                match c {
+                    Column::Ts => self.ts(q.ts),
+                    Column::Symbol => Val::Str(syms.get(q.instrument)),
+                    Column::Bid => price(q.has_bid().then_some(q.bid)),
+                    Column::BidQty => Val::Uint(q.bid_qty as u64),
+                    Column::Ask => price(q.has_ask().then_some(q.ask)),
+                    Column::AskQty => Val::Uint(q.ask_qty as u64),
+                    Column::Mid => price(q.mid()),
+                    Column::Spread => price(q.spread()),
+                    Column::Microprice => price(q.microprice()),
+                    // 0 with both sides empty is no imbalance at all.
+                    Column::Imbalance if !q.has_bid() && !q.has_ask() => Val::Null,
+                    Column::Imbalance => Val::Fixed(q.imbalance as i128),
+                    _ => Val::Null,
+                }
+            }
+            Record::Level(l) => match c {
+                Column::Ts => self.ts(l.ts),
+                Column::Symbol => Val::Str(syms.get(l.instrument)),
+                Column::Side => Val::Str(l.side.as_str()),
+                Column::Price => Val::Price(l.price),
+                Column::Shares => Val::Int(l.shares),
+                Column::Orders => Val::Uint(l.orders as u64),
                 _ => Val::Null,
             },
+        }
+    }
+
+    /// The columns of a trade, which late, continuous and trade rows share.
+    fn trade_value<'a>(&self, c: Column, t: &Trade, syms: &'a mut SymbolCache) -> Val<'a> {
+        match c {
+            Column::Ts => self.ts(t.ts),
+            Column::Symbol => Val::Str(syms.get(t.instrument)),
+            Column::Price => Val::Price(t.price),
+            Column::Qty => Val::Int(t.qty),
+            Column::Side => Val::Str(t.side.as_str()),
+            Column::TradeKind => Val::Str(t.kind.as_str()),
+            Column::Seq => Val::Uint(t.seq),
+            _ => Val::Null,
         }
     }
 
@@ -519,6 +586,56 @@ mod tests {
         let mut out = Vec::new();
         enc.encode(&tick, &mut syms, &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "{\"trade_kind\":\"\",\"qty\":7}\n");
+    }
+
+    #[test]
+    fn quote_and_level_rows_leave_out_what_a_missing_side_makes_undefined() {
+        use crate::event::{LevelUpdate, Quote};
+        let (mut syms, _) = setup();
+        let q = Quote {
+            ts: 7,
+            bid: Price(100_000_000_000),
+            ask: Price(100_010_000_000),
+            bid_qty: 300,
+            ask_qty: 100,
+            instrument: 0,
+            imbalance: 500_000_000,
+        };
+        let enc = Encoder {
+            format: Format::Csv,
+            columns: Column::defaults(StreamKind::Quote, &[], true),
+            unit: TimeUnit::Nanos,
+        };
+        let mut out = Vec::new();
+        enc.header(&mut out);
+        enc.encode(&Record::Quote(q), &mut syms, &mut out);
+        enc.encode(&Record::Quote(Quote { ask_qty: 0, imbalance: 1_000_000_000, ..q }), &mut syms, &mut out);
+        enc.encode(&Record::Quote(Quote { bid_qty: 0, ask_qty: 0, imbalance: 0, ..q }), &mut syms, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ts,symbol,bid,bid_qty,ask,ask_qty,mid,spread,microprice,imbalance\n\
+             7,\"AB,C\",100,300,100.01,100,100.005,0.01,100.0075,0.5\n\
+             7,\"AB,C\",100,300,,0,,,,1\n\
+             7,\"AB,C\",,0,,0,,,,\n"
+        );
+        let l =
+            LevelUpdate { ts: 9, price: Price(12_500_000_000), shares: 0, instrument: 0, orders: 0, side: Side::Sell };
+        let enc = Encoder {
+            format: Format::Jsonl,
+            columns: Column::defaults(StreamKind::Level, &[], true),
+            unit: TimeUnit::Nanos,
+        };
+        let mut out = Vec::new();
+        enc.encode(&Record::Level(l), &mut syms, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"ts\":9,\"symbol\":\"AB,C\",\"side\":\"S\",\"price\":12.5,\"shares\":0,\"orders\":0}\n"
+        );
+        let one_sided =
+            Encoder { format: Format::Jsonl, columns: vec![Column::Mid, Column::Bid], unit: TimeUnit::Nanos };
+        let mut out = Vec::new();
+        one_sided.encode(&Record::Quote(Quote { bid_qty: 0, ..q }), &mut syms, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"mid\":null,\"bid\":null}\n");
     }
 
     #[test]

@@ -175,6 +175,9 @@ fn time_ns(time: Column, rec: &Record) -> i64 {
         (Record::Window(w), _) => w.end,
         (Record::Late(l), _) => l.trade.ts,
         (Record::Tick(t), _) => t.trade.ts,
+        (Record::Trade(t), _) => t.ts,
+        (Record::Quote(q), _) => q.ts,
+        (Record::Level(l), _) => l.ts,
     }
 }
 

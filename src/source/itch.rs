@@ -4,16 +4,17 @@
 //! Per message: the stock directory (`R`) names each stock locate, interned into the pipeline's instrument
 //! ids; adds, executions, cancels, deletes and replaces change the books (`src/book/`); executions (`E` at
 //! the resting order's price, `C` at its own when printable), non-cross trades (`P`) and crosses (`Q`)
-//! become trades (`trades` chooses which); and a book change that moves an instrument's best levels or its
-//! imbalance becomes a quote. What the feed gets wrong — a message cut short, an order the book does not
+//! become trades (`trades` chooses which); a book change that moves an instrument's best levels or its
+//! imbalance becomes a quote; and, when a level stream reads the source, each level a change leaves becomes
+//! a level update. What the feed gets wrong — a message cut short, an order the book does not
 //! know, an execution larger than the order — is counted and sent to the rejects stream with its byte
 //! offset, never a stop.
 
 use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
-use crate::book::{BookError, BookSide, Books, Execution, LastQuotes, Update};
+use crate::book::{BookError, BookSide, Books, Execution, LastQuotes, LevelChange, Update};
 use crate::config::{ItchPlan, Schedule};
-use crate::event::{Event, KeyId, Nanos, Price, Side, Trade, TradeKind};
+use crate::event::{Event, KeyId, LevelUpdate, Nanos, Price, Side, Trade, TradeKind};
 use crate::itch::{self, ItchFile, Message, SessionClock};
 use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
@@ -63,6 +64,8 @@ struct Feed {
     last: LastQuotes,
     trades: [bool; 256],
     quotes: bool,
+    /// Send each book update's level changes (a level stream reads this source).
+    levels: bool,
     counters: itch::Counters,
     /// Adds and trades refused because their stock locate had no directory message.
     no_directory: u64,
@@ -127,6 +130,7 @@ impl ItchSource {
                 last: LastQuotes::default(),
                 trades,
                 quotes: plan.quotes,
+                levels: plan.levels,
                 counters: itch::Counters::default(),
                 no_directory: 0,
                 seq: 0,
@@ -404,7 +408,8 @@ impl Feed {
         Ok(())
     }
 
-    /// A book change: a quote if the top of book moved; an over-execution to the rejects.
+    /// A book change: its level changes (when asked for), then a quote if the top of book moved; an
+    /// over-execution to the rejects.
     #[allow(clippy::too_many_arguments)]
     fn applied(
         &mut self,
@@ -420,6 +425,11 @@ impl Feed {
         // it stays so for many updates, and each would be another reject.)
         if let Some(e) = &u.over_execution {
             reject(out, seq, offset, &e.to_string(), bytes)?;
+        }
+        if self.levels {
+            for c in u.levels() {
+                out.emit(0, Event::Level(level(u.instrument, ts, c)), at)?;
+            }
         }
         // A change below the top `depth` levels leaves the quote as it was: no need to look.
         if self.quotes && u.touches_top() {
@@ -465,6 +475,16 @@ pub fn apply(books: &mut Books, m: &Message<'_>, instrument: KeyId) -> Option<Re
         }
         _ => None,
     }
+}
+
+/// A level change of `instrument`'s book as the pipeline carries it.
+#[inline]
+fn level(instrument: KeyId, ts: Nanos, c: &LevelChange) -> LevelUpdate {
+    let side = match c.side {
+        BookSide::Bid => Side::Buy,
+        BookSide::Ask => Side::Sell,
+    };
+    LevelUpdate { ts, price: c.price, shares: c.shares, instrument, orders: c.orders, side }
 }
 
 fn trade(ts: Nanos, price: Price, qty: i64, seq: u64, instrument: KeyId, resting: BookSide, kind: TradeKind) -> Trade {

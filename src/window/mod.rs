@@ -80,7 +80,7 @@ impl Value {
     pub fn sample(self, ev: &Event) -> Option<Trade> {
         match (self, ev) {
             (Value::Trade, Event::Trade(t)) => Some(*t),
-            (Value::Trade, Event::Quote(_)) | (_, Event::Trade(_)) => None,
+            (Value::Trade, Event::Quote(_)) | (_, Event::Trade(_)) | (_, Event::Level(_)) => None,
             (v, Event::Quote(q)) => {
                 let price = match v {
                     Value::Bid => q.has_bid().then_some(q.bid),
