@@ -495,3 +495,77 @@ fn the_sinks_counters_are_on_the_metrics_endpoint() {
     // Everything written before the exit, at least what the scrape saw.
     assert!(count(&url, &db, "bars") as f64 >= written);
 }
+
+/// The last row of each point key (what InfluxDB keeps when rows share tags and timestamp).
+fn last_per_key(t: &Table, tags: &[&str], time: &str) -> Table {
+    let mut at: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for (i, r) in t.rows.iter().enumerate() {
+        let mut k: Vec<String> = tags.iter().map(|c| r[t.col(c)].clone()).collect();
+        k.push(r[t.col(time)].clone());
+        at.insert(k, i);
+    }
+    let mut keep: Vec<usize> = at.into_values().collect();
+    keep.sort_unstable();
+    Table { header: t.header.clone(), rows: keep.into_iter().map(|i| t.rows[i].clone()).collect() }
+}
+
+/// An ITCH feed's quote and level streams: each point holds what the file's last row of its key holds
+/// (docs/operations.md: a quote is a point per symbol and nanosecond, a level one per symbol, side, price and
+/// nanosecond).
+#[test]
+fn a_feeds_quotes_and_levels_are_points() {
+    let Some(url) = server("a_feeds_quotes_and_levels_are_points") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feed = d.join("day.itch");
+    let o = ticklane(
+        &["itch-gen", "--out", feed.to_str().unwrap(), "--messages", "40000", "--stocks", "4", "--seed", "5"],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let db = unique("feed");
+    let job = format!(
+        r#"
+[metrics]
+live = false
+summary = false
+[[source]]
+name = "feed"
+type = "itch"
+path = {feed}
+date = "2026-11-26"
+[[stream]]
+name = "quotes"
+events = "quote"
+[[stream]]
+name = "levels"
+events = "level"
+[[sink]]
+stream = "quotes"
+type = "csv"
+path = "out/quotes.csv"
+[[sink]]
+stream = "levels"
+type = "csv"
+path = "out/levels.csv"
+[[sink]]
+stream = "quotes"
+type = "influxdb"
+influxdb = {{ url = "{url}", database = "{db}", create_database = true }}
+[[sink]]
+stream = "levels"
+type = "influxdb"
+influxdb = {{ url = "{url}", database = "{db}", create_database = true }}
+"#,
+        feed = toml_path(&feed)
+    );
+    run_config(d, "job.toml", &job);
+    let quotes = Table::read(&d.join("out/quotes.csv"));
+    assert!(quotes.rows.len() > 1000, "{} quotes", quotes.rows.len());
+    let want = last_per_key(&quotes, &["symbol"], "ts");
+    assert_same_rows(&want, &points(&url, &db, "quotes"), &["symbol"], "ts", 1);
+    let levels = Table::read(&d.join("out/levels.csv"));
+    assert!(levels.rows.len() > 1000, "{} levels", levels.rows.len());
+    let want = last_per_key(&levels, &["symbol", "side", "price"], "ts");
+    assert_same_rows(&want, &points(&url, &db, "levels"), &["symbol", "side", "price"], "ts", 1);
+}
