@@ -494,7 +494,7 @@ impl Books {
     /// The order `reference` (read through the map).
     #[inline]
     pub fn prefetch_order(&self, reference: u64) {
-        if let Some(slot) = self.orders.slot(reference) {
+        if let Some(slot) = self.orders.likely_slot(reference) {
             crate::hint::prefetch(self.orders.node(slot));
         }
     }
