@@ -1312,6 +1312,9 @@ influxdb() {
         printf '| %s | %s [%s – %s] | %s s |\n' "$([ "$b" = null ] && echo 'null (baseline)' || echo "influxdb, batch_rows = $b")" \
             "$(stat "influx-$b" rps median)" "$(stat "influx-$b" rps min)" "$(stat "influx-$b" rps max)" \
             "$(awk -v v="$(stat "influx-$b" secs median)" 'BEGIN { printf "%.2f", v }')"
+    done
+}
+
 # --- (k) metrics cost ----------------------------------------------------------------------------------
 # One run with the metrics endpoint scraped every second while it runs; prints events/s and logs the scrapes.
 scraped_run() { # config logfile
