@@ -325,6 +325,7 @@ impl Books {
     }
 
     /// A new order at the back of its price level (ITCH A and F).
+    #[inline]
     pub fn add(
         &mut self,
         reference: u64,
@@ -361,17 +362,20 @@ impl Books {
 
     /// Executes `shares` of a resting order at its own price (ITCH E). Partial executions keep the order's
     /// place; executing all of it, or more (an over-execution), removes it.
+    #[inline]
     pub fn execute(&mut self, reference: u64, shares: Qty) -> Result<Execution, BookError> {
         self.execute_op(reference, shares, None, Op::Execute)
     }
 
     /// Executes `shares` of a resting order at `price`, which may differ from its limit (ITCH C).
+    #[inline]
     pub fn execute_at(&mut self, reference: u64, shares: Qty, price: Price) -> Result<Execution, BookError> {
         self.execute_op(reference, shares, Some(price), Op::ExecuteAt)
     }
 
     /// Cancels `shares` of a resting order (ITCH X). A partial cancel keeps the order's place; cancelling
     /// all of it, or more (counted as an over-execution), removes it.
+    #[inline]
     pub fn cancel(&mut self, reference: u64, shares: Qty) -> Result<Update, BookError> {
         let slot = self.live(reference, Op::Cancel)?;
         if shares <= 0 {
@@ -385,6 +389,7 @@ impl Books {
     }
 
     /// Removes a resting order (ITCH D).
+    #[inline]
     pub fn delete(&mut self, reference: u64) -> Result<Update, BookError> {
         let slot = self.live(reference, Op::Delete)?;
         let n = *self.orders.node(slot);
@@ -397,6 +402,7 @@ impl Books {
     /// side at `price` with `shares`, at the back of its level (time priority is lost, even at the same
     /// price). Refused as a whole, leaving the book unchanged, if `old` is not live, `shares` is not
     /// positive or `new` is live (and not `old`).
+    #[inline]
     pub fn replace(&mut self, old: u64, new: u64, price: Price, shares: Qty) -> Result<Update, BookError> {
         let slot = self.live(old, Op::Replace)?;
         if !(1..=MAX_SHARES).contains(&shares) {
@@ -494,7 +500,7 @@ impl Books {
     /// The order `reference` (read through the map).
     #[inline]
     pub fn prefetch_order(&self, reference: u64) {
-        if let Some(slot) = self.orders.slot(reference) {
+        if let Some(slot) = self.orders.likely_slot(reference) {
             crate::hint::prefetch(self.orders.node(slot));
         }
     }
@@ -543,6 +549,7 @@ impl Books {
         }
     }
 
+    #[inline]
     fn execute_op(&mut self, reference: u64, shares: Qty, at: Option<Price>, op: Op) -> Result<Execution, BookError> {
         let slot = self.live(reference, op)?;
         if shares <= 0 {

@@ -2,7 +2,8 @@
 //! reference through a hash map.
 //!
 //! A removed order's slot goes on a free list and is the next one used, so memory follows the number of
-//! live orders, not the number of orders ever seen. The map is [`RefMap`].
+//! live orders, not the number of orders ever seen. The map is [`RefMap`]; it keeps a tag of each reference,
+//! and the node in the slot confirms the reference.
 
 use super::refmap::RefMap;
 use super::BookSide;
@@ -100,12 +101,19 @@ impl Orders {
 
     #[inline]
     pub fn slot(&self, reference: u64) -> Option<u32> {
-        self.by_ref.get(reference)
+        let nodes = &self.nodes;
+        self.by_ref.get(reference, |s| nodes.get(s as usize).is_some_and(|n| n.reference == reference))
     }
 
     #[inline]
     pub fn contains(&self, reference: u64) -> bool {
-        self.by_ref.get(reference).is_some()
+        self.slot(reference).is_some()
+    }
+
+    /// The slot `reference` is probably in (not confirmed against the node): for prefetching the node.
+    #[inline]
+    pub fn likely_slot(&self, reference: u64) -> Option<u32> {
+        self.by_ref.candidate(reference)
     }
 
     /// Starts loading the map's bucket for `reference`.
@@ -123,7 +131,8 @@ impl Orders {
             // More than 2³² − 1 live orders cannot be linked; no feed comes near it.
             u32::try_from(self.nodes.len()).ok().filter(|&s| s != NIL)?
         };
-        if !self.by_ref.insert(node.reference, slot) {
+        let (nodes, r) = (&self.nodes, node.reference);
+        if !self.by_ref.insert(r, slot, |s| nodes.get(s as usize).is_some_and(|n| n.reference == r)) {
             return None;
         }
         if self.free != NIL {
@@ -139,7 +148,7 @@ impl Orders {
     #[inline]
     pub fn free(&mut self, slot: u32) {
         let n = &mut self.nodes[slot as usize];
-        self.by_ref.remove(n.reference);
+        self.by_ref.remove(n.reference, slot);
         n.next = self.free;
         n.set_shares(0);
         self.free = slot;

@@ -5,9 +5,12 @@
 //! lately misses the cache on the reference map, then on the order, then on its queue neighbours and its
 //! book, one after the other (docs/book.md, "Prefetching"). The next messages of a file are already in
 //! memory, so the source reads their type and order reference before their turn and starts those loads in
-//! the books' three steps: the map bucket [`AHEAD`] messages ahead, the order halfway (reading the bucket,
-//! loaded by then), its neighbours and book one message ahead. These are hints only: the books change
-//! exactly as they would without them.
+//! two steps: the map bucket [`AHEAD`] messages ahead, the order halfway (reading the bucket, loaded by
+//! then). These are hints only: the books change exactly as they would without them.
+//!
+//! The books' third step, [`Books::prefetch_queue`] (the order's queue neighbours and book, one message
+//! ahead), is not taken: since the reference map is sized by the live orders, most of what it loads is in
+//! L2 already, and its extra lookup cost more than it saved (BENCHMARKS.md (h)).
 
 use crate::book::{BookSide, Books};
 use crate::event::KeyId;
@@ -79,9 +82,6 @@ impl Prefetcher {
         if self.len > AHEAD / 2 {
             second(&self.ring[(self.head + AHEAD / 2) % AHEAD], books, ids);
         }
-        if self.len > 1 {
-            third(&self.ring[(self.head + 1) % AHEAD], books);
-        }
     }
 }
 
@@ -142,13 +142,5 @@ fn second(h: &Hint, books: &Books, ids: &[KeyId]) {
             }
         }
         _ => books.prefetch_order(h.reference),
-    }
-}
-
-/// Step 3, reads the order: its neighbours in the queue and its book.
-#[inline]
-fn third(h: &Hint, books: &Books) {
-    if !matches!(h.kind, 0 | b'A' | b'F') {
-        books.prefetch_queue(h.reference);
     }
 }
