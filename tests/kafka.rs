@@ -816,6 +816,32 @@ fn id_in(line: &str) -> Option<u64> {
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
+/// What the transactional tests start from: a one-broker mock cluster (`b` its address), a 20,000-trade input
+/// in `dir`, the bars and late rows an uninterrupted file run makes of it, and two topics of their own for them.
+struct TxnSetup {
+    mock: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    b: String,
+    dir: tempfile::TempDir,
+    input: std::path::PathBuf,
+    want_bars: Vec<String>,
+    want_late: Vec<String>,
+    bars: String,
+    late: String,
+}
+
+fn txn_setup(tag: &str) -> TxnSetup {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen(dir.path(), "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0.01"]);
+    let (want_bars, want_late) = file_run(dir.path(), &input);
+    let (bars, late) = (unique(&format!("{tag}-bars")), unique(&format!("{tag}-late")));
+    for t in [&bars, &late] {
+        mock.create_topic(t, 1, 1).expect("mock topic");
+    }
+    TxnSetup { mock, b, dir, input, want_bars, want_late, bars, late }
+}
+
 /// The transactional path's protocol on librdkafka's mock cluster (the broker CI runs has no transactions):
 /// the producers initialise transactions, the output between two barriers is one transaction, closed at the
 /// second and committed only once that checkpoint is complete on disk, the commit is recorded in
@@ -824,16 +850,8 @@ fn id_in(line: &str) -> Option<u64> {
 /// the same transactional.id, so those two properties rest on the broker and are not tested here.)
 #[test]
 fn transactional_sinks_commit_at_each_checkpoint_mock_cluster() {
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-    let b = mock.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
+    let TxnSetup { mock: _mock, b, dir, input, want_bars, want_late, bars, late } = txn_setup("txn");
     let d = dir.path();
-    let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0.01"]);
-    let (want_bars, want_late) = file_run(d, &input);
-    let (bars, late) = (unique("txn-bars"), unique("txn-late"));
-    for t in [&bars, &late] {
-        mock.create_topic(t, 1, 1).expect("mock topic");
-    }
     // 20,000 trades over about 10 s of event time at 20×: half a second, two or three commits.
     let cfg = write_config(d, "txn.toml", &transactional_job(&input, &b, &bars, &late, "", "chk"));
     let mut r = Running::start_logging(&["run", "--config", cfg.to_str().unwrap()], d, "info,ticklane::sink=debug");
@@ -875,16 +893,9 @@ fn killed_between_a_checkpoint_and_its_commit_the_restore_falls_back_mock_cluste
     for (n, point) in
         ["before committing a transaction", "committing the transactions of a checkpoint"].iter().enumerate()
     {
-        let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-        let b = mock.bootstrap_servers();
-        let dir = tempfile::tempdir().unwrap();
+        let TxnSetup { mock: _mock, b, dir, input, want_bars, want_late, bars, late } =
+            txn_setup(&format!("txn-crash{n}"));
         let d = dir.path();
-        let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0.01"]);
-        let (want_bars, want_late) = file_run(d, &input);
-        let (bars, late) = (unique(&format!("txn-crash{n}-bars")), unique(&format!("txn-crash{n}-late")));
-        for t in [&bars, &late] {
-            mock.create_topic(t, 1, 1).expect("mock topic");
-        }
         let cfg = write_config(d, "txn.toml", &transactional_job(&input, &b, &bars, &late, "", "chk"));
         let crashed = std::process::Command::new(common::bin())
             .args(["run", "--config", cfg.to_str().unwrap()])
@@ -919,16 +930,8 @@ fn killed_between_a_checkpoint_and_its_commit_the_restore_falls_back_mock_cluste
 /// (and none in the job's directory) is refused with the reason, rather than restored with its results lost.
 #[test]
 fn a_savepoint_with_transactions_carries_its_commit_mock_cluster() {
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-    let b = mock.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
+    let TxnSetup { mock: _mock, b, dir, input, want_bars, want_late, bars, late } = txn_setup("txn-sp");
     let d = dir.path();
-    let input = gen(d, "trades.csv", &["-n", "20000", "--instruments", "20", "--late-fraction", "0.01"]);
-    let (want_bars, want_late) = file_run(d, &input);
-    let (bars, late) = (unique("txn-sp-bars"), unique("txn-sp-late"));
-    for t in [&bars, &late] {
-        mock.create_topic(t, 1, 1).expect("mock topic");
-    }
     // Paced slower than the other transactional jobs (about 5 s), and no periodic checkpoint before the savepoint.
     let toml = transactional_job(&input, &b, &bars, &late, "", "chk")
         .replace("speed = 20.0", "speed = 2.0")
