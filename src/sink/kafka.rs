@@ -168,13 +168,11 @@ impl Txns {
             )));
         };
         let cur = self.active.load(Ordering::Relaxed);
-        let res = deliver_all(&self.producers[cur], &self.name)
-            .and_then(|()| self.send_offsets(&self.producers[cur], id))
-            .and_then(|()| {
-                self.producers[next]
-                    .begin_transaction()
-                    .map_err(|e| txn_error(&format!("{}: beginning a transaction", self.name), e))
-            });
+        let res = self.seal(&self.producers[cur], id).and_then(|()| {
+            self.producers[next]
+                .begin_transaction()
+                .map_err(|e| txn_error(&format!("{}: beginning a transaction", self.name), e))
+        });
         if let Err(e) = res {
             st.broken = Some(e.to_string());
             return Err(e);
@@ -221,7 +219,7 @@ impl Txns {
         }
         st.barrier = u64::MAX;
         let cur = self.active();
-        let res = deliver_all(cur, &self.name).and_then(|()| self.send_offsets(cur, u64::MAX)).and_then(|()| {
+        let res = self.seal(cur, u64::MAX).and_then(|()| {
             cur.commit_transaction(TXN_TIMEOUT)
                 .map_err(|e| txn_error(&format!("{}: committing the last transaction", self.name), e))
         });
@@ -235,6 +233,13 @@ impl Txns {
                 Err(e)
             }
         }
+    }
+
+    /// Completes what `prod`'s open transaction holds up to barrier `id` (all of it at the end of the run): every
+    /// message delivered, and the sources' offsets up to there added; it can then be committed.
+    fn seal(&self, prod: &BaseProducer<Delivery>, id: u64) -> io::Result<()> {
+        deliver_all(prod, &self.name)?;
+        self.send_offsets(prod, id)
     }
 
     /// Adds the Kafka sources' positions at barrier `id` (all of them at the end of the run) to `prod`'s
