@@ -745,6 +745,7 @@ interval = "50ms"
 histogram_log = "lat.hlog"
 live = false
 summary = false
+latency_sample = 1
 [[source]]
 name = "trades"
 type = "synthetic"
