@@ -1095,7 +1095,8 @@ fn default_job_prints_bars_on_stdout_and_latency_on_stderr() {
     let counted: u64 = bars.rows.iter().map(|r| r[9].parse::<u64>().unwrap()).sum();
     assert_eq!(counted, 1_000_000, "every trade of the default feed is in a bar");
     assert!(err.contains("ticklane: 1000000 events in"), "summary: {err}");
-    for s in ["latency (sampled every 4 events)", "ingest_to_shard", "shard ", "shard_to_sink", "end_to_end", "p99.9 "] {
+    for s in ["latency (sampled every 4 events)", "ingest_to_shard", "shard ", "shard_to_sink", "end_to_end", "p99.9 "]
+    {
         assert!(err.contains(s), "the latency table has `{s}`: {err}");
     }
     assert!(!dir.path().read_dir().unwrap().any(|_| true), "the default job writes no files");
