@@ -47,9 +47,9 @@
 #               / the job's wall time (start to exit, the last batch acknowledged), each run checked against a
 #               count in the database. Baseline: the same job with a null sink. Not in `all`.
 #   metrics-cost  (k) workload (a) from the in-process generator with the latency histograms off (`[metrics]
-#               latency = false`), every 1,024th event timed (as in (a)), every event timed (the default), and
-#               every event timed with the metrics endpoint on and scraped every second (curl); the four run
-#               alternately RUNS times with the same binary; events/s and each against "off".
+#               latency = false`), every 1,024th event timed (as in (a)), the default timing (no latency key),
+#               every event timed, and every event timed with the metrics endpoint on and scraped every second
+#               (curl); the five run alternately RUNS times with the same binary; events/s and each against "off".
 #   postgres    postgres sink throughput: PG_EVENTS trades (default 2000000; QUICK 200000) of 1,000 instruments
 #               into tumbling 100 ms bars (about one bar per trade), written by the postgres sink to a server
 #               this case starts (scripts/postgres.sh, on 127.0.0.1:PG_PORT, default 15532; skipped, with the
@@ -1349,12 +1349,13 @@ scraped_run() { # config logfile
 }
 
 metrics_cost() {
-    local cases=(off sample-1024 every every-scraped) c i eps cfg
+    local cases=(off sample-1024 default every every-scraped) c i eps cfg
     for c in "${cases[@]}"; do
         cfg=$WORK/metrics-$c.toml
         case $c in
         off) set -- -e 's|^latency_sample = .*|latency = false|' ;;
         sample-1024) set -- ;;
+        default) set -- -e '/^latency_sample = /d' ;;
         every) set -- -e 's|^latency_sample = .*|latency_sample = 1|' ;;
         every-scraped) set -- -e 's|^latency_sample = .*|latency_sample = 1\nlisten = "127.0.0.1:0"|' ;;
         esac
@@ -1381,7 +1382,8 @@ metrics_cost() {
         case $c in
         off) label='off (`latency = false`): counters only' ;;
         sample-1024) label='every 1,024th event (`latency_sample = 1024`, as in (a))' ;;
-        every) label='every event (`latency_sample = 1`, the default)' ;;
+        default) label='the default (no `latency` or `latency_sample` key)' ;;
+        every) label='every event (`latency_sample = 1`)' ;;
         every-scraped) label='every event, endpoint on, /metrics scraped every second' ;;
         esac
         printf '| %s | %s [%s – %s] | %s |\n' "$label" \

@@ -209,6 +209,8 @@ ring_capacity = 4096
 [metrics]
 live = false
 summary = false
+# Every event timed (the default times every 4th): every event goes through the latency recording.
+latency_sample = 1
 [[source]]
 name = "s"
 type = "csv"

@@ -745,6 +745,7 @@ interval = "50ms"
 histogram_log = "lat.hlog"
 live = false
 summary = false
+latency_sample = 1
 [[source]]
 name = "trades"
 type = "synthetic"
@@ -1031,7 +1032,7 @@ fn interrupt_paced_run(fire_on_shutdown: bool, signal: &str) -> (u64, Table, Tab
     let (_, err) = p.output();
     assert!(st.success(), "exit status after SIG{signal}: {st}; stderr: {err}");
     assert!(err.contains("stopped by signal"), "the summary says it was stopped: {err}");
-    for stage in ["latency (sampled every 1 event)", "ingest_to_shard", "shard_to_sink", "end_to_end", "p99.99"] {
+    for stage in ["latency (sampled every 4 events)", "ingest_to_shard", "shard_to_sink", "end_to_end", "p99.99"] {
         assert!(err.contains(stage), "the latency table has `{stage}`: {err}");
     }
     // Complete files: Table::read checks that every line is terminated and has the header's fields.
@@ -1094,7 +1095,8 @@ fn default_job_prints_bars_on_stdout_and_latency_on_stderr() {
     let counted: u64 = bars.rows.iter().map(|r| r[9].parse::<u64>().unwrap()).sum();
     assert_eq!(counted, 1_000_000, "every trade of the default feed is in a bar");
     assert!(err.contains("ticklane: 1000000 events in"), "summary: {err}");
-    for s in ["latency (sampled every 1 event)", "ingest_to_shard", "shard ", "shard_to_sink", "end_to_end", "p99.9 "] {
+    for s in ["latency (sampled every 4 events)", "ingest_to_shard", "shard ", "shard_to_sink", "end_to_end", "p99.9 "]
+    {
         assert!(err.contains(s), "the latency table has `{s}`: {err}");
     }
     assert!(!dir.path().read_dir().unwrap().any(|_| true), "the default job writes no files");

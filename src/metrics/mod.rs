@@ -1,10 +1,11 @@
 //! Metrics: latency histograms recorded per thread without locks or allocation, counters, and the thread
 //! that merges them, writes the HdrHistogram interval log and prints the live line and the summary.
 //!
-//! Each hot thread records into its own [`Hists`] through a [`LatencyRecorder`]. Once per interval the
-//! metrics thread bumps an epoch; a recorder that sees the new epoch hands its full histograms over an SPSC
-//! ring and takes a cleared set from a second ring. Recording is an array increment; rotating is two ring
-//! operations. Nothing is allocated after start-up and no thread ever waits for another.
+//! Each hot thread records into its own [`Counts`] through a [`LatencyRecorder`]: HdrHistogram's bucket
+//! layout as a plain array, so a record is an index computation and an increment. Once per interval the
+//! metrics thread bumps an epoch; a recorder that sees the new epoch hands its full counts over an SPSC ring
+//! and takes a cleared set from a second ring, and the metrics thread adds them into [`Hists`]. Rotating is
+//! two ring operations. Nothing is allocated after start-up and no thread ever waits for another.
 
 pub mod alerts;
 pub mod feed;
@@ -90,11 +91,91 @@ impl Hists {
     }
 }
 
+/// Buckets of one stage in [`new_histogram`]'s layout (1 ns to [`MAX_LATENCY_NS`], 3 significant digits:
+/// 2,048 sub-buckets, the first bucket whole and 25 more of 1,024 each).
+pub const BUCKETS: usize = 27 * 1024;
+
+/// The same layout carried on to every u64 (54 buckets, rounded up to a power of two), so that recording
+/// needs no clamping and no bounds check: what falls past [`MAX_LATENCY_NS`] is moved there when the counts
+/// are handed over. The pages past the latencies that happen are never written.
+const WIDE_BUCKETS: usize = 64 * 1024;
+
+/// HdrHistogram's `sub_bucket_mask` and `leading_zero_count_base` for these bounds (2,048 sub-buckets).
+const SUB_BUCKET_MASK: u64 = 2047;
+const LEADING_ZERO_BASE: u32 = 64 - 11;
+
+/// The bucket a latency falls in, as HdrHistogram's `index_for` computes it for [`new_histogram`]'s bounds
+/// (not clamped: below [`WIDE_BUCKETS`] for any `ns`).
+#[inline]
+fn wide_bucket_of(ns: u64) -> usize {
+    let b = LEADING_ZERO_BASE - (ns | SUB_BUCKET_MASK).leading_zeros();
+    ((b as usize) << 10) + (ns >> b) as usize
+}
+
+/// The bucket of [`new_histogram`] a latency is recorded in (`ns` clamped to 1..=[`MAX_LATENCY_NS`]).
+pub fn bucket_of(ns: u64) -> usize {
+    wide_bucket_of(ns.clamp(1, MAX_LATENCY_NS))
+}
+
+/// The lowest latency in bucket `i` (HdrHistogram's `value_for`): recorded into a histogram, it lands in
+/// the same bucket.
+pub fn bucket_value(i: usize) -> u64 {
+    let b = (i >> 10).saturating_sub(1);
+    ((i - (b << 10)) as u64) << b
+}
+
+/// One thread's latency counts per stage, in HdrHistogram's bucket layout: what the hot path records into
+/// (an index computation and an increment, where `Histogram::record` costs about five times as many
+/// instructions). The metrics thread turns them into [`Hists`].
+pub struct Counts {
+    /// Stage by stage, [`WIDE_BUCKETS`] each; zeroed by the allocator, so untouched pages take no memory.
+    counts: Box<[u64; STAGES.len() * WIDE_BUCKETS]>,
+    /// Per stage: anything recorded since the last hand-over (so the hand-over skips empty stages).
+    used: [bool; STAGES.len()],
+}
+
+impl Counts {
+    pub fn new() -> Box<Counts> {
+        let counts = vec![0; STAGES.len() * WIDE_BUCKETS].into_boxed_slice().try_into().expect("the array's length");
+        Box::new(Counts { counts, used: [false; STAGES.len()] })
+    }
+
+    #[inline]
+    fn record(&mut self, stage: Stage, ns: u64) {
+        self.used[stage as usize] = true;
+        // The mask is a no-op (the bucket is always below WIDE_BUCKETS); it lets the index go unchecked.
+        self.counts[stage as usize * WIDE_BUCKETS + (wide_bucket_of(ns) & (WIDE_BUCKETS - 1))] += 1;
+    }
+
+    /// Adds these counts into `into` and clears them: latency 0 counts as 1 ns, and beyond
+    /// [`MAX_LATENCY_NS`] as that.
+    fn drain_into(&mut self, into: &mut Hists) {
+        let top = bucket_of(MAX_LATENCY_NS);
+        for (s, h) in into.0.iter_mut().enumerate() {
+            if !std::mem::take(&mut self.used[s]) {
+                continue;
+            }
+            let counts = &mut self.counts[s * WIDE_BUCKETS..(s + 1) * WIDE_BUCKETS];
+            for (block, chunk) in counts.chunks_exact_mut(64).enumerate() {
+                // Most of the array is zero: skip it 64 buckets at a time.
+                if chunk.iter().fold(0, |a, &c| a | c) == 0 {
+                    continue;
+                }
+                for (j, c) in chunk.iter_mut().enumerate().filter(|(_, c)| **c != 0) {
+                    let i = (block * 64 + j).clamp(1, top);
+                    h.saturating_record_n(bucket_value(i), *c);
+                    *c = 0;
+                }
+            }
+        }
+    }
+}
+
 /// A thread's end of the histogram exchange.
 pub struct LatencyRecorder {
-    cur: Option<Box<Hists>>,
-    full: rtrb::Producer<Box<Hists>>,
-    free: rtrb::Consumer<Box<Hists>>,
+    cur: Box<Counts>,
+    full: rtrb::Producer<Box<Counts>>,
+    free: rtrb::Consumer<Box<Counts>>,
     epoch: Arc<CachePadded<AtomicU64>>,
     seen: u64,
 }
@@ -102,12 +183,10 @@ pub struct LatencyRecorder {
 impl LatencyRecorder {
     #[inline]
     pub fn record(&mut self, stage: Stage, ns: u64) {
-        if let Some(h) = &mut self.cur {
-            h.0[stage as usize].saturating_record(ns.max(1));
-        }
+        self.cur.record(stage, ns);
     }
 
-    /// Hands the histograms over if the metrics thread started a new interval. Call it often (it is one
+    /// Hands the counts over if the metrics thread started a new interval. Call it often (it is one
     /// relaxed load when nothing is due).
     #[inline]
     pub fn tick(&mut self) {
@@ -120,10 +199,10 @@ impl LatencyRecorder {
     #[cold]
     fn rotate(&mut self, e: u64) {
         if let Ok(fresh) = self.free.pop() {
-            let full = self.cur.replace(fresh).expect("recorder has histograms");
-            if let Err(rtrb::PushError::Full(h)) = self.full.push(full) {
-                // Cannot happen: there are as many slots as histogram sets. Keep recording into it.
-                self.cur = Some(h);
+            let full = std::mem::replace(&mut self.cur, fresh);
+            if let Err(rtrb::PushError::Full(full)) = self.full.push(full) {
+                // Cannot happen: there are as many slots as count sets. Keep recording into the full one.
+                self.cur = full;
             }
             self.seen = e;
         }
@@ -131,19 +210,18 @@ impl LatencyRecorder {
     }
 
     /// Hands over what was recorded since the last rotation (at thread exit).
-    pub fn finish(mut self) {
-        if let Some(h) = self.cur.take() {
-            let _ = self.full.push(h);
-        }
+    pub fn finish(self) {
+        let mut full = self.full;
+        let _ = full.push(self.cur);
     }
 }
 
 struct Slot {
-    full: rtrb::Consumer<Box<Hists>>,
-    free: rtrb::Producer<Box<Hists>>,
+    full: rtrb::Consumer<Box<Counts>>,
+    free: rtrb::Producer<Box<Counts>>,
 }
 
-/// The metrics thread's end: hands out recorders and collects their histograms.
+/// The metrics thread's end: hands out recorders and collects their counts.
 pub struct LatencyHub {
     epoch: Arc<CachePadded<AtomicU64>>,
     slots: Vec<Slot>,
@@ -160,16 +238,16 @@ impl LatencyHub {
         Self { epoch: Arc::new(CachePadded::new(AtomicU64::new(0))), slots: Vec::new() }
     }
 
-    /// A recorder for one thread, with its histogram sets allocated now.
+    /// A recorder for one thread, with its count sets allocated now.
     pub fn recorder(&mut self) -> LatencyRecorder {
         const SETS: usize = 3;
         let (full_tx, full_rx) = rtrb::RingBuffer::new(SETS);
         let (mut free_tx, free_rx) = rtrb::RingBuffer::new(SETS);
         for _ in 0..SETS - 1 {
-            assert!(free_tx.push(Hists::new()).is_ok(), "ring has room for every set");
+            assert!(free_tx.push(Counts::new()).is_ok(), "ring has room for every set");
         }
         self.slots.push(Slot { full: full_rx, free: free_tx });
-        LatencyRecorder { cur: Some(Hists::new()), full: full_tx, free: free_rx, epoch: self.epoch.clone(), seen: 0 }
+        LatencyRecorder { cur: Counts::new(), full: full_tx, free: free_rx, epoch: self.epoch.clone(), seen: 0 }
     }
 
     /// Starts a new interval: recorders hand over at their next tick.
@@ -177,12 +255,11 @@ impl LatencyHub {
         self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds every histogram set handed over so far into `into`, and gives the sets back cleared.
+    /// Adds every count set handed over so far into `into`, and gives the sets back cleared.
     pub fn collect(&mut self, into: &mut Hists) {
         for s in &mut self.slots {
             while let Ok(mut h) = s.full.pop() {
-                into.add(&h);
-                h.reset();
+                h.drain_into(into);
                 let _ = s.free.push(h);
             }
         }
@@ -321,6 +398,51 @@ mod tests {
         r.finish();
         hub.collect(&mut into);
         assert_eq!(into.0[Stage::Shard as usize].len(), 2);
+    }
+
+    #[test]
+    fn bucket_layout_is_hdrhistograms() {
+        let h = new_histogram();
+        assert_eq!(h.distinct_values(), BUCKETS);
+        assert_eq!(bucket_of(u64::MAX), bucket_of(MAX_LATENCY_NS));
+        assert!(bucket_of(MAX_LATENCY_NS) < BUCKETS);
+        assert_eq!(bucket_of(0), bucket_of(1));
+        assert!(wide_bucket_of(u64::MAX) < WIDE_BUCKETS);
+        assert_eq!(WIDE_BUCKETS % 64, 0);
+        // Bucket 0 (latency 0) is never used: latencies are recorded as at least 1 ns.
+        for i in [1, 2047, 2048, 2049, 3071, 3072, 4096, 20_000, bucket_of(MAX_LATENCY_NS)] {
+            assert_eq!(bucket_of(bucket_value(i)), i, "bucket {i}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Counting into buckets and handing over gives the histogram that recording each latency gives.
+        #[test]
+        fn counts_equal_direct_recording(lat in proptest::collection::vec(
+            proptest::prop_oneof![0u64..5000, 0u64..10_000_000, 0u64..=u64::MAX], 1..200)) {
+            let mut c = Counts::new();
+            let mut direct = Hists::new();
+            for (i, &ns) in lat.iter().enumerate() {
+                let stage = if i % 2 == 0 { Stage::Shard } else { Stage::EndToEnd };
+                c.record(stage, ns);
+                direct.0[stage as usize].saturating_record(ns.clamp(1, MAX_LATENCY_NS));
+            }
+            let mut via = Hists::new();
+            c.drain_into(&mut via);
+            for (a, b) in via.0.iter().zip(direct.0.iter()) {
+                proptest::prop_assert_eq!(a.len(), b.len());
+                proptest::prop_assert_eq!(a.max(), b.max());
+                proptest::prop_assert_eq!(a.min(), b.min());
+                for q in [0.5, 0.9, 0.99, 0.9999, 1.0] {
+                    proptest::prop_assert_eq!(a.value_at_quantile(q), b.value_at_quantile(q));
+                }
+                for v in b.iter_recorded() {
+                    proptest::prop_assert_eq!(a.count_at(v.value_iterated_to()), v.count_at_value());
+                }
+            }
+            proptest::prop_assert!(c.counts.iter().all(|&n| n == 0), "handed-over counts are cleared");
+        }
     }
 
     #[test]

@@ -90,18 +90,38 @@ impl std::fmt::Display for Dur {
     }
 }
 
-fn base() -> quanta::Instant {
-    static BASE: OnceLock<quanta::Instant> = OnceLock::new();
-    *BASE.get_or_init(quanta::Instant::now)
+/// The process's clock: quanta's, calibrated against `CLOCK_MONOTONIC` at start-up, with its first
+/// reading and its scale as a 32.32 fixed-point factor (ns per tick × 2³²).
+struct Mono {
+    clock: quanta::Clock,
+    base: u64,
+    ns_per_tick_q32: u64,
+}
+
+fn mono() -> &'static Mono {
+    static MONO: OnceLock<Mono> = OnceLock::new();
+    MONO.get_or_init(|| {
+        let clock = quanta::Clock::new();
+        // 2³² ticks (about a second of TSC) in ns: the factor to 1 part in 10⁹. Where quanta reads
+        // `CLOCK_MONOTONIC` itself (no invariant TSC) a tick is a ns and this is exactly 2³².
+        let ns_per_tick_q32 = clock.delta_as_nanos(0, 1 << 32);
+        let base = clock.raw();
+        Mono { clock, base, ns_per_tick_q32 }
+    })
 }
 
 /// Monotonic nanoseconds since the first call in this process, from the TSC where the CPU has an
 /// invariant one (a few ns per read, no syscall) and `CLOCK_MONOTONIC` otherwise. Comparable across
 /// threads. Never returns 0 (0 means "not timed" in event envelopes).
+///
+/// The hot path reads it once or twice per event, so it is a counter read, a multiply and a shift:
+/// `quanta::Instant::now` (a thread-local test-clock look-up, `Duration` arithmetic) cost four times
+/// the instructions (BENCHMARKS.md, "Metrics cost").
 #[inline]
 pub fn mono_now() -> u64 {
-    let b = base();
-    (quanta::Instant::now().saturating_duration_since(b).as_nanos() as u64) | 1
+    let m = mono();
+    let ticks = m.clock.raw().saturating_sub(m.base);
+    ((ticks as u128 * m.ns_per_tick_q32 as u128) >> 32) as u64 | 1
 }
 
 /// The host's `CLOCK_MONOTONIC` in ns: the one clock two processes on this host share (through the vDSO, no
