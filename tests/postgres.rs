@@ -318,7 +318,7 @@ fn a_server_killed_mid_run_loses_and_doubles_nothing() {
     let d = dir.path();
     let pg = OwnServer::start(d);
     let table = "outage";
-    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 120_000, "")).unwrap();
+    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 450_000, "")).unwrap();
     let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
     assert!(
         wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
@@ -368,7 +368,7 @@ fn with_drop_after_a_server_that_stays_down_costs_counted_rows_only() {
     let d = dir.path();
     let pg = OwnServer::start(d);
     let table = "dropped";
-    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 60_000, "drop_after = \"300ms\"")).unwrap();
+    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 150_000, "drop_after = \"300ms\"")).unwrap();
     let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
     assert!(
         wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
@@ -640,7 +640,7 @@ fn a_reload_hands_new_credentials_to_the_running_sink() {
     let d = dir.path();
     let pg = OwnServer::start(d);
     let table = "rotated";
-    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 300_000, "")).unwrap();
+    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 600_000, "")).unwrap();
     let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
     assert!(
         wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
@@ -650,7 +650,7 @@ fn a_reload_hands_new_credentials_to_the_running_sink() {
     let mut c = client(&pg.url);
     c.batch_execute(&format!("CREATE ROLE newuser LOGIN; GRANT ALL ON {table} TO newuser")).unwrap();
     let rotated = pg.url.replace("ticklane@", "newuser@");
-    std::fs::write(d.join("job.toml"), paced_job(&rotated, table, 300_000, "")).unwrap();
+    std::fs::write(d.join("job.toml"), paced_job(&rotated, table, 600_000, "")).unwrap();
     r.signal("HUP");
     let who = |c: &mut Client| -> Vec<String> {
         c.query("SELECT usename::text FROM pg_stat_activity WHERE application_name = 'ticklane'", &[])
