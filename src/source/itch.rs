@@ -13,19 +13,23 @@
 use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
 use crate::book::{BookError, BookSide, Books, Execution, LastQuotes, LevelChange, Update};
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+use crate::checkpoint::manifest::SourcePosition;
 use crate::config::{ItchPlan, Schedule};
 use crate::event::{Event, KeyId, LevelUpdate, Nanos, Price, Side, Trade, TradeKind};
 use crate::itch::{self, ItchFile, Message, SessionClock};
 use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
 use crate::record::{RejectReason, RejectRow};
-use crate::refdata::{Directory, DirectoryWriter};
+use crate::refdata::{Directory, DirectoryWriter, Listing};
 use crate::symbols::Interner;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Messages per poll.
 const BATCH: usize = 1024;
+/// First byte of an itch source's part of a checkpoint.
+const PART_TAG: u8 = 0x49;
 /// No instrument id for a stock locate (its directory message has not come).
 const NONE: KeyId = KeyId::MAX;
 
@@ -165,6 +169,51 @@ impl Source for ItchSource {
 
     fn directory(&self) -> Option<Arc<Directory>> {
         Some(self.feed.directory.directory().clone())
+    }
+
+    fn checkpoint(&mut self, _id: u64, e: &mut Enc) -> Result<SourcePosition, String> {
+        let Input::File(file) = &self.input else {
+            return Err("a live MoldUDP64 source cannot be checkpointed (no re-request server to fetch the \
+                        messages since)"
+                .into());
+        };
+        // A message the pacer holds is not handed over yet: the position is before it.
+        let pos = self.held.map_or_else(|| file.position(), |(offset, ..)| offset);
+        e.u8(PART_TAG);
+        e.u64(pos);
+        self.feed.snapshot(e);
+        Ok(SourcePosition {
+            source: String::new(),
+            kind: "itch-file".into(),
+            partitions: Vec::new(),
+            byte_offset: Some(pos),
+            seed: None,
+            count: Some(self.feed.seq),
+        })
+    }
+
+    fn restore(&mut self, d: &mut Dec<'_>) -> Result<(), SourceError> {
+        let bad = |e: DecodeError| SourceError::Other {
+            source_name: self.name.clone(),
+            message: format!("restoring the itch source's state: {e}"),
+        };
+        let Input::File(file) = &mut self.input else {
+            return Err(SourceError::Other {
+                source_name: self.name.clone(),
+                message: "a live MoldUDP64 source cannot be restored from a checkpoint".into(),
+            });
+        };
+        d.expect_u8("itch source section", PART_TAG).map_err(bad)?;
+        let pos = d.u64("itch byte offset").map_err(bad)?;
+        self.feed.restore(d).map_err(bad)?;
+        let what = if file.is_gzip() { "decompressing again up to" } else { "resuming at" };
+        file.resume_at(pos)
+            .map_err(|e| SourceError::io(&self.name, format!("{what} byte {pos} of {}", self.path.display()), e))?;
+        self.held = None;
+        self.first = None;
+        self.ahead = Prefetcher::new();
+        self.publish();
+        Ok(())
     }
 }
 
@@ -340,6 +389,88 @@ fn log_summary(name: &str, f: &Feed) {
 }
 
 impl Feed {
+    /// Writes what the messages so far left: the record index, the counters, the instrument of each stock
+    /// locate and its listing, the last quotes and the books (docs/checkpoints.md, "An itch source's part").
+    fn snapshot(&self, e: &mut Enc) {
+        e.u64(self.seq);
+        e.u64(self.no_directory);
+        let c = &self.counters;
+        for v in [c.unknown, c.truncated, c.oversize, c.zero_length, c.truncated_tail, c.io_errors] {
+            e.u64(v);
+        }
+        let kinds = c.by_type.iter().filter(|&&n| n > 0).count();
+        e.len_of(kinds);
+        for (k, &n) in c.by_type.iter().enumerate().filter(|(_, &n)| n > 0) {
+            e.u8(k as u8);
+            e.u64(n);
+        }
+        let locates = self.ids.iter().filter(|&&k| k != NONE).count();
+        e.len_of(locates);
+        for (locate, &k) in self.ids.iter().enumerate().filter(|(_, &k)| k != NONE) {
+            e.u32(locate as u32);
+            e.u32(k);
+        }
+        let dir = self.directory.directory();
+        e.len_of(dir.len());
+        for (k, l) in dir.iter() {
+            e.u32(k);
+            for w in l.pack() {
+                e.u64(w);
+            }
+        }
+        self.last.snapshot(e);
+        self.books.snapshot(e);
+    }
+
+    /// Reads back what [`Feed::snapshot`] wrote, into a feed that has read nothing yet.
+    fn restore(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        let limit = self.interner.limit();
+        let key = |d: &mut Dec<'_>, what: &'static str| {
+            let at = d.pos();
+            let k = d.u32(what)?;
+            match (k as usize) < limit {
+                true => Ok(k),
+                false => Err(DecodeError::Invalid { at, what: format!("{what} {k}: the instrument limit is {limit}") }),
+            }
+        };
+        self.seq = d.u64("messages read")?;
+        self.no_directory = d.u64("messages with no directory")?;
+        let c = &mut self.counters;
+        for v in [
+            &mut c.unknown,
+            &mut c.truncated,
+            &mut c.oversize,
+            &mut c.zero_length,
+            &mut c.truncated_tail,
+            &mut c.io_errors,
+        ] {
+            *v = d.u64("feed counter")?;
+        }
+        for _ in 0..d.count(9, "message types")? {
+            let k = d.u8("message type")?;
+            c.by_type[k as usize] = d.u64("messages of a type")?;
+        }
+        for _ in 0..d.count(8, "stock locates")? {
+            let at = d.pos();
+            let locate = d.u32("stock locate")?;
+            let slot = self.ids.get_mut(locate as usize).ok_or_else(|| DecodeError::Invalid {
+                at,
+                what: format!("stock locate {locate} is not a 16-bit number"),
+            })?;
+            *slot = key(d, "instrument of a stock locate")?;
+        }
+        for _ in 0..d.count(36, "listings")? {
+            let k = key(d, "listed instrument")?;
+            let mut w = [0u64; 4];
+            for v in &mut w {
+                *v = d.u64("listing")?;
+            }
+            self.directory.set(k, &Listing::unpack(w));
+        }
+        self.last.restore(d, limit)?;
+        self.books.restore(d)
+    }
+
     fn message(&mut self, offset: u64, bytes: &[u8], at: u64, out: &mut SourceOut) -> Result<(), SourceError> {
         let seq = self.seq;
         self.seq += 1;
