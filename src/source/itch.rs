@@ -640,3 +640,124 @@ fn reject(out: &mut SourceOut, seq: u64, offset: u64, what: &str, bytes: &[u8]) 
     let n = w.position() as usize;
     out.reject(RejectRow::new(seq, RejectReason::BadFeed("ITCH message"), &text[..n]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::symbols::Symbols;
+
+    /// A source over a small feed file (its first message read, so the position is past it), with books,
+    /// ids, a listing, a last quote and counters set as messages would set them.
+    fn source(dir: &std::path::Path) -> ItchSource {
+        let path = dir.join("feed.itch");
+        // Two frames: a system event (`S`) and a zero-length one.
+        let mut feed = vec![0u8, 12, b'S'];
+        feed.extend_from_slice(&[0; 11]);
+        feed.extend_from_slice(&[0, 0]);
+        std::fs::write(&path, &feed).unwrap();
+        let plan = ItchPlan {
+            path,
+            speed: None,
+            date: "2024-01-02".into(),
+            time_zone: itch::DEFAULT_TZ.into(),
+            depth: 5,
+            trades: vec![b'E', b'C', b'P', b'Q'],
+            quotes: true,
+            levels: false,
+            listen: None,
+            group: None,
+            interface: None,
+            recv_buffer: 0,
+            schedule: None,
+        };
+        ItchSource::open("feed", &plan, Interner::new(Symbols::new(), 16)).unwrap()
+    }
+
+    fn fill(s: &mut ItchSource) {
+        let Input::File(file) = &mut s.input else { unreachable!() };
+        assert!(matches!(file.next(), Some(Ok(_))));
+        let f = &mut s.feed;
+        let k = f.interner.id(b"AAA").unwrap();
+        f.ids[7] = k;
+        f.directory.set(k, &Listing { symbol: *b"AAA     ", round_lot_size: 100, ..Listing::default() });
+        let p = Price::from_units;
+        f.books.add(1, k, BookSide::Bid, p(10), 100).unwrap();
+        f.books.add(2, k, BookSide::Bid, p(10), 50).unwrap();
+        f.books.add(3, k, BookSide::Ask, p(11), 70).unwrap();
+        f.last.changed(f.books.quote(k).to_event(k, 5));
+        f.counters.by_type[b'A' as usize] = 3;
+        f.counters.unknown = 2;
+        f.no_directory = 1;
+        f.seq = 6;
+    }
+
+    fn part(s: &mut ItchSource) -> Vec<u8> {
+        let mut e = Enc::new();
+        let pos = s.checkpoint(1, &mut e).unwrap();
+        assert_eq!((pos.kind.as_str(), pos.byte_offset, pos.count), ("itch-file", Some(14), Some(6)));
+        e.into_vec()
+    }
+
+    #[test]
+    fn a_restored_source_writes_the_same_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = source(dir.path());
+        fill(&mut a);
+        let bytes = part(&mut a);
+        let mut b = source(dir.path());
+        let mut d = Dec::new(&bytes);
+        b.restore(&mut d).unwrap();
+        d.finish().unwrap();
+        assert_eq!(part(&mut b), bytes);
+        assert_eq!(b.feed.ids[7], a.feed.ids[7]);
+        assert_eq!(b.feed.directory.directory().get(0).map(|l| l.round_lot_size), Some(100));
+        // The last quote came back: the same book gives no new quote, a change does.
+        let q = b.feed.books.quote(0).to_event(0, 9);
+        assert!(b.feed.last.changed(q).is_none());
+        b.feed.books.delete(2).unwrap();
+        assert!(b.feed.last.changed(b.feed.books.quote(0).to_event(0, 9)).is_some());
+        // The reader goes on at the zero-length frame after the first message.
+        let Input::File(file) = &mut b.input else { unreachable!() };
+        assert!(matches!(file.next(), Some(Err(itch::FrameError::ZeroLength { offset: 14 }))));
+    }
+
+    #[test]
+    fn a_damaged_part_is_refused_naming_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = source(dir.path());
+        fill(&mut a);
+        let bytes = part(&mut a);
+        // One source restored again and again (a fresh one each time costs its books' reserve): a restore
+        // replaces all that the part holds, and a plain file is entered at any offset.
+        let mut s = source(dir.path());
+        let mut restore = |b: &[u8]| s.restore(&mut Dec::new(b)).map_err(|e| e.to_string());
+        // Cut anywhere: an error naming the source and where the bytes ran out.
+        for n in 0..bytes.len() {
+            let e = restore(&bytes[..n]).expect_err("a cut part restores");
+            let what = e.contains("truncated") || e.contains("cannot fit");
+            assert!(e.contains("source `feed`") && what, "cut at {n}: {e}");
+        }
+        // Any byte changed: an error naming the source, or a state that restores (a price, a count of shares);
+        // never a panic.
+        let mut refused = 0;
+        for i in 0..bytes.len() {
+            for x in [0x01, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= x;
+                if let Err(e) = restore(&b) {
+                    assert!(e.contains("source `feed`"), "byte {i} ^ {x:#x}: {e}");
+                    refused += 1;
+                }
+            }
+        }
+        // Counters and prices take any value; tags, counts, ids, order shares and the position do not.
+        assert!(refused > bytes.len() / 4, "only {refused} of {} damaged parts refused", 3 * bytes.len());
+        // Named faults.
+        let e = restore(&[0x48]).unwrap_err();
+        assert!(e.contains("itch source section"), "{e}");
+        let mut b = bytes.clone();
+        b[1..9].copy_from_slice(&1000u64.to_le_bytes());
+        let e = restore(&b).unwrap_err();
+        assert!(e.contains("byte 1000") && e.contains("feed.itch"), "{e}");
+    }
+}
