@@ -53,7 +53,8 @@ impl Listing {
         &self.symbol[..n]
     }
 
-    fn pack(&self) -> [u64; 4] {
+    /// The listing as four words (what a slot stores, and what a checkpoint writes).
+    pub fn pack(&self) -> [u64; 4] {
         let b = |x: &[u8]| x.iter().rev().fold(0u64, |a, &c| (a << 8) | c as u64);
         [
             b(&self.symbol),
@@ -72,7 +73,8 @@ impl Listing {
         ]
     }
 
-    fn unpack(w: [u64; 4]) -> Listing {
+    /// The listing of [`Listing::pack`]'s words.
+    pub fn unpack(w: [u64; 4]) -> Listing {
         let at = |x: u64, i: u32| (x >> (8 * i)) as u8;
         Listing {
             symbol: w[0].to_le_bytes(),

@@ -896,3 +896,120 @@ fn part_files_need_a_file_sink_and_checkpoints() {
         assert!(ok, "{ty}: {err}");
     }
 }
+
+/// What an itch job writes: its trades, quotes and level updates passed through, bars and spreads, rejects.
+const ITCH_STREAMS: [&str; 6] = ["trades", "quotes", "levels", "bars", "spread", "feed_rejects"];
+
+/// A generated ITCH feed (a few faults among the messages, so rejects and counters are restored too).
+fn itch_feed(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let mut args = vec![
+        "itch-gen",
+        "--out",
+        path.to_str().expect("utf-8"),
+        "--messages",
+        "200000",
+        "--stocks",
+        "8",
+        "--seed",
+        "23",
+        "--faults",
+        "0.001",
+    ];
+    args.extend_from_slice(extra);
+    common::ticklane_ok(&args, dir);
+    path
+}
+
+/// An itch source paced so that a run lasts about 1.5 s (the session is 6.5 h), so checkpoints are taken
+/// while the pacer holds messages.
+fn itch_config(feed: &Path, out: &Path, checkpoints: Option<&Path>) -> String {
+    let mut c = format!(
+        r#"
+[metrics]
+live = false
+summary = false
+[[source]]
+name = "feed"
+type = "itch"
+date = "2024-01-02"
+path = {feed}
+speed = 15600.0
+[[stream]]
+name = "trades"
+events = "trade"
+[[stream]]
+name = "quotes"
+events = "quote"
+[[stream]]
+name = "levels"
+events = "level"
+[[window]]
+name = "bars"
+type = "tumbling"
+size = "1m"
+aggregates = ["open", "high", "low", "close", "volume", "count"]
+[[window]]
+name = "spread"
+type = "tumbling"
+size = "1m"
+value = "spread"
+aggregates = ["low", "high", "count"]
+"#,
+        feed = toml_path(feed)
+    );
+    for s in ITCH_STREAMS {
+        c.push_str(&format!(
+            "\n[[sink]]\nstream = \"{s}\"\ntype = \"csv\"\npath = {}\n",
+            toml_path(&out.join(format!("{s}.csv")))
+        ));
+    }
+    if let Some(dir) = checkpoints {
+        c.push_str(&format!("\n[checkpoint]\ndir = {}\ninterval = \"100ms\"\n", toml_path(dir)));
+    }
+    c
+}
+
+fn itch_outputs(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    ITCH_STREAMS.iter().map(|&s| (s, std::fs::read(dir.join(format!("{s}.csv"))).unwrap_or_default())).collect()
+}
+
+/// An itch job (plain and gzip feed, paced) killed with SIGKILL after `kills` times ≥ 2 checkpoints, then run to
+/// its end, writes exactly what an uninterrupted run writes: the books, the last quotes, the directory and the
+/// record index all come back, and the replay starts at the message after the checkpoint's.
+fn itch_killed_after_checkpoints(feed: &Path, tag: &str, kills: usize) {
+    let d = feed.parent().expect("dir");
+    let reference = d.join(format!("reference-{tag}"));
+    run_config(d, &format!("reference-{tag}.toml"), &itch_config(feed, &reference, None));
+    let want = itch_outputs(&reference);
+    assert!(want.iter().all(|(_, b)| !b.is_empty()), "the reference run wrote nothing");
+    let (out, chk) = (d.join(format!("out-{tag}")), d.join(format!("chk-{tag}")));
+    let cfg = d.join(format!("job-{tag}.toml"));
+    std::fs::write(&cfg, itch_config(feed, &out, Some(&chk))).expect("write config");
+    let args = ["run", "--config", cfg.to_str().expect("utf-8")];
+    for _ in 0..kills {
+        kill_after_checkpoints(&args, d, 2);
+    }
+    let mut r = Running::start_logging(&args, d, "info");
+    let st = r.wait_for(Duration::from_secs(120)).expect("the last run finishes");
+    let (_, err) = r.output();
+    assert!(st.success(), "the last run failed ({st}):\n{err}");
+    assert!(err.contains("resuming from checkpoint"), "the last run did not restore:\n{err}");
+    for ((s, got), (_, w)) in itch_outputs(&out).iter().zip(&want) {
+        assert!(got == w, "{tag}: {s}.csv differs from the uninterrupted run's");
+    }
+}
+
+#[test]
+fn an_itch_feed_killed_after_checkpoints_writes_what_an_uninterrupted_run_writes() {
+    let dir = tmp();
+    let feed = itch_feed(dir.path(), "day.itch", &[]);
+    itch_killed_after_checkpoints(&feed, "plain", 2);
+}
+
+#[test]
+fn a_gzip_itch_feed_restored_once_writes_what_an_uninterrupted_run_writes() {
+    let dir = tmp();
+    let feed = itch_feed(dir.path(), "day.itch.gz", &["--gzip"]);
+    itch_killed_after_checkpoints(&feed, "gzip", 1);
+}

@@ -405,6 +405,18 @@ fn itch_options_are_checked_by_name() {
     assert!(e.contains("every"), "{e}");
     let e = bad("path = \"x.itch\"\nschedule = { start = 5, rate = 10 }");
     assert!(e.contains("source[0].schedule") && e.contains("listen"), "{e}");
+    // Checkpoints: a live source is refused by its key, a file source is not.
+    let with_checkpoints = |source: &str| {
+        let cfg = d.join("chk.toml");
+        let toml = format!("{}\n[checkpoint]\ndir = {}\n", job(source, &d.join("out")), toml_path(&d.join("chk")));
+        std::fs::write(&cfg, toml).unwrap();
+        common::ticklane(&["check", "--config", cfg.to_str().unwrap()], d)
+    };
+    let o = with_checkpoints("listen = \"127.0.0.1:5000\"");
+    let e = common::stderr(&o);
+    assert!(!o.status.success() && e.contains("source[0].listen") && e.contains("re-request"), "{e}");
+    let o = with_checkpoints("path = \"x.itch\"");
+    assert!(!common::stderr(&o).contains("checkpoint"), "{}", common::stderr(&o));
 }
 
 #[test]

@@ -91,7 +91,7 @@ impl BookQuote {
 /// The last quote sent per instrument, so that only changes are sent: a book change that leaves the best
 /// levels and the imbalance as they were is no quote.
 #[derive(Debug, Default)]
-pub struct LastQuotes(Vec<Quote>);
+pub struct LastQuotes(pub(super) Vec<Quote>);
 
 impl LastQuotes {
     /// `q` if it differs from the last one of its instrument (it then becomes the last), else `None`.

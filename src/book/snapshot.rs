@@ -7,8 +7,9 @@
 
 use super::levels::{self, LevelNode};
 use super::orders::{Node, NIL};
-use super::{BookCounters, BookSide, Books, MAX_SHARES};
+use super::{BookCounters, BookSide, Books, LastQuotes, MAX_SHARES};
 use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+use crate::event::{KeyId, Quote};
 
 /// First byte of the books' section.
 const SNAPSHOT_TAG: u8 = 16;
@@ -153,6 +154,74 @@ impl Books {
         }
         self.counters = c;
         self.recompute_crossing();
+        Ok(())
+    }
+}
+
+/// First byte of the last quotes' section.
+const LAST_QUOTES_TAG: u8 = 17;
+
+/// Bytes of one last quote: instrument, ts, bid, ask, bid_qty, ask_qty, imbalance.
+const QUOTE_BYTES: usize = 4 + 8 + 8 + 8 + 4 + 4 + 4;
+
+impl LastQuotes {
+    /// Appends the last quote sent per instrument to `e`: tag `u8` = 17, `u64` slot count, per slot `u32`
+    /// instrument (`u32::MAX`: no quote sent yet), `i64` ts, `i64` bid, `i64` ask, `u32` bid_qty, `u32`
+    /// ask_qty, `u32` imbalance (its `i32` bits).
+    pub fn snapshot(&self, e: &mut Enc) {
+        e.reserve(9 + self.0.len() * QUOTE_BYTES);
+        e.u8(LAST_QUOTES_TAG);
+        e.len_of(self.0.len());
+        for q in &self.0 {
+            e.u32(q.instrument);
+            e.i64(q.ts);
+            e.price(q.bid);
+            e.price(q.ask);
+            e.u32(q.bid_qty);
+            e.u32(q.ask_qty);
+            e.u32(q.imbalance as u32);
+        }
+    }
+
+    /// Replaces the last quotes by a snapshot's, for instrument ids below `limit`. On an error they are left
+    /// empty.
+    pub fn restore(&mut self, d: &mut Dec<'_>, limit: usize) -> Result<(), DecodeError> {
+        self.0.clear();
+        let r = self.restore_into(d, limit);
+        if r.is_err() {
+            self.0.clear();
+        }
+        r
+    }
+
+    fn restore_into(&mut self, d: &mut Dec<'_>, limit: usize) -> Result<(), DecodeError> {
+        d.expect_u8("state section", LAST_QUOTES_TAG)?;
+        let at = d.pos();
+        let n = d.count(QUOTE_BYTES, "last quotes")?;
+        if n > limit {
+            return Err(DecodeError::Invalid { at, what: format!("{n} last quotes, the instrument limit is {limit}") });
+        }
+        self.0.reserve(n);
+        for i in 0..n {
+            let at = d.pos();
+            let instrument = d.u32("quote instrument")?;
+            if instrument != KeyId::MAX && instrument as usize != i {
+                return Err(DecodeError::Invalid {
+                    at,
+                    what: format!("the last quote of slot {i} is of instrument {instrument}"),
+                });
+            }
+            let q = Quote {
+                instrument,
+                ts: d.i64("quote ts")?,
+                bid: d.price("quote bid")?,
+                ask: d.price("quote ask")?,
+                bid_qty: d.u32("quote bid_qty")?,
+                ask_qty: d.u32("quote ask_qty")?,
+                imbalance: d.u32("quote imbalance")? as i32,
+            };
+            self.0.push(q);
+        }
         Ok(())
     }
 }

@@ -1139,11 +1139,14 @@ pub fn plan(cfg: &Config) -> Result<Plan, Errors> {
     transactional_producers(cfg, &mut sinks, &mut errs);
     if c.dir.is_some() {
         for (i, s) in cfg.sources.iter().enumerate() {
-            if s.kind == SourceType::Itch {
+            if s.kind == SourceType::Itch && s.listen.is_some() {
+                // A restore replays from the checkpoint's position: a live feed would need the messages sent
+                // since, which only a MoldUDP64 re-request server could give.
                 errs.push((
-                    format!("source[{i}].type"),
-                    "an itch source cannot be checkpointed yet (its books are not in the snapshot): leave out \
-                     [checkpoint] dir"
+                    format!("source[{i}].listen"),
+                    "a live itch source (MoldUDP64) cannot be checkpointed: a restore would need the messages \
+                     between the checkpoint and now, which needs a MoldUDP64 re-request server (not built); an \
+                     itch source reading a file (`path`) can. Leave out [checkpoint] dir or read a file"
                         .into(),
                 ));
             }

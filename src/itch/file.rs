@@ -170,6 +170,28 @@ impl<R: Read> StreamFrames<R> {
         &self.buf[self.start..self.end]
     }
 
+    /// Reads past the next `n` bytes of the stream (frames or not): fails if it ends first.
+    pub fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+                self.fill(1)?;
+                if self.end == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the stream ends at byte {}, {n} bytes short", self.offset),
+                    ));
+                }
+            }
+            let k = (self.end - self.start).min(usize::try_from(n).unwrap_or(usize::MAX));
+            self.start += k;
+            self.offset += k as u64;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+
     /// The next frame, an error, or `None` at the end.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
@@ -250,6 +272,30 @@ impl ItchFile {
         match &self.0 {
             Source::Mapped { pos, .. } => *pos as u64,
             Source::Gzip(s) => s.position(),
+        }
+    }
+
+    /// Goes on from byte `pos` of a file just opened (a checkpoint's position): a mapped file jumps there, a
+    /// gzip stream is decompressed again up to it. Fails if the file is shorter.
+    pub fn resume_at(&mut self, pos: u64) -> io::Result<()> {
+        match &mut self.0 {
+            Source::Mapped { map, pos: at, done } => {
+                if pos > map.len() as u64 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the file has {} bytes, the position is byte {pos}", map.len()),
+                    ));
+                }
+                *at = pos as usize;
+                *done = false;
+                Ok(())
+            }
+            Source::Gzip(s) => {
+                let ahead = pos
+                    .checked_sub(s.position())
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("already past byte {pos}")))?;
+                s.skip(ahead)
+            }
         }
     }
 

@@ -13,19 +13,23 @@
 use super::itch_prefetch::Prefetcher;
 use super::{Poll, Source, SourceError, SourceOut};
 use crate::book::{BookError, BookSide, Books, Execution, LastQuotes, LevelChange, Update};
+use crate::checkpoint::codec::{Dec, DecodeError, Enc};
+use crate::checkpoint::manifest::SourcePosition;
 use crate::config::{ItchPlan, Schedule};
 use crate::event::{Event, KeyId, LevelUpdate, Nanos, Price, Side, Trade, TradeKind};
 use crate::itch::{self, ItchFile, Message, SessionClock};
 use crate::metrics::{FeedCounter, FeedMetrics};
 use crate::moldudp64::{Receiver, ReceiverConfig, Start, Tracker, Verdict};
 use crate::record::{RejectReason, RejectRow};
-use crate::refdata::{Directory, DirectoryWriter};
+use crate::refdata::{Directory, DirectoryWriter, Listing};
 use crate::symbols::Interner;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Messages per poll.
 const BATCH: usize = 1024;
+/// First byte of an itch source's part of a checkpoint.
+const PART_TAG: u8 = 0x49;
 /// No instrument id for a stock locate (its directory message has not come).
 const NONE: KeyId = KeyId::MAX;
 
@@ -165,6 +169,51 @@ impl Source for ItchSource {
 
     fn directory(&self) -> Option<Arc<Directory>> {
         Some(self.feed.directory.directory().clone())
+    }
+
+    fn checkpoint(&mut self, _id: u64, e: &mut Enc) -> Result<SourcePosition, String> {
+        let Input::File(file) = &self.input else {
+            return Err("a live MoldUDP64 source cannot be checkpointed (no re-request server to fetch the \
+                        messages since)"
+                .into());
+        };
+        // A message the pacer holds is not handed over yet: the position is before it.
+        let pos = self.held.map_or_else(|| file.position(), |(offset, ..)| offset);
+        e.u8(PART_TAG);
+        e.u64(pos);
+        self.feed.snapshot(e);
+        Ok(SourcePosition {
+            source: String::new(),
+            kind: "itch-file".into(),
+            partitions: Vec::new(),
+            byte_offset: Some(pos),
+            seed: None,
+            count: Some(self.feed.seq),
+        })
+    }
+
+    fn restore(&mut self, d: &mut Dec<'_>) -> Result<(), SourceError> {
+        let bad = |e: DecodeError| SourceError::Other {
+            source_name: self.name.clone(),
+            message: format!("restoring the itch source's state: {e}"),
+        };
+        let Input::File(file) = &mut self.input else {
+            return Err(SourceError::Other {
+                source_name: self.name.clone(),
+                message: "a live MoldUDP64 source cannot be restored from a checkpoint".into(),
+            });
+        };
+        d.expect_u8("itch source section", PART_TAG).map_err(bad)?;
+        let pos = d.u64("itch byte offset").map_err(bad)?;
+        self.feed.restore(d).map_err(bad)?;
+        let what = if file.is_gzip() { "decompressing again up to" } else { "resuming at" };
+        file.resume_at(pos)
+            .map_err(|e| SourceError::io(&self.name, format!("{what} byte {pos} of {}", self.path.display()), e))?;
+        self.held = None;
+        self.first = None;
+        self.ahead = Prefetcher::new();
+        self.publish();
+        Ok(())
     }
 }
 
@@ -340,6 +389,88 @@ fn log_summary(name: &str, f: &Feed) {
 }
 
 impl Feed {
+    /// Writes what the messages so far left: the record index, the counters, the instrument of each stock
+    /// locate and its listing, the last quotes and the books (docs/checkpoints.md, "An itch source's part").
+    fn snapshot(&self, e: &mut Enc) {
+        e.u64(self.seq);
+        e.u64(self.no_directory);
+        let c = &self.counters;
+        for v in [c.unknown, c.truncated, c.oversize, c.zero_length, c.truncated_tail, c.io_errors] {
+            e.u64(v);
+        }
+        let kinds = c.by_type.iter().filter(|&&n| n > 0).count();
+        e.len_of(kinds);
+        for (k, &n) in c.by_type.iter().enumerate().filter(|(_, &n)| n > 0) {
+            e.u8(k as u8);
+            e.u64(n);
+        }
+        let locates = self.ids.iter().filter(|&&k| k != NONE).count();
+        e.len_of(locates);
+        for (locate, &k) in self.ids.iter().enumerate().filter(|(_, &k)| k != NONE) {
+            e.u32(locate as u32);
+            e.u32(k);
+        }
+        let dir = self.directory.directory();
+        e.len_of(dir.len());
+        for (k, l) in dir.iter() {
+            e.u32(k);
+            for w in l.pack() {
+                e.u64(w);
+            }
+        }
+        self.last.snapshot(e);
+        self.books.snapshot(e);
+    }
+
+    /// Reads back what [`Feed::snapshot`] wrote, into a feed that has read nothing yet.
+    fn restore(&mut self, d: &mut Dec<'_>) -> Result<(), DecodeError> {
+        let limit = self.interner.limit();
+        let key = |d: &mut Dec<'_>, what: &'static str| {
+            let at = d.pos();
+            let k = d.u32(what)?;
+            match (k as usize) < limit {
+                true => Ok(k),
+                false => Err(DecodeError::Invalid { at, what: format!("{what} {k}: the instrument limit is {limit}") }),
+            }
+        };
+        self.seq = d.u64("messages read")?;
+        self.no_directory = d.u64("messages with no directory")?;
+        let c = &mut self.counters;
+        for v in [
+            &mut c.unknown,
+            &mut c.truncated,
+            &mut c.oversize,
+            &mut c.zero_length,
+            &mut c.truncated_tail,
+            &mut c.io_errors,
+        ] {
+            *v = d.u64("feed counter")?;
+        }
+        for _ in 0..d.count(9, "message types")? {
+            let k = d.u8("message type")?;
+            c.by_type[k as usize] = d.u64("messages of a type")?;
+        }
+        for _ in 0..d.count(8, "stock locates")? {
+            let at = d.pos();
+            let locate = d.u32("stock locate")?;
+            let slot = self.ids.get_mut(locate as usize).ok_or_else(|| DecodeError::Invalid {
+                at,
+                what: format!("stock locate {locate} is not a 16-bit number"),
+            })?;
+            *slot = key(d, "instrument of a stock locate")?;
+        }
+        for _ in 0..d.count(36, "listings")? {
+            let k = key(d, "listed instrument")?;
+            let mut w = [0u64; 4];
+            for v in &mut w {
+                *v = d.u64("listing")?;
+            }
+            self.directory.set(k, &Listing::unpack(w));
+        }
+        self.last.restore(d, limit)?;
+        self.books.restore(d)
+    }
+
     fn message(&mut self, offset: u64, bytes: &[u8], at: u64, out: &mut SourceOut) -> Result<(), SourceError> {
         let seq = self.seq;
         self.seq += 1;
@@ -508,4 +639,125 @@ fn reject(out: &mut SourceOut, seq: u64, offset: u64, what: &str, bytes: &[u8]) 
     }
     let n = w.position() as usize;
     out.reject(RejectRow::new(seq, RejectReason::BadFeed("ITCH message"), &text[..n]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::symbols::Symbols;
+
+    /// A source over a small feed file (its first message read, so the position is past it), with books,
+    /// ids, a listing, a last quote and counters set as messages would set them.
+    fn source(dir: &std::path::Path) -> ItchSource {
+        let path = dir.join("feed.itch");
+        // Two frames: a system event (`S`) and a zero-length one.
+        let mut feed = vec![0u8, 12, b'S'];
+        feed.extend_from_slice(&[0; 11]);
+        feed.extend_from_slice(&[0, 0]);
+        std::fs::write(&path, &feed).unwrap();
+        let plan = ItchPlan {
+            path,
+            speed: None,
+            date: "2024-01-02".into(),
+            time_zone: itch::DEFAULT_TZ.into(),
+            depth: 5,
+            trades: vec![b'E', b'C', b'P', b'Q'],
+            quotes: true,
+            levels: false,
+            listen: None,
+            group: None,
+            interface: None,
+            recv_buffer: 0,
+            schedule: None,
+        };
+        ItchSource::open("feed", &plan, Interner::new(Symbols::new(), 16)).unwrap()
+    }
+
+    fn fill(s: &mut ItchSource) {
+        let Input::File(file) = &mut s.input else { unreachable!() };
+        assert!(matches!(file.next(), Some(Ok(_))));
+        let f = &mut s.feed;
+        let k = f.interner.id(b"AAA").unwrap();
+        f.ids[7] = k;
+        f.directory.set(k, &Listing { symbol: *b"AAA     ", round_lot_size: 100, ..Listing::default() });
+        let p = Price::from_units;
+        f.books.add(1, k, BookSide::Bid, p(10), 100).unwrap();
+        f.books.add(2, k, BookSide::Bid, p(10), 50).unwrap();
+        f.books.add(3, k, BookSide::Ask, p(11), 70).unwrap();
+        f.last.changed(f.books.quote(k).to_event(k, 5));
+        f.counters.by_type[b'A' as usize] = 3;
+        f.counters.unknown = 2;
+        f.no_directory = 1;
+        f.seq = 6;
+    }
+
+    fn part(s: &mut ItchSource) -> Vec<u8> {
+        let mut e = Enc::new();
+        let pos = s.checkpoint(1, &mut e).unwrap();
+        assert_eq!((pos.kind.as_str(), pos.byte_offset, pos.count), ("itch-file", Some(14), Some(6)));
+        e.into_vec()
+    }
+
+    #[test]
+    fn a_restored_source_writes_the_same_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = source(dir.path());
+        fill(&mut a);
+        let bytes = part(&mut a);
+        let mut b = source(dir.path());
+        let mut d = Dec::new(&bytes);
+        b.restore(&mut d).unwrap();
+        d.finish().unwrap();
+        assert_eq!(part(&mut b), bytes);
+        assert_eq!(b.feed.ids[7], a.feed.ids[7]);
+        assert_eq!(b.feed.directory.directory().get(0).map(|l| l.round_lot_size), Some(100));
+        // The last quote came back: the same book gives no new quote, a change does.
+        let q = b.feed.books.quote(0).to_event(0, 9);
+        assert!(b.feed.last.changed(q).is_none());
+        b.feed.books.delete(2).unwrap();
+        assert!(b.feed.last.changed(b.feed.books.quote(0).to_event(0, 9)).is_some());
+        // The reader goes on at the zero-length frame after the first message.
+        let Input::File(file) = &mut b.input else { unreachable!() };
+        assert!(matches!(file.next(), Some(Err(itch::FrameError::ZeroLength { offset: 14 }))));
+    }
+
+    #[test]
+    fn a_damaged_part_is_refused_naming_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = source(dir.path());
+        fill(&mut a);
+        let bytes = part(&mut a);
+        // One source restored again and again (a fresh one each time costs its books' reserve): a restore
+        // replaces all that the part holds, and a plain file is entered at any offset.
+        let mut s = source(dir.path());
+        let mut restore = |b: &[u8]| s.restore(&mut Dec::new(b)).map_err(|e| e.to_string());
+        // Cut anywhere: an error naming the source and where the bytes ran out.
+        for n in 0..bytes.len() {
+            let e = restore(&bytes[..n]).expect_err("a cut part restores");
+            let what = e.contains("truncated") || e.contains("cannot fit");
+            assert!(e.contains("source `feed`") && what, "cut at {n}: {e}");
+        }
+        // Any byte changed: an error naming the source, or a state that restores (a price, a count of shares);
+        // never a panic.
+        let mut refused = 0;
+        for i in 0..bytes.len() {
+            for x in [0x01, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= x;
+                if let Err(e) = restore(&b) {
+                    assert!(e.contains("source `feed`"), "byte {i} ^ {x:#x}: {e}");
+                    refused += 1;
+                }
+            }
+        }
+        // Counters and prices take any value; tags, counts, ids, order shares and the position do not.
+        assert!(refused > bytes.len() / 4, "only {refused} of {} damaged parts refused", 3 * bytes.len());
+        // Named faults.
+        let e = restore(&[0x48]).unwrap_err();
+        assert!(e.contains("itch source section"), "{e}");
+        let mut b = bytes.clone();
+        b[1..9].copy_from_slice(&1000u64.to_le_bytes());
+        let e = restore(&b).unwrap_err();
+        assert!(e.contains("byte 1000") && e.contains("feed.itch"), "{e}");
+    }
 }
