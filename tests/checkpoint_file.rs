@@ -386,6 +386,14 @@ fn list_verifies_every_checkpoint() {
 }
 
 #[test]
+fn latest_valid_of_a_directory_not_created_yet_is_none() {
+    // A job stopped before its first checkpoint may not have created its directory: nothing to restore.
+    let root = tmp();
+    assert!(latest_valid(&root.path().join("not-yet")).unwrap().is_none());
+    assert!(latest_valid(root.path()).unwrap().is_none());
+}
+
+#[test]
 fn latest_valid_skips_a_flipped_state_byte() {
     let root = tmp();
     write_checkpoint(root.path(), 1, 2);

@@ -513,8 +513,12 @@ pub fn list_savepoints(root: &Path) -> Vec<CheckpointInfo> {
 
 /// The newest checkpoint under `root` that passes [`verify`] and whose Kafka transactions, if it has any, are
 /// committed ([`Manifest::uncommitted`]), looking from the newest down; each newer one passed over is logged
-/// at WARN with the reason. `None` if there is none.
+/// at WARN with the reason. `None` if there is none, also when `root` does not exist yet (a job stopped
+/// before it wrote anything has not created it).
 pub fn latest_valid(root: &Path) -> Result<Option<CheckpointInfo>, CheckpointError> {
+    if !root.exists() {
+        return Ok(None);
+    }
     let committed = read_committed(root)?;
     for (id, path) in scan(root)?.into_iter().rev() {
         let mut info = inspect(id, path);

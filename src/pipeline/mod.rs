@@ -418,9 +418,6 @@ fn find_restore(plan: &Plan, from: Option<&Path>) -> anyhow::Result<Option<Resto
         return Ok(Some(r));
     }
     let Some(root) = &plan.checkpoint.dir else { return Ok(None) };
-    if !root.exists() {
-        return Ok(None);
-    }
     match checkpoint::manifest::latest_valid(root)? {
         Some(info) => Restored::load(&info.path).map(Some),
         None => Ok(None),
