@@ -255,12 +255,18 @@ path = "{out}/late.csv"
         csv = csv.display(),
         out = out.display()
     );
-    let plan = ticklane::config::parse(&toml, "alloc-test").expect("valid config");
+    let (n, rows) = run_counting(&toml);
+    assert!(rows > 0);
+    n
+}
+
+/// Runs the job of `toml` to the end of its input; returns the allocations of every thread during the run
+/// (the config parsed before counting) and the rows written.
+fn run_counting(toml: &str) -> (u64, u64) {
+    let plan = ticklane::config::parse(toml, "alloc-test").expect("valid config");
     let before = allocs();
     let run = ticklane::pipeline::run(&plan, Arc::new(AtomicBool::new(false))).expect("pipeline runs");
-    let n = allocs() - before;
-    assert!(run.metrics.rows_out() > 0);
-    n
+    (allocs() - before, run.metrics.rows_out())
 }
 
 /// The order books over a synthetic per-order feed: after `reserve` with the feed's peaks (live orders,
@@ -568,11 +574,7 @@ type = "null"
         feed = feed.display(),
         out = out.display()
     );
-    let plan = ticklane::config::parse(&toml, "alloc-test").expect("valid config");
-    let before = allocs();
-    let run = ticklane::pipeline::run(&plan, Arc::new(AtomicBool::new(false))).expect("pipeline runs");
-    let n = allocs() - before;
-    (n, run.metrics.rows_out())
+    run_counting(&toml)
 }
 
 /// Allocations on this thread writing window rows to an influxdb sink, over a second pass of 20,000 rows. The

@@ -944,19 +944,9 @@ events = "quote"
 [[stream]]
 name = "levels"
 events = "level"
-[[window]]
-name = "bars"
-type = "tumbling"
-size = "1m"
-aggregates = ["open", "high", "low", "close", "volume", "count"]
-[[window]]
-name = "spread"
-type = "tumbling"
-size = "1m"
-value = "spread"
-aggregates = ["low", "high", "count"]
-"#,
-        feed = toml_path(feed)
+{windows}"#,
+        feed = toml_path(feed),
+        windows = common::ITCH_WINDOWS,
     );
     for s in ITCH_STREAMS {
         c.push_str(&format!(

@@ -32,18 +32,7 @@ name = "feed"
 type = "itch"
 date = "{DATE}"
 {source}
-[[window]]
-name = "bars"
-type = "tumbling"
-size = "1m"
-aggregates = ["open", "high", "low", "close", "volume", "count"]
-[[window]]
-name = "spread"
-type = "tumbling"
-size = "1m"
-value = "spread"
-aggregates = ["low", "high", "count"]
-[[sink]]
+{windows}[[sink]]
 stream = "bars"
 type = "csv"
 path = {}
@@ -59,6 +48,7 @@ path = {}
         toml_path(&out.join("bars.csv")),
         toml_path(&out.join("spread.csv")),
         toml_path(&out.join("rejects.csv")),
+        windows = common::ITCH_WINDOWS,
     )
 }
 

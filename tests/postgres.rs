@@ -265,6 +265,29 @@ max_backoff = "400ms"
     )
 }
 
+/// A paced job of `events` trades writing into `table` on a server of the test's own, once it has written
+/// its first 200 rows. Dropped in this order: the job, the server, their directory.
+struct Writing {
+    r: Running,
+    pg: OwnServer,
+    dir: tempfile::TempDir,
+}
+
+/// [`Writing`], or `None` (the test skips) when no server can run here.
+fn writing(test: &str, table: &str, events: u32, postgres: &str) -> Option<Writing> {
+    server(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let pg = OwnServer::start(dir.path());
+    std::fs::write(dir.path().join("job.toml"), paced_job(&pg.url, table, events, postgres)).unwrap();
+    let r = Running::start_logging(&["run", "--config", "job.toml"], dir.path(), "info");
+    assert!(
+        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
+        "{test}: no rows written:\n{}",
+        r.stderr_so_far()
+    );
+    Some(Writing { r, pg, dir })
+}
+
 /// Rows of `table` as text, sorted, in the columns of `file` (whose timestamps are in ms, the table's in ns),
 /// and the file's rows the same way.
 fn rows_vs_file(c: &mut Client, table: &str, file: &Table) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
@@ -311,20 +334,12 @@ fn plain(log: &str) -> String {
 
 #[test]
 fn a_server_killed_mid_run_loses_and_doubles_nothing() {
-    if server("a_server_killed_mid_run_loses_and_doubles_nothing").is_none() {
+    let Some(Writing { mut r, pg, dir }) =
+        writing("a_server_killed_mid_run_loses_and_doubles_nothing", "outage", 450_000, "")
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let pg = OwnServer::start(d);
-    let table = "outage";
-    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 450_000, "")).unwrap();
-    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
-    assert!(
-        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
-        "no rows written before the outage:\n{}",
-        r.stderr_so_far()
-    );
+    };
+    let (d, table) = (dir.path(), "outage");
     pg.kill();
     let down = Instant::now();
     assert!(
@@ -361,20 +376,15 @@ fn a_server_killed_mid_run_loses_and_doubles_nothing() {
 
 #[test]
 fn with_drop_after_a_server_that_stays_down_costs_counted_rows_only() {
-    if server("with_drop_after_a_server_that_stays_down_costs_counted_rows_only").is_none() {
+    let Some(Writing { mut r, pg, dir }) = writing(
+        "with_drop_after_a_server_that_stays_down_costs_counted_rows_only",
+        "dropped",
+        150_000,
+        "drop_after = \"300ms\"",
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let pg = OwnServer::start(d);
-    let table = "dropped";
-    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 150_000, "drop_after = \"300ms\"")).unwrap();
-    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
-    assert!(
-        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
-        "no rows written before the outage:\n{}",
-        r.stderr_so_far()
-    );
+    };
+    let (d, table) = (dir.path(), "dropped");
     pg.kill();
     // The job goes on, and ends, without its database.
     let st = r.wait_for(Duration::from_secs(60)).expect("the job ends with its database down");
@@ -581,20 +591,14 @@ fn postgres_config_errors_name_the_key_and_line() {
 
 #[test]
 fn a_stop_during_an_outage_ends_within_shutdown_timeout_and_says_what_was_not_written() {
-    if server("a_stop_during_an_outage_ends_within_shutdown_timeout_and_says_what_was_not_written").is_none() {
+    let Some(Writing { mut r, pg, dir: _dir }) = writing(
+        "a_stop_during_an_outage_ends_within_shutdown_timeout_and_says_what_was_not_written",
+        "stopped",
+        600_000,
+        "shutdown_timeout = \"1s\"",
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let pg = OwnServer::start(d);
-    let table = "stopped";
-    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 600_000, "shutdown_timeout = \"1s\"")).unwrap();
-    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
-    assert!(
-        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
-        "no rows written before the outage:\n{}",
-        r.stderr_so_far()
-    );
+    };
     pg.kill();
     assert!(
         wait_until(Duration::from_secs(10), || sink_metric(&r, "retries_total") >= 1.0),
@@ -633,20 +637,12 @@ fn a_database_down_at_the_start_is_waited_for_until_a_stop() {
 
 #[test]
 fn a_reload_hands_new_credentials_to_the_running_sink() {
-    if server("a_reload_hands_new_credentials_to_the_running_sink").is_none() {
+    let Some(Writing { mut r, pg, dir }) =
+        writing("a_reload_hands_new_credentials_to_the_running_sink", "rotated", 600_000, "")
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let pg = OwnServer::start(d);
-    let table = "rotated";
-    std::fs::write(d.join("job.toml"), paced_job(&pg.url, table, 600_000, "")).unwrap();
-    let mut r = Running::start_logging(&["run", "--config", "job.toml"], d, "info");
-    assert!(
-        wait_until(Duration::from_secs(30), || sink_metric(&r, "rows_written_total") >= 200.0),
-        "no rows written:\n{}",
-        r.stderr_so_far()
-    );
+    };
+    let (d, table) = (dir.path(), "rotated");
     let mut c = client(&pg.url);
     c.batch_execute(&format!("CREATE ROLE newuser LOGIN; GRANT ALL ON {table} TO newuser")).unwrap();
     let rotated = pg.url.replace("ticklane@", "newuser@");

@@ -117,8 +117,9 @@ impl ItchSource {
         }
         let limit = interner.limit();
         let mut books = Books::new(plan.depth, limit.min(KeyId::MAX as usize - 1) as u32);
-        // A busy ITCH day peaks around a million live orders: room for them up front keeps the book from
-        // growing (and copying) while it replays.
+        // A busy ITCH day peaks around a million live orders: their memory is allocated (not touched) up
+        // front, so the books never call the allocator while they replay; the order map itself stays sized
+        // by the live orders and grows a little per message (src/book/refmap.rs).
         books.reserve(1 << 20, 256);
         let (_, directory) = Directory::new(limit);
         Ok(ItchSource {

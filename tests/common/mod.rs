@@ -62,6 +62,21 @@ pub fn gen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// The windows the ITCH tests run over a feed's trades and quotes: 1-minute OHLCV bars and the 1-minute
+/// low and high of the spread. Their sinks are the test's own.
+pub const ITCH_WINDOWS: &str = r#"[[window]]
+name = "bars"
+type = "tumbling"
+size = "1m"
+aggregates = ["open", "high", "low", "close", "volume", "count"]
+[[window]]
+name = "spread"
+type = "tumbling"
+size = "1m"
+value = "spread"
+aggregates = ["low", "high", "count"]
+"#;
+
 /// A TOML string literal for a path.
 pub fn toml_path(p: &Path) -> String {
     format!("{:?}", p.to_str().expect("utf-8 path"))
