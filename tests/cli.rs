@@ -808,8 +808,17 @@ fn stats_reads_a_running_jobs_endpoint_and_plots_it() {
         r.stderr_so_far()
     );
     let addr = common::metrics_addr(&r).unwrap();
-    // Two metrics intervals, so the endpoint has histograms with samples.
-    std::thread::sleep(Duration::from_millis(1000));
+    // Until the endpoint has samples of every stage: results come only as windows close, and only those of timed
+    // events (every 4th) are timed, so on a slow start the first intervals may hold none.
+    let every_stage = || {
+        let (_, _, log) = common::http_get(&addr, "/api/histograms");
+        ["ingest_to_shard", "shard", "shard_to_sink", "end_to_end"].iter().all(|s| log.contains(&format!("Tag={s},")))
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(30), every_stage),
+        "no samples of every stage after 30 s:\n{}",
+        r.stderr_so_far()
+    );
     let url = format!("http://{addr}");
     let o = ticklane_ok(&["stats", "--url", &url, "--plot", "lat.png"], d);
     let out = stdout(&o);
