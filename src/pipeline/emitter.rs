@@ -36,6 +36,11 @@ fn in_stream(stream: &str) -> String {
     }
 }
 
+/// For `map_err`: the error of sink `s`, which writes `stream` (described only if it failed).
+fn failed<'a>(s: &'a dyn Sink, stream: &'a str) -> impl FnOnce(std::io::Error) -> SinkError + 'a {
+    move |error| SinkError { sink: s.describe(), stream: stream.to_string(), error }
+}
+
 const BATCH: usize = 512;
 
 /// Routes records to the sinks of their stream, counts them per stream, and times them.
@@ -143,11 +148,7 @@ impl Writer {
         }
         *seen = done;
         for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
-            s.checkpoint_complete(done).map_err(|error| SinkError {
-                sink: s.describe(),
-                stream: stream.clone(),
-                error,
-            })?;
+            s.checkpoint_complete(done).map_err(failed(&**s, stream))?;
         }
         if let Some(root) = &self.commit_record {
             crate::checkpoint::crash_point("committing the transactions of a checkpoint");
@@ -169,19 +170,19 @@ impl Writer {
     pub fn checkpoint(&mut self, id: u64) -> Result<(), SinkError> {
         self.poll_completed()?;
         let mut positions = Vec::with_capacity(self.sinks.len());
-        let mut failed = None;
+        let mut reason = None;
         for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
             match s.checkpoint(id) {
                 Ok(p) => positions.push(p),
                 Err(e) => {
-                    failed = Some(format!("sink {} (stream `{stream}`): {e}", s.describe()));
+                    reason = Some(failed(&**s, stream)(e).to_string());
                     break;
                 }
             }
         }
         self.dirty = false;
         if let Some(tx) = &self.checkpoints {
-            let part = match failed {
+            let part = match reason {
                 None => Part::Sinks { id, positions },
                 Some(reason) => Part::Failed { id, reason },
             };
@@ -250,7 +251,7 @@ impl Writer {
             return Ok(());
         }
         for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
-            s.flush().map_err(|error| SinkError { sink: s.describe(), stream: stream.clone(), error })?;
+            s.flush().map_err(failed(&**s, stream))?;
         }
         self.dirty = false;
         Ok(())
@@ -271,7 +272,7 @@ impl Writer {
             self.poll_completed()?;
         }
         for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
-            s.finish(ended).map_err(|error| SinkError { sink: s.describe(), stream: stream.clone(), error })?;
+            s.finish(ended).map_err(failed(&**s, stream))?;
         }
         self.dirty = false;
         Ok(())
@@ -283,7 +284,7 @@ impl Writer {
     /// itself be waiting for room in a shard's ring).
     pub fn commit_point(&mut self, source: usize, ack: Ack) -> Result<(), SinkError> {
         for (s, stream) in self.sinks.iter_mut().zip(&self.sink_streams) {
-            s.sync().map_err(|error| SinkError { sink: s.describe(), stream: stream.clone(), error })?;
+            s.sync().map_err(failed(&**s, stream))?;
         }
         self.dirty = false;
         if let Some(tx) = self.acks.get_mut(source) {
