@@ -926,16 +926,7 @@ fn itch_feed(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 fn itch_config(feed: &Path, out: &Path, checkpoints: Option<&Path>) -> String {
     let mut c = format!(
         r#"
-[metrics]
-live = false
-summary = false
-[[source]]
-name = "feed"
-type = "itch"
-date = "2024-01-02"
-path = {feed}
-speed = 15600.0
-[[stream]]
+{head}[[stream]]
 name = "trades"
 events = "trade"
 [[stream]]
@@ -945,7 +936,7 @@ events = "quote"
 name = "levels"
 events = "level"
 {windows}"#,
-        feed = toml_path(feed),
+        head = common::itch_source("2024-01-02", &format!("path = {}\nspeed = 15600.0", toml_path(feed))),
         windows = common::ITCH_WINDOWS,
     );
     for s in ITCH_STREAMS {

@@ -233,15 +233,7 @@ fn rebuild(rows: &[LevelRow]) -> L2 {
 fn job(feed: &Path, out: &Path) -> String {
     format!(
         r#"
-[metrics]
-live = false
-summary = false
-[[source]]
-name = "feed"
-type = "itch"
-date = "{DATE}"
-path = {feed}
-[[stream]]
+{head}[[stream]]
 name = "levels"
 input = "feed"
 events = "level"
@@ -278,7 +270,7 @@ stream = "imbalance_late"
 type = "csv"
 path = {late}
 "#,
-        feed = toml_path(feed),
+        head = common::itch_source(DATE, &format!("path = {}", toml_path(feed))),
         levels = toml_path(&out.join("levels.csv")),
         quotes = toml_path(&out.join("quotes.csv")),
         trades = toml_path(&out.join("trades.jsonl")),

@@ -526,15 +526,7 @@ fn a_feeds_quotes_and_levels_are_points() {
     let db = unique("feed");
     let job = format!(
         r#"
-[metrics]
-live = false
-summary = false
-[[source]]
-name = "feed"
-type = "itch"
-path = {feed}
-date = "2026-11-26"
-[[stream]]
+{head}[[stream]]
 name = "quotes"
 events = "quote"
 [[stream]]
@@ -557,7 +549,7 @@ stream = "levels"
 type = "influxdb"
 influxdb = {{ url = "{url}", database = "{db}", create_database = true }}
 "#,
-        feed = toml_path(&feed)
+        head = common::itch_source("2026-11-26", &format!("path = {}", toml_path(&feed)))
     );
     run_config(d, "job.toml", &job);
     let quotes = Table::read(&d.join("out/quotes.csv"));

@@ -24,15 +24,7 @@ fn gen_feed(dir: &Path, name: &str, extra: &[&str]) -> (std::path::PathBuf, Stri
 fn job(source: &str, out: &Path) -> String {
     format!(
         r#"
-[metrics]
-live = false
-summary = false
-[[source]]
-name = "feed"
-type = "itch"
-date = "{DATE}"
-{source}
-{windows}[[sink]]
+{head}{windows}[[sink]]
 stream = "bars"
 type = "csv"
 path = {}
@@ -49,6 +41,7 @@ path = {}
         toml_path(&out.join("spread.csv")),
         toml_path(&out.join("rejects.csv")),
         windows = common::ITCH_WINDOWS,
+        head = common::itch_source(DATE, source),
     )
 }
 
@@ -661,19 +654,7 @@ impl Wire {
 }
 
 fn metrics_job(feed: &Path) -> String {
-    format!(
-        r#"
-[metrics]
-live = false
-summary = false
-[[source]]
-name = "feed"
-type = "itch"
-date = "{DATE}"
-path = {}
-"#,
-        toml_path(feed)
-    )
+    common::itch_source(DATE, &format!("path = {}", toml_path(feed)))
 }
 
 #[test]

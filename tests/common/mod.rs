@@ -62,6 +62,12 @@ pub fn gen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// The head of a job over an itch source named `feed` on trade date `date`, its metrics kept quiet; `more` is the
+/// rest of the source's table (`path = …` or `listen = …`, pacing).
+pub fn itch_source(date: &str, more: &str) -> String {
+    format!("[metrics]\nlive = false\nsummary = false\n[[source]]\nname = \"feed\"\ntype = \"itch\"\ndate = \"{date}\"\n{more}\n")
+}
+
 /// The windows the ITCH tests run over a feed's trades and quotes: 1-minute OHLCV bars and the 1-minute
 /// low and high of the spread. Their sinks are the test's own.
 pub const ITCH_WINDOWS: &str = r#"[[window]]
