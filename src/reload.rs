@@ -4,8 +4,9 @@
 //! Applied live: `[alerts]` (the rules sit behind a lock the metrics thread reads at each check), `[log]
 //! filter`, and the credentials of database sinks (`user`, `password`, `token` of an influxdb sink; the user and
 //! password of a postgres sink's `connect` string, or its `password_env`), which the sink's writer thread
-//! takes before its next write (`sink::batch::reload_credentials`). Anything else — sources, windows, sinks, threads, the metrics endpoint, checkpoints — is built
-//! into threads and rings at the start, so a change there waits for the next start. A file that no longer
+//! takes before its next write (`sink::batch::reload_credentials`). Anything else — sources, windows, the rest
+//! of the sinks, threads, the metrics endpoint, checkpoints — is built into threads and rings at the start, so a
+//! change there waits for the next start. A file that no longer
 //! reads or validates changes nothing: its error (key, line, reason) is logged and the job runs on as it was.
 
 use crate::config::{self, AlertsConfig, InfluxAuth, Plan};
@@ -63,14 +64,13 @@ fn live(key: &str) -> bool {
     key == "alerts" || key.starts_with("alerts.") || key == "log.filter"
 }
 
-/// The sink index of a credential key (`sink[2].influxdb.password`), and which sink type it belongs to.
-fn credential_key(key: &str) -> Option<(usize, &str)> {
-    let rest = key.strip_prefix("sink[")?;
-    let (i, field) = rest.split_once("].")?;
-    let i: usize = i.parse().ok()?;
+/// The sink index of a credential key (`sink[2].influxdb.password`).
+fn credential_key(key: &str) -> Option<usize> {
+    let (i, field) = key.strip_prefix("sink[")?.split_once("].")?;
     match field {
-        "influxdb.user" | "influxdb.password" | "influxdb.token" => Some((i, "influxdb")),
-        "postgres.connect" | "postgres.password_env" => Some((i, "postgres")),
+        "influxdb.user" | "influxdb.password" | "influxdb.token" | "postgres.connect" | "postgres.password_env" => {
+            i.parse().ok()
+        }
         _ => None,
     }
 }
@@ -175,7 +175,7 @@ impl Reloader {
     /// database (`keys`: the new file's).
     fn credential_live(&self, key: &str, keys: &BTreeMap<String, toml::Value>) -> bool {
         match credential_key(key) {
-            Some((_, "postgres")) if key.ends_with(".connect") => {
+            Some(_) if key.ends_with(".postgres.connect") => {
                 let text = |m: &BTreeMap<String, toml::Value>| m.get(key).and_then(|v| v.as_str().map(str::to_string));
                 matches!((text(&self.running), text(keys)), (Some(a), Some(b)) if same_database(&a, &b))
             }
@@ -189,7 +189,7 @@ impl Reloader {
     fn apply(&self, plan: &Plan, applied: &[String]) -> Result<Vec<String>, String> {
         let mut creds = Vec::new();
         for k in applied {
-            if let Some((i, _)) = credential_key(k) {
+            if let Some(i) = credential_key(k) {
                 if !creds.iter().any(|(j, _)| *j == i) {
                     creds.push((i, credentials(plan, i)?));
                 }
@@ -205,7 +205,7 @@ impl Reloader {
         let mut not_taken = Vec::new();
         for (i, c) in creds {
             if !c.is_some_and(|c| reload_credentials(i, c)) {
-                not_taken.extend(applied.iter().filter(|k| credential_key(k).is_some_and(|(j, _)| j == i)).cloned());
+                not_taken.extend(applied.iter().filter(|k| credential_key(k) == Some(i)).cloned());
             }
         }
         Ok(not_taken)
@@ -336,7 +336,7 @@ type = "null"
         std::fs::write(dir.path().join("job.toml"), pg("postgresql://a:y@127.0.0.1:5432/db")).unwrap();
         let o = r.reload();
         assert!(o.applied.is_empty() && o.need_restart == ["sink[0].postgres.connect"], "{o:?}");
-        assert_eq!(credential_key("sink[12].influxdb.token"), Some((12, "influxdb")));
+        assert_eq!(credential_key("sink[12].influxdb.token"), Some(12));
         assert_eq!(credential_key("sink[1].influxdb.url"), None);
         assert!(same_database("host=h port=1 user=a password=x dbname=d", "postgresql://b:y@h:1/d"));
     }
