@@ -257,8 +257,10 @@ fn string_field(s: &[u8], out: &mut Vec<u8>) {
 struct HttpWriter {
     agent: ureq::Agent,
     write_url: String,
-    /// `CREATE DATABASE`, until it has been sent once.
+    /// `CREATE DATABASE` (with `create_database`): its URL and query.
     query_url: Option<(String, String)>,
+    /// Whether it has been sent (again after a write found no database).
+    created: bool,
     auth: Option<String>,
     /// Joined batches' body (when more than one is queued).
     body: Vec<u8>,
@@ -309,6 +311,7 @@ impl HttpWriter {
             agent,
             write_url: format!("{}/write?db={db}&precision=ns", p.url),
             query_url,
+            created: false,
             auth: p.auth.as_ref().map(authorization),
             body: Vec::new(),
         }
@@ -348,21 +351,31 @@ impl HttpWriter {
 
 impl Backend for HttpWriter {
     fn write(&mut self, bufs: &[&[u8]]) -> Result<(), Failure> {
-        if let Some((url, q)) = &self.query_url {
+        if let (Some((url, q)), false) = (&self.query_url, self.created) {
             self.post(url, Some(q), b"")?;
-            self.query_url = None;
+            self.created = true;
         }
-        if let [one] = bufs {
-            return self.post(&self.write_url, None, one);
+        let r = if let [one] = bufs {
+            self.post(&self.write_url, None, one)
+        } else {
+            let mut body = std::mem::take(&mut self.body);
+            body.clear();
+            for b in bufs {
+                body.extend_from_slice(b);
+            }
+            let r = self.post(&self.write_url, None, &body);
+            self.body = body;
+            r
+        };
+        match r {
+            // InfluxDB 1.x can answer a write with "database not found" right after its CREATE DATABASE said
+            // yes (seen with two sinks creating one database at once): create it again and retry.
+            Err(Failure::Refused(m)) if self.query_url.is_some() && m.contains("database not found") => {
+                self.created = false;
+                Err(Failure::Retry(m))
+            }
+            r => r,
         }
-        let mut body = std::mem::take(&mut self.body);
-        body.clear();
-        for b in bufs {
-            body.extend_from_slice(b);
-        }
-        let r = self.post(&self.write_url, None, &body);
-        self.body = body;
-        r
     }
 
     fn set_credentials(&mut self, c: &Credentials) {
