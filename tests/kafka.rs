@@ -925,6 +925,31 @@ fn killed_between_a_checkpoint_and_its_commit_the_restore_falls_back_mock_cluste
     }
 }
 
+/// A broker that refuses the producers' transaction timeout (above its `transaction.max.timeout.ms`) stops the
+/// job at its start, and the error says which settings to change.
+#[test]
+fn a_transaction_timeout_the_broker_refuses_is_explained_mock_cluster() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = gen(d, "trades.csv", &["-n", "1000", "--instruments", "5"]);
+    let (bars, late) = (unique("txn-tt-bars"), unique("txn-tt-late"));
+    for t in [&bars, &late] {
+        mock.create_topic(t, 1, 1).expect("mock topic");
+    }
+    mock.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TRANSACTION_TIMEOUT],
+    );
+    let cfg = write_config(d, "txn-tt.toml", &transactional_job(&input, &b, &bars, &late, "", "chk"));
+    let o = ticklane(&["run", "--config", cfg.to_str().unwrap()], d);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("transaction.max.timeout.ms") && err.contains("checkpoint.interval"), "{err}");
+}
+
 /// A savepoint of a job whose sinks write in transactions is answered once its transactions are committed,
 /// and carries its own commit record: it restores under another `checkpoint.dir`, exactly once. One without that record
 /// (and none in the job's directory) is refused with the reason, rather than restored with its results lost.

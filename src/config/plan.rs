@@ -1283,6 +1283,8 @@ fn kafka_source(i: usize, s: &SourceConfig, errs: &mut Errors) -> KafkaSourcePla
 /// the completion of the next checkpoint, so the interval plus the timeout must stay below
 /// `transaction.timeout.ms` (the broker aborts a transaction older than that).
 fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Errors) {
+    /// Apache Kafka's default `transaction.max.timeout.ms`.
+    const MAX_TXN_TIMEOUT_MS: i64 = 900_000;
     let mut by_producer: HashMap<String, (usize, bool)> = HashMap::new();
     for (i, s) in sinks.iter().enumerate() {
         let Some(kp) = &s.kafka else { continue };
@@ -1313,12 +1315,24 @@ fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Erro
             kp.props.push(("transactional.id".into(), format!("ticklane-{}-{crc:08x}", kp.producer)));
         }
         let span_ms = span / 1_000_000;
-        let Some(limit_ms) = prop(&kp.props, "transaction.timeout.ms").and_then(|v| v.parse::<i64>().ok()) else {
-            // Room for a checkpoint that takes its whole timeout, and a margin.
-            kp.props.push(("transaction.timeout.ms".into(), (span_ms * 2).max(60_000).to_string()));
-            continue;
-        };
-        if span_ms >= limit_ms {
+        let given = prop(&kp.props, "transaction.timeout.ms").and_then(|v| v.parse::<i64>().ok());
+        // Room for a checkpoint that takes its whole timeout, and a margin; no more than Kafka's default
+        // transaction.max.timeout.ms (a broker refuses a producer above its limit) while that leaves 10 s.
+        let limit_ms = given.unwrap_or_else(|| match (span_ms * 2).max(60_000) {
+            t if t > MAX_TXN_TIMEOUT_MS && span_ms + 10_000 <= MAX_TXN_TIMEOUT_MS => MAX_TXN_TIMEOUT_MS,
+            t => t,
+        });
+        if given.is_none() {
+            kp.props.push(("transaction.timeout.ms".into(), limit_ms.to_string()));
+        }
+        if prop(&kp.props, "socket.timeout.ms").is_none() {
+            // librdkafka sets an unset socket.timeout.ms to transaction.timeout.ms − 100 and multiplies it by 1000
+            // in an `int`: above 2,147,483 ms (a checkpoint interval of about 18 minutes) that overflows, every
+            // request's deadline is already past, and requests still in flight are cut off and retried. Its own
+            // default (60 s), or less below a shorter transaction timeout (it must not exceed it).
+            kp.props.push(("socket.timeout.ms".into(), (limit_ms - 100).clamp(10, 60_000).to_string()));
+        }
+        if given.is_some() && span_ms >= limit_ms {
             errs.push((
                 format!("sink[{i}].kafka.\"transaction.timeout.ms\""),
                 format!(
@@ -1371,6 +1385,40 @@ fn kafka_sink(i: usize, s: &SinkConfig, errs: &mut Errors) -> Option<KafkaSinkPl
 #[cfg(test)]
 mod tests {
     use super::Schedule;
+
+    /// The socket timeout a transactional producer gets: librdkafka's own derivation from
+    /// `transaction.timeout.ms` overflows an `int` for long checkpoint intervals.
+    #[test]
+    fn a_transactional_producer_gets_a_socket_timeout_within_librdkafkas_range() {
+        let job = |interval: &str, kafka: &str| {
+            format!(
+                "[checkpoint]\ndir = \"chk\"\ninterval = \"{interval}\"\ntimeout = \"10s\"\n[[source]]\nname = \"s\"\ntype = \"synthetic\"\n\
+                 [[window]]\nname = \"bars\"\ntype = \"tumbling\"\nsize = \"1s\"\n[[sink]]\nstream = \"bars\"\n\
+                 type = \"kafka\"\ntopic = \"out\"\nexactly_once = \"transactions\"\n\
+                 kafka = {{ \"bootstrap.servers\" = \"127.0.0.1:1\"{kafka} }}\n"
+            )
+        };
+        let props = |text: &str| {
+            let plan = crate::config::parse(text, "test").expect("a valid job");
+            let kp = plan.sinks[0].kafka.clone().expect("a kafka sink");
+            let get = |k: &str| kp.props.iter().find(|(key, _)| key == k).map(|(_, v)| v.parse::<i64>().unwrap());
+            (get("transaction.timeout.ms"), get("socket.timeout.ms"))
+        };
+        // An hour between checkpoints: the transaction timeout is 2 × (1 h + 10 s); its − 100 ms × 1000 would
+        // not fit an int.
+        assert_eq!(props(&job("1h", "")), (Some(7_220_000), Some(60_000)));
+        assert_eq!(props(&job("1s", "")), (Some(60_000), Some(59_900)));
+        // Twice 10 min + 10 s is above Kafka's default limit of 15 minutes, which still leaves room.
+        assert_eq!(props(&job("10m", "")).0, Some(900_000));
+        assert_eq!(props(&job("890s", "")).0, Some(1_800_000), "15 minutes would leave no margin");
+        assert_eq!(props(&job("1s", ", \"transaction.timeout.ms\" = 61050")), (Some(61_050), Some(60_000)));
+        assert_eq!(
+            props(&job("1s", ", \"transaction.timeout.ms\" = 50000")).1,
+            Some(49_900),
+            "below the transaction timeout"
+        );
+        assert_eq!(props(&job("1s", ", \"socket.timeout.ms\" = 1234")).1, Some(1_234), "the file's own");
+    }
 
     #[test]
     fn a_schedule_says_when_each_sequence_was_due() {

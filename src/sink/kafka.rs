@@ -63,6 +63,11 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn txn_error(what: &str, e: KafkaError) -> io::Error {
     let hint = match &e {
+        KafkaError::Transaction(t) if t.code() == RDKafkaErrorCode::InvalidTransactionTimeout => {
+            " (the producer's transaction.timeout.ms is above the broker's transaction.max.timeout.ms, 15 minutes by \
+             default: shorten checkpoint.interval + checkpoint.timeout, set a smaller transaction.timeout.ms in the \
+             sink's kafka table, or raise the broker's limit)"
+        }
         KafkaError::Transaction(t) if t.is_retriable() => " (retriable)",
         KafkaError::Transaction(t) if t.txn_requires_abort() => " (the transaction must be aborted)",
         KafkaError::Transaction(t) if t.is_fatal() => {
@@ -347,8 +352,13 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A sink under checkpoints: the topic's end offsets at each barrier and, after a restore, the results the
 /// run before wrote after the checkpoint.
 struct Exact {
-    /// Reads end offsets and, on restore, the messages after the checkpoint's.
-    reader: BaseConsumer<Logged>,
+    /// Reads the end offsets at each barrier: `read_uncommitted`, so they are the high watermarks. A
+    /// `read_committed` client would get the last stable offset, which at a barrier is the start of the
+    /// transaction just closed (committed only when the checkpoint completes): a restore would then read that
+    /// transaction's results back as if written after the checkpoint, and stop at the first of them.
+    ends: BaseConsumer<Logged>,
+    /// `read_committed` (what a restore reads back must skip aborted transactions), with the options of `ends`.
+    props: Vec<(String, String)>,
     partitions: usize,
     replay: Option<Replay>,
     /// Results read back and not yet produced again (the coordinator holds checkpoints while it is not 0).
@@ -565,7 +575,7 @@ impl Sink for KafkaSink {
                 )));
             }
             for p in 0..x.partitions as i32 {
-                let (_, high) = x.reader.fetch_watermarks(&self.topic, p, TIMEOUT).map_err(|e| {
+                let (_, high) = x.ends.fetch_watermarks(&self.topic, p, TIMEOUT).map_err(|e| {
                     io::Error::other(format!("reading the end offset of topic `{}` partition {p}: {e}", self.topic))
                 })?;
                 end_offsets.push(PartitionPosition { topic: None, partition: p, offset: high });
@@ -636,13 +646,10 @@ impl Exact {
         props.extend([
             ("group.id".to_string(), "ticklane-sink-reader".to_string()),
             ("enable.auto.commit".to_string(), "false".to_string()),
-            ("isolation.level".to_string(), "read_committed".to_string()),
             ("fetch.wait.max.ms".to_string(), "10".to_string()),
         ]);
-        let reader: BaseConsumer<Logged> = kafka::client_config(&props)
-            .create_with_context(Logged(format!("{what} reader")))
-            .map_err(|e| io::Error::other(format!("{what}: cannot create the consumer that reads offsets: {e}")))?;
-        let mut x = Exact { reader, partitions, replay: None, pending: Arc::new(AtomicU64::new(0)) };
+        let ends = Self::consumer(&props, "read_uncommitted", &format!("{what} end offsets"))?;
+        let mut x = Exact { ends, props, partitions, replay: None, pending: Arc::new(AtomicU64::new(0)) };
         if let Some(pos) = resume {
             let r = x.read_back(&kp.topic, pos, what)?;
             if r.left > 0 {
@@ -654,8 +661,17 @@ impl Exact {
         Ok(x)
     }
 
-    /// Reads every message after the checkpoint's end offsets up to the current ones.
+    fn consumer(props: &[(String, String)], isolation: &str, name: &str) -> io::Result<BaseConsumer<Logged>> {
+        let mut c = kafka::client_config(props);
+        c.set("isolation.level", isolation);
+        c.create_with_context(Logged(name.to_string()))
+            .map_err(|e| io::Error::other(format!("{name}: cannot create the consumer: {e}")))
+    }
+
+    /// Reads every message after the checkpoint's end offsets up to the current ones, as read_committed
+    /// consumers see them: up to the last stable offset, without aborted transactions.
     fn read_back(&self, topic: &str, pos: &SinkPosition, what: &str) -> io::Result<Replay> {
+        let reader = Self::consumer(&self.props, "read_committed", &format!("{what} reader"))?;
         if pos.end_offsets.len() != self.partitions {
             return Err(io::Error::other(format!(
                 "{what}: the checkpoint recorded {} partitions of topic `{topic}`, it now has {}",
@@ -667,7 +683,7 @@ impl Exact {
         // Per partition: (next offset to read, end).
         let mut range = Vec::with_capacity(self.partitions);
         for e in &pos.end_offsets {
-            let (_, high) = self.reader.fetch_watermarks(topic, e.partition, TIMEOUT).map_err(|err| {
+            let (_, high) = reader.fetch_watermarks(topic, e.partition, TIMEOUT).map_err(|err| {
                 io::Error::other(format!("{what}: reading the end offset of partition {}: {err}", e.partition))
             })?;
             if high < e.offset {
@@ -685,14 +701,14 @@ impl Exact {
         if range.iter().all(|(from, to)| from == to) {
             return Ok(r);
         }
-        self.reader.assign(&tpl).map_err(|e| io::Error::other(format!("{what}: {e}")))?;
+        reader.assign(&tpl).map_err(|e| io::Error::other(format!("{what}: {e}")))?;
         let mut last = Instant::now();
         while range.iter().any(|(from, to)| from < to) {
-            match self.reader.poll(Duration::from_millis(100)) {
+            match reader.poll(Duration::from_millis(100)) {
                 None => {
                     // A transactional topic's commit markers and aborted messages take offsets a
                     // read_committed consumer never delivers: its position, past them, says where it is.
-                    if let Ok(at) = self.reader.position() {
+                    if let Ok(at) = reader.position() {
                         for (p, slot) in range.iter_mut().enumerate() {
                             let pos = at.find_partition(topic, p as i32).map(|e| e.offset());
                             if let Some(Offset::Offset(o)) = pos {
@@ -728,7 +744,7 @@ impl Exact {
                 }
             }
         }
-        let _ = self.reader.unassign();
+        let _ = reader.unassign();
         Ok(r)
     }
 }
