@@ -666,7 +666,10 @@ fn part_files_killed_anywhere_commit_only_checkpointed_output() {
 
     let mut delays = common::Delays(0x2545_F491_4F6C_DD1D);
     let (mut kills, mut early, mut resumed) = (0, 0, 0);
-    for round in 0..8 {
+    // Eight rounds, and more (up to 16) while fewer than 10 runs were killed: the delays are drawn from the
+    // timing run, and on a loaded machine the runs after it may finish before them.
+    let mut round = 0;
+    while round < 8 || (kills < 10 && round < 16) {
         let (out, chk) = (d.join(format!("out-{round}")), d.join(format!("chk-{round}")));
         let cfg = d.join(format!("job-{round}.toml"));
         std::fs::write(&cfg, parts_config(&input, &out, &chk)).expect("write config");
@@ -735,8 +738,9 @@ fn part_files_killed_anywhere_commit_only_checkpointed_output() {
                 "round {round}: the parts of {s} put together differ from the uninterrupted run's file"
             );
         }
+        round += 1;
     }
-    assert!(kills >= 10, "only {kills} kills: the runs finished first");
+    assert!(kills >= 10, "only {kills} kills in {round} rounds: the runs finished first");
     assert!(early >= 1, "no kill before the first checkpoint");
     assert!(resumed >= 3, "only {resumed} of the restarts resumed from a checkpoint: the kills came too early");
 }
