@@ -930,15 +930,8 @@ fn killed_between_a_checkpoint_and_its_commit_the_restore_falls_back_mock_cluste
 #[test]
 fn a_transaction_timeout_the_broker_refuses_is_explained_mock_cluster() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-    let b = mock.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
+    let TxnSetup { mock, b, dir, input, bars, late, .. } = txn_setup("txn-tt");
     let d = dir.path();
-    let input = gen(d, "trades.csv", &["-n", "1000", "--instruments", "5"]);
-    let (bars, late) = (unique("txn-tt-bars"), unique("txn-tt-late"));
-    for t in [&bars, &late] {
-        mock.create_topic(t, 1, 1).expect("mock topic");
-    }
     mock.request_errors(
         RDKafkaApiKey::InitProducerId,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TRANSACTION_TIMEOUT],

@@ -357,8 +357,6 @@ struct Exact {
     /// transaction just closed (committed only when the checkpoint completes): a restore would then read that
     /// transaction's results back as if written after the checkpoint, and stop at the first of them.
     ends: BaseConsumer<Logged>,
-    /// `read_committed` (what a restore reads back must skip aborted transactions), with the options of `ends`.
-    props: Vec<(String, String)>,
     partitions: usize,
     replay: Option<Replay>,
     /// Results read back and not yet produced again (the coordinator holds checkpoints while it is not 0).
@@ -649,9 +647,9 @@ impl Exact {
             ("fetch.wait.max.ms".to_string(), "10".to_string()),
         ]);
         let ends = Self::consumer(&props, "read_uncommitted", &format!("{what} end offsets"))?;
-        let mut x = Exact { ends, props, partitions, replay: None, pending: Arc::new(AtomicU64::new(0)) };
+        let mut x = Exact { ends, partitions, replay: None, pending: Arc::new(AtomicU64::new(0)) };
         if let Some(pos) = resume {
-            let r = x.read_back(&kp.topic, pos, what)?;
+            let r = x.read_back(&props, &kp.topic, pos, what)?;
             if r.left > 0 {
                 tracing::info!(sink = %what, results = r.left, "results written after the checkpoint: each is computed again and compared, not written twice");
                 x.pending.store(r.left as u64, Ordering::Relaxed);
@@ -669,9 +667,9 @@ impl Exact {
     }
 
     /// Reads every message after the checkpoint's end offsets up to the current ones, as read_committed
-    /// consumers see them: up to the last stable offset, without aborted transactions.
-    fn read_back(&self, topic: &str, pos: &SinkPosition, what: &str) -> io::Result<Replay> {
-        let reader = Self::consumer(&self.props, "read_committed", &format!("{what} reader"))?;
+    /// consumers see them (a consumer with `props`): up to the last stable offset, without aborted transactions.
+    fn read_back(&self, props: &[(String, String)], topic: &str, pos: &SinkPosition, what: &str) -> io::Result<Replay> {
+        let reader = Self::consumer(props, "read_committed", &format!("{what} reader"))?;
         if pos.end_offsets.len() != self.partitions {
             return Err(io::Error::other(format!(
                 "{what}: the checkpoint recorded {} partitions of topic `{topic}`, it now has {}",
