@@ -16,7 +16,7 @@ use super::packet::{
     block_len, Header, Session, BLOCK_LEN_FIELD, END_OF_SESSION_COUNT, HEADER_LEN, HEARTBEAT_COUNT, MAX_MESSAGES,
     MAX_MESSAGE_LEN,
 };
-use crate::time::{host_monotonic_ns, mono_now, wait_until_on};
+use crate::time::{host_monotonic_ns, wait_until_on};
 
 /// Builds downstream packets of at most `max_payload` bytes, numbering messages from a first sequence.
 #[derive(Clone, Debug)]
@@ -147,8 +147,7 @@ pub struct SenderConfig {
     pub rate: u64,
     /// Paced: when message 0 of the schedule is due, on the host's `CLOCK_MONOTONIC`
     /// ([`host_monotonic_ns`]), so that a receiver on the same host knows when each message was due (the
-    /// ITCH source's `schedule`). By default the schedule starts at the first message pushed, on this
-    /// process's own clock.
+    /// ITCH source's `schedule`). By default the schedule starts at the first message pushed.
     pub start_at: Option<u64>,
     /// [`Sender::tick`] sends a heartbeat when nothing was sent for this long.
     pub heartbeat_interval: Duration,
@@ -279,10 +278,10 @@ pub struct Sender {
     held: Vec<u8>,
     held_range: Option<Range<u64>>,
     report: SendReport,
-    /// When paced: the schedule's start, on `clock`.
+    /// When paced: the schedule's start, on [`host_monotonic_ns`]. The schedule keeps the kernel's time, not
+    /// the process's TSC clock ([`crate::time::mono_now`]): that one is scaled by a calibration a few parts per
+    /// million off (up to about 30 measured here), which a sender paced for hours would drift by.
     pace_start: Option<u64>,
-    /// The clock the schedule is kept on: this process's, or the host's with `start_at`.
-    clock: fn() -> u64,
     last_send: u64,
 }
 
@@ -293,9 +292,7 @@ impl Sender {
         let rng = fastrand::Rng::with_seed(cfg.faults.seed);
         let report = SendReport { next_sequence: cfg.first_sequence, ..SendReport::default() };
         let held = Vec::with_capacity(cfg.max_payload);
-        let clock = if cfg.start_at.is_some() { host_monotonic_ns } else { mono_now };
         Ok(Sender {
-            clock,
             cfg,
             socket,
             dest,
@@ -305,7 +302,7 @@ impl Sender {
             held_range: None,
             report,
             pace_start: None,
-            last_send: mono_now(),
+            last_send: host_monotonic_ns(),
         })
     }
 
@@ -333,7 +330,7 @@ impl Sender {
             });
         }
         if self.cfg.rate > 0 && self.pace_start.is_none() {
-            self.pace_start = Some(self.cfg.start_at.unwrap_or_else(mono_now));
+            self.pace_start = Some(self.cfg.start_at.unwrap_or_else(host_monotonic_ns));
         }
         if !self.pk.add(msg) {
             self.emit()?;
@@ -355,7 +352,7 @@ impl Sender {
     pub fn tick(&mut self) -> Result<bool, SenderError> {
         self.emit()?;
         let interval = self.cfg.heartbeat_interval.as_nanos().min(u64::MAX as u128) as u64;
-        if mono_now().saturating_sub(self.last_send) >= interval {
+        if host_monotonic_ns().saturating_sub(self.last_send) >= interval {
             self.heartbeat()?;
             return Ok(true);
         }
@@ -406,8 +403,8 @@ impl Sender {
             // Due when its last message is: message i (from 0) at start + i / rate.
             let last = range.end - 1 - self.cfg.first_sequence;
             let due = start.saturating_add((u128::from(last) * 1_000_000_000 / u128::from(self.cfg.rate)) as u64);
-            wait_until_on(due, self.clock);
-            self.report.max_behind_ns = self.report.max_behind_ns.max((self.clock)().saturating_sub(due));
+            wait_until_on(due, host_monotonic_ns);
+            self.report.max_behind_ns = self.report.max_behind_ns.max(host_monotonic_ns().saturating_sub(due));
         }
         let f = self.cfg.faults;
         if self.roll(f.drop_ppm) {
@@ -450,7 +447,7 @@ impl Sender {
     /// Counts a data packet just sent from the packetizer, and sends its copy.
     fn sent_one(&mut self, range: &Range<u64>, dup: bool) -> Result<(), SenderError> {
         self.report.datagrams += 1;
-        self.last_send = mono_now();
+        self.last_send = host_monotonic_ns();
         if dup {
             send_to(&self.socket, self.dest, self.pk.packet())?;
             self.report.datagrams += 1;
@@ -463,7 +460,7 @@ impl Sender {
     /// Counts a held packet just sent, and sends its copy.
     fn held_sent(&mut self, range: &Range<u64>, dup: bool) -> Result<(), SenderError> {
         self.report.datagrams += 1;
-        self.last_send = mono_now();
+        self.last_send = host_monotonic_ns();
         if dup {
             send_to(&self.socket, self.dest, &self.held)?;
             self.report.datagrams += 1;
@@ -476,7 +473,7 @@ impl Sender {
     fn send(&mut self, bytes: &[u8]) -> Result<(), SenderError> {
         send_to(&self.socket, self.dest, bytes)?;
         self.report.datagrams += 1;
-        self.last_send = mono_now();
+        self.last_send = host_monotonic_ns();
         Ok(())
     }
 }
