@@ -794,6 +794,58 @@ type = "null"
     }
 }
 
+/// With every event timed, every window result fired before the end of the input carries a time: those fired
+/// by the watermark an event brings to its shard, and those fired by a watermark broadcast alone (here every
+/// bar of an instrument that trades once a second, on a shard that sees nothing else).
+#[test]
+fn every_window_result_before_the_end_is_timed_when_every_event_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Ids follow first appearance: A is 0 and B is 1, and two workers put them on different shards.
+    assert_ne!(ticklane::source::SourceOut::shard_of(0, 2), ticklane::source::SourceOut::shard_of(1, 2));
+    let mut csv = String::from("ts,symbol,price,qty\n");
+    for ms in 0..6_000 {
+        if ms % 1_000 == 0 {
+            csv.push_str(&format!("{ms},A,10.0,1\n"));
+        }
+        csv.push_str(&format!("{ms},B,20.0,1\n"));
+    }
+    std::fs::write(d.join("trades.csv"), csv).unwrap();
+    let toml = r#"
+[pipeline]
+workers = 2
+[metrics]
+interval = "50ms"
+histogram_log = "lat.hlog"
+live = false
+summary = false
+latency_sample = 1
+[[source]]
+name = "trades"
+type = "csv"
+path = "trades.csv"
+ts_unit = "ms"
+max_out_of_orderness = "0s"
+[[window]]
+name = "bars"
+type = "tumbling"
+size = "100ms"
+aggregates = ["count"]
+[[sink]]
+stream = "bars"
+type = "csv"
+path = "bars.csv"
+"#;
+    run_config(d, "job.toml", toml);
+    let bars = csv_records(&std::fs::read(d.join("bars.csv")).unwrap());
+    assert_eq!(bars.len(), 1 + 6 + 60, "a header, A's six bars and B's sixty");
+    let o = ticklane_ok(&["stats", "lat.hlog"], d);
+    let out = stdout(&o);
+    let row: Vec<&str> = out.lines().find(|l| l.starts_with("end_to_end")).unwrap().split_whitespace().collect();
+    // All but B's last bar, [5.9 s, 6 s): the watermark stops at 5.998 s, and the end of the input fires it.
+    assert_eq!(row[1], "65", "timed results: {out}");
+}
+
 /// `stats --url` against a running job's endpoint: the table of its histograms since the start, and with
 /// `--plot` a PNG that decodes and has curves drawn on it.
 #[test]

@@ -95,9 +95,8 @@ fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
 fn a_reload_applies_alerts_and_the_log_filter_and_names_what_needs_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // Every event timed. With every 4th, only 70 of 600 bars carried a time in a 6 s run of this job (the
-    // watermark moves once per millisecond of event time, about every 20th trade here, and a bar fired by a
-    // watermark broadcast is not timed): under load the alert saw none within 10 s.
+    // Every event timed, so that every bar is: with the default (one event in four) about a quarter are, and
+    // under load the alert once saw none within 10 s.
     let job = |above: &str, filter: &str, interval: &str| {
         common::paced_job(
             "listen = \"127.0.0.1:0\"\nlatency_sample = 1",

@@ -47,8 +47,9 @@ pub enum ShardMsg {
     /// An event of source partition `part`, with the watermark of its source before it (what it is judged
     /// against) and its ingest time (monotonic ns; 0 = not timed).
     Event { ev: Event, part: u16, wm: Nanos, t0: u64 },
-    /// Watermark progress (or idleness) of the source.
-    Watermark { wm: Nanos, idle: bool },
+    /// Watermark progress (or idleness) of the source, with the ingest time of the first event that moved it
+    /// since the source's previous broadcast (0 = not timed): the window results it fires are timed from there.
+    Watermark { wm: Nanos, idle: bool, t0: u64 },
     /// Commit marker `id`: everything before it has been handed over. The shard passes it on with the
     /// earliest event time its operators still hold; the emitter makes the sinks durable and acknowledges.
     Marker { id: u64 },

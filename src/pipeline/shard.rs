@@ -306,8 +306,8 @@ impl ShardWorker {
                                 self.out.recorder.record(Stage::Shard, done.saturating_sub(t_in));
                             }
                         }
-                        ShardMsg::Watermark { wm, idle } => {
-                            self.out.t0 = 0;
+                        ShardMsg::Watermark { wm, idle, t0 } => {
+                            self.out.t0 = t0;
                             self.watermark(i, wm, idle);
                         }
                         ShardMsg::Marker { id } => {

@@ -126,6 +126,48 @@ pub trait Source: Send {
 /// events (and whenever the source pauses), so quiet shards still fire their windows promptly.
 const BROADCAST_EVERY: u32 = 256;
 
+/// Which events a source times: one in n on average, at gaps drawn uniformly from 1..=2n−1, not every n-th.
+/// A fixed period lines up with a periodic input: a watermark that moves on every 20th trade, sampled on
+/// every 4th, is seen on all of its moves or on none of them. Seeded by the source's index, so which events
+/// a run times is the same every run.
+#[derive(Debug, Clone)]
+struct Sampler {
+    /// n; 0 times nothing (`[metrics] latency = false`), 1 every event.
+    every: u32,
+    /// Events until the next timed one (1: the next); 0 when nothing is timed.
+    left: u32,
+    rng: fastrand::Rng,
+}
+
+impl Sampler {
+    fn new(every: u32, seed: u64) -> Self {
+        let mut s = Self { every, left: 0, rng: fastrand::Rng::with_seed(0x5eed_0000 ^ seed) };
+        s.left = s.gap();
+        s
+    }
+
+    /// Whether the event at hand is timed (call once per event).
+    #[inline]
+    fn timed(&mut self) -> bool {
+        if self.left > 1 {
+            self.left -= 1;
+            false
+        } else if self.left == 1 {
+            self.left = self.gap();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn gap(&mut self) -> u32 {
+        match self.every {
+            0 | 1 => self.every,
+            n => self.rng.u32(1..2 * n.min(u32::MAX / 2)),
+        }
+    }
+}
+
 /// A source's hand-off into the pipeline.
 pub struct SourceOut {
     idx: usize,
@@ -136,9 +178,14 @@ pub struct SourceOut {
     wms: PartitionWatermarks,
     wm_dirty: bool,
     since_broadcast: u32,
-    /// Time every n-th event; 0: none (`[metrics] latency = false`).
-    sample_every: u32,
-    sample_ctr: u32,
+    /// Which events are timed.
+    sample: Sampler,
+    /// The ingest time of the first event that moved the watermark after the last broadcast, if that event
+    /// was timed (0 otherwise). The next broadcast carries it, and the window results it fires are timed from
+    /// there: no window it fires was closed by an earlier event (those fired with the broadcast before), so
+    /// this is the most their latency can be. Taking it only from a timed event keeps the sampling even: a
+    /// broadcast's results are timed one time in n, as results fired by an event's watermark are.
+    wm_t0: u64,
     events: u64,
     rejected: u64,
     metrics: Arc<Metrics>,
@@ -170,9 +217,8 @@ impl SourceOut {
             wms,
             wm_dirty: false,
             since_broadcast: 0,
-            sample_every,
-            // Never 0 when nothing is timed: the counter stops at u32::MAX instead.
-            sample_ctr: (sample_every == 0) as u32,
+            sample: Sampler::new(sample_every, idx as u64),
+            wm_t0: 0,
             events: 0,
             rejected: 0,
             metrics,
@@ -203,19 +249,13 @@ impl SourceOut {
     /// to measure from now.
     #[inline]
     pub fn emit(&mut self, partition: usize, ev: Event, intended: u64) -> Result<(), SourceError> {
-        let t0 = if self.sample_ctr == 0 {
-            if intended != 0 {
-                intended
-            } else {
-                crate::time::mono_now()
-            }
-        } else {
+        let t0 = if !self.sample.timed() {
             0
+        } else if intended != 0 {
+            intended
+        } else {
+            crate::time::mono_now()
         };
-        self.sample_ctr = self.sample_ctr.saturating_add(1);
-        if self.sample_ctr == self.sample_every {
-            self.sample_ctr = 0;
-        }
         let wm = self.wms.current();
         let shard = Self::shard_of(ev.key(self.key_by), self.shards.len());
         self.shards[shard]
@@ -223,6 +263,9 @@ impl SourceOut {
             .map_err(|_| self.disconnected())?;
         self.events += 1;
         if self.wms.on_event(partition, ev.ts()) {
+            if !self.wm_dirty {
+                self.wm_t0 = t0;
+            }
             self.wm_dirty = true;
         }
         self.since_broadcast += 1;
@@ -317,9 +360,9 @@ impl SourceOut {
     }
 
     fn broadcast(&mut self) -> Result<(), SourceError> {
-        let (wm, idle) = (self.wms.current(), self.wms.is_idle());
+        let (wm, idle, t0) = (self.wms.current(), self.wms.is_idle(), std::mem::take(&mut self.wm_t0));
         for s in &mut self.shards {
-            s.send(ShardMsg::Watermark { wm, idle }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
+            s.send(ShardMsg::Watermark { wm, idle, t0 }).map_err(|_| SourceError::Disconnected(self.name.clone()))?;
         }
         self.wm_dirty = false;
         self.since_broadcast = 0;
@@ -358,7 +401,7 @@ impl SourceOut {
     /// Sends a watermark of +∞: every shard fires every window (what the end of a bounded input does).
     pub fn final_watermark(&mut self) -> Result<(), SourceError> {
         for s in &mut self.shards {
-            s.send(ShardMsg::Watermark { wm: WATERMARK_MAX, idle: false })
+            s.send(ShardMsg::Watermark { wm: WATERMARK_MAX, idle: false, t0: 0 })
                 .map_err(|_| SourceError::Disconnected(self.name.clone()))?;
         }
         Ok(())
@@ -433,5 +476,42 @@ impl Pacer {
         self.held = None;
         out.emit(0, Event::Trade(t), due)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sampler;
+
+    fn draws(every: u32, seed: u64, events: usize) -> Vec<bool> {
+        let mut s = Sampler::new(every, seed);
+        (0..events).map(|_| s.timed()).collect()
+    }
+
+    #[test]
+    fn a_sampler_times_all_none_or_one_in_n() {
+        assert!(draws(1, 0, 1000).iter().all(|&t| t));
+        assert!(draws(0, 0, 1000).iter().all(|&t| !t));
+        for n in [2u32, 4, 16, 1024] {
+            let events = 4_000 * n as usize;
+            let count = draws(n, 3, events).iter().filter(|&&t| t).count();
+            // Gaps of mean n and standard deviation below n / √3: the count over 4,000 × n events has a standard
+            // deviation below √4,000 / √3 ≈ 37, so ±250 is over six of them (and the seed is fixed).
+            assert!((3_750..=4_250).contains(&count), "n = {n}: {count} of {events} timed");
+        }
+    }
+
+    #[test]
+    fn a_sampler_does_not_line_up_with_a_periodic_input() {
+        // Every 20th event is special (a watermark move); sampling every 4th would see all or none of them.
+        // Timed one time in 4: about 5,000 of 20,000, with a standard deviation near 61.
+        for seed in 0..4 {
+            let t = draws(4, seed, 400_000);
+            let special = t.iter().step_by(20).filter(|&&x| x).count();
+            assert!((4_500..=5_500).contains(&special), "seed {seed}: {special} of 20,000 periodic events timed");
+            let gaps: Vec<usize> = t.iter().enumerate().filter(|(_, &x)| x).map(|(i, _)| i).collect();
+            let lengths: std::collections::BTreeSet<usize> = gaps.windows(2).map(|w| w[1] - w[0]).collect();
+            assert_eq!(lengths, (1..=7).collect(), "gaps of 1..=7 events, mean 4");
+        }
     }
 }
