@@ -735,17 +735,21 @@ header = false
 // stats
 // ------------------------------------------------------------------------------------------------------
 
-#[test]
-fn stats_prints_the_percentile_table_of_a_runs_histogram_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let toml = r#"
-[metrics]
+/// Every event timed, and the histograms written to `lat.hlog` every 50 ms.
+const EVERY_EVENT_TIMED: &str = r#"[metrics]
 interval = "50ms"
 histogram_log = "lat.hlog"
 live = false
 summary = false
-latency_sample = 1
+latency_sample = 1"#;
+
+#[test]
+fn stats_prints_the_percentile_table_of_a_runs_histogram_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toml = format!(
+        r#"
+{EVERY_EVENT_TIMED}
 [[source]]
 name = "trades"
 type = "synthetic"
@@ -764,8 +768,9 @@ type = "null"
 [[sink]]
 stream = "ticks"
 type = "null"
-"#;
-    run_config(d, "job.toml", toml);
+"#
+    );
+    run_config(d, "job.toml", &toml);
     let o = ticklane_ok(&["stats", "lat.hlog"], d);
     let out = stdout(&o);
     let mut lines = out.lines();
@@ -811,15 +816,11 @@ fn every_window_result_before_the_end_is_timed_when_every_event_is() {
         csv.push_str(&format!("{ms},B,20.0,1\n"));
     }
     std::fs::write(d.join("trades.csv"), csv).unwrap();
-    let toml = r#"
+    let toml = format!(
+        r#"
 [pipeline]
 workers = 2
-[metrics]
-interval = "50ms"
-histogram_log = "lat.hlog"
-live = false
-summary = false
-latency_sample = 1
+{EVERY_EVENT_TIMED}
 [[source]]
 name = "trades"
 type = "csv"
@@ -835,8 +836,9 @@ aggregates = ["count"]
 stream = "bars"
 type = "csv"
 path = "bars.csv"
-"#;
-    run_config(d, "job.toml", toml);
+"#
+    );
+    run_config(d, "job.toml", &toml);
     let bars = csv_records(&std::fs::read(d.join("bars.csv")).unwrap());
     assert_eq!(bars.len(), 1 + 6 + 60, "a header, A's six bars and B's sixty");
     let o = ticklane_ok(&["stats", "lat.hlog"], d);
