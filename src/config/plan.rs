@@ -1318,9 +1318,13 @@ fn transactional_producers(cfg: &Config, sinks: &mut [SinkPlan], errs: &mut Erro
         let given = prop(&kp.props, "transaction.timeout.ms").and_then(|v| v.parse::<i64>().ok());
         // Room for a checkpoint that takes its whole timeout, and a margin; no more than Kafka's default
         // transaction.max.timeout.ms (a broker refuses a producer above its limit) while that leaves 10 s.
-        let limit_ms = given.unwrap_or_else(|| match (span_ms * 2).max(60_000) {
-            t if t > MAX_TXN_TIMEOUT_MS && span_ms + 10_000 <= MAX_TXN_TIMEOUT_MS => MAX_TXN_TIMEOUT_MS,
-            t => t,
+        let limit_ms = given.unwrap_or_else(|| {
+            let twice = (span_ms * 2).max(60_000);
+            if twice > MAX_TXN_TIMEOUT_MS && span_ms + 10_000 <= MAX_TXN_TIMEOUT_MS {
+                MAX_TXN_TIMEOUT_MS
+            } else {
+                twice
+            }
         });
         if given.is_none() {
             kp.props.push(("transaction.timeout.ms".into(), limit_ms.to_string()));

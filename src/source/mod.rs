@@ -181,7 +181,8 @@ pub struct SourceOut {
     /// Which events are timed.
     sample: Sampler,
     /// The ingest time of the first event that moved the watermark after the last broadcast, if that event
-    /// was timed (0 otherwise). The next broadcast carries it, and the window results it fires are timed from
+    /// was timed (0 otherwise, and 0 when a broadcast was already due for another reason: a partition went
+    /// idle, joined or left). The next broadcast carries it, and the window results it fires are timed from
     /// there: no window it fires was closed by an earlier event (those fired with the broadcast before), so
     /// this is the most their latency can be. Taking it only from a timed event keeps the sampling even: a
     /// broadcast's results are timed one time in n, as results fired by an event's watermark are.
